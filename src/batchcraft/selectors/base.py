@@ -1,0 +1,187 @@
+"""The selector contract: `Selection`, the `Selector` protocol and `BaseSelector`.
+
+A selector is a frozen dataclass of its parameters (validated on construction)
+with one method, ``select(pool, batch_size, rng) -> Selection``.
+
+How a batcher drives a selector:
+
+1. ``selector.required_columns`` must be present in every pool (missing ones
+   raise `MissingColumnsError`, a ValueError naming them);
+   ``selector.optional_columns`` are used when present (mostly trainer
+   feedback, see `batchcraft.selectors.pool.FEEDBACK_COLUMNS`).
+2. Per batch, draw ``selector.pool_size(batch_size)`` candidate rows
+   (``ceil(batch_size * pool_factor)``: 1× for uniform, r× for coreset,
+   ``1 / (1 - filter_ratio)``× for concept and jest), build a `Pool` and call
+   ``select``. The returned indices are positions in that pool.
+3. Epoch-level selectors (``epoch_level = True``; hard_negative) need all
+   rows at once: at the start of each epoch call
+   ``selector.plan_epoch(pool_of_all_rows, batch_size, rng, epoch=epoch)``,
+   which returns a list of int64 index arrays covering every row exactly once;
+   then, for each planned batch, call ``select(pool.take(batch), batch_size, rng)``
+   to get the batch's metrics and masks (it keeps all rows, in order).
+
+``Selection.info`` holds per-batch metrics. Values are JSON-serialisable
+(``int``, ``float``, ``str``, ``bool``, lists of those) except numpy arrays,
+which are per-batch masks/arrays aligned with ``indices`` (e.g.
+``false_negative_mask``, shape (b, b) bool); `Selection.metrics` returns only
+the JSON-serialisable part.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from batchcraft.errors import BatchcraftError, ConfigError
+from batchcraft.selectors.pool import Pool
+
+
+class MissingColumnsError(BatchcraftError, ValueError):
+    """A pool lacks columns a selector needs; ``missing`` lists them."""
+
+    def __init__(self, selector: str, missing: list[str], present: list[str]) -> None:
+        self.missing = missing
+        super().__init__(
+            f"selector {selector!r} needs pool columns {missing}, which are missing; "
+            f"the pool has {present}"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Selection:
+    """The rows a selector picked from a pool.
+
+    Attributes:
+        indices: int64 positions in the pool, distinct, in batch order.
+        weights: float32 per-row loss weights, or None for unweighted batches.
+        info: per-batch metrics; numpy arrays are masks aligned with ``indices``.
+    """
+
+    indices: np.ndarray
+    weights: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        indices = np.asarray(self.indices, dtype=np.int64).reshape(-1)
+        object.__setattr__(self, "indices", indices)
+        if self.weights is not None:
+            weights = np.asarray(self.weights, dtype=np.float32).reshape(-1)
+            if weights.shape != indices.shape:
+                raise ConfigError(f"{weights.shape=} must match {indices.shape=}")
+            object.__setattr__(self, "weights", weights)
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+    def metrics(self) -> dict[str, Any]:
+        """The JSON-serialisable entries of ``info`` (numpy arrays left out)."""
+        return {key: value for key, value in self.info.items() if not isinstance(value, np.ndarray)}
+
+
+@runtime_checkable
+class Selector(Protocol):
+    """What the batcher calls. See the module docstring for the calling sequence."""
+
+    name: ClassVar[str]
+    epoch_level: ClassVar[bool]
+
+    @property
+    def required_columns(self) -> frozenset[str]: ...
+
+    @property
+    def optional_columns(self) -> frozenset[str]: ...
+
+    @property
+    def pool_factor(self) -> float: ...
+
+    def pool_size(self, batch_size: int) -> int: ...
+
+    def select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection: ...
+
+
+class BaseSelector:
+    """Shared plumbing: column checks, pool sizing, argument validation.
+
+    Subclasses are frozen dataclasses that set ``name``, override
+    ``required_columns``/``optional_columns``/``pool_factor`` as needed and
+    implement ``_select`` (called with a validated pool and batch size).
+    """
+
+    name: ClassVar[str] = "base"
+    epoch_level: ClassVar[bool] = False
+
+    @property
+    def required_columns(self) -> frozenset[str]:
+        """Columns every pool must have."""
+        return frozenset()
+
+    @property
+    def optional_columns(self) -> frozenset[str]:
+        """Columns (mostly trainer feedback) used when present."""
+        return frozenset()
+
+    @property
+    def pool_factor(self) -> float:
+        """How many candidate rows per batch row the batcher should draw."""
+        return 1.0
+
+    def pool_size(self, batch_size: int) -> int:
+        """Number of candidates to draw for a batch of ``batch_size`` rows."""
+        check_batch_size(batch_size)
+        return math.ceil(batch_size * self.pool_factor - 1e-9)
+
+    def check_pool(self, pool: Pool) -> None:
+        """Raise `MissingColumnsError` if ``pool`` lacks a required column."""
+        missing = sorted(column for column in self.required_columns if not pool.has(column))
+        if missing:
+            raise MissingColumnsError(self.name, missing, sorted(pool.present_columns()))
+
+    def select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection:
+        """Pick up to ``batch_size`` distinct rows of ``pool``.
+
+        Args:
+            pool: the candidate rows.
+            batch_size: rows wanted; fewer are returned only if the pool is smaller.
+            rng: the only source of randomness; same seed, same selection.
+        """
+        check_batch_size(batch_size)
+        if not isinstance(rng, np.random.Generator):
+            raise ConfigError(
+                f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng)}"
+            )
+        self.check_pool(pool)
+        if len(pool) == 0:
+            return Selection(np.empty(0, dtype=np.int64), None, {"selector": self.name})
+        return self._select(pool, min(batch_size, len(pool)), rng)
+
+    def _select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection:
+        raise NotImplementedError
+
+
+def check_batch_size(batch_size: int) -> None:
+    """Raise ConfigError unless ``batch_size`` is a positive int."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise ConfigError(f"batch_size must be an int, got {batch_size!r}")
+    if batch_size <= 0:
+        raise ConfigError(f"{batch_size=} must be > 0")
+
+
+def check_range(
+    name: str,
+    value: float,
+    low: float,
+    high: float,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> None:
+    """Raise ConfigError naming ``name``, ``value`` and the valid range if out of it."""
+    above = value >= low if low_inclusive else value > low
+    below = value <= high if high_inclusive else value < high
+    if math.isnan(value) or not (above and below):
+        left = "[" if low_inclusive else "("
+        right = "]" if high_inclusive else ")"
+        raise ConfigError(f"{name}={value!r} must be in {left}{low}, {high}{right}")

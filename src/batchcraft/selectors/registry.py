@@ -1,0 +1,37 @@
+"""The registry of selectors by name, and `get_selector`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from batchcraft.errors import ConfigError
+from batchcraft.selectors.base import BaseSelector
+from batchcraft.selectors.uniform import UniformSelector
+
+SELECTORS: dict[str, type[BaseSelector]] = {
+    UniformSelector.name: UniformSelector,
+}
+"""Selector classes by name; `get_selector` builds one from keyword parameters."""
+
+
+def get_selector(name: str, **params: Any) -> BaseSelector:
+    """Build the selector registered as ``name`` with ``params``.
+
+    Raises:
+        ConfigError: (a ValueError) if ``name`` is unknown, listing the valid
+            names, or a parameter is unknown or out of range.
+
+    Example:
+        >>> get_selector("uniform").name
+        'uniform'
+    """
+    try:
+        selector_class = SELECTORS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown selector {name!r}; valid: {sorted(SELECTORS)}") from None
+    valid = sorted(field.name for field in dataclasses.fields(selector_class))  # type: ignore[arg-type]
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown parameters {unknown} for selector {name!r}; valid: {valid}")
+    return selector_class(**params)

@@ -1,0 +1,36 @@
+"""`uniform`: the baseline — a random batch of the pool, no columns needed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from batchcraft.selectors.base import BaseSelector, Selection
+from batchcraft.selectors.pool import Pool
+
+
+@dataclass(frozen=True)
+class UniformSelector(BaseSelector):
+    """Uniformly random rows of the pool, without replacement.
+
+    No paper: this is the baseline every other selector is measured against.
+    With ``pool_size(batch_size) == batch_size`` and a batcher that draws
+    pools without replacement, every row is served exactly once per epoch.
+
+    Columns: none.
+
+    Example:
+        >>> selector = UniformSelector()
+        >>> pool = Pool(ids=np.array(["a", "b", "c"]))
+        >>> selection = selector.select(pool, 2, np.random.default_rng(0))
+        >>> len(selection)
+        2
+    """
+
+    name: ClassVar[str] = "uniform"
+
+    def _select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection:
+        indices = rng.permutation(len(pool))[:batch_size]
+        return Selection(indices, None, {"selector": self.name, "pool_size": len(pool)})
