@@ -1,0 +1,163 @@
+"""`CuratedDataset`: the kept rows of a curated dataset directory, loaded for serving.
+
+The directory follows the contract in DESIGN.md: ``manifest.json``,
+``data/part-*.parquet`` (listed in the manifest's ``shards``, else globbed in
+sorted order) and ``centroids.npy``. Every shard is opened and checked when the
+dataset is opened, so a missing or corrupt file is reported at server start,
+naming the file. Kept rows (``keep = true``) of all shards are concatenated,
+in shard order, into one in-memory Arrow table; a row's *position* is its
+index in that table.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from batchcraft.errors import DatasetError
+
+SUPPORTED_SCHEMA_VERSIONS = (1,)
+REQUIRED_COLUMNS = ("id",)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One Parquet file of the dataset and its row counts."""
+
+    path: Path
+    num_rows: int
+    num_kept: int
+
+
+class CuratedDataset:
+    """The kept rows of one curated dataset, with id lookup and column projection.
+
+    Build with `CuratedDataset.open`. ``table`` is a single-chunk Arrow table,
+    so taking rows by position is one vectorised gather.
+    """
+
+    def __init__(self, name: str, root: Path, manifest: dict[str, Any], table: pa.Table) -> None:
+        self.name = name
+        self.root = root
+        self.manifest = manifest
+        self.table = table
+        ids = table.column("id").to_numpy(zero_copy_only=False).astype(object)
+        self.ids: np.ndarray = ids
+        self._position = {identifier: index for index, identifier in enumerate(ids.tolist())}
+        if len(self._position) != len(ids):
+            raise DatasetError(f"dataset {name!r} at {root}: kept rows have duplicate ids")
+
+    @classmethod
+    def open(
+        cls, root: str | Path, name: str | None = None, *, kept_only: bool = True
+    ) -> CuratedDataset:
+        """Read and validate the dataset at ``root``.
+
+        Args:
+            root: the curated dataset directory.
+            name: registered name; defaults to the directory name.
+            kept_only: drop rows with ``keep = false`` (removed duplicates).
+
+        Raises:
+            DatasetError: naming the file that is missing, unreadable or
+                inconsistent with the manifest.
+        """
+        root = Path(root)
+        manifest = read_manifest(root)
+        tables = [_read_shard(shard, kept_only) for shard in list_shards(root, manifest)]
+        if not tables:
+            raise DatasetError(f"dataset {root} has no shards under {root / 'data'}")
+        try:
+            table = pa.concat_tables(tables, promote_options="permissive").combine_chunks()
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise DatasetError(f"dataset {root}: shards have incompatible schemas: {exc}") from exc
+        return cls(name or root.resolve().name, root, manifest, table)
+
+    @property
+    def num_rows(self) -> int:
+        """Number of served (kept) rows."""
+        return self.table.num_rows
+
+    @property
+    def column_names(self) -> list[str]:
+        """Columns a client may request."""
+        return list(self.table.column_names)
+
+    def positions_of(self, ids: list[str] | np.ndarray) -> np.ndarray:
+        """Positions of ``ids`` (int64); -1 for ids that are not served."""
+        lookup = self._position.get
+        return np.fromiter((lookup(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+
+    def rows(self, positions: np.ndarray, columns: list[str]) -> pa.RecordBatch:
+        """The rows at ``positions`` (in that order), projected on ``columns``."""
+        table = self.table.select(columns).take(pa.array(positions, type=pa.int64()))
+        batches = table.combine_chunks().to_batches()
+        if not batches:
+            return pa.RecordBatch.from_pylist([], schema=table.schema)
+        return batches[0]
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """Load and check ``root/manifest.json``."""
+    path = root / "manifest.json"
+    if not root.is_dir():
+        raise DatasetError(f"dataset directory {root} does not exist")
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"dataset {root} has no manifest: {path} is missing") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"cannot read manifest {path}: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise DatasetError(f"manifest {path} must hold a JSON object")
+    version = manifest.get("schema_version")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise DatasetError(
+            f"manifest {path}: schema_version={version!r} is not supported "
+            f"(supported: {list(SUPPORTED_SCHEMA_VERSIONS)})"
+        )
+    return manifest
+
+
+def list_shards(root: Path, manifest: dict[str, Any]) -> list[Shard]:
+    """The shards named by the manifest, or ``data/part-*.parquet`` in sorted order."""
+    listed = manifest.get("shards")
+    if listed is None:
+        paths = sorted((root / "data").glob("part-*.parquet"))
+        return [Shard(path, -1, -1) for path in paths]
+    shards = []
+    for entry in listed:
+        if not isinstance(entry, dict) or "path" not in entry:
+            raise DatasetError(f"manifest {root / 'manifest.json'}: bad shard entry {entry!r}")
+        shards.append(
+            Shard(
+                root / entry["path"], int(entry.get("num_rows", -1)), int(entry.get("num_kept", -1))
+            )
+        )
+    return shards
+
+
+def _read_shard(shard: Shard, kept_only: bool) -> pa.Table:
+    if not shard.path.is_file():
+        raise DatasetError(f"shard {shard.path} is listed in the manifest but missing")
+    try:
+        table = pq.read_table(shard.path)
+    except (OSError, pa.ArrowException) as exc:
+        raise DatasetError(f"shard {shard.path} is corrupt or unreadable: {exc}") from exc
+    missing = [column for column in REQUIRED_COLUMNS if column not in table.column_names]
+    if missing:
+        raise DatasetError(f"shard {shard.path} lacks required columns {missing}")
+    if shard.num_rows >= 0 and table.num_rows != shard.num_rows:
+        raise DatasetError(
+            f"shard {shard.path} has {table.num_rows} rows, the manifest says {shard.num_rows}"
+        )
+    if kept_only and "keep" in table.column_names:
+        table = table.filter(pc.fill_null(table.column("keep"), False))
+    return table

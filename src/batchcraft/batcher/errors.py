@@ -1,0 +1,27 @@
+"""Errors of the batcher, all rooted in `batchcraft.errors`.
+
+The service maps them to gRPC status codes (see `batchcraft.service.status`).
+"""
+
+from __future__ import annotations
+
+from batchcraft.errors import BatchcraftError, ConfigError, DatasetError
+
+
+class UnknownDatasetError(DatasetError, KeyError):
+    """A dataset name is not registered; the message lists the registered names."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class JobConflictError(BatchcraftError):
+    """A job id is already in use with different parameters."""
+
+
+class FeedbackError(ConfigError):
+    """Trainer feedback names unknown ids or columns, or has the wrong shape."""
+
+
+class SessionTimeoutError(BatchcraftError):
+    """A synchronous scoring round waited too long for the other ranks."""

@@ -1,0 +1,151 @@
+"""`FeedbackTable`: the latest per-example signals reported by the trainer.
+
+Losses and embeddings are stored by dataset position; a row never reported
+holds NaN. Selectors see them through `FeedbackTable.pool_fields`:
+
+* ``learner_losses``: rows without a report get the mean of the reported
+  losses (a neutral prior), and the column is left out if nothing was
+  reported yet;
+* matrices (``learner_embeddings`` ...): present only when every row of the
+  pool has been reported (a selector cannot compare embeddings with holes).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from batchcraft.batcher.errors import FeedbackError
+
+ROW_FEEDBACK = (
+    "learner_losses",
+    "learner_embeddings",
+    "learner_pair_embeddings",
+    "gradient_sketches",
+)
+SCALAR_FEEDBACK = ("learner_logit_scale", "learner_logit_bias")
+VECTOR_FEEDBACK = ("gradient_first_moment", "gradient_second_moment")
+
+
+class FeedbackTable:
+    """Per-row feedback arrays of one job, safe to update from several threads."""
+
+    def __init__(self, num_rows: int) -> None:
+        self.num_rows = num_rows
+        self.rows: dict[str, np.ndarray] = {}
+        self.scalars: dict[str, float] = {}
+        self.vectors: dict[str, np.ndarray] = {}
+        self.num_updates = 0
+        self._lock = threading.Lock()
+
+    def update(
+        self,
+        positions: np.ndarray,
+        rows: dict[str, np.ndarray],
+        scalars: dict[str, float] | None = None,
+        vectors: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """Record feedback for the rows at ``positions``.
+
+        Raises:
+            FeedbackError: unknown column names, or arrays whose length does
+                not match ``positions``.
+        """
+        positions = np.asarray(positions, dtype=np.int64)
+        checked = {name: _check_rows(name, value, len(positions)) for name, value in rows.items()}
+        _check_names(scalars or {}, SCALAR_FEEDBACK)
+        _check_names(vectors or {}, VECTOR_FEEDBACK)
+        with self._lock:
+            for name, value in checked.items():
+                table = self._table(name, value.shape[1:])
+                table[positions] = value
+            self.scalars.update({k: float(v) for k, v in (scalars or {}).items()})
+            self.vectors.update({k: np.asarray(v, np.float32) for k, v in (vectors or {}).items()})
+            self.num_updates += 1
+
+    def pool_fields(self, positions: np.ndarray, wanted: frozenset[str]) -> dict[str, Any]:
+        """Feedback Pool fields for the rows at ``positions`` (see module docstring)."""
+        fields: dict[str, Any] = {}
+        with self._lock:
+            for name in wanted:
+                if name in self.rows:
+                    value = self._rows_for(name, positions)
+                    if value is not None:
+                        fields[name] = value
+                elif name in self.scalars:
+                    fields[name] = self.scalars[name]
+                elif name in self.vectors:
+                    fields[name] = self.vectors[name].copy()
+        return fields
+
+    def reported(self, name: str, positions: np.ndarray) -> np.ndarray:
+        """Boolean mask: which rows have a reported value for ``name``."""
+        with self._lock:
+            if name not in self.rows:
+                return np.zeros(len(positions), dtype=bool)
+            values = self.rows[name][positions]
+            return ~np.isnan(values.reshape(len(positions), -1)).any(axis=1)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything as named arrays (for ``np.savez``)."""
+        with self._lock:
+            arrays = {f"rows/{k}": v.copy() for k, v in self.rows.items()}
+            arrays.update({f"vectors/{k}": v.copy() for k, v in self.vectors.items()})
+            arrays.update(
+                {f"scalars/{k}": np.asarray(v, np.float64) for k, v in self.scalars.items()}
+            )
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, num_rows: int, arrays: dict[str, np.ndarray]) -> FeedbackTable:
+        """Inverse of `to_arrays`."""
+        table = cls(num_rows)
+        for key, value in arrays.items():
+            kind, _, name = key.partition("/")
+            if kind == "rows" and value.shape[0] == num_rows:
+                table.rows[name] = np.asarray(value, dtype=np.float32)
+            elif kind == "vectors":
+                table.vectors[name] = np.asarray(value, dtype=np.float32)
+            elif kind == "scalars":
+                table.scalars[name] = float(value)
+        return table
+
+    def _table(self, name: str, trailing: tuple[int, ...]) -> np.ndarray:
+        table = self.rows.get(name)
+        if table is None or table.shape[1:] != trailing:
+            table = np.full((self.num_rows, *trailing), np.nan, dtype=np.float32)
+            self.rows[name] = table
+        return table
+
+    def _rows_for(self, name: str, positions: np.ndarray) -> np.ndarray | None:
+        values = self.rows[name][positions]
+        missing = np.isnan(values.reshape(len(positions), -1)).any(axis=1)
+        if not missing.any():
+            return values
+        if values.ndim > 1:
+            return None
+        known = self.rows[name][~np.isnan(self.rows[name])]
+        if known.size == 0:
+            return None
+        return np.where(missing, np.float32(known.mean()), values).astype(np.float32)
+
+
+def _check_rows(name: str, value: np.ndarray, count: int) -> np.ndarray:
+    if name not in ROW_FEEDBACK:
+        raise FeedbackError(f"unknown feedback column {name!r}; valid: {list(ROW_FEEDBACK)}")
+    array = np.asarray(value, dtype=np.float32)
+    expected_ndim = 1 if name == "learner_losses" else 2
+    if array.ndim != expected_ndim or array.shape[0] != count:
+        raise FeedbackError(
+            f"feedback {name} has shape {array.shape}; expected {count} rows"
+            f" and {expected_ndim} dimension(s)"
+        )
+    return array
+
+
+def _check_names(values: dict[str, Any], valid: tuple[str, ...]) -> None:
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise FeedbackError(f"unknown feedback values {unknown}; valid: {list(valid)}")

@@ -1,0 +1,240 @@
+"""`Job`: the selections of one training job, shared by its ranks.
+
+A job owns the serving order (`batchcraft.batcher.order`), the selector, the
+trainer's feedback table and one cursor per rank. Selections of selectors
+that ignore feedback are pure functions of (seed, epoch, step) and are
+recomputed on demand. Selections that depend on feedback (or on an epoch
+plan built from it) are computed once, cached until every rank has moved
+past them and saved with the job state, so all ranks — also after a server
+restart — receive disjoint parts of the same selection.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from batchcraft.batcher.config import JobConfig, Position
+from batchcraft.batcher.dataset import CuratedDataset
+from batchcraft.batcher.feedback import FeedbackTable
+from batchcraft.batcher.order import EpochLayout, epoch_permutation, rank_slice, selection_rng
+from batchcraft.batcher.pools import DATASET_FIELDS, PoolBuilder, selector_fields, uses_feedback
+from batchcraft.batcher.rounds import ScoringRound
+from batchcraft.errors import ConfigError, DatasetError
+from batchcraft.selectors import (
+    FEEDBACK_COLUMNS,
+    BaseSelector,
+    MissingColumnsError,
+    Selection,
+    get_selector,
+)
+
+
+@dataclass(frozen=True, eq=False)
+class GlobalSelection:
+    """The rows of one global step: dataset positions in batch order, weights, info."""
+
+    position: Position
+    positions: np.ndarray
+    weights: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class RankBatch:
+    """One rank's part of a global selection."""
+
+    position: Position
+    rank: int
+    positions: np.ndarray
+    weights: np.ndarray | None
+    metrics: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+
+class Job:
+    """Selections, feedback and per-rank cursors of one job (thread-safe)."""
+
+    def __init__(self, job_id: str, config: JobConfig, dataset: CuratedDataset) -> None:
+        if dataset.num_rows == 0:
+            raise DatasetError(f"dataset {dataset.name!r} has no kept rows to serve")
+        self.job_id = job_id
+        self.config = config
+        self.dataset = dataset
+        self.selector: BaseSelector = get_selector(config.selector, **config.selector_params)
+        self.fields = selector_fields(self.selector)
+        _check_dataset_columns(self.selector, dataset)
+        self.pure = not uses_feedback(self.selector) and not self.selector.epoch_level
+        self.feedback = FeedbackTable(dataset.num_rows)
+        self.cursors: dict[int, Position] = {}
+        self.selections: dict[Position, GlobalSelection] = {}
+        self.plans: dict[int, list[np.ndarray]] = {}
+        self.rounds: dict[Position, ScoringRound] = {}
+        self._pools = PoolBuilder(dataset)
+        self._lock = threading.RLock()
+        self._next_round = 0
+        pool_size = self.selector.pool_size(config.global_batch_size)
+        self.layout = EpochLayout(
+            dataset.num_rows, pool_size, config.global_batch_size, config.last_batch
+        )
+
+    @property
+    def needs_scores(self) -> bool:
+        """Whether each selection waits for a synchronous scoring round."""
+        return self.config.scoring == "sync" and uses_feedback(self.selector)
+
+    def steps_in(self, epoch: int) -> int:
+        """Global steps of ``epoch`` (the same for every rank)."""
+        if not self.selector.epoch_level:
+            return self.layout.steps
+        return len(self._plan(epoch))
+
+    def next_position(self, position: Position) -> Position:
+        """The step after ``position`` (wrapping into the next epoch)."""
+        if position.step + 1 < self.steps_in(position.epoch):
+            return Position(position.epoch, position.step + 1)
+        return Position(position.epoch + 1, 0)
+
+    def normalize(self, position: Position) -> Position:
+        """``position`` itself, or the next epoch's start if it is past its epoch's end."""
+        if position.step >= self.steps_in(position.epoch):
+            return Position(position.epoch + 1, 0)
+        return position
+
+    def pool_positions(self, position: Position) -> np.ndarray:
+        """Dataset positions of the candidates of ``position``."""
+        if self.selector.epoch_level:
+            return self._plan(position.epoch)[position.step]
+        start, stop = self.layout.pool_bounds(position.step)
+        return epoch_permutation(self.dataset.num_rows, self.config.seed, position.epoch)[
+            start:stop
+        ]
+
+    def selection(self, position: Position) -> GlobalSelection:
+        """The global selection at ``position`` (cached when it depends on feedback)."""
+        if self.pure:
+            return self._select(position)
+        with self._lock:
+            cached = self.selections.get(position)
+            if cached is None:
+                cached = self._select(position)
+                self.selections[position] = cached
+                self.rounds.pop(position, None)
+            return cached
+
+    def rank_batch(self, position: Position, rank: int) -> RankBatch:
+        """Rank ``rank``'s contiguous part of the selection at ``position``."""
+        selection = self.selection(position)
+        part = rank_slice(len(selection.positions), rank, self.config.world_size)
+        size = len(selection.positions)
+        metrics: dict[str, Any] = {}
+        arrays: dict[str, np.ndarray] = {}
+        for key, value in selection.info.items():
+            if isinstance(value, np.ndarray):
+                arrays[key] = _slice_aligned(value, part, size)
+            else:
+                metrics[key] = value
+        weights = None if selection.weights is None else selection.weights[part]
+        return RankBatch(position, rank, selection.positions[part], weights, metrics, arrays)
+
+    def scoring_round(self, position: Position) -> ScoringRound | None:
+        """The round to join before ``position`` can be selected; None if already selected."""
+        with self._lock:
+            if position in self.selections:
+                return None
+            found = self.rounds.get(position)
+            if found is None:
+                found = ScoringRound(
+                    self._next_round,
+                    position,
+                    self.pool_positions(position),
+                    self.config.world_size,
+                )
+                self._next_round += 1
+                self.rounds[position] = found
+            return found
+
+    def advance(self, rank: int, next_position: Position) -> None:
+        """Record that ``rank`` consumed everything before ``next_position``."""
+        with self._lock:
+            current = self.cursors.get(rank)
+            if current is None or _key(next_position) > _key(current):
+                self.cursors[rank] = next_position
+            low = min(_key(self.cursors.get(r, Position())) for r in range(self.config.world_size))
+            for done in [p for p in self.selections if _key(p) < low]:
+                del self.selections[done]
+            for epoch in [e for e in self.plans if e < low[0]]:
+                del self.plans[epoch]
+
+    def _select(self, position: Position) -> GlobalSelection:
+        candidates = self.pool_positions(position)
+        count = self._select_count(position, len(candidates))
+        rng = selection_rng(self.config.seed, position.epoch, position.step)
+        pool = self._pools.build(candidates, self.fields, self.feedback)
+        try:
+            chosen: Selection = self.selector.select(pool, count, rng)
+        except MissingColumnsError as exc:
+            if not set(exc.missing) <= FEEDBACK_COLUMNS:
+                raise ConfigError(str(exc)) from exc
+            # No feedback yet (async warm-up): a uniform draw of the same size.
+            indices = rng.permutation(len(candidates))[:count]
+            chosen = Selection(
+                indices, None, {"selector": "uniform", "fallback_from": self.selector.name}
+            )
+        return GlobalSelection(
+            position, candidates[chosen.indices], chosen.weights, dict(chosen.info)
+        )
+
+    def _select_count(self, position: Position, pool_length: int) -> int:
+        if self.selector.epoch_level:
+            return pool_length
+        return self.layout.select_count(position.step)
+
+    def _plan(self, epoch: int) -> list[np.ndarray]:
+        with self._lock:
+            plan = self.plans.get(epoch)
+            if plan is None:
+                plan = self._build_plan(epoch)
+                self.plans[epoch] = plan
+            return plan
+
+    def _build_plan(self, epoch: int) -> list[np.ndarray]:
+        everything = np.arange(self.dataset.num_rows, dtype=np.int64)
+        pool = self._pools.build(everything, self.fields, self.feedback)
+        rng = selection_rng(self.config.seed, epoch, 1 << 31)
+        plan_epoch = getattr(self.selector, "plan_epoch")  # noqa: B009 - epoch-level only
+        batches = [
+            np.asarray(b, np.int64)
+            for b in plan_epoch(pool, self.config.global_batch_size, rng, epoch=epoch)
+        ]
+        if self.config.last_batch == "drop":
+            batches = [b for b in batches if len(b) == self.config.global_batch_size]
+        return [b for b in batches if len(b) > 0]
+
+
+def _check_dataset_columns(selector: BaseSelector, dataset: CuratedDataset) -> None:
+    needed = {
+        DATASET_FIELDS.get(name, name) for name in selector.required_columns - FEEDBACK_COLUMNS
+    }
+    missing = sorted(needed - set(dataset.column_names))
+    if missing:
+        raise ConfigError(
+            f"selector {selector.name!r} needs dataset columns {missing}, which dataset "
+            f"{dataset.name!r} lacks; it has {dataset.column_names}"
+        )
+
+
+def _key(position: Position) -> tuple[int, int]:
+    return (position.epoch, position.step)
+
+
+def _slice_aligned(value: np.ndarray, part: slice, size: int) -> np.ndarray:
+    """Slice the leading axes of a per-row info array that are aligned with the batch."""
+    if value.ndim >= 1 and value.shape[0] == size:
+        value = value[part]
+        if value.ndim >= 2 and value.shape[1] == size:
+            value = value[:, part]
+    return value

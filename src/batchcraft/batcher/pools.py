@@ -1,0 +1,96 @@
+"""Build selector `Pool`s from dataset rows plus the trainer's feedback table.
+
+Dataset columns are converted to numpy once, on first use, and gathered by
+position for every pool; only the columns a selector declares are built.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from batchcraft.batcher.dataset import CuratedDataset
+from batchcraft.batcher.feedback import FeedbackTable
+from batchcraft.selectors import FEEDBACK_COLUMNS, BaseSelector, Pool
+
+DATASET_FIELDS: dict[str, str] = {
+    "ids": "id",
+    "embeddings": "embedding",
+    "pair_embeddings": "pair_embedding",
+    "concepts": "concepts",
+    "sources": "source",
+    "labels": "label",
+    "reference_losses": "ref_loss",
+}
+"""Pool field -> curated-dataset column."""
+
+
+def selector_fields(selector: BaseSelector) -> frozenset[str]:
+    """Pool fields a selector reads (required or optional), always with ``ids``."""
+    return selector.required_columns | selector.optional_columns | {"ids"}
+
+
+def uses_feedback(selector: BaseSelector) -> bool:
+    """Whether the selector's choices can depend on trainer feedback."""
+    return bool(selector_fields(selector) & FEEDBACK_COLUMNS)
+
+
+class PoolBuilder:
+    """Gathers dataset columns and feedback into Pools, by dataset position."""
+
+    def __init__(self, dataset: CuratedDataset) -> None:
+        self.dataset = dataset
+        self._cache: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def build(
+        self, positions: np.ndarray, fields: frozenset[str], feedback: FeedbackTable | None
+    ) -> Pool:
+        """The Pool of rows at ``positions`` with the dataset ``fields`` that exist.
+
+        Feedback fields come from ``feedback`` (see `FeedbackTable.pool_fields`).
+        """
+        columns: dict[str, Any] = {}
+        for field, column in DATASET_FIELDS.items():
+            if field in fields and column in self.dataset.column_names:
+                values = self._column(field, column)
+                if isinstance(values, list):
+                    columns[field] = [values[int(p)] for p in positions]
+                else:
+                    columns[field] = values[positions]
+        if feedback is not None:
+            columns.update(feedback.pool_fields(positions, fields & FEEDBACK_COLUMNS))
+        return Pool(**columns)
+
+    def _column(self, field: str, column: str) -> Any:
+        with self._lock:
+            if field not in self._cache:
+                self._cache[field] = column_to_numpy(self.dataset.table.column(column), field)
+            return self._cache[field]
+
+
+def column_to_numpy(column: pa.ChunkedArray, field: str) -> Any:
+    """Convert one dataset column to what `Pool` expects for ``field``."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if field in {"embeddings", "pair_embeddings"}:
+        return fixed_size_list_to_matrix(array)
+    if field == "concepts":
+        return [list(row or []) for row in array.to_pylist()]
+    if field == "reference_losses":
+        return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.float32)
+    return array.to_numpy(zero_copy_only=False)
+
+
+def fixed_size_list_to_matrix(array: pa.Array) -> np.ndarray:
+    """(n, d) float32 matrix of a fixed_size_list column; null rows become NaN."""
+    width = array.type.list_size
+    matrix = np.full((len(array), width), np.nan, dtype=np.float32)
+    valid = np.ones(len(array), dtype=bool)
+    if array.null_count:
+        valid = array.is_valid().to_numpy(zero_copy_only=False)
+    values = array.flatten().to_numpy(zero_copy_only=False)
+    matrix[valid] = values.reshape(-1, width).astype(np.float32, copy=False)
+    return matrix

@@ -1,0 +1,100 @@
+"""Opening curated datasets: kept rows, projection, and errors that name the bad file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from batchcraft.batcher.dataset import CuratedDataset
+from batchcraft.batcher.pools import fixed_size_list_to_matrix
+from batchcraft.batcher.synthetic import write_curated_dataset
+from batchcraft.errors import DatasetError
+
+
+def kept_ids(root: Path) -> list[str]:
+    ids = []
+    for path in sorted((root / "data").glob("part-*.parquet")):
+        table = pq.read_table(path).to_pydict()
+        ids += [i for i, keep in zip(table["id"], table["keep"], strict=True) if keep]
+    return ids
+
+
+def test_serves_kept_rows_of_all_shards_in_order(
+    curated_dir: Path, dataset: CuratedDataset
+) -> None:
+    assert dataset.ids.tolist() == kept_ids(curated_dir)
+    assert dataset.num_rows == 103 - 103 // 5
+    assert dataset.positions_of(["row-000000", "row-000004", "nope"]).tolist() == [0, -1, -1]
+
+
+def test_rows_projects_columns_in_the_given_order(dataset: CuratedDataset) -> None:
+    batch = dataset.rows(np.array([3, 1]), ["embedding", "id"])
+    assert batch.schema.names == ["embedding", "id"]
+    assert batch.column(1).to_pylist() == [dataset.ids[3], dataset.ids[1]]
+    assert dataset.rows(np.array([], np.int64), ["id"]).num_rows == 0
+
+
+def test_without_shards_in_manifest_parts_are_globbed(tmp_path: Path) -> None:
+    root = write_curated_dataset(tmp_path / "d", num_rows=30, num_shards=3)
+    manifest = json.loads((root / "manifest.json").read_text())
+    del manifest["shards"]
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    assert CuratedDataset.open(root).ids.tolist() == kept_ids(root)
+
+
+def test_missing_shard_is_named(tmp_path: Path) -> None:
+    root = write_curated_dataset(tmp_path / "d", num_rows=20, num_shards=2)
+    (root / "data" / "part-00001.parquet").unlink()
+    with pytest.raises(DatasetError, match=r"part-00001\.parquet.*missing"):
+        CuratedDataset.open(root)
+
+
+def test_corrupt_shard_is_named(tmp_path: Path) -> None:
+    root = write_curated_dataset(tmp_path / "d", num_rows=20, num_shards=2)
+    (root / "data" / "part-00000.parquet").write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(DatasetError, match=r"part-00000\.parquet is corrupt"):
+        CuratedDataset.open(root)
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [(None, "manifest.json is missing"), ({"schema_version": 99}, "schema_version=99")],
+)
+def test_bad_manifest_is_reported(tmp_path: Path, manifest: dict | None, message: str) -> None:
+    root = write_curated_dataset(tmp_path / "d", num_rows=10, num_shards=1)
+    if manifest is None:
+        (root / "manifest.json").unlink()
+    else:
+        (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match=message):
+        CuratedDataset.open(root)
+
+
+def test_missing_directory_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="does not exist"):
+        CuratedDataset.open(tmp_path / "absent")
+
+
+def test_row_count_mismatch_with_manifest_is_reported(tmp_path: Path) -> None:
+    root = write_curated_dataset(tmp_path / "d", num_rows=20, num_shards=2)
+    other = write_curated_dataset(tmp_path / "e", num_rows=30, num_shards=2)
+    shutil.copy(other / "data" / "part-00000.parquet", root / "data" / "part-00000.parquet")
+    with pytest.raises(
+        DatasetError, match=r"part-00000\.parquet has 15 rows, the manifest says 10"
+    ):
+        CuratedDataset.open(root)
+
+
+def test_nullable_embeddings_become_nan_rows() -> None:
+    import pyarrow as pa
+
+    values = pa.array(np.arange(4, dtype=np.float32))
+    array = pa.FixedSizeListArray.from_arrays(values, 2, mask=pa.array([False, True]))
+    matrix = fixed_size_list_to_matrix(array)
+    assert matrix[0].tolist() == [0.0, 1.0]
+    assert np.isnan(matrix[1]).all()

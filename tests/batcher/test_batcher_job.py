@@ -1,0 +1,210 @@
+"""Jobs: epochs over ranks, resume from checkpoints, feedback-driven selections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from batchcraft.batcher.config import JobConfig, Position, StreamConfig
+from batchcraft.batcher.dataset import CuratedDataset
+from batchcraft.batcher.errors import JobConflictError, UnknownDatasetError
+from batchcraft.batcher.job import Job
+from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
+from batchcraft.errors import ConfigError
+from batchcraft.selectors import SELECTORS, BaseSelector, Pool, Selection
+
+
+@dataclass(frozen=True)
+class TopLossSelector(BaseSelector):
+    """Test selector: the rows with the highest reported learner loss."""
+
+    name: ClassVar[str] = "test_top_loss"
+
+    @property
+    def required_columns(self) -> frozenset[str]:
+        return frozenset({"learner_losses"})
+
+    @property
+    def pool_factor(self) -> float:
+        return 2.0
+
+    def _select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection:
+        assert pool.learner_losses is not None
+        order = np.argsort(-pool.learner_losses, kind="stable")[:batch_size]
+        return Selection(order, None, {"selector": self.name, "mask": np.ones(len(order), bool)})
+
+
+@pytest.fixture
+def top_loss(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(SELECTORS, TopLossSelector.name, TopLossSelector)
+
+
+def serve(job: Job, rank: int, start: Position, count: int) -> list[tuple[Position, list[str]]]:
+    """``count`` batches of ``rank`` from ``start``, advancing its cursor like a session."""
+    out = []
+    position = job.normalize(start)
+    for _ in range(count):
+        batch = job.rank_batch(position, rank)
+        out.append((position, job.dataset.ids[batch.positions].tolist()))
+        position = job.next_position(position)
+        job.advance(rank, position)
+    return out
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+def test_uniform_epoch_serves_kept_ids_once_over_disjoint_ranks(
+    dataset: CuratedDataset, world_size: int
+) -> None:
+    job = Job("j", JobConfig("news", batch_size=4, world_size=world_size, seed=1), dataset)
+    steps = job.steps_in(0)
+    per_rank = [serve(job, rank, Position(), steps) for rank in range(world_size)]
+    served = [i for batches in per_rank for _, ids in batches for i in ids]
+    assert sorted(served) == sorted(dataset.ids.tolist())
+    assert {len(batches) for batches in per_rank} == {steps}
+    assert job.next_position(Position(0, steps - 1)) == Position(1, 0)
+
+
+def test_same_seed_same_sequence_other_seed_differs(dataset: CuratedDataset) -> None:
+    def run(seed: int) -> list[list[str]]:
+        job = Job("j", JobConfig("news", batch_size=8, seed=seed), dataset)
+        return [ids for _, ids in serve(job, 0, Position(), 15)]
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+def test_resume_from_checkpoint_continues_identically(
+    dataset: CuratedDataset, tmp_path: Path
+) -> None:
+    config = JobConfig("news", batch_size=5, world_size=2, seed=7)
+    uninterrupted = serve(Job("j", config, dataset), 1, Position(), 30)
+
+    registry = JobRegistry(DatasetRegistry([dataset]), tmp_path, fsync=False)
+    first = serve(registry.get_or_create("j", config), 1, Position(), 12)
+    registry.save_all()
+    restarted = JobRegistry(DatasetRegistry([dataset]), tmp_path, fsync=False)
+    job = restarted.get_or_create("j", config)
+    assert job.cursors[1] == job.next_position(first[-1][0])
+    rest = serve(job, 1, job.cursors[1], 18)
+    assert first + rest == uninterrupted
+
+
+def test_feedback_changes_later_selections(dataset: CuratedDataset, top_loss: None) -> None:
+    job = Job("j", JobConfig("news", selector="test_top_loss", batch_size=4), dataset)
+    first = job.rank_batch(Position(0, 0), 0)
+    assert first.metrics["selector"] == "uniform"  # no losses yet: uniform warm-up
+    candidates = job.pool_positions(Position(0, 1))
+    losses = np.zeros(len(candidates), np.float32)
+    losses[-4:] = 10.0
+    job.feedback.update(candidates, {"learner_losses": losses})
+    second = job.rank_batch(Position(0, 1), 0)
+    assert sorted(second.positions.tolist()) == sorted(candidates[-4:].tolist())
+    assert second.arrays["mask"].shape == (4,)
+
+
+def test_feedback_selection_is_cached_and_survives_restart(
+    dataset: CuratedDataset, tmp_path: Path, top_loss: None
+) -> None:
+    config = JobConfig("news", selector="test_top_loss", batch_size=3, world_size=2)
+    registry = JobRegistry(DatasetRegistry([dataset]), tmp_path, fsync=False)
+    job = registry.get_or_create("j", config)
+    job.feedback.update(
+        np.arange(dataset.num_rows), {"learner_losses": np.arange(dataset.num_rows)}
+    )
+    rank0 = job.rank_batch(Position(0, 2), 0)
+    registry.save(job)
+    job2 = JobRegistry(DatasetRegistry([dataset]), tmp_path, fsync=False).get_or_create("j", config)
+    job2.feedback.update(
+        np.arange(dataset.num_rows), {"learner_losses": -np.arange(dataset.num_rows)}
+    )
+    rank1 = job2.rank_batch(Position(0, 2), 1)
+    assert set(rank0.positions) | set(rank1.positions) == set(
+        job.selection(Position(0, 2)).positions
+    )
+    assert not set(rank0.positions) & set(rank1.positions)
+
+
+def test_sync_round_collects_every_rank_before_selecting(
+    dataset: CuratedDataset, top_loss: None
+) -> None:
+    job = Job(
+        "j", JobConfig("news", "test_top_loss", batch_size=2, world_size=2, scoring="sync"), dataset
+    )
+    assert job.needs_scores
+    scoring = job.scoring_round(Position(0, 0))
+    assert scoring is not None
+    slices = [scoring.slice_for(rank) for rank in range(2)]
+    assert sorted(np.concatenate(slices).tolist()) == sorted(
+        job.pool_positions(Position(0, 0)).tolist()
+    )
+    for rank, part in enumerate(slices):
+        job.feedback.update(part, {"learner_losses": np.full(len(part), float(rank))})
+        scoring.mark_scored(rank)
+    assert scoring.wait(lambda: False, timeout=1.0)
+    assert set(job.selection(Position(0, 0)).positions) == set(slices[1].tolist())
+    assert job.scoring_round(Position(0, 0)) is None
+
+
+def test_registry_errors(dataset: CuratedDataset) -> None:
+    registry = JobRegistry(DatasetRegistry([dataset]))
+    with pytest.raises(
+        UnknownDatasetError, match=r"unknown dataset 'other'; registered: \['news'\]"
+    ):
+        registry.get_or_create("j", JobConfig("other"))
+    registry.get_or_create("j", JobConfig("news", batch_size=2))
+    with pytest.raises(JobConflictError, match="job 'j' is running"):
+        registry.get_or_create("j", JobConfig("news", batch_size=3))
+    with pytest.raises(ConfigError, match="unknown selector 'nope'"):
+        registry.get_or_create("k", JobConfig("news", selector="nope"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"world_size": 0}, "world_size=0"),
+        ({"seed": -1}, "seed=-1"),
+        ({"scoring": "later"}, "scoring='later'"),
+    ],
+)
+def test_job_config_names_bad_values(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        JobConfig("news", **kwargs)
+
+
+def test_stream_config_checks_rank_and_columns() -> None:
+    job = JobConfig("news", world_size=2)
+    with pytest.raises(ConfigError, match="rank=2 must be < world_size=2"):
+        StreamConfig(rank=2).check_against(job, ["id"])
+    with pytest.raises(ConfigError, match="unknown column 'nope'"):
+        StreamConfig(columns=("id", "nope")).check_against(job, ["id"])
+
+
+def test_selector_needing_absent_dataset_columns_is_rejected(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from batchcraft.batcher.synthetic import write_curated_dataset
+
+    root = write_curated_dataset(tmp_path / "d", num_rows=10, num_shards=1)
+    path = root / "data" / "part-00000.parquet"
+    pq.write_table(pq.read_table(path).drop_columns(["concepts"]), path)
+    with pytest.raises(ConfigError, match=r"needs dataset columns \['concepts'\]"):
+        Job("j", JobConfig("d", selector="concept"), CuratedDataset.open(root, "d"))
+
+
+@pytest.mark.parametrize("name", sorted(SELECTORS))
+def test_every_selector_serves_an_epoch_without_repeats(tmp_path: Path, name: str) -> None:
+    from batchcraft.batcher.synthetic import write_curated_dataset
+
+    root = write_curated_dataset(tmp_path / "d", num_rows=120, num_shards=2, with_pairs=True)
+    dataset = CuratedDataset.open(root, "d")
+    job = Job("j", JobConfig("d", selector=name, batch_size=4, world_size=2), dataset)
+    per_rank = [serve(job, rank, Position(), job.steps_in(0)) for rank in range(2)]
+    served = [i for batches in per_rank for _, ids in batches for i in ids]
+    assert len(served) == len(set(served)) > 0
+    assert set(served) <= set(dataset.ids.tolist())
+    assert all(len(ids) <= 4 for batches in per_rank for _, ids in batches)

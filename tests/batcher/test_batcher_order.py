@@ -1,0 +1,71 @@
+"""Invariants of the serving order over grids of sizes, seeds and world sizes."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from batchcraft.batcher.order import EpochLayout, epoch_permutation, rank_slice
+from batchcraft.errors import ConfigError
+
+
+def rank_batches(
+    layout: EpochLayout, seed: int, epoch: int, world_size: int
+) -> list[list[np.ndarray]]:
+    """Uniform serving of one epoch: per rank, the list of its batches (row positions)."""
+    order = epoch_permutation(layout.num_rows, seed, epoch)
+    per_rank: list[list[np.ndarray]] = [[] for _ in range(world_size)]
+    for step in range(layout.steps):
+        start, stop = layout.pool_bounds(step)
+        selected = order[start:stop][: layout.select_count(step)]
+        for rank in range(world_size):
+            per_rank[rank].append(selected[rank_slice(len(selected), rank, world_size)])
+    return per_rank
+
+
+@pytest.mark.parametrize(
+    ("num_rows", "batch_size", "world_size", "seed"),
+    list(itertools.product([1, 7, 64, 101], [1, 3, 16], [1, 2, 3], [0, 5])),
+)
+def test_partial_rule_serves_every_row_once_with_equal_batch_counts(
+    num_rows: int, batch_size: int, world_size: int, seed: int
+) -> None:
+    global_batch = batch_size * world_size
+    layout = EpochLayout(num_rows, global_batch, global_batch, "partial")
+    per_rank = rank_batches(layout, seed, epoch=0, world_size=world_size)
+    served = np.concatenate([b for batches in per_rank for b in batches])
+    assert sorted(served.tolist()) == list(range(num_rows))
+    assert len({len(batches) for batches in per_rank}) == 1
+    for step in range(layout.steps):
+        sizes = [len(per_rank[r][step]) for r in range(world_size)]
+        assert max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize(("num_rows", "global_batch"), [(10, 3), (64, 16), (5, 8)])
+def test_drop_rule_serves_only_full_batches(num_rows: int, global_batch: int) -> None:
+    layout = EpochLayout(num_rows, global_batch, global_batch, "drop")
+    assert layout.steps == num_rows // global_batch
+    assert all(layout.select_count(s) == global_batch for s in range(layout.steps))
+
+
+def test_order_is_a_pure_function_of_seed_and_epoch() -> None:
+    assert np.array_equal(epoch_permutation(50, 3, 1), epoch_permutation(50, 3, 1))
+    assert not np.array_equal(epoch_permutation(50, 3, 1), epoch_permutation(50, 3, 2))
+    assert not np.array_equal(epoch_permutation(50, 3, 1), epoch_permutation(50, 4, 1))
+
+
+def test_pool_factor_tail_selects_proportionally() -> None:
+    layout = EpochLayout(num_rows=45, pool_size=20, global_batch_size=4)
+    assert layout.steps == 3
+    assert [layout.select_count(s) for s in range(3)] == [4, 4, 1]
+
+
+def test_invalid_layouts_name_the_bad_value() -> None:
+    with pytest.raises(ConfigError, match="global_batch_size=0"):
+        EpochLayout(10, 4, 0)
+    with pytest.raises(ConfigError, match="last_batch='pad'"):
+        EpochLayout(10, 4, 4, "pad")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="step=9"):
+        EpochLayout(10, 4, 4).pool_bounds(9)
