@@ -7,12 +7,14 @@ from typing import Any
 
 from batchcraft.errors import ConfigError
 from batchcraft.selectors.base import BaseSelector
+from batchcraft.selectors.concept import ConceptSelector
 from batchcraft.selectors.coreset import CoresetSelector
 from batchcraft.selectors.uniform import UniformSelector
 
 SELECTORS: dict[str, type[BaseSelector]] = {
     UniformSelector.name: UniformSelector,
     CoresetSelector.name: CoresetSelector,
+    ConceptSelector.name: ConceptSelector,
 }
 """Selector classes by name; `get_selector` builds one from keyword parameters."""
 
