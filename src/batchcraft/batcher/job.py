@@ -76,6 +76,7 @@ class Job:
         self._pools = PoolBuilder(dataset)
         self._lock = threading.RLock()
         self._next_round = 0
+        self.selections_made = 0
         pool_size = self.selector.pool_size(config.global_batch_size)
         self.layout = EpochLayout(
             dataset.num_rows, pool_size, config.global_batch_size, config.last_batch
@@ -122,6 +123,7 @@ class Job:
             if cached is None:
                 cached = self._select(position)
                 self.selections[position] = cached
+                self.selections_made += 1
                 self.rounds.pop(position, None)
             return cached
 
@@ -199,6 +201,7 @@ class Job:
             if plan is None:
                 plan = self._build_plan(epoch)
                 self.plans[epoch] = plan
+                self.selections_made += 1
             return plan
 
     def _build_plan(self, epoch: int) -> list[np.ndarray]:

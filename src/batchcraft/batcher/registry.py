@@ -64,6 +64,7 @@ class JobRegistry:
         self.fsync = fsync
         self._jobs: dict[str, Job] = {}
         self._saved_feedback: dict[str, int] = {}
+        self._saved_selections: dict[str, int] = {}
         self._lock = threading.Lock()
         # One writer at a time: a slow periodic snapshot must never replace a newer one.
         self._save_lock = threading.Lock()
@@ -99,11 +100,23 @@ class JobRegistry:
             return
         with self._save_lock:
             updates = job.feedback.num_updates
+            self._saved_selections[job.job_id] = job.selections_made
             if with_feedback is None:
                 with_feedback = updates != self._saved_feedback.get(job.job_id)
             save_job(job, self.checkpoint_dir, feedback=with_feedback, fsync=self.fsync)
             if with_feedback:
                 self._saved_feedback[job.job_id] = updates
+
+    def persist_selections(self, job: Job) -> None:
+        """Write ahead: save ``job`` if it made selections since the last save.
+
+        Called before a feedback-dependent selection is sent, so that after a
+        crash every rank still receives its part of the same selection.
+        """
+        if self.checkpoint_dir is None or job.pure:
+            return
+        if job.selections_made != self._saved_selections.get(job.job_id):
+            self.save(job, with_feedback=False)
 
     def save_all(self) -> None:
         """Checkpoint every job."""

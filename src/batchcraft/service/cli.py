@@ -1,0 +1,190 @@
+"""``batchcraft serve``: load curated datasets and serve them over gRPC.
+
+Wire into a CLI with `add_serve_arguments` and `run_serve`, or run
+``python -m batchcraft.service.cli serve-args...`` (see `serve_main`).
+
+Every flag may also come from a TOML file (``--config``) with the same names
+(``max_in_flight = 16``) and a ``[datasets]`` table (``news = "curated/"``);
+flags given on the command line win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from batchcraft.batcher.dataset import CuratedDataset
+from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.errors import BatchcraftError, ConfigError
+from batchcraft.service.metrics import start_metrics_server
+from batchcraft.service.server import ServerConfig, create_server
+
+LOG = logging.getLogger("batchcraft.service")
+_PATH_SETTINGS = {
+    "port_file",
+    "checkpoint_dir",
+    "token_file",
+    "tls_cert",
+    "tls_key",
+    "provenance_log",
+}
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``serve`` flags to ``parser``."""
+    parser.add_argument("paths", nargs="*", type=Path, help="curated dataset directories")
+    parser.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        metavar="NAME[=PATH]",
+        help="name of the next positional dataset, or NAME=PATH to register another one",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=50051, help="port (0 picks a free one)")
+    parser.add_argument("--port-file", type=Path, help="write the bound port to this file")
+    parser.add_argument("--checkpoint-dir", type=Path, help="persist job state here")
+    parser.add_argument(
+        "--checkpoint-interval", type=float, default=2.0, help="seconds between checkpoints"
+    )
+    parser.add_argument("--token-file", type=Path, help="require this bearer token")
+    parser.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key)")
+    parser.add_argument("--tls-key", type=Path, help="PEM private key")
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    parser.add_argument(
+        "--max-in-flight", type=int, default=8, help="unacknowledged batches per stream"
+    )
+    parser.add_argument("--max-message-mb", type=int, default=256, help="gRPC message size limit")
+    parser.add_argument("--provenance-log", type=Path, help="JSON-lines log of every served batch")
+    parser.add_argument("--max-workers", type=int, default=64, help="RPC threads (2 per session)")
+    parser.add_argument("--no-fsync", action="store_true", help="do not fsync checkpoints")
+    parser.add_argument("--log-level", default="INFO", help="logging level")
+    parser.add_argument("--config", type=Path, help="TOML file with the same settings")
+
+
+def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run the server until SIGTERM/SIGINT; return the exit code."""
+    _configure_logging(args.log_level)
+    try:
+        if args.config is not None:
+            _apply_config_file(args, parser)
+        registry = DatasetRegistry(
+            CuratedDataset.open(path, name) for name, path in dataset_paths(args)
+        )
+        if len(registry) == 0:
+            raise ConfigError("no dataset to serve: give a curated dataset directory")
+        server = create_server(registry, server_config(args))
+    except BatchcraftError as error:
+        print(f"batchcraft serve: error: {error}", file=sys.stderr)
+        return 2
+    server.start()
+    if args.metrics_port is not None:
+        metrics = start_metrics_server(server.servicer.metrics, args.host, args.metrics_port)
+        LOG.info(json.dumps({"event": "metrics", "port": metrics.server_address[1]}))
+    if args.port_file is not None:
+        args.port_file.write_text(str(server.port))
+    names = [dataset.name for dataset in registry]
+    print(f"batchcraft serve: listening on {args.host}:{server.port} datasets={names}", flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    server.stop(grace=2.0)
+    return 0
+
+
+def serve_main(argv: list[str] | None = None) -> int:
+    """Entry point: parse ``argv`` as ``batchcraft serve`` arguments and serve."""
+    parser = argparse.ArgumentParser(prog="batchcraft serve", description=__doc__.splitlines()[0])
+    add_serve_arguments(parser)
+    return run_serve(parser.parse_args(argv), parser)
+
+
+def dataset_paths(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """(name, path) pairs from positional paths, ``--name`` and the config file."""
+    bare = [n for n in args.name if "=" not in n]
+    if len(bare) > len(args.paths):
+        raise ConfigError(f"--name {bare[len(args.paths)]!r} has no dataset path to name")
+    pairs = [
+        (bare[i] if i < len(bare) else path.resolve().name, path)
+        for i, path in enumerate(args.paths)
+    ]
+    for item in args.name:
+        if "=" in item:
+            name, _, path = item.partition("=")
+            pairs.append((name, Path(path)))
+    pairs += [(name, Path(path)) for name, path in getattr(args, "datasets", {}).items()]
+    return pairs
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """A ServerConfig from parsed flags (files are read here, at the edge)."""
+    token = args.token_file.read_text().strip() if args.token_file else None
+    if args.token_file is not None and not token:
+        raise ConfigError(f"token file {args.token_file} is empty")
+    return ServerConfig(
+        address=f"{args.host}:{args.port}",
+        checkpoint_dir=args.checkpoint_dir,
+        token=token,
+        tls_cert=args.tls_cert.read_bytes() if args.tls_cert else None,
+        tls_key=args.tls_key.read_bytes() if args.tls_key else None,
+        max_in_flight=args.max_in_flight,
+        max_message_bytes=args.max_message_mb << 20,
+        checkpoint_interval=args.checkpoint_interval,
+        max_workers=args.max_workers,
+        provenance_path=args.provenance_log,
+        fsync=not args.no_fsync,
+    )
+
+
+def _apply_config_file(args: argparse.Namespace, parser: argparse.ArgumentParser | None) -> None:
+    try:
+        values: dict[str, Any] = tomllib.loads(args.config.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"cannot read config file {args.config}: {error}") from error
+    args.datasets = values.pop("datasets", {})
+    for key, value in values.items():
+        dest = key.replace("-", "_")
+        if not hasattr(args, dest) or dest in {"paths", "name", "config"}:
+            raise ConfigError(f"unknown setting {key!r} in {args.config}")
+        default = parser.get_default(dest) if parser is not None else None
+        if getattr(args, dest) == default:
+            current = getattr(args, dest)
+            setattr(
+                args,
+                dest,
+                Path(value)
+                if isinstance(current, Path) or dest.endswith(("_dir", "_file", "_log"))
+                else value,
+            )
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": round(record.created, 3),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter())
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+if __name__ == "__main__":
+    sys.exit(serve_main(sys.argv[1:]))

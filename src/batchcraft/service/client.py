@@ -1,0 +1,366 @@
+"""`BatchClient`: iterate a rank's batches, report feedback, checkpoint and resume.
+
+Example:
+    >>> client = BatchClient("localhost:50051", dataset="news", batch_size=256,
+    ...                      rank=0, world_size=2, seed=0, columns=["id", "embedding"])
+    >>> for batch in client:                      # doctest: +SKIP
+    ...     loss = train_step(batch["embedding"])
+    ...     client.report(batch["id"], losses=loss)
+    >>> state = client.state_dict()               # doctest: +SKIP
+
+A batch is a dict of numpy arrays (numeric and fixed-size numeric list
+columns, the latter 2-D) and Python lists (strings, variable lists), plus
+``"weight"`` (float32) when the selector weights rows. `BatchClient.last_meta`
+describes the latest batch (id, epoch, step, selector info).
+
+The gRPC channel is created on first use in the process that iterates, so a
+client built before a fork (DataLoader workers) is safe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import grpc
+import numpy as np
+
+from batchcraft.api.v1 import batch_service_pb2 as pb
+from batchcraft.api.v1 import batch_service_pb2_grpc as pb_grpc
+from batchcraft.batcher.config import JobConfig, Position, ScoringMode, StreamConfig
+from batchcraft.batcher.feedback import SCALAR_FEEDBACK, VECTOR_FEEDBACK
+from batchcraft.batcher.order import LastBatch
+from batchcraft.errors import BatchcraftError, ConfigError
+from batchcraft.service import codec
+from batchcraft.service.server import channel_options
+
+STATE_FORMAT = "batchcraft.BatchClient"
+STATE_VERSION = 1
+_COMPATIBLE = (
+    "dataset",
+    "selector",
+    "selector_params",
+    "batch_size",
+    "world_size",
+    "seed",
+    "last_batch",
+    "scoring",
+    "rank",
+)
+Scorer = Callable[[dict[str, Any]], "np.ndarray | dict[str, Any]"]
+
+
+class BatchServiceError(BatchcraftError):
+    """The server answered with an error status; ``code`` is the `grpc.StatusCode`."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self.code = code
+        self.details = details
+        super().__init__(f"{code.name}: {details}")
+
+
+@dataclass(frozen=True)
+class BatchMeta:
+    """Where a batch comes from: ids, position and the selector's info."""
+
+    batch_id: str
+    epoch: int
+    step: int
+    rank: int
+    selector: str
+    info: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class BatchClient:
+    """One rank's stream of batches from a batchcraft server.
+
+    Args:
+        target: ``host:port`` of the server.
+        dataset: registered dataset name.
+        selector: selector name; ``selector_params`` its parameters.
+        batch_size: rows per batch for this rank.
+        rank: this rank; ``world_size`` ranks share the job.
+        seed: seed of the order and selection.
+        columns: columns to receive (None: all).
+        token: bearer token, if the server requires one.
+        job: job id shared by the ranks (None: derived from the parameters).
+        num_epochs: epochs to iterate (0: endless).
+        max_in_flight: batches the server may send ahead of consumption.
+        scoring: ``"async"`` or ``"sync"``; sync needs ``scorer``.
+        scorer: called with the candidates of a sync round (dict like a
+            batch); returns per-row losses, or a dict of feedback columns and
+            scalars (``learner_embeddings``, ``learner_logit_scale`` ...).
+        score_columns: columns sent with candidates (None: ``columns``).
+        last_batch: ``"partial"`` or ``"drop"`` (see `batchcraft.batcher.order`).
+        root_certificates: PEM roots to verify a TLS server (None: plaintext).
+        max_message_bytes: largest message accepted (the server has its own limit).
+        reconnect_attempts: retries, resuming in place, when the server is unavailable.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        dataset: str,
+        selector: str = "uniform",
+        batch_size: int = 32,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        columns: list[str] | None = None,
+        selector_params: dict[str, Any] | None = None,
+        token: str | None = None,
+        job: str | None = None,
+        num_epochs: int = 1,
+        max_in_flight: int = 8,
+        scoring: ScoringMode = "async",
+        scorer: Scorer | None = None,
+        score_columns: list[str] | None = None,
+        last_batch: LastBatch = "partial",
+        root_certificates: bytes | None = None,
+        max_message_bytes: int = 256 << 20,
+        reconnect_attempts: int = 0,
+    ) -> None:
+        self.config = JobConfig(
+            dataset,
+            selector,
+            dict(selector_params or {}),
+            batch_size,
+            world_size,
+            seed,
+            last_batch,
+            scoring,  # type: ignore[arg-type]
+        )
+        self.stream = StreamConfig(
+            rank, tuple(columns or ()), max_in_flight, num_epochs, None, tuple(score_columns or ())
+        )
+        if rank >= world_size:
+            raise ConfigError(f"rank={rank} must be < world_size={world_size}")
+        if scoring == "sync" and scorer is None:
+            raise ConfigError("scoring='sync' needs a scorer callback")
+        self.target = target
+        self.job = job
+        self.scorer = scorer
+        self.token = token
+        self.root_certificates = root_certificates
+        self.max_message_bytes = max_message_bytes
+        self.reconnect_attempts = reconnect_attempts
+        self.last_meta: BatchMeta | None = None
+        self.opened: pb.SessionOpened | None = None
+        self._next: Position | None = None
+        self._requests: queue.Queue[pb.SessionRequest | None] | None = None
+        self._pending: list[pb.SessionRequest] = []
+        self._channel: grpc.Channel | None = None
+        self._pid = -1
+        self._call: Any = None
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        attempts = 0
+        while True:
+            try:
+                yield from self._session()
+                return
+            except grpc.RpcError as error:
+                code = error.code()  # type: ignore[attr-defined]
+                if code == grpc.StatusCode.UNAVAILABLE and attempts < self.reconnect_attempts:
+                    attempts += 1
+                    time.sleep(min(2.0, 0.1 * 2**attempts))
+                    continue
+                raise BatchServiceError(code, error.details() or "") from None  # type: ignore[attr-defined]
+
+    def report(self, ids: Any, losses: Any = None, **feedback: Any) -> None:
+        """Send per-example feedback (asynchronous: returns at once).
+
+        Args:
+            ids: the rows' ``id`` values.
+            losses: per-example learner losses.
+            **feedback: more row columns (``learner_embeddings`` ...), scalars
+                (``learner_logit_scale`` ...) or vectors (``gradient_first_moment`` ...).
+        """
+        if losses is not None:
+            feedback["learner_losses"] = losses
+        message = pb.SessionRequest(feedback=_feedback_message(list(ids), feedback))
+        if self._requests is not None:
+            self._requests.put(message)
+        else:
+            self._pending.append(message)
+
+    def state_dict(self) -> dict[str, Any]:
+        """An opaque, versioned, JSON-serialisable resume token."""
+        config = asdict(self.config)
+        config["rank"] = self.stream.rank
+        nxt = None if self._next is None else [self._next.epoch, self._next.step]
+        return {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "job": self.job,
+            "config": config,
+            "next": nxt,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from a `state_dict` on the next iteration.
+
+        Raises:
+            ConfigError: the state is not a client state of a supported version,
+                or was made for different parameters.
+        """
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ConfigError(f"not a {STATE_FORMAT} state: {str(state)[:80]!r}")
+        if state.get("version") != STATE_VERSION:
+            raise ConfigError(f"state version {state.get('version')!r}; supported: {STATE_VERSION}")
+        mine = self.state_dict()["config"]
+        different = {
+            k: (state["config"].get(k), mine[k])
+            for k in _COMPATIBLE
+            if state["config"].get(k) != mine[k]
+        }
+        if different:
+            raise ConfigError(
+                f"state was saved with different parameters (saved, current): {different}"
+            )
+        self.job = state["job"] or self.job
+        self._next = None if state["next"] is None else Position(*state["next"])
+
+    def list_datasets(self) -> list[dict[str, Any]]:
+        """The server's registered datasets."""
+        response = self._stub().ListDatasets(pb.ListDatasetsRequest(), metadata=self._metadata())
+        return [
+            {
+                "name": d.name,
+                "num_kept": d.num_kept,
+                "num_rows": d.num_rows,
+                "columns": list(d.columns),
+            }
+            for d in response.datasets
+        ]
+
+    def close(self) -> None:
+        """Cancel the open session and close the channel."""
+        if self._call is not None:
+            self._call.cancel()
+        if self._channel is not None and self._pid == os.getpid():
+            self._channel.close()
+        self._channel = None
+
+    def __enter__(self) -> BatchClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _session(self) -> Iterator[dict[str, Any]]:
+        requests: queue.Queue[pb.SessionRequest | None] = queue.Queue()
+        requests.put(self._open_message())
+        for message in self._pending:
+            requests.put(message)
+        self._pending.clear()
+        self._requests = requests
+        self._call = self._stub().Session(_drain(requests), metadata=self._metadata())
+        schema = None
+        try:
+            for response in self._call:
+                kind = response.WhichOneof("kind")
+                if kind == "opened":
+                    self.opened = response.opened
+                    self.job = response.opened.job
+                    schema = codec.read_schema(response.opened.arrow_schema)
+                elif kind == "score_request":
+                    requests.put(self._scores(response.score_request))
+                elif kind == "batch" and schema is not None:
+                    batch = self._decode(response.batch, schema)
+                    requests.put(pb.SessionRequest(ack=pb.Ack(count=1, next=response.batch.next)))
+                    yield batch
+        finally:
+            requests.put(None)
+            self._requests = None
+            self._call.cancel()
+            self._call = None
+
+    def _decode(self, message: pb.Batch, schema: Any) -> dict[str, Any]:
+        batch = codec.to_numpy(codec.read_batch(message.record_batch, schema))
+        if message.weights:
+            batch["weight"] = codec.to_numpy(codec.read_stream(message.weights))["weight"]
+        self._next = Position(message.next.epoch, message.next.step)
+        self.last_meta = BatchMeta(
+            message.batch_id,
+            message.position.epoch,
+            message.position.step,
+            message.rank,
+            message.selector,
+            json.loads(message.info_json or "{}"),
+            {k: codec.read_npy(v) for k, v in message.info_arrays.items()},
+        )
+        return batch
+
+    def _scores(self, request: pb.ScoreRequest) -> pb.SessionRequest:
+        assert self.scorer is not None, "the server only asks for scores in sync mode"
+        candidates = codec.to_numpy(codec.read_stream(request.candidates))
+        result = self.scorer(candidates)
+        columns = result if isinstance(result, dict) else {"learner_losses": result}
+        feedback = _feedback_message(list(candidates["id"]), dict(columns))
+        return pb.SessionRequest(scores=pb.Scores(round=request.round, feedback=feedback))
+
+    def _open_message(self) -> pb.SessionRequest:
+        config, stream = self.config, self.stream
+        request = pb.OpenSession(
+            dataset=config.dataset,
+            selector=config.selector,
+            selector_params_json=json.dumps(config.selector_params),
+            batch_size=config.batch_size,
+            rank=stream.rank,
+            world_size=config.world_size,
+            seed=config.seed,
+            columns=list(stream.columns),
+            job=self.job or "",
+            max_in_flight=stream.max_in_flight,
+            num_epochs=stream.num_epochs,
+            scoring=pb.SCORING_MODE_SYNC if config.scoring == "sync" else pb.SCORING_MODE_ASYNC,
+            last_batch=pb.LAST_BATCH_DROP if config.last_batch == "drop" else pb.LAST_BATCH_PARTIAL,
+            score_columns=list(stream.score_columns),
+        )
+        if self._next is not None:
+            request.start.CopyFrom(pb.Position(epoch=self._next.epoch, step=self._next.step))
+        return pb.SessionRequest(open=request)
+
+    def _stub(self) -> pb_grpc.BatchServiceStub:
+        if self._channel is None or self._pid != os.getpid():
+            options = channel_options(self.max_message_bytes)
+            if self.root_certificates is not None:
+                credentials = grpc.ssl_channel_credentials(self.root_certificates)
+                self._channel = grpc.secure_channel(self.target, credentials, options=options)
+            else:
+                self._channel = grpc.insecure_channel(self.target, options=options)
+            self._pid = os.getpid()
+        return pb_grpc.BatchServiceStub(self._channel)
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {self.token}")] if self.token else []
+
+
+def _drain(requests: queue.Queue[pb.SessionRequest | None]) -> Iterator[pb.SessionRequest]:
+    while (message := requests.get()) is not None:
+        yield message
+
+
+def _feedback_message(ids: list[Any], values: dict[str, Any]) -> pb.Feedback:
+    scalars = {k: float(v) for k, v in values.items() if k in SCALAR_FEEDBACK}
+    vectors = {
+        k: codec.vector_bytes(np.asarray(v)) for k, v in values.items() if k in VECTOR_FEEDBACK
+    }
+    rows = {k: _numpy(v) for k, v in values.items() if k not in scalars and k not in vectors}
+    return pb.Feedback(
+        rows=codec.stream_bytes(codec.feedback_batch(ids, rows)), scalars=scalars, vectors=vectors
+    )
+
+
+def _numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=np.float32)

@@ -1,0 +1,124 @@
+"""Arrow IPC encoding of batches, candidates and feedback, and decoding to numpy.
+
+Batches are IPC record-batch *messages* (no schema): the schema travels once
+per session, so a batch costs one header plus its buffers. Candidates and
+feedback are self-describing IPC *streams* (schema + one batch).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+
+def schema_bytes(schema: pa.Schema) -> bytes:
+    """IPC-serialised schema (for ``SessionOpened.arrow_schema``)."""
+    return schema.serialize().to_pybytes()
+
+
+def read_schema(data: bytes) -> pa.Schema:
+    """Inverse of `schema_bytes`."""
+    return pa.ipc.read_schema(pa.py_buffer(data))
+
+
+def batch_bytes(batch: pa.RecordBatch) -> bytes:
+    """One IPC record-batch message, without the schema."""
+    return batch.serialize().to_pybytes()
+
+
+def read_batch(data: bytes, schema: pa.Schema) -> pa.RecordBatch:
+    """Inverse of `batch_bytes` given the session schema."""
+    return pa.ipc.read_record_batch(pa.py_buffer(data), schema)
+
+
+def stream_bytes(batch: pa.RecordBatch) -> bytes:
+    """A complete IPC stream (schema + ``batch``)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+def read_stream(data: bytes) -> pa.RecordBatch:
+    """Inverse of `stream_bytes` (all batches of the stream, concatenated)."""
+    table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+    batches = table.combine_chunks().to_batches()
+    return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
+
+
+def to_numpy(batch: pa.RecordBatch) -> dict[str, Any]:
+    """Columns as numpy arrays (numeric, fixed-size lists as 2-D) or Python lists (others)."""
+    return {name: column_to_python(batch.column(i)) for i, name in enumerate(batch.schema.names)}
+
+
+def column_to_python(column: pa.Array) -> Any:
+    """numpy for numeric and fixed-size numeric list columns, else a Python list."""
+    kind = column.type
+    if column.null_count == 0:
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+            return column.to_numpy(zero_copy_only=False)
+        if pa.types.is_fixed_size_list(kind) and _is_numeric(kind.value_type):
+            values = column.flatten().to_numpy(zero_copy_only=False)
+            return values.reshape(len(column), kind.list_size)
+    return column.to_pylist()
+
+
+def feedback_batch(ids: list[str] | np.ndarray, columns: dict[str, np.ndarray]) -> pa.RecordBatch:
+    """An Arrow batch of ``id`` plus feedback columns (1-D float32 or 2-D fixed-size lists)."""
+    arrays: dict[str, pa.Array] = {"id": pa.array([str(i) for i in ids], pa.string())}
+    for name, value in columns.items():
+        array = np.ascontiguousarray(value, dtype=np.float32)
+        if array.ndim == 1:
+            arrays[name] = pa.array(array)
+        elif array.ndim == 2:
+            arrays[name] = pa.FixedSizeListArray.from_arrays(
+                pa.array(array.reshape(-1)), array.shape[1]
+            )
+        else:
+            raise ValueError(f"feedback {name} must be 1-D or 2-D, got shape {array.shape}")
+    return pa.RecordBatch.from_pydict(arrays)
+
+
+def read_feedback(batch: pa.RecordBatch) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Inverse of `feedback_batch`: ids and float32 arrays."""
+    if "id" not in batch.schema.names:
+        raise ValueError(f"feedback rows need an 'id' column; got {batch.schema.names}")
+    ids = batch.column("id").to_pylist()
+    columns = {}
+    for name in batch.schema.names:
+        if name != "id":
+            value = column_to_python(batch.column(name))
+            columns[name] = np.asarray(value, dtype=np.float32)
+    return ids, columns
+
+
+def vector_bytes(value: np.ndarray) -> bytes:
+    """float32 little-endian bytes of a 1-D vector."""
+    return np.ascontiguousarray(value, dtype="<f4").reshape(-1).tobytes()
+
+
+def read_vector(data: bytes) -> np.ndarray:
+    """Inverse of `vector_bytes`."""
+    return np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+
+def npy_bytes(value: np.ndarray) -> bytes:
+    """``.npy`` bytes of an array (for per-row info masks)."""
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, value, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def read_npy(data: bytes) -> np.ndarray:
+    """Inverse of `npy_bytes`."""
+    import io
+
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def _is_numeric(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind))

@@ -1,0 +1,288 @@
+"""One rank's session: the loop that sends batches under flow control.
+
+The handler thread runs `Session.run` (a generator of responses); a reader
+thread consumes the client's acks, feedback and scores. At most
+``max_in_flight`` batches are sent and not yet acknowledged, so a stalled
+client holds the server's memory for that session to a few batches: the
+loop waits for credit instead of producing more.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import numpy as np
+import pyarrow as pa
+
+from batchcraft.api.v1 import batch_service_pb2 as pb
+from batchcraft.batcher.config import Position, StreamConfig
+from batchcraft.batcher.errors import FeedbackError
+from batchcraft.batcher.job import Job, RankBatch
+from batchcraft.batcher.registry import JobRegistry
+from batchcraft.batcher.rounds import ScoringRound
+from batchcraft.errors import ConfigError
+from batchcraft.service import codec
+from batchcraft.service.metrics import Metrics
+from batchcraft.service.provenance import ProvenanceLog
+from batchcraft.service.status import MessageTooLargeError
+
+IsActive = Callable[[], bool]
+_POLL = 0.2
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """Server-side limits every session obeys."""
+
+    max_message_bytes: int
+    sync_timeout: float
+
+
+class Session:
+    """Streams one rank's batches of one job."""
+
+    def __init__(
+        self,
+        session_id: str,
+        job: Job,
+        stream: StreamConfig,
+        start: Position,
+        registry: JobRegistry,
+        metrics: Metrics,
+        provenance: ProvenanceLog | None,
+        limits: SessionLimits,
+    ) -> None:
+        self.session_id = session_id
+        self.job = job
+        self.stream = stream
+        self.start = job.normalize(start)
+        self.columns = list(stream.columns) or job.dataset.column_names
+        self.registry = registry
+        self.metrics = metrics
+        self.provenance = provenance
+        self.limits = limits
+        self.schema = job.dataset.table.select(self.columns).schema
+        self._credit = threading.Condition()
+        self._in_flight = 0
+        self._scores: queue.Queue[pb.Scores] = queue.Queue()
+        self._error: BaseException | None = None
+        self._reader_done = threading.Event()
+        self._labels = {"dataset": job.dataset.name, "job": job.job_id, "rank": str(stream.rank)}
+
+    def opened(self) -> pb.SessionResponse:
+        """The first response: schema, sizes and the start position."""
+        return pb.SessionResponse(
+            opened=pb.SessionOpened(
+                session_id=self.session_id,
+                job=self.job.job_id,
+                arrow_schema=codec.schema_bytes(self.schema),
+                num_rows=self.job.dataset.num_rows,
+                steps_per_epoch=self.job.steps_in(self.start.epoch),
+                start=pb.Position(epoch=self.start.epoch, step=self.start.step),
+                max_in_flight=self.stream.max_in_flight,
+                selector=self.job.config.selector,
+                dataset=self.job.dataset.name,
+                num_epochs=self.stream.num_epochs,
+            )
+        )
+
+    def run(
+        self, requests: Iterator[pb.SessionRequest], is_active: IsActive
+    ) -> Iterator[pb.SessionResponse]:
+        """Yield responses until the requested epochs are served or the client leaves."""
+        reader = threading.Thread(target=self._read, args=(requests,), daemon=True)
+        reader.start()
+        self.metrics.inc("batchcraft_sessions", 1.0)
+        try:
+            yield self.opened()
+            position = self.start
+            while self.stream.num_epochs == 0 or position.epoch < self.stream.num_epochs:
+                if not self._wait_for_credit(is_active):
+                    return
+                if self.job.needs_scores:
+                    scoring = self.job.scoring_round(position)
+                    if scoring is not None:
+                        yield self._score_request(scoring)
+                        if not self._collect_scores(scoring, is_active):
+                            return
+                yield self._batch(position)
+                position = self.job.next_position(position)
+            self._drain(is_active)
+        finally:
+            self.metrics.inc("batchcraft_sessions", -1.0)
+            self.metrics.set("batchcraft_in_flight", 0.0, **self._labels)
+            self.registry.save(self.job)
+
+    def _batch(self, position: Position) -> pb.SessionResponse:
+        started = time.perf_counter()
+        batch = self.job.rank_batch(position, self.stream.rank)
+        self.registry.persist_selections(self.job)
+        self.metrics.inc("batchcraft_selection_seconds_sum", time.perf_counter() - started)
+        self.metrics.inc("batchcraft_selection_seconds_count")
+        payload = codec.batch_bytes(self.job.dataset.rows(batch.positions, self.columns))
+        if len(payload) > self.limits.max_message_bytes - (64 << 10):
+            raise MessageTooLargeError(
+                f"a batch of {len(batch.positions)} rows is {len(payload)} bytes, above the "
+                f"server's max message size {self.limits.max_message_bytes}; lower batch_size, "
+                "request fewer columns or raise --max-message-mb"
+            )
+        following = self.job.next_position(position)
+        batch_id = f"{self.job.job_id}/e{position.epoch}/s{position.step}/r{self.stream.rank}"
+        message = pb.Batch(
+            batch_id=batch_id,
+            position=pb.Position(epoch=position.epoch, step=position.step),
+            rank=self.stream.rank,
+            num_rows=len(batch.positions),
+            record_batch=payload,
+            weights=_weights_bytes(batch),
+            selector=str(batch.metrics.get("selector", self.job.config.selector)),
+            info_json=json.dumps(batch.metrics, default=_json_default),
+            next=pb.Position(epoch=following.epoch, step=following.step),
+            info_arrays={k: codec.npy_bytes(v) for k, v in batch.arrays.items()},
+        )
+        if self.provenance is not None:
+            self.provenance.record(batch_id, self.job.job_id, self.job.dataset, batch)
+        with self._credit:
+            self._in_flight += 1
+            self.metrics.set("batchcraft_in_flight", self._in_flight, **self._labels)
+        self.metrics.inc("batchcraft_batches_total", **self._labels)
+        self.metrics.inc("batchcraft_rows_total", len(batch.positions), **self._labels)
+        self.metrics.inc("batchcraft_bytes_total", len(payload), **self._labels)
+        return pb.SessionResponse(batch=message)
+
+    def _score_request(self, scoring: ScoringRound) -> pb.SessionResponse:
+        columns = ["id", *[c for c in (self.stream.score_columns or self.columns) if c != "id"]]
+        rows = self.job.dataset.rows(scoring.slice_for(self.stream.rank), columns)
+        position = pb.Position(epoch=scoring.position.epoch, step=scoring.position.step)
+        request = pb.ScoreRequest(
+            round=scoring.round_id, position=position, candidates=codec.stream_bytes(rows)
+        )
+        return pb.SessionResponse(score_request=request)
+
+    def _collect_scores(self, scoring: ScoringRound, is_active: IsActive) -> bool:
+        deadline = time.monotonic() + self.limits.sync_timeout
+        while True:
+            self._raise_reader_error()
+            if not is_active():
+                return False
+            try:
+                scores = self._scores.get(timeout=_POLL)
+                break
+            except queue.Empty:
+                if self._reader_done.is_set() or time.monotonic() > deadline:
+                    raise ConfigError(
+                        f"no scores received for scoring round {scoring.round_id}"
+                    ) from None
+        if scores.round != scoring.round_id:
+            raise FeedbackError(
+                f"scores are for round {scores.round}, expected round {scoring.round_id}"
+            )
+        expected = scoring.slice_for(self.stream.rank)
+        positions = self._apply_feedback(scores.feedback)
+        if sorted(positions.tolist()) != sorted(expected.tolist()):
+            raise FeedbackError(
+                f"scores of round {scoring.round_id} cover {len(positions)} rows; they must cover "
+                f"exactly the {len(expected)} candidates sent"
+            )
+        scoring.mark_scored(self.stream.rank)
+        return scoring.wait(
+            lambda: not is_active() or self._error is not None, self.limits.sync_timeout
+        )
+
+    def _apply_feedback(self, feedback: pb.Feedback) -> np.ndarray:
+        try:
+            ids, columns = codec.read_feedback(codec.read_stream(feedback.rows))
+        except (pa.ArrowException, ValueError) as exc:
+            raise FeedbackError(f"cannot decode feedback rows: {exc}") from exc
+        positions = self.job.dataset.positions_of(ids)
+        unknown = [ids[i] for i in np.flatnonzero(positions < 0)[:3]]
+        if unknown:
+            raise FeedbackError(f"feedback names ids that are not served: {unknown}")
+        vectors = {name: codec.read_vector(data) for name, data in feedback.vectors.items()}
+        self.job.feedback.update(positions, columns, dict(feedback.scalars), vectors)
+        self.metrics.inc("batchcraft_feedback_rows_total", len(ids), **self._labels)
+        return positions
+
+    def _read(self, requests: Iterator[pb.SessionRequest]) -> None:
+        try:
+            for request in requests:
+                kind = request.WhichOneof("kind")
+                if kind == "ack":
+                    self._on_ack(request.ack)
+                elif kind == "feedback":
+                    self._apply_feedback(request.feedback)
+                elif kind == "scores":
+                    self._scores.put(request.scores)
+                else:
+                    raise ConfigError(f"unexpected {kind!r} message after the session was opened")
+        except Exception as exc:
+            if not _is_cancellation(exc):
+                self._error = exc
+        finally:
+            self._reader_done.set()
+            with self._credit:
+                self._credit.notify_all()
+
+    def _on_ack(self, ack: pb.Ack) -> None:
+        with self._credit:
+            self._in_flight = max(0, self._in_flight - max(1, ack.count))
+            self._credit.notify_all()
+            self.metrics.set("batchcraft_in_flight", self._in_flight, **self._labels)
+        if ack.HasField("next"):
+            self.job.advance(self.stream.rank, Position(ack.next.epoch, ack.next.step))
+            self._update_lag()
+
+    def _update_lag(self) -> None:
+        cursors = dict(self.job.cursors)
+        mine = cursors.get(self.stream.rank)
+        if mine is None or not cursors:
+            return
+        steps = max(1, self.job.steps_in(mine.epoch))
+        lead = max(p.epoch * steps + p.step for p in cursors.values())
+        self.metrics.set(
+            "batchcraft_rank_lag_steps", lead - (mine.epoch * steps + mine.step), **self._labels
+        )
+
+    def _wait_for_credit(self, is_active: IsActive) -> bool:
+        with self._credit:
+            while self._in_flight >= self.stream.max_in_flight:
+                self._raise_reader_error()
+                if self._reader_done.is_set() or not is_active():
+                    return False
+                self._credit.wait(_POLL)
+        self._raise_reader_error()
+        return is_active()
+
+    def _drain(self, is_active: IsActive) -> None:
+        """After the last batch, wait for its acks so the final cursor is recorded."""
+        with self._credit:
+            while self._in_flight > 0 and is_active() and not self._reader_done.is_set():
+                self._credit.wait(_POLL)
+        self._raise_reader_error()
+
+    def _raise_reader_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
+def _is_cancellation(error: BaseException) -> bool:
+    return isinstance(error, grpc.RpcError)
+
+
+def _weights_bytes(batch: RankBatch) -> bytes:
+    if batch.weights is None:
+        return b""
+    return codec.stream_bytes(pa.RecordBatch.from_pydict({"weight": pa.array(batch.weights)}))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

@@ -1,0 +1,46 @@
+"""The one place where batchcraft errors become gRPC status codes."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from batchcraft.batcher.errors import JobConflictError, SessionTimeoutError, UnknownDatasetError
+from batchcraft.errors import BatchcraftError, ConfigError, DatasetError
+
+LOG = logging.getLogger("batchcraft.service")
+
+
+class MessageTooLargeError(BatchcraftError):
+    """A batch does not fit the configured maximum message size."""
+
+
+class AuthenticationError(BatchcraftError):
+    """A request carries no bearer token or a wrong one."""
+
+
+def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The status code and message a client receives for ``error``."""
+    if isinstance(error, UnknownDatasetError):
+        return grpc.StatusCode.NOT_FOUND, str(error)
+    if isinstance(error, ConfigError | ValueError) and isinstance(error, BatchcraftError):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(error)
+    if isinstance(error, AuthenticationError):
+        return grpc.StatusCode.UNAUTHENTICATED, str(error)
+    if isinstance(error, MessageTooLargeError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)
+    if isinstance(error, JobConflictError | DatasetError):
+        return grpc.StatusCode.FAILED_PRECONDITION, str(error)
+    if isinstance(error, SessionTimeoutError):
+        return grpc.StatusCode.ABORTED, str(error)
+    if isinstance(error, BatchcraftError):
+        return grpc.StatusCode.INTERNAL, str(error)
+    LOG.exception("internal error", exc_info=error)
+    return grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}: {error}"
+
+
+def abort(context: grpc.ServicerContext, error: BaseException) -> None:
+    """End the RPC with the status of ``error`` (raises, as `grpc.ServicerContext.abort` does)."""
+    code, message = status_for(error)
+    context.abort(code, message)
