@@ -1,0 +1,110 @@
+"""Feedback over the session: asynchronous loss reports and synchronous scoring rounds."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from batchcraft.selectors import SELECTORS, BaseSelector, Pool, Selection
+from batchcraft.service import BatchClient
+
+pytestmark = pytest.mark.grpc
+
+
+@dataclass(frozen=True)
+class TopLossSelector(BaseSelector):
+    """Test selector: the half of a pool with the highest learner loss."""
+
+    name: ClassVar[str] = "test_top_loss"
+
+    @property
+    def required_columns(self) -> frozenset[str]:
+        return frozenset({"learner_losses"})
+
+    @property
+    def pool_factor(self) -> float:
+        return 2.0
+
+    def _select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection:
+        assert pool.learner_losses is not None
+        order = np.argsort(-pool.learner_losses, kind="stable")[:batch_size]
+        return Selection(order, None, {"selector": self.name})
+
+
+@pytest.fixture(autouse=True)
+def top_loss(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(SELECTORS, TopLossSelector.name, TopLossSelector)
+
+
+def loss_of(identifier: str) -> float:
+    return float(int(identifier.split("-")[1]))
+
+
+def test_async_loss_reports_steer_later_selections(address: str, kept_ids: list[str]) -> None:
+    trainer = BatchClient(
+        address, "news", "test_top_loss", 4, columns=["id"], max_in_flight=1, seed=2
+    )
+    selected: list[list[str]] = []
+    for batch in trainer:
+        selected.append(list(batch["id"]))
+        trainer.report(kept_ids, losses=[loss_of(i) for i in kept_ids])
+    trainer.close()
+    assert trainer.last_meta is not None
+    assert trainer.last_meta.selector == "test_top_loss"
+    # From the third batch on, the feedback is known: every batch is the top half of its pool.
+    later = [loss_of(i) for batch in selected[2:] for i in batch]
+    overall = np.mean([loss_of(i) for i in kept_ids])
+    assert np.mean(later) > overall * 1.2
+    assert len({i for b in selected for i in b}) == sum(len(b) for b in selected)
+
+
+def test_sync_round_with_a_torch_model_scorer(address: str) -> None:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 1)
+    rounds: dict[int, list[dict[str, float]]] = {0: [], 1: []}
+    served: dict[int, list[list[str]]] = {0: [], 1: []}
+
+    def scorer_for(rank: int) -> Any:
+        def scorer(candidates: dict[str, Any]) -> np.ndarray:
+            with torch.no_grad():
+                scores = model(torch.tensor(candidates["embedding"])).squeeze(1).numpy()
+            rounds[rank].append(dict(zip(candidates["id"], scores.tolist(), strict=True)))
+            return scores
+
+        return scorer
+
+    def run(rank: int) -> None:
+        trainer = BatchClient(
+            address,
+            "news",
+            "test_top_loss",
+            3,
+            rank=rank,
+            world_size=2,
+            columns=["id"],
+            scoring="sync",
+            scorer=scorer_for(rank),
+            score_columns=["embedding"],
+            job="sync",
+        )
+        with trainer:
+            served[rank] = [list(batch["id"]) for batch in trainer]
+
+    threads = [threading.Thread(target=run, args=(rank,)) for rank in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(served[0]) == len(served[1]) == len(rounds[0]) == len(rounds[1]) > 0
+    for step, (part0, part1) in enumerate(zip(served[0], served[1], strict=True)):
+        assert not set(rounds[0][step]) & set(rounds[1][step])  # each rank scores its own share
+        pool = {**rounds[0][step], **rounds[1][step]}
+        selected = set(part0) | set(part1)
+        best = sorted(pool, key=lambda i: -pool[i])[: len(selected)]
+        assert selected == set(best)  # the current model's scores decided the batch

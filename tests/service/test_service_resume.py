@@ -1,0 +1,82 @@
+"""Resume: client state mid-epoch, and a SIGKILLed server restarted on its checkpoints."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from batchcraft.errors import ConfigError
+from batchcraft.service import BatchClient
+
+pytestmark = pytest.mark.grpc
+
+
+def client(address: str, **kwargs: object) -> BatchClient:
+    params: dict = {
+        "batch_size": 6,
+        "seed": 11,
+        "columns": ["id"],
+        "num_epochs": 2,
+        "job": "resume",
+        **kwargs,
+    }
+    return BatchClient(address, "news", **params)
+
+
+def test_resume_from_state_dict_equals_uninterrupted_run(start_server) -> None:  # type: ignore[no-untyped-def]
+    address = start_server()
+    with client(address, job="whole") as whole:
+        uninterrupted = [list(b["id"]) for b in whole]
+
+    first = client(address)
+    head = [list(b["id"]) for b in itertools.islice(first, 23)]  # crosses the epoch boundary
+    state = first.state_dict()
+    first.close()
+    assert state["next"] == [1, 6]  # 101 rows in steps of 6: 17 steps per epoch
+
+    second = client(address)
+    second.load_state_dict(state)
+    tail = [list(b["id"]) for b in second]
+    second.close()
+    assert head + tail == uninterrupted
+
+
+def test_state_from_other_parameters_is_refused(address: str) -> None:
+    state = client(address).state_dict()
+    with pytest.raises(ConfigError, match="batch_size"):
+        client(address, batch_size=7).load_state_dict(state)
+    with pytest.raises(ConfigError, match="version"):
+        client(address).load_state_dict({**state, "version": 99})
+
+
+def test_sigkill_restart_resume_serves_each_kept_id_once(
+    curated_dir: Path, tmp_path: Path, kept_ids: list[str], server_process
+) -> None:  # type: ignore[no-untyped-def]
+    args = (
+        str(curated_dir),
+        "--name",
+        "news",
+        "--checkpoint-dir",
+        str(tmp_path / "state"),
+        "--checkpoint-interval",
+        "0.1",
+    )
+    server = server_process(*args)
+    trainer = client(server.address, num_epochs=1)
+    served: list[str] = []
+    for batch in itertools.islice(trainer, 7):
+        served += list(batch["id"])
+        saved = trainer.state_dict()  # what a trainer checkpoints with its model
+    server.kill()
+    trainer.close()
+
+    restarted = server_process(*args)
+    resumed = client(restarted.address, num_epochs=1)
+    resumed.load_state_dict(saved)
+    served += [i for batch in resumed for i in batch["id"]]
+    resumed.close()
+    assert len(served) == len(set(served))
+    assert sorted(served) == sorted(kept_ids)
+    assert (tmp_path / "state" / "jobs").is_dir()
