@@ -179,7 +179,7 @@ class Job:
         try:
             chosen: Selection = self.selector.select(pool, count, rng)
         except MissingColumnsError as exc:
-            if not set(exc.missing) <= FEEDBACK_COLUMNS:
+            if not FEEDBACK_COLUMNS.intersection(exc.missing):
                 raise ConfigError(str(exc)) from exc
             # No feedback yet (async warm-up): a uniform draw of the same size.
             indices = rng.permutation(len(candidates))[:count]
