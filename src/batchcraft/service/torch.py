@@ -1,0 +1,110 @@
+"""`BatchDataset`: a torch ``IterableDataset`` over a batchcraft server.
+
+Use with ``DataLoader(dataset, batch_size=None, num_workers=n)``: batches are
+already formed by the server. Each DataLoader worker opens its own gRPC
+channel after the fork and acts as its own rank of the job: trainer rank
+``r`` with ``w`` workers becomes ranks ``r * w .. r * w + w - 1`` of
+``world_size * w``. Workers therefore receive disjoint batches, the same
+number each, and the whole epoch is served once across them.
+
+Every yielded batch is a dict of tensors (numeric columns), lists (strings),
+``"weight"`` when the selector weights rows, and ``"position"`` — an int64
+tensor ``[epoch, step, stream_rank]`` identifying the batch.
+
+Checkpointing: ``state_dict()`` returns the next position of every stream
+whose batches were passed to `BatchDataset.mark_consumed` (with
+``num_workers=0`` this happens automatically). With workers, call
+``dataset.mark_consumed(batch)`` in the training loop for each batch used;
+``load_state_dict`` makes each worker resume where its stream stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from batchcraft._deps import require
+from batchcraft.service.client import STATE_VERSION, BatchClient
+
+require("torch")  # raises MissingDependencyError naming the package
+import torch  # noqa: E402
+from torch.utils.data import IterableDataset, get_worker_info  # noqa: E402
+
+
+class BatchDataset(IterableDataset):  # type: ignore[type-arg]
+    """Streams a job's batches as tensors; see the module docstring.
+
+    Args:
+        target: ``host:port`` of the server.
+        dataset: registered dataset name.
+        rank: the trainer's rank; ``world_size`` trainer ranks share the job.
+        **client_kwargs: everything else `BatchClient` takes (selector,
+            batch_size, seed, columns, token, num_epochs, job ...).
+    """
+
+    def __init__(
+        self, target: str, dataset: str, *, rank: int = 0, world_size: int = 1, **client_kwargs: Any
+    ):
+        super().__init__()
+        self.target = target
+        self.dataset = dataset
+        self.rank = rank
+        self.world_size = world_size
+        self.client_kwargs = client_kwargs
+        self._positions: dict[int, list[int]] = {}
+        self._resume: dict[int, list[int]] = {}
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+        stream_rank = self.rank * workers + worker
+        client = BatchClient(
+            self.target,
+            self.dataset,
+            rank=stream_rank,
+            world_size=self.world_size * workers,
+            **self.client_kwargs,
+        )
+        if stream_rank in self._resume:
+            state = client.state_dict()
+            state["next"] = self._resume[stream_rank]
+            client.load_state_dict(state)
+        with client:
+            for batch in client:
+                meta = client.last_meta
+                assert meta is not None
+                tensors = to_tensors(batch)
+                tensors["position"] = torch.tensor(
+                    [meta.epoch, meta.step, stream_rank], dtype=torch.int64
+                )
+                if info is None:
+                    self.mark_consumed(tensors, client.state_dict()["next"])
+                yield tensors
+
+    def mark_consumed(self, batch: dict[str, Any], next_position: list[int] | None = None) -> None:
+        """Record that ``batch`` was used (its stream resumes after it)."""
+        epoch, step, stream_rank = (int(v) for v in batch["position"].tolist())
+        self._positions[stream_rank] = next_position or [epoch, step + 1]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Per-stream resume positions (JSON-serialisable)."""
+        return {
+            "format": "batchcraft.BatchDataset",
+            "version": STATE_VERSION,
+            "next": dict(self._positions),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume every stream from ``state`` on the next iteration."""
+        self._resume = {int(rank): list(position) for rank, position in state["next"].items()}
+        self._positions = dict(self._resume)
+
+
+def to_tensors(batch: dict[str, Any]) -> dict[str, Any]:
+    """numpy arrays become tensors (copied: Arrow buffers are read-only); others stay."""
+    return {
+        name: torch.from_numpy(np.array(value)) if isinstance(value, np.ndarray) else value
+        for name, value in batch.items()
+    }

@@ -1,0 +1,43 @@
+"""The torch IterableDataset inside a DataLoader, with worker processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.grpc
+torch = pytest.importorskip("torch")
+
+from batchcraft.service.torch import BatchDataset  # noqa: E402
+
+
+def test_dataloader_with_two_workers_yields_the_epoch_once(
+    curated_dir: Path, kept_ids: list[str], server_process
+) -> None:  # type: ignore[no-untyped-def]
+    server = server_process(str(curated_dir), "--name", "news")
+    dataset = BatchDataset(
+        server.address, "news", batch_size=8, columns=["id", "embedding"], seed=4
+    )
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=2, timeout=60)
+    batches = list(loader)
+    served = [i for batch in batches for i in batch["id"]]
+    assert sorted(served) == sorted(kept_ids)
+    assert all(
+        isinstance(b["embedding"], torch.Tensor) and b["embedding"].shape[1] == 8 for b in batches
+    )
+    streams = [int(b["position"][2]) for b in batches]
+    assert streams.count(0) == streams.count(1)
+
+
+def test_state_dict_resumes_in_process(address: str, kept_ids: list[str]) -> None:
+    kwargs = {"batch_size": 8, "columns": ["id"], "seed": 9, "job": "torch-resume"}
+    dataset = BatchDataset(address, "news", **kwargs)
+    iterator = iter(dataset)
+    head = [i for _ in range(5) for i in next(iterator)["id"]]
+    state = dataset.state_dict()
+    del iterator
+    resumed = BatchDataset(address, "news", **kwargs)
+    resumed.load_state_dict(state)
+    tail = [i for batch in resumed for i in batch["id"]]
+    assert sorted(head + tail) == sorted(kept_ids)
