@@ -85,6 +85,27 @@ def synthetic_embeddings(
         noise += centres[topics[chunk]]
         embeddings[chunk] = _unit_rows(noise)
 
+    pairs, cosines = _plant_duplicates(
+        rng, embeddings, topics, duplicate_fraction, duplicate_cosine
+    )
+    return SynthEmbeddings(
+        ids=[f"emb-{index:07d}" for index in range(num_rows)],
+        embeddings=embeddings,
+        topics=topics,
+        duplicate_pairs=pairs,
+        duplicate_cosines=cosines,
+    )
+
+
+def _plant_duplicates(
+    rng: np.random.Generator,
+    embeddings: np.ndarray,
+    topics: np.ndarray,
+    duplicate_fraction: float,
+    duplicate_cosine: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Overwrites random rows with near copies of other rows, in place; returns the pairs."""
+    num_rows = len(embeddings)
     num_duplicates = round(duplicate_fraction * num_rows)
     shuffled = rng.permutation(num_rows)
     duplicates = np.sort(shuffled[:num_duplicates])
@@ -95,13 +116,7 @@ def synthetic_embeddings(
         embeddings[duplicates[part]] = _near_copies(rng, embeddings[originals[part]], cosines[part])
         topics[duplicates[part]] = topics[originals[part]]
     actual = np.einsum("ij,ij->i", embeddings[originals], embeddings[duplicates])
-    return SynthEmbeddings(
-        ids=[f"emb-{index:07d}" for index in range(num_rows)],
-        embeddings=embeddings,
-        topics=topics,
-        duplicate_pairs=np.stack([originals, duplicates], axis=1).astype(np.int64),
-        duplicate_cosines=actual.astype(np.float32),
-    )
+    return np.stack([originals, duplicates], axis=1).astype(np.int64), actual.astype(np.float32)
 
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
