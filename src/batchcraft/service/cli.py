@@ -75,7 +75,7 @@ def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser | None =
     _configure_logging(args.log_level)
     try:
         if args.config is not None:
-            _apply_config_file(args, parser)
+            apply_config_file(args, parser)
         registry = DatasetRegistry(
             CuratedDataset.open(path, name) for name, path in dataset_paths(args)
         )
@@ -145,7 +145,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     )
 
 
-def _apply_config_file(args: argparse.Namespace, parser: argparse.ArgumentParser | None) -> None:
+def apply_config_file(args: argparse.Namespace, parser: argparse.ArgumentParser | None) -> None:
+    """Fill flags left at their defaults from the TOML file ``args.config``."""
     try:
         values: dict[str, Any] = tomllib.loads(args.config.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:

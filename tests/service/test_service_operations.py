@@ -1,0 +1,115 @@
+"""Flow control, Prometheus metrics, provenance log and the serve CLI's settings."""
+
+from __future__ import annotations
+
+import json
+import queue
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+
+from batchcraft.api.v1 import batch_service_pb2 as pb
+from batchcraft.api.v1 import batch_service_pb2_grpc as pb_grpc
+from batchcraft.batcher.dataset import CuratedDataset
+from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.service import BatchClient, ServerConfig, create_server
+from batchcraft.service.cli import add_serve_arguments, dataset_paths, server_config
+from batchcraft.service.metrics import start_metrics_server
+
+pytestmark = pytest.mark.grpc
+
+
+@pytest.fixture
+def server(curated_dir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    registry = DatasetRegistry([CuratedDataset.open(curated_dir, "news")])
+    config = ServerConfig(
+        fsync=False, provenance_path=tmp_path / "provenance.jsonl", max_in_flight=16
+    )
+    started = create_server(registry, config).start()
+    yield started
+    started.stop(grace=0)
+
+
+def wait_until(condition, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_stalled_client_gets_no_more_than_max_in_flight(server) -> None:  # type: ignore[no-untyped-def]
+    metrics = server.servicer.metrics
+    labels = {"dataset": "news", "job": "stall", "rank": "0"}
+    requests: queue.Queue = queue.Queue()
+    open_request = pb.OpenSession(
+        dataset="news", batch_size=4, job="stall", max_in_flight=3, num_epochs=0
+    )
+    requests.put(pb.SessionRequest(open=open_request))
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        call = pb_grpc.BatchServiceStub(channel).Session(iter(requests.get, None))
+        assert wait_until(lambda: metrics.value("batchcraft_batches_total", **labels) >= 3)
+        time.sleep(0.5)  # a stalled client: nothing read, nothing acknowledged
+        assert metrics.value("batchcraft_batches_total", **labels) == 3
+        assert metrics.value("batchcraft_in_flight", **labels) == 3
+        responses = iter(call)
+        assert next(responses).WhichOneof("kind") == "opened"
+        first = next(responses).batch
+        requests.put(pb.SessionRequest(ack=pb.Ack(count=1, next=first.next)))
+        assert wait_until(lambda: metrics.value("batchcraft_batches_total", **labels) == 4)
+        call.cancel()
+        requests.put(None)
+
+
+def test_metrics_endpoint_and_provenance_log(server, kept_ids: list[str], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    client = BatchClient(
+        f"127.0.0.1:{server.port}", "news", batch_size=10, columns=["id"], job="ops"
+    )
+    batches = [list(b["id"]) for b in client]
+    client.close()
+    http = start_metrics_server(server.servicer.metrics, "127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{http.server_address[1]}/metrics"
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+    finally:
+        http.shutdown()
+    assert f'batchcraft_batches_total{{dataset="news",job="ops",rank="0"}} {len(batches)}' in text
+    assert "# TYPE batchcraft_bytes_total counter" in text
+    assert "batchcraft_selection_seconds_count" in text
+
+    records = [
+        json.loads(line) for line in (tmp_path / "provenance.jsonl").read_text().splitlines()
+    ]
+    records = [r for r in records if r["job"] == "ops"]
+    assert [r["ids"] for r in records] == batches
+    assert sorted(i for r in records for i in r["ids"]) == sorted(kept_ids)
+    assert {r["selector"] for r in records} == {"uniform"}
+    assert sum(sum(r["sources"].values()) for r in records) == len(kept_ids)
+    assert records[0]["batch_id"] == "ops/e0/s0/r0"
+
+
+def test_config_file_mirrors_flags_and_command_line_wins(tmp_path: Path, curated_dir: Path) -> None:
+    import argparse
+
+    (tmp_path / "token").write_text("abc\n")
+    config = tmp_path / "serve.toml"
+    config.write_text(
+        f'max_in_flight = 5\nmax_message_mb = 64\ntoken_file = "{tmp_path / "token"}"\n'
+        f'[datasets]\nother = "{curated_dir}"\n'
+    )
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    args = parser.parse_args(
+        [str(curated_dir), "--name", "news", "--max-in-flight", "7", "--config", str(config)]
+    )
+    from batchcraft.service.cli import apply_config_file
+
+    apply_config_file(args, parser)
+    settings = server_config(args)
+    assert settings.max_in_flight == 7 and settings.max_message_bytes == 64 << 20
+    assert settings.token == "abc"
+    assert [name for name, _ in dataset_paths(args)] == ["news", "other"]
