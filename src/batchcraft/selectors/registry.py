@@ -9,12 +9,17 @@ from batchcraft.errors import ConfigError
 from batchcraft.selectors.base import BaseSelector
 from batchcraft.selectors.concept import ConceptSelector
 from batchcraft.selectors.coreset import CoresetSelector
+from batchcraft.selectors.hard_negative import HardNegativeSelector
+from batchcraft.selectors.jest import JestIndependentSelector, JestSelector
 from batchcraft.selectors.uniform import UniformSelector
 
 SELECTORS: dict[str, type[BaseSelector]] = {
     UniformSelector.name: UniformSelector,
     CoresetSelector.name: CoresetSelector,
     ConceptSelector.name: ConceptSelector,
+    HardNegativeSelector.name: HardNegativeSelector,
+    JestSelector.name: JestSelector,
+    JestIndependentSelector.name: JestIndependentSelector,
 }
 """Selector classes by name; `get_selector` builds one from keyword parameters."""
 

@@ -1,0 +1,186 @@
+"""JEST learnability: pairwise sigmoid-loss matrices and chunked joint sampling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from batchcraft._deps import require
+
+
+@dataclass(frozen=True)
+class SigmoidLossParameters:
+    """A SigLIP head: logits are ``scale · cos(image, text) + bias``."""
+
+    scale: float
+    bias: float
+
+
+def _unit_rows(torch: Any, matrix: np.ndarray) -> Any:
+    tensor = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
+    return tensor / tensor.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+class LearnabilityScorer:
+    """Lazy access to JEST's learnability matrix ``S = L_learner − L_reference`` (B, B).
+
+    ``L[i, j] = −log σ(label_ij · (scale · cos(image_i, text_j) + bias))`` with
+    label +1 on the diagonal and −1 off it (SigLIP), for the learner's and the
+    reference model's embeddings of both towers. Joint sampling only needs the
+    diagonal and the rows and columns of chosen examples, so entries are
+    computed on demand: about 2·b·B terms per model instead of B². Off the
+    diagonal a term is ``softplus(z)``; on it ``softplus(−z) = softplus(z) − z``,
+    so the diagonal is a vector correction of ``−(z_learner − z_reference)``.
+
+    Rows whose learner embeddings are not finite (never scored, asynchronous
+    mode) contribute zero learnability: every term involving them is 0.
+
+    With ``per_example`` given instead of embeddings, S is that diagonal and
+    zero elsewhere: selection is then independent (RHO-LOSS-like).
+    """
+
+    def __init__(
+        self,
+        towers: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+        heads: tuple[SigmoidLossParameters, SigmoidLossParameters] | None = None,
+        per_example: np.ndarray | None = None,
+    ) -> None:
+        self.torch = require("torch")
+        if per_example is not None:
+            self.size = len(per_example)
+            self.models: list[tuple[Any, Any, SigmoidLossParameters]] = []
+            self.known: tuple[Any, Any] | None = None
+            self.correction = np.asarray(per_example, dtype=np.float64)
+            self.known_pairs = np.ones(self.size)
+            return
+        assert towers is not None and heads is not None
+        learner_images, learner_texts, reference_images, reference_texts = towers
+        known_images = np.isfinite(learner_images).all(axis=1)
+        known_texts = np.isfinite(learner_texts).all(axis=1)
+        self.size = len(learner_images)
+        self.models = [
+            (
+                _unit_rows(self.torch, np.where(known_images[:, None], learner_images, 0.0)),
+                _unit_rows(self.torch, np.where(known_texts[:, None], learner_texts, 0.0)),
+                heads[0],
+            ),
+            (
+                _unit_rows(self.torch, reference_images),
+                _unit_rows(self.torch, reference_texts),
+                heads[1],
+            ),
+        ]
+        self.known = None
+        if not (known_images.all() and known_texts.all()):
+            self.known = (
+                self.torch.from_numpy(known_images.astype(np.float32)),
+                self.torch.from_numpy(known_texts.astype(np.float32)),
+            )
+        logits = [
+            ((images * texts).sum(dim=1) * head.scale + head.bias).to(self.torch.float64).numpy()
+            for images, texts, head in self.models
+        ]
+        self.known_pairs = (known_images & known_texts).astype(np.float64)
+        self.correction = -(logits[0] - logits[1]) * self.known_pairs
+
+    def _off_diagonal(self, rows: np.ndarray | None, columns: np.ndarray | None) -> Any:
+        """``S`` over rows × columns as if every entry were a negative pair; None = all."""
+        torch = self.torch
+        row_count = self.size if rows is None else len(rows)
+        column_count = self.size if columns is None else len(columns)
+        block = torch.zeros((row_count, column_count))
+        for sign, (images, texts, head) in zip((1.0, -1.0), self.models, strict=False):
+            image_part = images if rows is None else images[torch.from_numpy(rows)]
+            text_part = texts if columns is None else texts[torch.from_numpy(columns)]
+            logits = (image_part @ text_part.T).mul_(head.scale).add_(head.bias)
+            block.add_(torch.nn.functional.softplus(logits), alpha=sign)
+        if self.known is not None:
+            known_rows = self.known[0] if rows is None else self.known[0][torch.from_numpy(rows)]
+            known_columns = (
+                self.known[1] if columns is None else self.known[1][torch.from_numpy(columns)]
+            )
+            block.mul_(known_rows[:, None] * known_columns[None, :])
+        return block
+
+    def block(self, rows: np.ndarray, columns: np.ndarray) -> Any:
+        """``S[rows][:, columns]`` as a float32 torch tensor."""
+        block = self._off_diagonal(rows, columns)
+        row_positions, column_positions = np.nonzero(rows[:, None] == columns[None, :])
+        if len(row_positions):
+            corrections = self.torch.from_numpy(
+                self.correction[rows[row_positions]].astype(np.float32)
+            )
+            block[
+                self.torch.from_numpy(row_positions), self.torch.from_numpy(column_positions)
+            ] += corrections
+        return block
+
+    def diagonal(self) -> np.ndarray:
+        """``S_ii`` for every row: each example's own learnability, float64."""
+        diagonal = self.correction.copy()
+        for sign, (images, texts, head) in zip((1.0, -1.0), self.models, strict=False):
+            logits = (images * texts).sum(dim=1) * head.scale + head.bias
+            softplus = self.torch.nn.functional.softplus(logits).to(self.torch.float64).numpy()
+            diagonal += sign * softplus * self.known_pairs
+        return diagonal
+
+    def full(self) -> Any:
+        """The whole (B, B) matrix (for tests and small pools)."""
+        everything = np.arange(self.size, dtype=np.int64)
+        return self.block(everything, everything)
+
+    def pair_gain(self, chosen: np.ndarray) -> np.ndarray:
+        """``Σ_{j ∈ chosen} (S_ij + S_ji)`` for every row i, float64."""
+        if not self.models:
+            gain = np.zeros(self.size)
+        else:
+            from_rows = self._off_diagonal(chosen, None).sum(dim=0)
+            from_columns = self._off_diagonal(None, chosen).sum(dim=1)
+            gain = (from_rows + from_columns).to(self.torch.float64).numpy()
+        gain[chosen] += 2.0 * self.correction[chosen]
+        return gain
+
+    def sub_batch_learnability(self, indices: np.ndarray) -> float:
+        """Total learnability of a sub-batch divided by its size (SigLIP's loss normalisation)."""
+        return float(self.block(indices, indices).sum()) / max(len(indices), 1)
+
+
+def joint_sample(
+    scorer: LearnabilityScorer,
+    batch_size: int,
+    num_chunks: int,
+    rng: np.random.Generator,
+    first_chunk: Literal["diagonal", "uniform"] = "diagonal",
+    temperature: float = 1.0,
+) -> np.ndarray:
+    """JEST's chunked joint sampling.
+
+    The batch is drawn in ``num_chunks`` chunks. Each chunk is sampled without
+    replacement ∝ softmax(conditional learnability / temperature), where a
+    candidate i's conditional learnability given the chosen rows C is
+    ``S_ii + Σ_{j∈C} (S_ij + S_ji)`` — exactly what adding i adds to the
+    sub-batch's total learnability ``Σ_{i,j∈C} S_ij``. Sampling without
+    replacement from a softmax is done by Gumbel top-k.
+
+    Returns:
+        int64 positions of the ``batch_size`` chosen rows, in draw order.
+    """
+    size = scorer.size
+    conditional = scorer.diagonal()
+    available = np.ones(size, dtype=bool)
+    picked: list[np.ndarray] = []
+    for chunk_index, chunk in enumerate(np.array_split(np.arange(batch_size), num_chunks)):
+        if len(chunk) == 0:
+            continue
+        uniform = chunk_index == 0 and first_chunk == "uniform"
+        logits = np.zeros(size) if uniform else conditional / temperature
+        perturbed = np.where(available, logits + rng.gumbel(size=size), -np.inf)
+        chosen = np.argpartition(-perturbed, len(chunk) - 1)[: len(chunk)]
+        chosen = chosen[np.argsort(-perturbed[chosen], kind="stable")].astype(np.int64)
+        available[chosen] = False
+        picked.append(chosen)
+        if chunk_index < num_chunks - 1:
+            conditional += scorer.pair_gain(chosen)
+    return np.concatenate(picked).astype(np.int64)
