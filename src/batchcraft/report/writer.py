@@ -1,0 +1,243 @@
+"""``write_report``: scan a curated dataset once and write report.json and report.html."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from batchcraft import __version__
+from batchcraft.errors import DatasetError
+from batchcraft.report import checks
+from batchcraft.report.clusters import ClusterStats, cluster_section
+from batchcraft.report.concepts import ConceptStats, concept_section
+from batchcraft.report.counts import RowCounts, scan_rejects
+from batchcraft.report.duplicates import DuplicateStats, duplicate_section
+from batchcraft.report.fetch import fetch_rows, truncate
+from batchcraft.report.funnel import build_funnel, reconcile
+from batchcraft.report.manifest import (
+    dedup_settings,
+    list_rejects,
+    list_shards,
+    load_centroids,
+    load_manifest,
+)
+from batchcraft.report.page import render_page
+from batchcraft.report.provenance import ProvenanceLog, read_provenance
+from batchcraft.report.render_clusters import clusters_html, concepts_html
+from batchcraft.report.render_duplicates import duplicates_html
+from batchcraft.report.render_funnel import funnel_html
+from batchcraft.report.render_run import run_html, serving_html
+from batchcraft.report.run_info import run_section
+from batchcraft.report.scan import DEFAULT_BATCH_SIZE, Accumulator, scan
+from batchcraft.report.serving import ExposureStats, serving_section
+
+REPORT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    """What ``write_report`` wrote and found.
+
+    Attributes:
+        html_path: The written report.html.
+        json_path: The written report.json.
+        num_input_rows: Input rows (kept + duplicates + rejected).
+        num_kept: Kept rows.
+        warnings: Problems found (data versus manifest, contract breaks, provenance).
+        has_serving: Whether a provenance log was found and reported on.
+    """
+
+    html_path: Path
+    json_path: Path
+    num_input_rows: int
+    num_kept: int
+    warnings: tuple[str, ...]
+    has_serving: bool
+
+
+def _num_clusters(manifest: dict[str, Any], centroids: np.ndarray | None) -> int:
+    if centroids is not None:
+        return int(centroids.shape[0])
+    recorded = (manifest.get("clustering") or {}).get("num_clusters")
+    if not isinstance(recorded, int) or recorded < 0:
+        raise DatasetError("centroids.npy is missing and manifest clustering.num_clusters is unset")
+    return recorded
+
+
+def _provenance(dataset_dir: Path, provenance_dir: Path | None) -> ProvenanceLog | None:
+    if provenance_dir is None:
+        return read_provenance(dataset_dir / "provenance")
+    log = read_provenance(provenance_dir)
+    if log is None:
+        raise DatasetError(f"no provenance log (*.jsonl files) under {provenance_dir}")
+    return log
+
+
+def build_report(
+    dataset_dir: Path, provenance_dir: Path | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+) -> tuple[dict[str, Any], str]:
+    """Compute the report of ``dataset_dir`` in one streaming pass.
+
+    Returns:
+        The JSON document and the HTML page.
+    """
+    manifest = load_manifest(dataset_dir)
+    shards = list_shards(dataset_dir)
+    centroids = load_centroids(dataset_dir)
+    num_clusters = _num_clusters(manifest, centroids)
+    log = _provenance(dataset_dir, provenance_dir)
+    rows = RowCounts(len(shards))
+    cluster_stats = ClusterStats(num_clusters)
+    duplicate_stats = DuplicateStats(dedup_settings(manifest))
+    concept_stats = ConceptStats()
+    exposure = ExposureStats(log, num_clusters) if log else None
+    accumulators: list[Accumulator] = [rows, cluster_stats, duplicate_stats, concept_stats]
+    if exposure is not None:
+        accumulators.append(exposure)
+    scan(shards, accumulators, batch_size)
+    rejects = scan_rejects(list_rejects(dataset_dir))
+    text_columns = ["text", "source", "embedding"] + (
+        ["pair_text"] if manifest.get("has_pairs") else []
+    )
+    fetched = fetch_rows(
+        shards, cluster_stats.sample_ids() + duplicate_stats.sample_ids(), text_columns
+    )
+
+    tally = rows.result()
+    funnel = build_funnel(tally, rejects)
+    funnel["reconciliation"] = reconcile(funnel, tally, manifest, shards)
+    funnel["anomalies"] = tally.anomalies
+    funnel["reject_examples"] = {
+        reason: [example | {"raw": truncate(example["raw"], 240)} for example in examples]
+        for reason, examples in rejects.examples.items()
+    }
+    total = funnel["total"]
+    removed_semantic = total["near_duplicates"] + total["semantic_duplicates"]
+    report: dict[str, Any] = {
+        "report_version": REPORT_VERSION,
+        "generated_by": f"batchcraft {__version__}",
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "dataset": {
+            "path": str(dataset_dir),
+            "name": dataset_dir.resolve().name,
+            "schema_version": manifest["schema_version"],
+            "num_shards": len(shards),
+        },
+        "warnings": [],
+        "funnel": funnel,
+        "clusters": cluster_section(cluster_stats, centroids, fetched),
+        "duplicates": duplicate_section(duplicate_stats, fetched, removed_semantic),
+        "concepts": concept_section(concept_stats, total["kept"]),
+        "run": run_section(manifest),
+        "serving": _serving(log, exposure, funnel, cluster_stats, concept_stats),
+    }
+    report["warnings"] = (
+        checks.accounting_warnings(funnel["reconciliation"])
+        + checks.data_warnings(
+            tally.anomalies, report["clusters"], report["duplicates"], manifest, len(shards)
+        )
+        + checks.serving_warnings(report["serving"])
+    )
+    return report, render_page(report, _sections(report))
+
+
+def _serving(
+    log: ProvenanceLog | None,
+    exposure: ExposureStats | None,
+    funnel: dict[str, Any],
+    clusters: ClusterStats,
+    concepts: ConceptStats,
+) -> dict[str, Any] | None:
+    if log is None or exposure is None:
+        return None
+    kept_by_source = {source: counts["kept"] for source, counts in funnel["by_source"].items()}
+    return serving_section(
+        log, exposure, kept_by_source, clusters.kept, dict(concepts.kept_frequency)
+    )
+
+
+def _sections(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    sections: list[tuple[str, str, str]] = [
+        ("funnel", "Funnel", funnel_html(report["funnel"], report["funnel"]["reconciliation"])),
+        ("clusters", "Clusters", clusters_html(report["clusters"])),
+        ("duplicates", "Duplicates", duplicates_html(report["duplicates"])),
+        ("concepts", "Concepts", concepts_html(report["concepts"])),
+        ("run", "Run", run_html(report["run"])),
+    ]
+    if report["serving"] is not None:
+        sections.append(("serving", "Serving", serving_html(report["serving"])))
+    return sections
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays as Python values and NaN/inf as null."""
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same directory and os.replace."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600; a report is meant to be shared
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_report(
+    dataset_dir: str | os.PathLike[str],
+    *,
+    provenance_dir: str | os.PathLike[str] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> ReportSummary:
+    """Write ``report.json`` and ``report.html`` into a curated dataset directory.
+
+    Args:
+        dataset_dir: The curated dataset (manifest.json, data/, centroids.npy, rejects/).
+        provenance_dir: The batch service's provenance log; defaults to
+            ``dataset_dir/provenance`` when that exists (no serving section otherwise).
+        batch_size: Rows per record batch of the streaming scan (bounds memory).
+
+    Returns:
+        Paths written, headline counts and the warnings found.
+
+    Raises:
+        DatasetError: The dataset (or an explicitly given provenance log) is missing
+            or violates the contract in a way the report cannot work around.
+    """
+    directory = Path(dataset_dir)
+    provenance = Path(provenance_dir) if provenance_dir is not None else None
+    report, page = build_report(directory, provenance, batch_size)
+    json_path, html_path = directory / "report.json", directory / "report.html"
+    text = json.dumps(_jsonable(report), indent=1, ensure_ascii=False, allow_nan=False)
+    _write_atomically(json_path, text + "\n")
+    _write_atomically(html_path, page)
+    return ReportSummary(
+        html_path=html_path,
+        json_path=json_path,
+        num_input_rows=report["funnel"]["total"]["in"],
+        num_kept=report["funnel"]["total"]["kept"],
+        warnings=tuple(report["warnings"]),
+        has_serving=report["serving"] is not None,
+    )
