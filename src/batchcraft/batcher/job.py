@@ -77,6 +77,7 @@ class Job:
         self._lock = threading.RLock()
         self._next_round = 0
         self.selections_made = 0
+        self._permutations: dict[int, np.ndarray] = {}
         pool_size = self.selector.pool_size(config.global_batch_size)
         self.layout = EpochLayout(
             dataset.num_rows, pool_size, config.global_batch_size, config.last_batch
@@ -110,9 +111,7 @@ class Job:
         if self.selector.epoch_level:
             return self._plan(position.epoch)[position.step]
         start, stop = self.layout.pool_bounds(position.step)
-        return epoch_permutation(self.dataset.num_rows, self.config.seed, position.epoch)[
-            start:stop
-        ]
+        return self._permutation(position.epoch)[start:stop]
 
     def selection(self, position: Position) -> GlobalSelection:
         """The global selection at ``position`` (cached when it depends on feedback)."""
@@ -170,6 +169,17 @@ class Job:
                 del self.selections[done]
             for epoch in [e for e in self.plans if e < low[0]]:
                 del self.plans[epoch]
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        # Recomputing costs O(rows) per batch; ranks work on one or two epochs at a time.
+        with self._lock:
+            found = self._permutations.get(epoch)
+            if found is None:
+                found = epoch_permutation(self.dataset.num_rows, self.config.seed, epoch)
+                self._permutations[epoch] = found
+                while len(self._permutations) > 2:
+                    self._permutations.pop(min(self._permutations))
+            return found
 
     def _select(self, position: Position) -> GlobalSelection:
         candidates = self.pool_positions(position)
