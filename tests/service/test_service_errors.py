@@ -117,3 +117,15 @@ def test_corrupt_shard_fails_at_server_start_naming_the_file(
     (broken / "data" / "part-00001.parquet").write_bytes(b"garbage")
     with pytest.raises(RuntimeError, match=r"part-00001\.parquet is corrupt"):
         server_process(str(broken), "--name", "news")
+
+
+def test_feedback_for_unknown_ids_is_invalid_argument(address: str) -> None:
+    client = BatchClient(
+        address, "news", batch_size=4, columns=["id"], max_in_flight=1, job="bad-feedback"
+    )
+    with pytest.raises(BatchServiceError, match=r"ids that are not served: \['nope'\]") as caught:
+        for _ in client:
+            client.report(["nope"], losses=[1.0])
+    client.close()
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(first_batch(address)["id"]) == 4
