@@ -58,7 +58,7 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 def log_ticks(low: float, high: float) -> list[float]:
     """Powers of ten in [low, high] (with 2 and 5 multiples when the range is short)."""
     first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
-    multiples = (1, 2, 5) if last - first <= 2 else (1,)
+    multiples = (1, 2, 5) if math.log10(high / low) <= 2.6 else (1,)
     ticks = [m * 10.0**e for e in range(first, last + 1) for m in multiples]
     return [t for t in ticks if low * (1 - 1e-9) <= t <= high * (1 + 1e-9)]
 
