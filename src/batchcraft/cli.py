@@ -1,0 +1,206 @@
+"""The ``batchcraft`` command: curate, synth, demo, report, serve."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from batchcraft import __version__
+from batchcraft.errors import BatchcraftError
+
+_CURATE_FLAGS: dict[str, dict[str, Any]] = {
+    "--text-column": {"dest": "text_column"},
+    "--id-column": {"dest": "id_column"},
+    "--pair-column": {"dest": "pair_column"},
+    "--concept-column": {"dest": "concept_column"},
+    "--embedding-column": {"dest": "embedding_column"},
+    "--source": {"dest": "source"},
+    "--master": {"dest": "master"},
+    "--model": {"dest": "model"},
+    "--precision": {"dest": "precision", "choices": ["auto", "fp32", "bf16", "fp16"]},
+    "--num-clusters": {"dest": "num_clusters", "type": int},
+    "--eps": {"dest": "eps", "type": float},
+    "--near-eps": {"dest": "near_eps", "type": float},
+    "--keep-policy": {"dest": "keep_policy", "choices": ["prototypical", "hardest", "smallest_id"]},
+    "--concepts": {"dest": "concepts_file"},
+    "--concept-threshold": {"dest": "concept_threshold", "type": float},
+    "--max-text-bytes": {"dest": "max_text_bytes", "type": int},
+    "--num-shards": {"dest": "num_shards", "type": int},
+    "--seed": {"dest": "seed", "type": int},
+    "--kmeans-sample-size": {"dest": "kmeans_sample_size", "type": int},
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="batchcraft", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"batchcraft {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    curate = commands.add_parser("curate", help="curate a corpus into a dataset (Spark job)")
+    curate.add_argument(
+        "inputs", nargs="+", help="JSONL/Parquet/CSV files, directories of .txt files, globs"
+    )
+    curate.add_argument("--out", required=True, help="output directory of the curated dataset")
+    for flag, options in _CURATE_FLAGS.items():
+        curate.add_argument(flag, default=None, **options)
+    curate.add_argument("--config", help="TOML file whose keys mirror these flags")
+    curate.add_argument(
+        "--overwrite", action="store_true", default=None, help="replace an existing --out"
+    )
+    curate.add_argument(
+        "--no-second-cluster",
+        dest="second_cluster",
+        action="store_false",
+        default=None,
+        help="compare rows only inside their nearest cluster (SemDeDup as published)",
+    )
+    curate.add_argument("--no-report", dest="write_report", action="store_false", default=None)
+
+    synth = commands.add_parser("synth", help="write the deterministic synthetic demo corpus")
+    synth.add_argument("out", help="output directory")
+    synth.add_argument("--rows", type=int, default=3000)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--no-bad-rows", dest="bad_rows", action="store_false")
+
+    demo = commands.add_parser("demo", help="synth + curate (local Spark) + report, with a summary")
+    demo.add_argument("--dir", default="demo", help="working directory of the demo")
+    demo.add_argument("--rows", type=int, default=3000)
+    demo.add_argument("--master", default="local[*]")
+
+    _add_optional(
+        commands,
+        "report",
+        "batchcraft.report.cli",
+        "add_report_arguments",
+        "write report.html/report.json for a curated dataset",
+    )
+    _add_optional(
+        commands,
+        "serve",
+        "batchcraft.service.cli",
+        "add_serve_arguments",
+        "serve curated datasets to trainers over gRPC",
+    )
+    return parser
+
+
+def _add_optional(commands: Any, name: str, module: str, adder: str, help_text: str) -> None:
+    import importlib
+
+    try:
+        add_arguments = getattr(importlib.import_module(module), adder)
+    except (ImportError, AttributeError):
+        return
+    add_arguments(commands.add_parser(name, help=help_text))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``batchcraft`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("py4j", "sentence_transformers", "faiss", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        if args.command == "curate":
+            return _curate(args)
+        if args.command == "synth":
+            return _synth(args)
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "report":
+            from batchcraft.report.cli import run_report
+
+            return int(run_report(args))
+        from batchcraft.service.cli import run_serve
+
+        return int(run_serve(args))
+    except BatchcraftError as error:
+        print(f"batchcraft {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def curate_config(args: argparse.Namespace) -> Any:
+    """CurateConfig from a config file (if any) overridden by the flags actually given."""
+    from batchcraft.pipeline.config import CurateConfig, load_config_file
+
+    values: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    fields = {f.name for f in dataclasses.fields(CurateConfig)}
+    values.update({k: v for k, v in vars(args).items() if k in fields and v is not None})
+    values["inputs"] = tuple(args.inputs)
+    values["out"] = args.out
+    return CurateConfig(**values)
+
+
+def _curate(args: argparse.Namespace) -> int:
+    from batchcraft.pipeline import curate
+
+    manifest = curate(curate_config(args))
+    print(summary(manifest, args.out))
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from batchcraft.synth import generate_corpus
+
+    corpus = generate_corpus(args.out, num_rows=args.rows, seed=args.seed, bad_rows=args.bad_rows)
+    print(
+        f"wrote a synthetic corpus of {args.rows:,} rows to {args.out} "
+        f"({len(corpus.duplicates):,} injected duplicates; ground truth in {corpus.ground_truth_path})"
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from batchcraft.pipeline import curate
+    from batchcraft.pipeline.config import CurateConfig
+    from batchcraft.synth import generate_corpus
+
+    workdir = Path(args.dir)
+    corpus = generate_corpus(workdir / "corpus", num_rows=args.rows, seed=0, bad_rows=True)
+    print(f"synthetic corpus: {args.rows:,} rows in {workdir / 'corpus'}", file=sys.stderr)
+    config = CurateConfig(
+        inputs=(str(workdir / "corpus" / "corpus"), str(workdir / "corpus" / "bad")),
+        out=str(workdir / "curated"),
+        id_column="id",
+        pair_column="answer",
+        concepts_file=str(corpus.concepts_path),
+        master=args.master,
+        overwrite=True,
+    )
+    manifest = curate(config)
+    print(summary(manifest, config.out))
+    return 0
+
+
+def summary(manifest: dict[str, Any], out: str) -> str:
+    """A short human summary of a curation run."""
+    total = manifest["counts"]["total"]
+    lines = [
+        f"curated dataset: {out}",
+        f"  rows in           {total['in']:>9,}",
+        f"  rejected          {total['rejected']:>9,}  {manifest['counts']['rejected_by_reason']}",
+        f"  exact duplicates  {total['exact_duplicates']:>9,}",
+        f"  near duplicates   {total['near_duplicates']:>9,}",
+        f"  semantic dups     {total['semantic_duplicates']:>9,}  (eps={manifest['semantic_dedup']['eps']})",
+        f"  kept              {total['kept']:>9,}",
+        f"  clusters          {manifest['clustering']['num_clusters']:>9,}",
+        f"  time              {sum(manifest['timings'].values()):>9.1f} s  {manifest['timings']}",
+    ]
+    report = Path(out) / "report.html"
+    if report.exists():
+        lines.append(f"  report            {report}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Row accounting: per stage and per source, in = kept + duplicates + rejected, exactly."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from batchcraft.errors import BatchcraftError
+
+KINDS = ("exact", "near", "semantic")
+
+
+def account(raw: DataFrame, rows: DataFrame) -> dict[str, Any]:
+    """Count every input record into exactly one outcome, from independent aggregations.
+
+    ``raw`` holds one row per parsed input record (rejected or not); ``rows`` is the dataset
+    as written. The counts are the manifest's ``counts`` section.
+    """
+    inputs = {r["source"]: r["count"] for r in raw.groupBy("source").count().collect()}
+    rejected: dict[str, dict[str, int]] = defaultdict(dict)
+    for r in raw.where(F.col("reason").isNotNull()).groupBy("source", "reason").count().collect():
+        rejected[r["source"]][r["reason"]] = r["count"]
+    outcomes: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys((*KINDS, "kept"), 0))
+    for r in rows.groupBy("source", "dup_kind").count().collect():
+        outcomes[r["source"]][r["dup_kind"] or "kept"] += r["count"]
+    by_source = {}
+    for source in sorted(set(inputs) | set(outcomes)):
+        out = outcomes[source]
+        by_source[source] = {
+            "in": inputs.get(source, 0),
+            "rejected": sum(rejected[source].values()),
+            "exact_duplicates": out["exact"],
+            "near_duplicates": out["near"],
+            "semantic_duplicates": out["semantic"],
+            "kept": out["kept"],
+        }
+    total = {key: sum(s[key] for s in by_source.values()) for key in next(iter(by_source.values()))}
+    reasons: dict[str, int] = defaultdict(int)
+    for per_source in rejected.values():
+        for reason, count in per_source.items():
+            reasons[reason] += count
+    return {
+        "total": total,
+        "by_source": by_source,
+        "rejected_by_reason": dict(sorted(reasons.items())),
+        "stages": _stages(by_source),
+    }
+
+
+def _stages(by_source: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
+    def stage(name: str, split: Any) -> dict[str, Any]:
+        per_source = {source: split(c) for source, c in by_source.items()}
+        totals = {
+            key: sum(v[key] for v in per_source.values())
+            for key in ("in", "kept", "duplicates", "rejected")
+        }
+        return {"stage": name, **totals, "by_source": per_source}
+
+    def semantic(c: dict[str, int]) -> int:
+        return c["near_duplicates"] + c["semantic_duplicates"]
+
+    return [
+        stage(
+            "validate",
+            lambda c: {
+                "in": c["in"],
+                "kept": c["in"] - c["rejected"],
+                "duplicates": 0,
+                "rejected": c["rejected"],
+            },
+        ),
+        stage(
+            "exact_dedup",
+            lambda c: {
+                "in": c["in"] - c["rejected"],
+                "kept": c["kept"] + semantic(c),
+                "duplicates": c["exact_duplicates"],
+                "rejected": 0,
+            },
+        ),
+        stage(
+            "semantic_dedup",
+            lambda c: {
+                "in": c["kept"] + semantic(c),
+                "kept": c["kept"],
+                "duplicates": semantic(c),
+                "rejected": 0,
+            },
+        ),
+    ]
+
+
+def check_balanced(counts: dict[str, Any]) -> None:
+    """Raise if any source's records are not all accounted for (a bug, never a user error)."""
+    for source, c in counts["by_source"].items():
+        outcome = (
+            c["rejected"]
+            + c["exact_duplicates"]
+            + c["near_duplicates"]
+            + c["semantic_duplicates"]
+            + c["kept"]
+        )
+        if outcome != c["in"]:
+            raise BatchcraftError(
+                f"row accounting broken for source {source!r}: {c['in']} in, "
+                f"{outcome} accounted for ({c})"
+            )

@@ -1,0 +1,185 @@
+"""Configuration of the curation job: one frozen dataclass, validated on construction.
+
+A TOML file (``--config curate.toml``) mirrors the CLI flags: its keys are the field
+names below, and flags given on the command line override it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+
+from batchcraft.errors import ConfigError
+
+KeepPolicy = Literal["prototypical", "hardest", "smallest_id"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+DEFAULT_EPS = 0.1
+"""Default SemDeDup eps (duplicates at cosine >= 0.9), chosen from benchmarks/choose_eps.py."""
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    """Every parameter of ``batchcraft curate``.
+
+    Attributes:
+        inputs: Input paths (files, directories of ``.txt`` files, or globs).
+        out: Output directory of the curated dataset.
+        text_column: Column (JSONL/Parquet/CSV field) holding the text.
+        id_column: Column holding a stable row id; ``None`` derives one from content and position.
+        pair_column: Second text column for paired (contrastive) data, e.g. ``answer``.
+        concept_column: Column of given concept labels (list or comma-separated string).
+        embedding_column: Column of precomputed embeddings; when set, the embed stage is skipped.
+        source: Source name for every input; ``None`` names each source after its file.
+        master: Spark master URL (``local[*]``, ``local-cluster[2,1,2048]``, ``spark://...``).
+        model: Local sentence-transformers directory; ``None`` is the bundled all-MiniLM-L6-v2.
+        precision: Encoder precision; ``auto`` picks bf16/fp16 only where the hardware runs it natively.
+        encode_batch_size: Texts per forward pass of the encoder.
+        num_clusters: k-means clusters; ``None`` derives it from the number of rows.
+        kmeans_iterations: Lloyd iterations of the spherical k-means.
+        kmeans_sample_size: Upper bound of rows the driver trains k-means on.
+        eps: SemDeDup threshold: rows at cosine >= 1 - eps within a cluster are duplicates.
+        near_eps: Semantic duplicates at cosine >= 1 - near_eps are labelled ``near``.
+        keep_policy: Which row of a duplicate group survives.
+        second_cluster: Also compare each row within its second-nearest cluster.
+        concepts_file: Concept vocabulary for zero-shot concept annotation (one name per line).
+        concept_threshold: Minimum cosine between a row and a concept name to annotate it.
+        max_concepts: Most concepts annotated per row.
+        max_text_bytes: Texts longer than this (UTF-8 bytes) are rejected.
+        num_shards: Output Parquet files; ``None`` derives it from the number of rows.
+        embedding_dtype: Stored embedding precision.
+        seed: Seed of sampling and k-means.
+        overwrite: Replace an existing output directory.
+        write_report: Write report.html/report.json after curation.
+    """
+
+    inputs: tuple[str, ...]
+    out: str
+    text_column: str = "text"
+    id_column: str | None = None
+    pair_column: str | None = None
+    concept_column: str | None = None
+    embedding_column: str | None = None
+    source: str | None = None
+    master: str = "local[*]"
+    model: str | None = None
+    precision: Precision = "auto"
+    encode_batch_size: int = 64
+    num_clusters: int | None = None
+    kmeans_iterations: int = 20
+    kmeans_sample_size: int = 100_000
+    eps: float = DEFAULT_EPS
+    near_eps: float = 0.03
+    keep_policy: KeepPolicy = "prototypical"
+    second_cluster: bool = True
+    concepts_file: str | None = None
+    concept_threshold: float = 0.3
+    max_concepts: int = 3
+    max_text_bytes: int = 100_000
+    num_shards: int | None = None
+    embedding_dtype: Literal["float32", "float16"] = "float32"
+    seed: int = 0
+    overwrite: bool = False
+    write_report: bool = True
+    spark_conf: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            raise ConfigError("no input given: pass at least one file, directory or glob")
+        _check(0.0 < self.eps < 1.0, f"eps={self.eps} must be in (0, 1)")
+        _check(0.0 < self.near_eps <= self.eps, f"near_eps={self.near_eps} must be in (0, eps]")
+        _check(
+            self.num_clusters is None or self.num_clusters >= 1,
+            f"num_clusters={self.num_clusters} must be >= 1",
+        )
+        _check(
+            self.kmeans_iterations >= 1, f"kmeans_iterations={self.kmeans_iterations} must be >= 1"
+        )
+        _check(
+            self.kmeans_sample_size >= 1,
+            f"kmeans_sample_size={self.kmeans_sample_size} must be >= 1",
+        )
+        _check(
+            self.encode_batch_size >= 1, f"encode_batch_size={self.encode_batch_size} must be >= 1"
+        )
+        _check(self.max_text_bytes >= 1, f"max_text_bytes={self.max_text_bytes} must be >= 1")
+        _check(self.max_concepts >= 1, f"max_concepts={self.max_concepts} must be >= 1")
+        _check(
+            -1.0 <= self.concept_threshold <= 1.0,
+            f"concept_threshold={self.concept_threshold} must be in [-1, 1]",
+        )
+        _check(
+            self.num_shards is None or self.num_shards >= 1,
+            f"num_shards={self.num_shards} must be >= 1",
+        )
+        _check(
+            self.keep_policy in ("prototypical", "hardest", "smallest_id"),
+            f"keep_policy={self.keep_policy!r} must be one of prototypical, hardest, smallest_id",
+        )
+        _check(
+            self.precision in ("auto", "fp32", "bf16", "fp16"),
+            f"precision={self.precision!r} must be one of auto, fp32, bf16, fp16",
+        )
+        _check(
+            self.embedding_dtype in ("float32", "float16"),
+            f"embedding_dtype={self.embedding_dtype!r} must be float32 or float16",
+        )
+        _check(
+            not (self.concept_column and self.concepts_file),
+            "give either concept_column or concepts_file, not both",
+        )
+
+    @property
+    def threshold(self) -> float:
+        """Cosine at or above which two rows are semantic duplicates."""
+        return 1.0 - self.eps
+
+    @property
+    def near_threshold(self) -> float:
+        """Cosine at or above which a semantic duplicate is labelled ``near``."""
+        return 1.0 - self.near_eps
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form, as recorded in the manifest."""
+        values = dataclasses.asdict(self)
+        values["inputs"] = list(self.inputs)
+        return values
+
+
+def default_num_clusters(num_rows: int) -> int:
+    """About sqrt(N) clusters, with at least ~40 rows per cluster for k-means to be meaningful."""
+    if num_rows <= 0:
+        return 1
+    return max(1, min(round(math.sqrt(num_rows)), num_rows // 40, 50_000))
+
+
+def default_num_shards(num_rows: int) -> int:
+    """About 200k rows per Parquet shard, at least one."""
+    return max(1, math.ceil(num_rows / 200_000))
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file mirroring the CLI flags (keys are CurateConfig field names)."""
+    try:
+        with open(path, "rb") as handle:
+            values = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    values = values.get("curate", values)
+    known = {f.name for f in dataclasses.fields(CurateConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown keys in {path}: {unknown}; valid keys: {sorted(known)}")
+    return values
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)

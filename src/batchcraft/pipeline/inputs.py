@@ -1,0 +1,210 @@
+"""Input discovery, checks and read planning; all of it runs on the driver before any Spark work.
+
+A user's mistake (a path that does not exist, a wrong column name, a corrupt Parquet
+footer) stops the job here with a message naming the file and the columns it has.
+The read plan splits the inputs into chunks (byte ranges of JSONL files, Parquet row
+groups, whole CSV files, groups of ``.txt`` files) that executors parse independently.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from batchcraft.errors import InputError
+
+FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "txt",
+}
+JSONL_CHUNK_BYTES = 32 * 1024 * 1024
+TXT_FILES_PER_CHUNK = 256
+_SNIFF_LINES = 2000
+_FULL_HASH_LIMIT = 1 << 30
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file, as recorded in the manifest."""
+
+    path: str
+    format: str
+    source: str
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A unit of parsing work: a byte range, a row group or a list of text files."""
+
+    file_index: int
+    path: str
+    format: str
+    source: str
+    start: int
+    end: int
+    paths: tuple[str, ...] = ()
+
+
+def discover(inputs: tuple[str, ...] | list[str], source: str | None = None) -> list[InputFile]:
+    """Expand paths, directories and globs into a sorted list of input files.
+
+    Raises:
+        InputError: a path matches nothing, has an unsupported extension, or cannot be read.
+    """
+    files: list[tuple[str, str]] = []
+    for given in inputs:
+        matches = sorted(glob.glob(given)) if glob.has_magic(given) else [given]
+        if not matches:
+            raise InputError(f"input {given!r} matches no file")
+        for match in matches:
+            files.extend(_expand(match, source))
+    if not files:
+        raise InputError(f"no input files found in {list(inputs)}")
+    seen: set[str] = set()
+    result = []
+    for path, name in files:
+        if path not in seen:
+            seen.add(path)
+            result.append(_describe(path, name))
+    return result
+
+
+def _expand(path: str, source: str | None) -> list[tuple[str, str]]:
+    if os.path.isdir(path):
+        found = sorted(str(p) for p in Path(path).rglob("*") if p.is_file() and p.suffix in FORMATS)
+        if not found:
+            raise InputError(f"directory {path} holds no {sorted(set(FORMATS))} files")
+        dir_source = source or Path(path).name
+        return [(p, source or (dir_source if p.endswith(".txt") else Path(p).stem)) for p in found]
+    if not os.path.exists(path):
+        raise InputError(f"input {path} does not exist")
+    if Path(path).suffix not in FORMATS:
+        raise InputError(f"input {path} has an unsupported format; supported: {sorted(FORMATS)}")
+    return [(path, source or Path(path).stem)]
+
+
+def _describe(path: str, source: str) -> InputFile:
+    try:
+        size = os.path.getsize(path)
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            if size <= _FULL_HASH_LIMIT:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            else:  # head + tail + size of huge files: a fingerprint, not a checksum
+                digest.update(handle.read(1 << 24))
+                handle.seek(size - (1 << 24))
+                digest.update(handle.read())
+                digest.update(str(size).encode())
+    except OSError as exc:
+        raise InputError(f"cannot read input {path}: {exc.strerror}") from exc
+    return InputFile(
+        path=os.path.abspath(path),
+        format=FORMATS[Path(path).suffix],
+        source=source,
+        bytes=size,
+        sha256=digest.hexdigest(),
+    )
+
+
+def check_columns(files: list[InputFile], required: dict[str, str | None]) -> None:
+    """Fail fast when a mapped column is absent from an input.
+
+    Args:
+        files: The discovered inputs.
+        required: Flag name -> column name (``None`` when the flag is not used).
+
+    Raises:
+        InputError: naming the file, the missing column and the columns it has.
+    """
+    wanted = {flag: column for flag, column in required.items() if column}
+    for file in files:
+        if file.format == "txt":
+            continue
+        available = _columns_of(file)
+        if available is None:  # empty file: nothing to check
+            continue
+        for flag, column in wanted.items():
+            if column not in available:
+                raise InputError(
+                    f"{flag} {column!r} not found in {file.path}; its columns are {sorted(available)}"
+                )
+
+
+def _columns_of(file: InputFile) -> set[str] | None:
+    try:
+        if file.format == "parquet":
+            return set(pq.read_schema(file.path).names)
+        if file.format == "csv":
+            with open(file.path, encoding="utf-8", errors="replace", newline="") as handle:
+                header = next(csv.reader(handle, delimiter=_delimiter(file.path)), None)
+            return set(header) if header else None
+        return _jsonl_keys(file.path)
+    except OSError as exc:
+        raise InputError(f"cannot read input {file.path}: {exc}") from exc
+    except Exception as exc:  # pyarrow raises ArrowInvalid for a corrupt footer
+        raise InputError(f"cannot read input {file.path}: {exc}") from exc
+
+
+def _jsonl_keys(path: str) -> set[str] | None:
+    keys: set[str] = set()
+    parsed = 0
+    with open(path, "rb") as handle:
+        for line in io.BufferedReader(handle):  # type: ignore[arg-type]
+            if parsed >= _SNIFF_LINES:
+                break
+            try:
+                record = json.loads(line)
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if isinstance(record, dict):
+                keys.update(record)
+                parsed += 1
+    return keys if parsed else None
+
+
+def _delimiter(path: str) -> str:
+    return "\t" if path.endswith(".tsv") else ","
+
+
+def plan_chunks(files: list[InputFile]) -> list[Chunk]:
+    """Split the inputs into independently parseable chunks, in a deterministic order."""
+    chunks: list[Chunk] = []
+    txt_groups: dict[str, list[str]] = {}
+    for index, file in enumerate(files):
+        if file.format == "jsonl":
+            for start in range(0, max(file.bytes, 1), JSONL_CHUNK_BYTES):
+                end = min(start + JSONL_CHUNK_BYTES, file.bytes)
+                chunks.append(Chunk(index, file.path, "jsonl", file.source, start, end))
+        elif file.format == "parquet":
+            groups = pq.ParquetFile(file.path).metadata.num_row_groups
+            chunks.extend(
+                Chunk(index, file.path, "parquet", file.source, g, g + 1) for g in range(groups)
+            )
+        elif file.format == "csv":
+            chunks.append(Chunk(index, file.path, "csv", file.source, 0, file.bytes))
+        else:
+            txt_groups.setdefault(file.source, []).append(file.path)
+    first_txt = {f.path: i for i, f in enumerate(files)}
+    for source, paths in txt_groups.items():
+        for offset in range(0, len(paths), TXT_FILES_PER_CHUNK):
+            group = tuple(paths[offset : offset + TXT_FILES_PER_CHUNK])
+            chunks.append(
+                Chunk(first_txt[paths[0]], group[0], "txt", source, offset, offset, group)
+            )
+    return chunks

@@ -1,0 +1,408 @@
+"""The curation job: wires the stages, accounts for every row, writes the dataset atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pyspark import TaskContext
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from batchcraft import __version__
+from batchcraft.errors import BatchcraftError, ConfigError, InputError
+from batchcraft.pipeline import stages
+from batchcraft.pipeline.accounting import account, check_balanced
+from batchcraft.pipeline.concepts import read_vocabulary
+from batchcraft.pipeline.config import CurateConfig, default_num_clusters, default_num_shards
+from batchcraft.pipeline.embed import (
+    EncoderSpec,
+    cached_encoder,
+    model_name,
+    resolve_model_path,
+    resolve_precision,
+)
+from batchcraft.pipeline.inputs import InputFile, check_columns, discover, plan_chunks
+from batchcraft.pipeline.output import (
+    REJECTS_SCHEMA,
+    SCHEMA_VERSION,
+    StagedOutput,
+    dataset_schema,
+    number_shards,
+    to_contract,
+    write_manifest,
+    write_parquet,
+)
+from batchcraft.pipeline.parse import ColumnMapping
+from batchcraft.pipeline.progress import StageClock
+from batchcraft.pipeline.session import spark_session
+
+STAGES = ("read+validate", "exact_dedup", "embed", "cluster", "semantic_dedup", "concepts", "write")
+ROWS_PER_EMBED_PARTITION = 2000
+CONTRACT_COLUMNS = (
+    "id",
+    "text",
+    "pair_text",
+    "source",
+    "embedding",
+    "pair_embedding",
+    "cluster",
+    "centroid_sim",
+    "dup_of",
+    "dup_kind",
+    "max_sim",
+    "keep",
+    "concepts",
+)
+
+
+def curate(
+    inputs: str | Sequence[str] | CurateConfig,
+    out: str | None = None,
+    *,
+    spark: SparkSession | None = None,
+    **params: Any,
+) -> dict[str, Any]:
+    """Run the whole curation job and return the manifest it wrote.
+
+    Everything a user can get wrong about the inputs is checked before Spark starts. The
+    dataset is built in a staging directory and renamed into place only on success.
+
+    Args:
+        inputs: Input paths/globs, or a complete CurateConfig.
+        out: Output directory (when ``inputs`` is not a CurateConfig).
+        spark: An existing session to run in (left running); by default one is created for
+            ``config.master`` and stopped at the end.
+        **params: Any other CurateConfig field, e.g. ``eps=0.05``, ``pair_column="answer"``.
+
+    Example:
+        >>> curate("corpus/*.jsonl", "curated/", id_column="id", eps=0.1)  # doctest: +SKIP
+    """
+    if isinstance(inputs, CurateConfig):
+        config = inputs
+    else:
+        if out is None:
+            raise ConfigError("curate() needs an output directory: curate(inputs, out, ...)")
+        paths = (inputs,) if isinstance(inputs, str) else tuple(inputs)
+        config = CurateConfig(inputs=paths, out=str(out), **params)
+    files = discover(config.inputs, config.source)
+    check_columns(
+        files,
+        {
+            "--text-column": config.text_column,
+            "--id-column": config.id_column,
+            "--pair-column": config.pair_column,
+            "--concept-column": config.concept_column,
+            "--embedding-column": config.embedding_column,
+        },
+    )
+    vocabulary = read_vocabulary(config.concepts_file) if config.concepts_file else None
+    model_path = None if config.embedding_column else resolve_model_path(config.model)
+    with StagedOutput(config.out, config.overwrite) as output:
+        own_session = spark is None
+        clock = StageClock(len(STAGES))
+        session = spark or spark_session(config.master, config.spark_conf, clock.interactive)
+        try:
+            manifest = _run(session, config, files, vocabulary, model_path, output.staging, clock)
+        finally:
+            if own_session:
+                session.stop()
+    if config.write_report:
+        _write_report(Path(config.out))
+    return manifest
+
+
+def _run(
+    spark: SparkSession,
+    config: CurateConfig,
+    files: list[InputFile],
+    vocabulary: list[str] | None,
+    model_path: str | None,
+    staging: Path,
+    clock: StageClock,
+) -> dict[str, Any]:
+    mapping = ColumnMapping(
+        config.text_column,
+        config.id_column,
+        config.pair_column,
+        config.concept_column,
+        config.embedding_column,
+        config.max_text_bytes,
+    )
+    has_pairs = config.pair_column is not None
+    persisted: list[DataFrame] = []
+
+    def keep(df: DataFrame) -> DataFrame:
+        persisted.append(df.persist())
+        return persisted[-1]
+
+    with clock.stage("read+validate") as counts:
+        raw = stages.read_corpus(spark, plan_chunks(files), mapping)
+        if config.id_column:
+            raw = stages.reject_duplicate_ids(raw)
+        raw = keep(raw)
+        counts["rows"] = raw.count()
+        if counts["rows"] == 0:
+            raise InputError(f"the inputs {[f.path for f in files]} hold no records")
+        valid = raw.where(F.col("reason").isNull())
+    with clock.stage("exact_dedup") as counts:
+        marked = keep(stages.exact_dedup(valid))
+        representatives = marked.where(F.col("dup_of").isNull())
+        counts["unique"] = num_unique = representatives.count()
+    with clock.stage("embed") as counts:
+        spec = None
+        ordered = representatives.repartition(
+            max(2, math.ceil(num_unique / ROWS_PER_EMBED_PARTITION)), "id"
+        ).sortWithinPartitions("id")
+        if config.embedding_column:
+            embedded = ordered.withColumn("embedding", _unit_norm(F.col("given_embedding")))
+        else:
+            assert model_path is not None
+            threads = int(spark.conf.get("spark.task.cpus", "1") or "1")
+            spec = EncoderSpec(
+                model_path, resolve_precision(config.precision), config.encode_batch_size, threads
+            )
+            embedded = stages.embed(ordered, spec, has_pairs)
+        embedded = keep(embedded)
+        counts["rows"] = embedded.count()
+        dimension = len(embedded.select("embedding").first()[0])  # type: ignore[index]
+    with clock.stage("cluster") as counts:
+        num_clusters = config.num_clusters or default_num_clusters(num_unique)
+        sample_size = min(config.kmeans_sample_size, num_unique)
+        centroids = stages.fit_centroids(
+            embedded, num_clusters, sample_size, config.kmeans_iterations, config.seed
+        )
+        clustered = keep(stages.assign_clusters(embedded, centroids))
+        counts["clusters"] = len(centroids)
+        counts["rows"] = clustered.count()
+    with clock.stage("semantic_dedup") as counts:
+        deduped = keep(
+            stages.semantic_dedup(
+                clustered, config.eps, config.near_eps, config.keep_policy, config.second_cluster
+            )
+        )
+        counts["removed"] = deduped.where(~F.col("keep")).count()
+    with clock.stage("concepts") as counts:
+        annotated = _concepts(deduped, config, vocabulary, spec)
+        annotated = keep(annotated)
+        counts["annotated"] = annotated.where(F.size("concepts") > 0).count()
+    with clock.stage("write") as counts:
+        rows = _with_exact_duplicates(annotated, marked)
+        shards = _write_rows(rows, staging, dimension, config, has_pairs, num_unique)
+        _write_rejects(raw.where(F.col("reason").isNotNull()), files, staging)
+        np.save(staging / "centroids.npy", centroids.astype(np.float32))
+        accounting = account(raw, rows)
+        check_balanced(accounting)
+        counts["rows"] = sum(shard["num_rows"] for shard in shards)
+    for df in persisted:
+        df.unpersist()
+    manifest = _manifest(
+        config,
+        files,
+        accounting,
+        shards,
+        dimension,
+        len(centroids),
+        sample_size,
+        spec,
+        has_pairs,
+        vocabulary,
+        clock.timings,
+    )
+    write_manifest(staging, manifest)
+    return manifest
+
+
+def _unit_norm(column: F.Column) -> F.Column:
+    norm = F.sqrt(F.aggregate(F.transform(column, lambda x: x * x), F.lit(0.0), lambda a, b: a + b))
+    return F.transform(column, lambda x: (x / F.greatest(norm, F.lit(1e-12))).cast("float"))
+
+
+def _concepts(
+    df: DataFrame, config: CurateConfig, vocabulary: list[str] | None, spec: EncoderSpec | None
+) -> DataFrame:
+    if vocabulary is not None:
+        if spec is None:
+            raise BatchcraftError(
+                "zero-shot concepts need the encoder: do not combine "
+                "--concepts with --embedding-column"
+            )
+        vectors = cached_encoder(spec).encode(vocabulary)
+        return stages.annotate_concepts(
+            df, vectors, vocabulary, config.concept_threshold, config.max_concepts
+        )
+    if config.concept_column:
+        return df.withColumn(
+            "concepts", F.coalesce("given_concepts", F.array().cast("array<string>"))
+        )
+    return df.withColumn("concepts", F.array().cast("array<string>"))
+
+
+def _with_exact_duplicates(annotated: DataFrame, marked: DataFrame) -> DataFrame:
+    """Exact duplicates take the vectors, cluster and concepts of the row they duplicate."""
+    inherited = annotated.select(
+        F.col("id").alias("dup_of"),
+        "embedding",
+        *(["pair_embedding"] if "pair_embedding" in annotated.columns else []),
+        "cluster",
+        "centroid_sim",
+        "concepts",
+    )
+    duplicates = (
+        marked.where(F.col("dup_of").isNotNull())
+        .select("id", "text", "pair_text", "source", "dup_of", "dup_kind")
+        .join(inherited, "dup_of")
+        .withColumn("max_sim", F.lit(1.0).cast("float"))
+        .withColumn("keep", F.lit(False))
+    )
+    columns = [c for c in CONTRACT_COLUMNS if c in annotated.columns or c in duplicates.columns]
+    return annotated.select(*columns).unionByName(duplicates.select(*columns))
+
+
+def _write_rows(
+    rows: DataFrame,
+    staging: Path,
+    dimension: int,
+    config: CurateConfig,
+    has_pairs: bool,
+    num_unique: int,
+) -> list[dict[str, Any]]:
+    schema = dataset_schema(dimension, config.embedding_dtype)
+    data_dir = str(staging / "data")
+    num_shards = config.num_shards or default_num_shards(num_unique)
+
+    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        converted = [to_contract(batch, schema) for batch in batches]
+        if not converted or not sum(b.num_rows for b in converted):
+            return
+        context = TaskContext.get()
+        assert context is not None, "runs inside a Spark task"
+        name = f"task-{context.partitionId():05d}.parquet"
+        count = write_parquet(converted, Path(data_dir) / name, schema)
+        kept = sum(int(np.sum(b.column("keep").to_numpy(zero_copy_only=False))) for b in converted)
+        yield pa.RecordBatch.from_pydict({"name": [name], "rows": [count], "kept": [kept]})
+
+    written = (
+        rows.repartition(num_shards, "id")
+        .sortWithinPartitions("id")
+        .mapInArrow(write, "name string, rows long, kept long")
+        .collect()
+    )
+    counts = {row["name"]: (row["rows"], row["kept"]) for row in written}
+    shards = []
+    for original, path in zip(sorted(counts), number_shards(staging / "data"), strict=True):
+        rows_in, kept = counts[original]
+        shards.append({"path": f"data/{path.name}", "num_rows": rows_in, "num_kept": kept})
+    return shards
+
+
+def _write_rejects(rejects: DataFrame, files: list[InputFile], staging: Path) -> None:
+    paths = {index: file.path for index, file in enumerate(files)}
+    rejects_dir = str(staging / "rejects")
+
+    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        tables = []
+        for batch in batches:
+            names = [paths[i] for i in batch.column("file_index").to_pylist()]
+            tables.append(
+                pa.RecordBatch.from_arrays(
+                    [
+                        batch.column("source"),
+                        pa.array(names, pa.string()),
+                        batch.column("record"),
+                        batch.column("id"),
+                        batch.column("reason"),
+                        batch.column("detail"),
+                        batch.column("raw"),
+                    ],
+                    schema=REJECTS_SCHEMA,
+                )
+            )
+        if tables and sum(t.num_rows for t in tables):
+            write_parquet(tables, Path(rejects_dir) / "part-00000.parquet", REJECTS_SCHEMA)
+            yield pa.RecordBatch.from_pydict({"rows": [sum(t.num_rows for t in tables)]})
+
+    rejects.repartition(1).sortWithinPartitions("file_index", "record").mapInArrow(
+        write, "rows long"
+    ).collect()
+    if not any((staging / "rejects").iterdir()):
+        write_parquet([], staging / "rejects" / "part-00000.parquet", REJECTS_SCHEMA)
+
+
+def _manifest(
+    config: CurateConfig,
+    files: list[InputFile],
+    accounting: dict[str, Any],
+    shards: list[dict[str, Any]],
+    dimension: int,
+    num_clusters: int,
+    sample_size: int,
+    spec: EncoderSpec | None,
+    has_pairs: bool,
+    vocabulary: list[str] | None,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created_by": f"batchcraft {__version__}",
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "num_rows": sum(s["num_rows"] for s in shards),
+        "num_kept": sum(s["num_kept"] for s in shards),
+        "has_pairs": has_pairs,
+        "embedding": {
+            "model": "precomputed" if config.embedding_column else model_name(config.model),
+            "model_path": spec.model_path if spec else None,
+            "dim": dimension,
+            "dtype": config.embedding_dtype,
+            "precision": spec.precision if spec else None,
+            "normalized": True,
+        },
+        "clustering": {
+            "num_clusters": num_clusters,
+            "sample_size": sample_size,
+            "iterations": config.kmeans_iterations,
+            "algorithm": "faiss spherical k-means",
+            "seed": config.seed,
+        },
+        "semantic_dedup": {
+            "eps": config.eps,
+            "threshold": config.threshold,
+            "near_threshold": config.near_threshold,
+            "keep_policy": config.keep_policy,
+            "second_cluster": config.second_cluster,
+        },
+        "concepts": {
+            "mode": "zero-shot" if vocabulary else ("column" if config.concept_column else "none"),
+            "vocabulary": vocabulary,
+            "threshold": config.concept_threshold,
+        },
+        "counts": accounting,
+        "timings": timings,
+        "parameters": config.to_dict(),
+        "inputs": [
+            {
+                "path": f.path,
+                "format": f.format,
+                "source": f.source,
+                "bytes": f.bytes,
+                "sha256": f.sha256,
+            }
+            for f in files
+        ],
+        "shards": shards,
+        "environment": {"python": sys.version.split()[0], "spark_master": config.master},
+    }
+
+
+def _write_report(directory: Path) -> None:
+    try:
+        from batchcraft.report import write_report
+    except ImportError:  # the report package is optional at this stage of the job
+        return
+    write_report(directory)

@@ -1,0 +1,318 @@
+"""The pipeline stages as Spark DataFrame -> DataFrame functions.
+
+Each stage is a thin adapter: it ships a pure function (``parse``, ``embed``, ``cluster``,
+``semdedup``, ``concepts``) to the executors with ``mapInArrow``/``applyInArrow`` and wires
+the shuffles. Teams with their own Spark job can call these directly on their DataFrames::
+
+    df = spark.read.parquet("corpus/")                      # needs columns id, text
+    df = embed(df, EncoderSpec(resolve_model_path(None)))   # + embedding
+    centroids = fit_centroids(df, num_clusters=100)
+    df = assign_clusters(df, centroids)                     # + cluster, centroid_sim, ...
+    df = semantic_dedup(df, eps=0.1)                        # + max_sim, dup_of, dup_kind, keep
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from batchcraft.pipeline.arrays import to_list_array, to_matrix
+from batchcraft.pipeline.cluster import assign, train_centroids
+from batchcraft.pipeline.concepts import zero_shot_concepts
+from batchcraft.pipeline.embed import EncoderSpec, cached_encoder
+from batchcraft.pipeline.inputs import Chunk
+from batchcraft.pipeline.parse import ColumnMapping, parse_chunk
+from batchcraft.pipeline.semdedup import cluster_edges, decide_edges
+
+RAW_DDL = (
+    "file_index int, record long, source string, id string, text string, pair_text string, "
+    "given_concepts array<string>, given_embedding array<float>, reason string, detail string, "
+    "raw string, dedup_key string"
+)
+_VECTOR = T.ArrayType(T.FloatType())
+CHUNK_DDL = "file_index int, path string, format string, source string, start long, end long, paths array<string>"
+
+
+def read_corpus(spark: SparkSession, chunks: list[Chunk], mapping: ColumnMapping) -> DataFrame:
+    """Parse and validate every chunk on the executors: one row per input record."""
+    rows = [tuple(asdict(chunk).values()) for chunk in chunks]
+    plan = spark.createDataFrame(rows, CHUNK_DDL).repartition(max(1, len(chunks)))
+
+    def parse(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for values in batch.to_pylist():
+                values["paths"] = tuple(values["paths"] or ())
+                yield from parse_chunk(Chunk(**values), mapping)
+
+    return plan.mapInArrow(parse, RAW_DDL)
+
+
+def reject_duplicate_ids(df: DataFrame) -> DataFrame:
+    """Mark every repeat of a given id (after its first occurrence in input order) as rejected."""
+    first = Window.partitionBy("id").orderBy("file_index", "record")
+    valid = F.col("reason").isNull()
+    repeat = valid & (F.row_number().over(first) > 1)
+    return (
+        df.withColumn("_repeat", repeat)
+        .withColumn(
+            "reason", F.when(F.col("_repeat"), F.lit("duplicate_id")).otherwise(F.col("reason"))
+        )
+        .withColumn(
+            "detail",
+            F.when(F.col("_repeat"), F.lit("id already used by an earlier record")).otherwise(
+                F.col("detail")
+            ),
+        )
+        .drop("_repeat")
+    )
+
+
+def exact_dedup(df: DataFrame) -> DataFrame:
+    """Mark exact duplicates (same normalised text and pair): the smallest id of each group is kept.
+
+    Adds ``dup_of`` (the kept id) and ``dup_kind = 'exact'`` on the others, null on the kept row.
+    """
+    by_key = Window.partitionBy("dedup_key")
+    representative = F.min("id").over(by_key)
+    is_duplicate = F.col("id") != representative
+    return df.withColumn("dup_of", F.when(is_duplicate, representative)).withColumn(
+        "dup_kind", F.when(is_duplicate, F.lit("exact"))
+    )
+
+
+def embed(df: DataFrame, spec: EncoderSpec, has_pairs: bool = False) -> DataFrame:
+    """Add ``embedding`` (and ``pair_embedding`` with pairs): unit-norm sentence embeddings."""
+
+    def encode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        encoder = cached_encoder(spec)  # loaded once per Python worker, reused across tasks
+        for batch in batches:
+            table = pa.Table.from_batches([batch])
+            vectors = encoder.encode(table.column("text").to_pylist())
+            table = table.append_column("embedding", to_list_array(vectors))
+            if has_pairs:
+                pair_vectors = encoder.encode(table.column("pair_text").to_pylist())
+                table = table.append_column("pair_embedding", to_list_array(pair_vectors))
+            yield from table.to_batches()
+
+    vectors = {"embedding": _VECTOR, **({"pair_embedding": _VECTOR} if has_pairs else {})}
+    return df.mapInArrow(encode, _extend(df, vectors))
+
+
+def fit_centroids(
+    df: DataFrame, num_clusters: int, sample_size: int = 65_536, iterations: int = 20, seed: int = 0
+) -> np.ndarray:
+    """Train spherical k-means on a bounded, deterministic sample (never all rows) on the driver."""
+    sample = (
+        df.select("embedding")
+        .orderBy(F.xxhash64(F.col("id"), F.lit(seed)), "id")
+        .limit(sample_size)
+        .toArrow()
+    )
+    return train_centroids(to_matrix(sample.column("embedding")), num_clusters, iterations, seed)
+
+
+def assign_clusters(df: DataFrame, centroids: np.ndarray) -> DataFrame:
+    """Add ``cluster``/``centroid_sim`` and the second-nearest ``second_cluster``/``second_sim``."""
+    shared = df.sparkSession.sparkContext.broadcast(np.asarray(centroids, dtype=np.float32))
+
+    def assign_batch(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            result = assign(to_matrix(batch.column("embedding")), shared.value)
+            columns = {
+                "cluster": result.cluster,
+                "centroid_sim": result.centroid_sim,
+                "second_cluster": result.second_cluster,
+                "second_sim": result.second_sim,
+            }
+            for name, values in columns.items():
+                batch = batch.append_column(name, pa.array(values))
+            yield batch
+
+    added = {
+        "cluster": T.IntegerType(),
+        "centroid_sim": T.FloatType(),
+        "second_cluster": T.IntegerType(),
+        "second_sim": T.FloatType(),
+    }
+    return df.mapInArrow(assign_batch, _extend(df, added))
+
+
+def semantic_dedup(
+    df: DataFrame,
+    eps: float,
+    near_eps: float = 0.03,
+    keep_policy: str = "prototypical",
+    second_cluster: bool = True,
+    max_driver_edges: int = 1_000_000,
+) -> DataFrame:
+    """SemDeDup within clusters (and second-nearest clusters), chain-safe keep rule.
+
+    Input columns: ``id``, ``embedding``, ``cluster``, ``centroid_sim`` (and ``second_cluster``).
+    Adds ``max_sim``, ``dup_of``, ``dup_kind`` (``near``/``semantic``) and ``keep``.
+    Up to ``max_driver_edges`` duplicate pairs, the keep rule runs on the driver (a bounded
+    amount of memory); beyond that it runs distributed, in rounds over the edge list.
+    """
+    threshold, near_threshold = 1.0 - eps, 1.0 - near_eps
+    ranked = df.withColumn("priority", _priority(keep_policy))
+    edges, max_sims = _candidate_edges(ranked, threshold, second_cluster)
+    edges = edges.persist()
+    if edges.count() <= max_driver_edges:
+        decisions = _keep_rule_on_driver(edges)
+    else:
+        decisions = _keep_rule(edges)
+    result = (
+        ranked.join(max_sims, "id", "left")
+        .join(decisions, "id", "left")
+        .withColumn("max_sim", F.coalesce("max_sim", F.lit(-1.0)).cast("float"))
+        .withColumn("keep", F.col("sem_dup_of").isNull())
+        .withColumn(
+            "dup_kind",
+            F.when(F.col("sem_dup_of").isNull(), F.lit(None).cast("string"))
+            .when(F.col("sem_dup_sim") >= near_threshold, F.lit("near"))
+            .otherwise(F.lit("semantic")),
+        )
+        .withColumn("dup_of", F.col("sem_dup_of"))
+    )
+    return result.drop("priority", "sem_dup_of", "sem_dup_sim")
+
+
+def _priority(keep_policy: str) -> F.Column:
+    """Smaller sorts first and survives first; ties are broken by the smaller id."""
+    if keep_policy == "prototypical":
+        return -F.col("centroid_sim").cast("double")
+    if keep_policy == "hardest":
+        return F.col("centroid_sim").cast("double")
+    return F.lit(0.0)
+
+
+def _candidate_edges(
+    ranked: DataFrame, threshold: float, second_cluster: bool
+) -> tuple[DataFrame, DataFrame]:
+    members = ranked.select(F.col("cluster").alias("group"), "id", "priority", "embedding")
+    if second_cluster:
+        guests = ranked.where(F.col("second_cluster") >= 0).select(
+            F.col("second_cluster").alias("group"), "id", "priority", "embedding"
+        )
+        members = members.unionByName(guests)
+
+    def group_edges(table: pa.Table) -> pa.Table:
+        table = table.sort_by([("priority", "ascending"), ("id", "ascending")])
+        ids = np.asarray(table.column("id").to_pylist(), dtype=object)
+        edges, max_sim = cluster_edges(to_matrix(table.column("embedding")), threshold)
+        return pa.table(
+            {
+                "u": pa.array(np.concatenate([ids[edges.source], ids]), pa.string()),
+                "v": pa.array(
+                    np.concatenate([ids[edges.target], np.full(len(ids), None)]), pa.string()
+                ),
+                "sim": pa.array(np.concatenate([edges.similarity, max_sim]).astype(np.float32)),
+            }
+        )
+
+    found = members.groupBy("group").applyInArrow(group_edges, "u string, v string, sim float")
+    found = found.persist()
+    edges = found.where(F.col("v").isNotNull()).groupBy("u", "v").agg(F.max("sim").alias("sim"))
+    max_sims = (
+        found.where(F.col("v").isNull())
+        .groupBy(F.col("u").alias("id"))
+        .agg(F.max("sim").alias("max_sim"))
+    )
+    return edges, max_sims
+
+
+def _keep_rule_on_driver(edges: DataFrame) -> DataFrame:
+    table = edges.orderBy("v", "u").toArrow()
+    u, v = (
+        table.column("u").to_numpy(zero_copy_only=False),
+        table.column("v").to_numpy(zero_copy_only=False),
+    )
+    names, index = np.unique(np.concatenate([u, v]).astype(str), return_inverse=True)
+    result = decide_edges(index[: len(u)], index[len(u) :], table.column("sim").to_numpy())
+    removed = np.flatnonzero(~result.keep)
+    return edges.sparkSession.createDataFrame(
+        pa.table(
+            {
+                "id": pa.array(names[removed].tolist(), pa.string()),
+                "sem_dup_of": pa.array(names[result.dup_of[removed]].tolist(), pa.string()),
+                "sem_dup_sim": pa.array(result.dup_sim[removed], pa.float32()),
+            }
+        ).to_pandas(),
+        "id string, sem_dup_of string, sem_dup_sim float",
+    )
+
+
+def _keep_rule(edges: DataFrame) -> DataFrame:
+    """Greedy maximal independent set in priority order, computed in rounds over the edge list.
+
+    An undecided row is removed once any higher-priority neighbour is kept (pointing at the
+    most similar kept one) and kept once all its higher-priority neighbours are removed.
+    Each round decides at least the top undecided row of every component.
+    """
+    targets = edges.select(F.col("v").alias("id")).distinct()
+    roots = edges.select(F.col("u").alias("id")).distinct().join(targets, "id", "left_anti")
+    decided = roots.select(
+        "id",
+        F.lit(True).alias("kept"),
+        F.lit(None).cast("string").alias("sem_dup_of"),
+        F.lit(None).cast("float").alias("sem_dup_sim"),
+    )
+    undecided = targets
+    while True:
+        status = decided.select(F.col("id").alias("u"), F.col("kept").alias("u_kept"))
+        votes = (
+            edges.join(undecided.select(F.col("id").alias("v")), "v")
+            .join(status, "u", "left")
+            .groupBy("v")
+            .agg(
+                F.max(F.coalesce(F.col("u_kept").cast("int"), F.lit(0))).alias("any_kept"),
+                F.min(F.col("u_kept").isNotNull().cast("int")).alias("all_decided"),
+                F.max(F.when(F.col("u_kept"), F.struct("sim", "u"))).alias("best"),
+            )
+        )
+        newly = votes.where((F.col("any_kept") == 1) | (F.col("all_decided") == 1)).select(
+            F.col("v").alias("id"),
+            (F.col("any_kept") == 0).alias("kept"),
+            F.col("best.u").alias("sem_dup_of"),
+            F.col("best.sim").alias("sem_dup_sim"),
+        )
+        newly = newly.localCheckpoint()
+        if newly.isEmpty():
+            break
+        decided = decided.unionByName(newly).localCheckpoint()
+        undecided = undecided.join(newly.select("id"), "id", "left_anti")
+    if not undecided.isEmpty():  # pragma: no cover - impossible for a DAG of priorities
+        raise RuntimeError("semantic dedup keep rule did not converge")
+    return decided.where(~F.col("kept")).select("id", "sem_dup_of", "sem_dup_sim")
+
+
+def annotate_concepts(
+    df: DataFrame,
+    concept_embeddings: np.ndarray,
+    names: list[str],
+    threshold: float,
+    max_concepts: int,
+) -> DataFrame:
+    """Add ``concepts``: zero-shot concept names by embedding similarity to the vocabulary."""
+    shared = df.sparkSession.sparkContext.broadcast(
+        np.asarray(concept_embeddings, dtype=np.float32)
+    )
+
+    def annotate(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            concepts = zero_shot_concepts(
+                to_matrix(batch.column("embedding")), shared.value, names, threshold, max_concepts
+            )
+            yield batch.append_column("concepts", pa.array(concepts, pa.list_(pa.string())))
+
+    return df.mapInArrow(annotate, _extend(df, {"concepts": T.ArrayType(T.StringType())}))
+
+
+def _extend(df: DataFrame, added: Mapping[str, T.DataType]) -> T.StructType:
+    """The DataFrame's schema plus new columns (without mutating the cached ``df.schema``)."""
+    return T.StructType([*df.schema.fields, *(T.StructField(n, t) for n, t in added.items())])

@@ -1,0 +1,64 @@
+"""The command line: clear errors and non-zero exits before any Spark work."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from batchcraft.cli import main
+
+
+def test_wrong_column_fails_fast_with_a_clear_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "c.jsonl").write_text('{"id": "1", "body": "hello"}\n')
+    start = time.perf_counter()
+    code = main(["curate", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert "--text-column 'text' not found" in capsys.readouterr().err
+    assert time.perf_counter() - start < 5, "no SparkSession may be started for a user error"
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreadable_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["curate", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "out")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_existing_output_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "c.jsonl").write_text('{"text": "hello"}\n')
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("precious")
+    assert main(["curate", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "out")]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (tmp_path / "out" / "keep.txt").read_text() == "precious"
+
+
+def test_bad_parameter_names_the_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "c.jsonl").write_text('{"text": "hello"}\n')
+    assert (
+        main(["curate", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "o"), "--eps", "2"]) == 2
+    )
+    assert "eps=2.0" in capsys.readouterr().err
+
+
+def test_config_file_is_overridden_by_flags(tmp_path: Path) -> None:
+    from batchcraft.cli import build_parser, curate_config
+
+    (tmp_path / "curate.toml").write_text('eps = 0.05\nkeep_policy = "hardest"\n')
+    args = build_parser().parse_args(
+        [
+            "curate",
+            "x.jsonl",
+            "--out",
+            "o",
+            "--config",
+            str(tmp_path / "curate.toml"),
+            "--eps",
+            "0.2",
+        ]
+    )
+    config = curate_config(args)
+    assert (config.eps, config.keep_policy) == (0.2, "hardest")

@@ -1,0 +1,133 @@
+"""Parsing and validation: every bad record gets its reason, valid records are normalised."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from batchcraft.pipeline.inputs import discover, plan_chunks
+from batchcraft.pipeline.parse import ColumnMapping, parse_chunk
+
+
+def parse_all(path: Path, mapping: ColumnMapping | None = None) -> list[dict]:
+    rows = []
+    for chunk in plan_chunks(discover([str(path)])):
+        for batch in parse_chunk(chunk, mapping or ColumnMapping(id="id")):
+            rows.extend(batch.to_pylist())
+    return rows
+
+
+def write_lines(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"id": "1", "text": ""}', "missing_text"),
+        (b'{"id": "1", "text": "   \\n  "}', "missing_text"),
+        (b'{"id": "1", "text": null}', "missing_text"),
+        (b'{"id": "1"}', "missing_text"),
+        (b'{"id": "1", "text": "caf\xe9 au lait"}', "invalid_utf8"),
+        (b'{"id": "1", "text": "lone surrogate \\udcff"}', "invalid_utf8"),
+        (b'{"id": "1", "text": "' + b"x" * 101 + b'"}', "text_too_long"),
+        (b'{"id": "1", "text": "unterminated', "malformed_record"),
+        (b"[1, 2]", "malformed_record"),
+        (b'{"id": "1", "text": 42}', "malformed_record"),
+        (b'{"text": "no id here"}', "missing_id"),
+    ],
+)
+def test_bad_jsonl_record_is_rejected_with_its_reason(
+    tmp_path: Path, line: bytes, reason: str
+) -> None:
+    path = write_lines(tmp_path / "c.jsonl", [b'{"id": "ok", "text": "a good row"}', line])
+    rows = parse_all(path, ColumnMapping(id="id", max_text_bytes=100))
+    assert [r["reason"] for r in rows] == [None, reason]
+    assert rows[1]["detail"]
+    assert rows[1]["raw"], "the rejected record keeps a preview of what was read"
+
+
+def test_missing_pair_is_rejected(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "c.jsonl",
+        [b'{"id": "1", "text": "q", "answer": "a"}', b'{"id": "2", "text": "q2"}'],
+    )
+    rows = parse_all(path, ColumnMapping(id="id", pair="answer"))
+    assert [(r["pair_text"], r["reason"]) for r in rows] == [("a", None), (None, "missing_pair")]
+
+
+def test_valid_text_is_normalised_and_keyed(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "c.jsonl",
+        [
+            json.dumps({"id": "1", "text": "  Ｆｕｌｌ width\t\tand  spaces \r\n"}).encode(),
+            json.dumps({"id": "2", "text": "full WIDTH and spaces"}).encode(),
+        ],
+    )
+    first, second = parse_all(path)
+    assert first["text"] == "Full width and spaces"
+    assert first["dedup_key"] == second["dedup_key"], "case and spacing do not make a row unique"
+
+
+def test_jsonl_byte_range_chunks_cover_every_line_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import batchcraft.pipeline.inputs as inputs
+
+    monkeypatch.setattr(inputs, "JSONL_CHUNK_BYTES", 37)  # cuts through the middle of lines
+    lines = [
+        json.dumps({"id": str(i), "text": f"row number {i} " + "x" * (i % 7)}).encode()
+        for i in range(50)
+    ]
+    rows = parse_all(write_lines(tmp_path / "c.jsonl", lines))
+    assert len(plan_chunks(discover([str(tmp_path / "c.jsonl")]))) > 10
+    assert sorted(int(r["id"]) for r in rows) == list(range(50))
+
+
+def test_csv_wrong_field_count_and_bad_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_bytes(b'id,text\n1,"hello, world"\n2,too,many\n3,caf\xe9\n4,fine\n')
+    rows = parse_all(path)
+    assert [(r["id"], r["reason"]) for r in rows] == [
+        ("1", None),
+        (None, "malformed_record"),
+        (None, "invalid_utf8"),
+        ("4", None),
+    ]
+    assert rows[0]["text"] == "hello, world"
+
+
+def test_parquet_rows_with_invalid_utf8_and_nulls(tmp_path: Path) -> None:
+    path = tmp_path / "c.parquet"
+    table = pa.table(
+        {"id": ["1", "2", "3"], "body": pa.array([b"fine", b"\xff\xfe", None], pa.binary())}
+    )
+    pq.write_table(table, path)
+    rows = parse_all(path, ColumnMapping(text="body", id="id"))
+    assert [r["reason"] for r in rows] == [None, "invalid_utf8", "missing_text"]
+
+
+def test_text_files_are_one_row_each(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("First document.\n\nSecond paragraph.", encoding="utf-8")
+    (folder / "b.txt").write_bytes(b"\xff broken")
+    rows = []
+    for chunk in plan_chunks(discover([str(folder)])):
+        for batch in parse_chunk(chunk, ColumnMapping()):
+            rows.extend(batch.to_pylist())
+    assert [r["reason"] for r in rows] == [None, "invalid_utf8"]
+    assert rows[0]["text"] == "First document.\n\nSecond paragraph."
+    assert rows[0]["source"] == "docs"
+
+
+def test_derived_ids_are_stable_and_distinct_for_repeated_text(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "c.jsonl", [b'{"text": "same"}', b'{"text": "same"}'])
+    first = [r["id"] for r in parse_all(path, ColumnMapping())]
+    assert first == [r["id"] for r in parse_all(path, ColumnMapping())]
+    assert len(set(first)) == 2

@@ -1,0 +1,219 @@
+"""The curation job through Spark with the real bundled model, on the synthetic corpus."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pipeline_helpers import Curated, curate_synth
+
+from batchcraft.pipeline.arrays import to_matrix
+from batchcraft.pipeline.semdedup import cluster_edges, greedy_keep, priority_order
+
+pytestmark = [pytest.mark.spark, pytest.mark.model]
+
+
+def test_every_exact_duplicate_is_found(curated: Curated) -> None:
+    rows = {
+        r["id"]: r for r in curated.rows().select(["id", "dup_of", "dup_kind", "keep"]).to_pylist()
+    }
+    exact = curated.corpus.duplicates_of_kind("exact")
+    assert exact, "the synthetic corpus injects exact duplicates"
+    for duplicate, original in exact.items():
+        later, earlier = max(duplicate, original), min(duplicate, original)
+        assert rows[later]["dup_kind"] == "exact" and not rows[later]["keep"], duplicate
+        assert rows[later]["dup_of"] == earlier or rows[rows[later]["dup_of"]]["dup_kind"] is None
+
+
+def test_semantic_decisions_match_brute_force_all_pairs(curated: Curated) -> None:
+    table = curated.rows().filter(
+        pa.compute.not_equal(
+            pa.compute.fill_null(curated.rows().sort_by("id").column("dup_kind"), ""), "exact"
+        )
+    )
+    ids = table.column("id").to_pylist()
+    order = priority_order(ids, table.column("centroid_sim").to_numpy(), "prototypical")
+    vectors = to_matrix(table.column("embedding"))[order]
+    edges, _ = cluster_edges(vectors, curated.config.threshold)  # all pairs, no clusters
+    reference = greedy_keep(len(ids), edges)
+    ordered_ids = [ids[i] for i in order]
+    expected = {
+        ordered_ids[i]: ordered_ids[reference.dup_of[i]] for i in np.flatnonzero(~reference.keep)
+    }
+    actual = {
+        r["id"]: r["dup_of"]
+        for r in table.select(["id", "dup_of", "keep"]).to_pylist()
+        if not r["keep"]
+    }
+    assert len(expected) > 20, "the corpus must exercise semantic dedup"
+    agreeing = sum(actual.get(row) == kept for row, kept in expected.items())
+    assert agreeing / len(expected) >= 0.98, (agreeing, len(expected))
+    assert len(set(actual) - set(expected)) / len(expected) <= 0.02
+    found_pairs = len(set(zip(edges.source.tolist(), edges.target.tolist(), strict=True)))
+    assert found_pairs >= len(expected)
+
+
+def test_row_accounting_balances_and_matches_files(curated: Curated) -> None:
+    counts = curated.manifest["counts"]
+    lines = sum(
+        len(Path(p).read_bytes().splitlines()) for p in curated.corpus.corpus_paths.values()
+    )
+    lines += len(curated.corpus.bad_path.read_bytes().splitlines())
+    assert counts["total"]["in"] == lines
+    for stage in counts["stages"]:
+        assert stage["in"] == stage["kept"] + stage["duplicates"] + stage["rejected"], stage
+        for source, c in stage["by_source"].items():
+            assert c["in"] == c["kept"] + c["duplicates"] + c["rejected"], (stage["stage"], source)
+    rows, rejects = curated.rows(), curated.rejects()
+    assert rows.num_rows + rejects.num_rows == lines
+    assert dict(Counter(rejects.column("reason").to_pylist())) == counts["rejected_by_reason"]
+    kinds = Counter(rows.column("dup_kind").to_pylist())
+    assert kinds["exact"] == counts["total"]["exact_duplicates"]
+    assert kinds["near"] + kinds["semantic"] == counts["stages"][2]["duplicates"]
+    assert (
+        sum(rows.column("keep").to_pylist())
+        == counts["total"]["kept"]
+        == curated.manifest["num_kept"]
+    )
+    assert len(set(rows.column("id").to_pylist())) == rows.num_rows
+
+
+def test_bad_rows_are_in_rejects_with_their_reason(curated: Curated) -> None:
+    rejects = curated.rejects().to_pylist()
+    reasons = Counter(r["reason"] for r in rejects)
+    for reason in ("missing_text", "invalid_utf8", "text_too_long", "malformed_record"):
+        assert reasons[reason] >= 1, reason
+    by_id = {r["id"]: r["reason"] for r in rejects if r["id"]}
+    for row_id, reason in curated.corpus.bad_rows.items():
+        if row_id in by_id:
+            assert by_id[row_id] == reason
+    assert all(r["file"] and r["raw"] and r["detail"] for r in rejects)
+
+
+def test_dataset_follows_the_contract(curated: Curated) -> None:
+    rows = curated.rows()
+    dimension = curated.manifest["embedding"]["dim"]
+    assert dimension == 384
+    assert rows.schema.field("embedding").type == pa.list_(pa.float32(), dimension)
+    norms = np.linalg.norm(to_matrix(rows.column("embedding")), axis=1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-4)
+    centroids = np.load(curated.out / "centroids.npy")
+    assert centroids.shape == (curated.manifest["clustering"]["num_clusters"], dimension)
+    assert rows.column("pair_embedding").null_count == 0
+    removed = rows.filter(pa.compute.invert(rows.column("keep")))
+    assert removed.column("dup_of").null_count == 0
+    assert set(removed.column("dup_kind").to_pylist()) <= {"exact", "near", "semantic"}
+    annotated = sum(1 for c in rows.column("concepts").to_pylist() if c)
+    assert annotated / rows.num_rows > 0.5, "zero-shot concepts annotate most rows"
+    manifest = json.loads((curated.out / "manifest.json").read_text())
+    assert [s["path"] for s in manifest["shards"]] == [
+        "data/part-00000.parquet",
+        "data/part-00001.parquet",
+    ]
+    assert all(len(i["sha256"]) == 64 for i in manifest["inputs"])
+
+
+def test_rerun_gives_identical_rows(spark: Any, curated: Curated, tmp_path: Path) -> None:
+    again = curate_synth(spark, curated.corpus, tmp_path / "again")
+    assert again.rows().equals(curated.rows())
+    assert again.rejects().equals(curated.rejects())
+    np.testing.assert_array_equal(
+        np.load(again.out / "centroids.npy"), np.load(curated.out / "centroids.npy")
+    )
+
+
+def test_chain_case_through_spark(spark: Any, tmp_path: Path) -> None:
+    from batchcraft.pipeline import curate
+
+    angle = np.arccos(0.95)  # A≈B and B≈C at 0.95, A≉C at 0.805, threshold 0.9
+    chain = [[np.cos(k * angle), np.sin(k * angle)] + [0.0] * 6 for k in range(3)]
+    rng = np.random.default_rng(0)
+    filler = np.abs(rng.normal(size=(60, 8))) * np.array([0, 0, 1, 1, 1, 1, 1, 1])
+    vectors = np.concatenate([np.array(chain), filler]).astype(np.float32)
+    ids = ["a", "b", "c"] + [f"z{i:02d}" for i in range(60)]
+    pq.write_table(
+        pa.table(
+            {
+                "id": ids,
+                "text": [f"text {i}" for i in ids],
+                "vec": pa.array(vectors.tolist(), pa.list_(pa.float32())),
+            }
+        ),
+        tmp_path / "c.parquet",
+    )
+    curate(
+        str(tmp_path / "c.parquet"),
+        str(tmp_path / "out"),
+        spark=spark,
+        id_column="id",
+        embedding_column="vec",
+        eps=0.1,
+        num_clusters=1,
+        keep_policy="smallest_id",
+        write_report=False,
+    )
+    rows = {r["id"]: r for r in pq.read_table(tmp_path / "out" / "data").to_pylist()}
+    assert (rows["a"]["keep"], rows["b"]["keep"], rows["c"]["keep"]) == (True, False, True)
+    assert rows["b"]["dup_of"] == "a"
+    assert rows["b"]["max_sim"] == pytest.approx(0.95, abs=1e-4)
+
+
+def test_failed_run_leaves_no_output(
+    spark: Any, synth_corpus: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batchcraft.pipeline import stages
+
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("executor lost")
+
+    monkeypatch.setattr(stages, "semantic_dedup", explode)
+    with pytest.raises(RuntimeError, match="executor lost"):
+        curate_synth(spark, synth_corpus, tmp_path / "out", concepts_file=None)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_local_cluster_gives_the_same_result_as_local(curated: Curated, tmp_path: Path) -> None:
+    corpus = curated.corpus
+    out = tmp_path / "cluster"
+    command = [
+        sys.executable,
+        "-m",
+        "batchcraft",
+        "curate",
+        str(corpus.out_dir / "corpus"),
+        str(corpus.out_dir / "bad"),
+        "--out",
+        str(out),
+        "--id-column",
+        "id",
+        "--pair-column",
+        "answer",
+        "--concepts",
+        str(corpus.concepts_path),
+        "--num-clusters",
+        "8",
+        "--num-shards",
+        "2",
+        "--no-report",
+        "--master",
+        "local-cluster[2,1,2048]",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    distributed = pq.read_table(out / "data").sort_by("id")
+    local = curated.rows()
+    decisions = ["id", "dup_of", "dup_kind", "keep", "cluster", "concepts"]
+    assert distributed.select(decisions).equals(local.select(decisions))
+    np.testing.assert_allclose(
+        to_matrix(distributed.column("embedding")), to_matrix(local.column("embedding")), atol=1e-6
+    )
+    assert json.loads((out / "manifest.json").read_text())["counts"] == curated.manifest["counts"]

@@ -1,0 +1,113 @@
+"""Clustering, concepts, output staging and configuration on tiny data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from batchcraft.errors import ConfigError, OutputError
+from batchcraft.pipeline.arrays import to_list_array, to_matrix
+from batchcraft.pipeline.cluster import assign, train_centroids
+from batchcraft.pipeline.concepts import read_vocabulary, zero_shot_concepts
+from batchcraft.pipeline.config import CurateConfig, default_num_clusters, load_config_file
+from batchcraft.pipeline.output import StagedOutput, dataset_schema, to_contract
+
+
+def blobs(seed: int = 0, per_blob: int = 200, dim: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(4, dim))
+    labels = np.repeat(np.arange(4), per_blob)
+    points = centres[labels] + 0.05 * rng.normal(size=(len(labels), dim))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32), labels
+
+
+def test_kmeans_recovers_planted_clusters() -> None:
+    points, labels = blobs()
+    centroids = train_centroids(points, 8, iterations=20, seed=0)
+    np.testing.assert_allclose(np.linalg.norm(centroids, axis=1), 1.0, atol=1e-5)
+    found = assign(points, centroids).cluster
+    for cluster in set(found.tolist()):  # no cluster mixes two planted blobs
+        assert len(set(labels[found == cluster].tolist())) == 1
+
+
+def test_assign_gives_the_two_nearest_centroids() -> None:
+    points, _ = blobs(1, per_blob=20)
+    centroids = train_centroids(points, 4, seed=1)
+    result = assign(points, centroids)
+    order = np.argsort(-(points @ centroids.T), axis=1)
+    np.testing.assert_array_equal(result.cluster, order[:, 0])
+    np.testing.assert_array_equal(result.second_cluster, order[:, 1])
+    assert np.all(result.centroid_sim >= result.second_sim)
+
+
+def test_zero_shot_concepts_threshold_and_limit() -> None:
+    rows = np.eye(3, dtype=np.float32)
+    concepts = np.array([[1, 0, 0], [0.8, 0.6, 0], [0, 0, 1]], dtype=np.float32)
+    names = ["alpha", "beta", "gamma"]
+    assert zero_shot_concepts(rows, concepts, names, threshold=0.5, max_concepts=2) == [
+        ["alpha", "beta"],
+        ["beta"],
+        ["gamma"],
+    ]
+    assert zero_shot_concepts(rows, concepts, names, threshold=0.5, max_concepts=1)[0] == ["alpha"]
+
+
+def test_vocabulary_file(tmp_path: Path) -> None:
+    (tmp_path / "v.txt").write_text("# header\nalpha\n\nbeta\nalpha\n")
+    assert read_vocabulary(tmp_path / "v.txt") == ["alpha", "beta"]
+
+
+def test_staged_output_refuses_existing_and_cleans_up_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(OutputError, match="--overwrite"):
+        StagedOutput(target)
+    with pytest.raises(RuntimeError), StagedOutput(target, overwrite=True) as staged:
+        (staged.staging / "data" / "part-00000.parquet").write_text("half written")
+        raise RuntimeError("crash mid-run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "no staging debris left"
+    assert list(target.iterdir()) == [], "the old dataset is untouched"
+    with StagedOutput(target, overwrite=True) as staged:
+        (staged.staging / "manifest.json").write_text("{}")
+    assert (target / "manifest.json").exists()
+
+
+def test_contract_conversion_makes_fixed_size_vectors() -> None:
+    vectors = np.arange(6, dtype=np.float32).reshape(2, 3)
+    batch = pa.RecordBatch.from_pydict(
+        {"id": ["a", "b"], "embedding": to_list_array(vectors), "keep": [True, False]}
+    )
+    converted = to_contract(batch, dataset_schema(3))
+    assert converted.schema.field("embedding").type == pa.list_(pa.float32(), 3)
+    np.testing.assert_array_equal(to_matrix(converted.column("embedding")), vectors)
+    assert converted.column("pair_embedding").null_count == 2
+
+
+def test_config_validation_and_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"eps=1\.5"):
+        CurateConfig(inputs=("x",), out="o", eps=1.5)
+    with pytest.raises(ConfigError, match="no input"):
+        CurateConfig(inputs=(), out="o")
+    (tmp_path / "c.toml").write_text("eps = 0.05\nnum_clusters = 7\n")
+    assert load_config_file(tmp_path / "c.toml") == {"eps": 0.05, "num_clusters": 7}
+    (tmp_path / "bad.toml").write_text("epsilon = 0.05\n")
+    with pytest.raises(ConfigError, match="unknown keys"):
+        load_config_file(tmp_path / "bad.toml")
+    assert default_num_clusters(10) == 1
+    assert default_num_clusters(100_000) == 316
+
+
+def test_parquet_written_by_contract_reads_back(tmp_path: Path) -> None:
+    from batchcraft.pipeline.output import write_parquet
+
+    schema = dataset_schema(2)
+    batch = to_contract(
+        pa.RecordBatch.from_pydict({"id": ["a"], "embedding": to_list_array(np.ones((1, 2)))}),
+        schema,
+    )
+    assert write_parquet([batch], tmp_path / "p.parquet", schema) == 1
+    assert pq.read_table(tmp_path / "p.parquet").schema == schema
