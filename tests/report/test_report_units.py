@@ -11,6 +11,7 @@ from report_png import read_png, write_png
 
 from batchcraft.report.charts import Series, bar_chart
 from batchcraft.report.html import Html, table
+from batchcraft.report.idhash import HashIndex, string_hashes
 from batchcraft.report.plots import scatter
 from batchcraft.report.sampling import GroupedSample, bottom_k
 from batchcraft.report.svg import format_number, log_ticks, nice_ticks
@@ -60,3 +61,23 @@ def test_png_reader_round_trips(tmp_path: Path) -> None:
     pixels = np.random.default_rng(0).integers(0, 256, (13, 7, 3), dtype=np.uint8)
     write_png(tmp_path / "a.png", pixels)
     assert (read_png(tmp_path / "a.png") == pixels).all()
+
+
+def test_hash_index_finds_exactly_the_ids_of_the_set() -> None:
+    members = pa.array(
+        ["a", "", "row-1", "row-10", "ü-ñ", "row-01"] + [f"id-{i}" for i in range(1000)]
+    )
+    index = HashIndex(members)
+    probes = pa.array(["row-10", None, "", "zzz", "row-1", "id-999", "id-1000", "ü-ñ"]).slice(0)
+    found, positions = index.lookup(probes)
+    assert found.tolist() == [True, False, True, False, True, True, False, True]
+    assert [members[int(p)].as_py() for p in positions[found]] == [
+        "row-10",
+        "",
+        "row-1",
+        "id-999",
+        "ü-ñ",
+    ]
+    sliced = pa.array(["x", "row-01", "a"]).slice(1, 2)
+    assert index.lookup(sliced)[0].tolist() == [True, True]
+    assert len(np.unique(string_hashes(members))) == len(members)

@@ -115,6 +115,7 @@ def cluster_section(
                 "centroid_sim": round(row["centroid_sim"], 4),
                 "dup_kind": row["dup_kind"],
                 "text": fetched.get(row["id"], {}).get("text"),
+                "pair_text": fetched.get(row["id"], {}).get("pair_text"),
                 "source": fetched.get(row["id"], {}).get("source"),
             }
             for row in sorted(stats.samples.rows(cluster), key=lambda r: -r["centroid_sim"])

@@ -93,11 +93,12 @@ def badge(text: str, kind: str = "") -> Html:
     return Html(f'<span class="badge {esc(kind)}">{esc(text)}</span>')
 
 
-def text_block(text: str | None) -> Html:
-    """Corpus text, escaped, whitespace preserved."""
+def text_block(text: str | None, pair_text: str | None = None) -> Html:
+    """Corpus text (and its paired text, if any), escaped, whitespace preserved."""
     if text is None:
         return Html('<div class="text muted">(text not found)</div>')
-    return Html(f'<div class="text">{esc(text)}</div>')
+    pair = "" if pair_text is None else f'<div class="text pair-text">{esc(pair_text)}</div>'
+    return Html(f'<div class="text">{esc(text)}</div>{pair}')
 
 
 def section(anchor: str, title: str, lead: str, *body: str) -> Html:

@@ -55,6 +55,7 @@ svg.chart { display:block; max-width:100%; height:auto; }
 .cluster .head { font-weight:600; margin-bottom:4px; }
 .text { white-space:pre-wrap; overflow-wrap:anywhere; background:#f8fafc; border-radius:4px;
   padding:6px 9px; margin:4px 0; font-size:13px; }
+.pair-text { border-left:3px solid #c9d3de; margin-left:14px; }
 .pair { display:grid; grid-template-columns:1fr 1fr; gap:10px; border-top:1px solid var(--line);
   padding:8px 0; }
 .pair .head { grid-column:1 / span 2; font-size:12.5px; color:var(--muted); }

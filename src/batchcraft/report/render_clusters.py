@@ -93,7 +93,7 @@ def _cluster_card(item: dict[str, Any]) -> Html:
     samples = "".join(
         f"<div>{badge(_similarity_label(s['centroid_sim']))}"
         f"{badge(s['source'] or '?')}{badge(s['dup_kind'], s['dup_kind']) if s['dup_kind'] else ''}"
-        f"{text_block(s['text'])}</div>"
+        f"{text_block(s['text'], s['pair_text'])}</div>"
         for s in item["samples"]
     )
     head = (

@@ -94,7 +94,7 @@ def _pair_html(example: dict[str, Any]) -> Html:
     return Html(
         f'<div class="pair"><div class="head">{badge(example["dup_kind"], example["dup_kind"])}'
         f"{esc(facts)}</div>"
-        f"<div>{badge('removed')}{badge(example['source'] or '?')}{text_block(example['text'])}</div>"
+        f"<div>{badge('removed')}{badge(example['source'] or '?')}{text_block(example['text'], example['pair_text'])}</div>"
         f"<div>{badge('kept', 'kept')}{badge(example['representative_source'] or '?')}"
-        f"{text_block(example['representative_text'])}</div></div>"
+        f"{text_block(example['representative_text'], example['representative_pair_text'])}</div></div>"
     )

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from batchcraft.report.idhash import HashIndex
 from batchcraft.report.provenance import ProvenanceLog, describe_format
 
 MAX_POINTS = 200
@@ -28,10 +29,10 @@ class ExposureStats:
     def __init__(self, log: ProvenanceLog, num_clusters: int) -> None:
         served = log.served if log.served is not None else pa.table({"id": [], "times": []})
         per_id = served.group_by("id").aggregate([("times", "sum")])
-        self.ids = per_id["id"].combine_chunks().cast(pa.string())
+        self.index = HashIndex(per_id["id"])
         self.times = per_id["times_sum"].to_numpy().astype(np.int64)
-        self.matched = np.zeros(len(self.ids), dtype=bool)
-        self.matched_kept = np.zeros(len(self.ids), dtype=bool)
+        self.matched = np.zeros(len(self.times), dtype=bool)
+        self.matched_kept = np.zeros(len(self.times), dtype=bool)
         self.by_source: Counter[str] = Counter()
         self.by_concept: Counter[str] = Counter()
         self.by_cluster = np.zeros(num_clusters, dtype=np.int64)
@@ -39,11 +40,9 @@ class ExposureStats:
 
     def update(self, batch: pa.RecordBatch, shard: int) -> None:
         """Add the times each of the batch's rows was served to its source, cluster, concepts."""
-        positions = pc.index_in(batch["id"], value_set=self.ids)
-        valid = pc.is_valid(positions).to_numpy(zero_copy_only=False)
+        valid, positions = self.index.lookup(batch["id"])
         if not valid.any():
             return
-        positions = pc.fill_null(positions, 0).to_numpy()
         weights = np.where(valid, self.times[positions], 0)
         self.matched[positions[valid]] = True
         keep = pc.fill_null(batch["keep"], False).to_numpy(zero_copy_only=False)

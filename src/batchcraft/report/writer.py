@@ -104,12 +104,10 @@ def build_report(
         accumulators.append(exposure)
     scan(shards, accumulators, batch_size)
     rejects = scan_rejects(list_rejects(dataset_dir))
-    text_columns = ["text", "source", "embedding"] + (
-        ["pair_text"] if manifest.get("has_pairs") else []
-    )
-    fetched = fetch_rows(
-        shards, cluster_stats.sample_ids() + duplicate_stats.sample_ids(), text_columns
-    )
+    text_columns = ["text", "source"] + (["pair_text"] if manifest.get("has_pairs") else [])
+    fetched = fetch_rows(shards, cluster_stats.sample_ids(), text_columns)
+    # Embeddings only for duplicate pairs (their similarity is recomputed from them).
+    fetched |= fetch_rows(shards, duplicate_stats.sample_ids(), [*text_columns, "embedding"])
 
     tally = rows.result()
     funnel = build_funnel(tally, rejects)
