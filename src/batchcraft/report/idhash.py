@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 _BASE = np.uint64(0x100000001B3)  # FNV-1a 64-bit prime as the polynomial base
 _NULL_HASH = np.uint64(0)
+_SEED = np.uint64(0x9E3779B97F4A7C15)  # keeps the empty string off the null hash
 
 
 def _mix(values: np.ndarray) -> np.ndarray:
@@ -48,7 +49,7 @@ def string_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if nonempty.any():
         starts = (offsets[:-1] - offsets[0])[nonempty]
         sums[nonempty] = np.add.reduceat(terms, starts)
-    hashes = _mix(sums ^ lengths.astype(np.uint64))
+    hashes = _mix(sums ^ lengths.astype(np.uint64) ^ _SEED)
     valid = pc.is_valid(ids).to_numpy(zero_copy_only=False)
     hashes[~valid] = _NULL_HASH
     return hashes
