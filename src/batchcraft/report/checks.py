@@ -10,16 +10,24 @@ MAX_MISMATCHES_LISTED = 12
 def accounting_warnings(reconciliation: dict[str, Any]) -> list[str]:
     """One warning per manifest-versus-data mismatch (the first few, then a count)."""
     mismatches = reconciliation["mismatches"]
-    warnings = [
-        f"manifest {m['field']} = {m['manifest']!r} but the data gives {m['data']!r}"
-        for m in mismatches[:MAX_MISMATCHES_LISTED]
-    ]
+    warnings = [_describe(m) for m in mismatches[:MAX_MISMATCHES_LISTED]]
     if len(mismatches) > MAX_MISMATCHES_LISTED:
         warnings.append(
             f"… and {len(mismatches) - MAX_MISMATCHES_LISTED} more manifest mismatches "
             "(all listed in the funnel section and in report.json)"
         )
     return warnings
+
+
+def _describe(mismatch: dict[str, Any]) -> str:
+    field, recorded, actual = mismatch["field"], mismatch["manifest"], mismatch["data"]
+    if recorded is None:
+        return f"manifest.json lacks {field}" + (
+            "" if actual == "present" else f" (data: {actual!r})"
+        )
+    if actual is None:
+        return f"manifest {field} = {recorded!r} has no counterpart in the data"
+    return f"manifest {field} = {recorded!r} but the data gives {actual!r}"
 
 
 def data_warnings(

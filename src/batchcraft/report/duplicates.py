@@ -165,6 +165,8 @@ def _examples(stats: DuplicateStats, fetched: dict[str, dict[str, Any]]) -> list
         shown.add(row["id"])
         duplicate = fetched.get(row["id"], {})
         representative = fetched.get(row["dup_of"] or "", {})
+        similarity = _cosine(duplicate.get("embedding"), representative.get("embedding"))
+        limit = stats.settings.threshold if row["dup_kind"] != "exact" else 1.0
         examples.append(
             {
                 "group": EXAMPLE_GROUPS[row["group"]],
@@ -177,7 +179,8 @@ def _examples(stats: DuplicateStats, fetched: dict[str, dict[str, Any]]) -> list
                 "representative_text": representative.get("text"),
                 "representative_pair_text": representative.get("pair_text"),
                 "representative_source": representative.get("source"),
-                "similarity": _cosine(duplicate.get("embedding"), representative.get("embedding")),
+                "similarity": similarity,
+                "below_threshold": similarity is not None and similarity < limit - 1e-3,
                 "max_sim": None if math.isnan(row["max_sim"]) else round(row["max_sim"], 4),
             }
         )

@@ -24,22 +24,7 @@ MAX_COLUMNS = 200
 
 def clusters_html(clusters: dict[str, Any]) -> Html:
     """Cluster section: size distribution, centroid map and samples of extreme clusters."""
-    sizes, kept = clusters["sizes"], clusters["kept"]
-    order = sorted(range(len(sizes)), key=lambda c: (-sizes[c], c))
-    if len(order) > MAX_COLUMNS:  # evenly spaced ranks keep the shape of the curve
-        order = [order[round(i * (len(order) - 1) / (MAX_COLUMNS - 1))] for i in range(MAX_COLUMNS)]
-    size_chart = column_chart(
-        [str(c) for c in order],
-        [
-            Series("kept", [kept[c] for c in order], COLORS["kept"]),
-            Series("removed", [sizes[c] - kept[c] for c in order], COLORS["removed_other"]),
-        ],
-        title="Cluster sizes, largest first",
-        stacked=True,
-        x_label="cluster (sorted by size)",
-        y_label="rows",
-    )
-    parts = [figure(size_chart, "Rows per cluster, split into kept and removed duplicates.")]
+    parts = [_size_chart(clusters["sizes"], clusters["kept"])]
     if clusters["map"] is not None:
         parts.append(figure(_centroid_map(clusters), _map_caption(clusters)))
     for title, key in (("Largest clusters", "largest"), ("Smallest clusters", "smallest")):
@@ -52,6 +37,39 @@ def clusters_html(clusters: dict[str, Any]) -> Html:
         "empty. Samples show what a cluster holds; centroid similarity says how typical a row is."
     )
     return section("clusters", "Clusters", lead, *parts)
+
+
+def _size_chart(sizes: list[int], kept: list[int]) -> Html:
+    """Cluster sizes largest first: kept/removed stacks, or a log scale when sizes are skewed."""
+    order = sorted(range(len(sizes)), key=lambda c: (-sizes[c], c))
+    ranked = len(order) > MAX_COLUMNS
+    labels = [str(c) for c in order]
+    if ranked:  # evenly spaced ranks keep the shape of the curve
+        ranks = [round(i * (len(order) - 1) / (MAX_COLUMNS - 1)) for i in range(MAX_COLUMNS)]
+        order, labels = [order[r] for r in ranks], [f"#{r + 1}" for r in ranks]
+    nonempty = sorted(size for size in sizes if size > 0)
+    skewed = bool(nonempty) and nonempty[-1] > 30 * nonempty[len(nonempty) // 2]
+    if skewed:
+        series = [Series("rows", [sizes[c] for c in order], COLORS["kept"])]
+        caption = "Rows per cluster on a log scale (sizes are very uneven)."
+    else:
+        series = [
+            Series("kept", [kept[c] for c in order], COLORS["kept"]),
+            Series("removed", [sizes[c] - kept[c] for c in order], COLORS["removed_other"]),
+        ]
+        caption = "Rows per cluster, split into kept and removed duplicates."
+    if ranked:
+        caption += f" {MAX_COLUMNS} evenly spaced ranks of {len(sizes):,} clusters."
+    chart = column_chart(
+        labels,
+        series,
+        title="Cluster sizes, largest first",
+        stacked=not skewed,
+        log=skewed,
+        x_label="clusters ranked by size" if ranked else "cluster (largest first)",
+        y_label="rows (log scale)" if skewed else "rows",
+    )
+    return figure(chart, caption)
 
 
 def _centroid_map(clusters: dict[str, Any]) -> str:

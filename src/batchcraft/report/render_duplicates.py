@@ -85,6 +85,12 @@ def duplicates_html(duplicates: dict[str, Any]) -> Html:
     )
 
 
+def _below_threshold_note(example: dict[str, Any]) -> str:
+    if not example.get("below_threshold"):
+        return ""
+    return ' <span class="bad">· below the threshold: check the pipeline\'s dup_of</span>'
+
+
 def _pair_html(example: dict[str, Any]) -> Html:
     similarity = example["similarity"]
     facts = (
@@ -93,7 +99,7 @@ def _pair_html(example: dict[str, Any]) -> Html:
     )
     return Html(
         f'<div class="pair"><div class="head">{badge(example["dup_kind"], example["dup_kind"])}'
-        f"{esc(facts)}</div>"
+        f"{esc(facts)}{_below_threshold_note(example)}</div>"
         f"<div>{badge('removed')}{badge(example['source'] or '?')}{text_block(example['text'], example['pair_text'])}</div>"
         f"<div>{badge('kept', 'kept')}{badge(example['representative_source'] or '?')}"
         f"{text_block(example['representative_text'], example['representative_pair_text'])}</div></div>"
