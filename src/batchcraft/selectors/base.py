@@ -20,6 +20,21 @@ How a batcher drives a selector:
    then, for each planned batch, call ``select(pool.take(batch), batch_size, rng)``
    to get the batch's metrics and masks (it keeps all rows, in order).
 
+Trainer feedback (see `batchcraft.selectors.pool.FEEDBACK_COLUMNS`) reaches a
+selector through the pool. For ``jest`` it comes in one of two modes:
+
+- synchronous (as in the paper): draw the super-batch, have the trainer
+  embed it with the current learner (both towers, forward only), put the
+  results in ``learner_embeddings``/``learner_pair_embeddings`` (plus
+  ``learner_logit_scale``/``learner_logit_bias``), then call ``select``;
+- asynchronous (no added latency): fill those columns from the latest
+  embeddings the trainer reported per row; rows never reported are NaN and
+  count as zero learnability.
+
+With only per-example ``learner_losses`` (and ``reference_losses`` from the
+dataset's ``ref_loss``) ``jest`` falls back to independent selection and says
+so in ``info``.
+
 ``Selection.info`` holds per-batch metrics. Values are JSON-serialisable
 (``int``, ``float``, ``str``, ``bool``, lists of those) except numpy arrays,
 which are per-batch masks/arrays aligned with ``indices`` (e.g.

@@ -135,6 +135,10 @@ class JestSelector(_LearnabilityScoring):
     and draw the batch in ``num_chunks`` chunks, each ∝ softmax of the
     conditional learnability given the rows already drawn.
 
+    Columns: ``embeddings``, ``pair_embeddings`` (the reference's towers),
+    ``learner_embeddings``, ``learner_pair_embeddings``; or, per-example only,
+    ``learner_losses`` and ``reference_losses``.
+
     Needs from the trainer, per super-batch row: ``learner_embeddings`` and
     ``learner_pair_embeddings`` (both towers; synchronous: scored on the current
     learner just before selection; asynchronous: the latest reported, NaN rows
