@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import torch
 from selectors_helpers import assert_deterministic, assert_valid_selection, unit_rows
 
 from batchcraft.selectors import MissingColumnsError, Pool, get_selector
@@ -14,6 +16,16 @@ from batchcraft.selectors.jest_scoring import (
     SigmoidLossParameters,
     joint_sample,
 )
+
+
+@pytest.fixture(autouse=True)
+def single_torch_thread() -> Iterator[None]:
+    """Tiny matrices: one thread avoids OpenMP spin-waits when the CPUs are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 TOWERS = ("learner_embeddings", "learner_pair_embeddings", "embeddings", "pair_embeddings")
 
