@@ -23,14 +23,19 @@ demo: setup
 	$(PY) -m batchcraft demo --dir $(DEMO_DIR)
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+	$(PY) scripts/gen_protos.py --check
+
+protos: setup
+	$(PY) scripts/gen_protos.py
 
 typecheck: setup
 	$(VENV)/bin/mypy
 
 pytest: setup
-	$(PY) -m pytest -q
+	bash scripts/ensure_chromium.sh  # headless browser for the report tests
+	$(PY) -m pytest -q --durations=15
 
 test: lint typecheck pytest
 
