@@ -19,7 +19,7 @@ from batchcraft.errors import ConfigError
 KeepPolicy = Literal["prototypical", "hardest", "smallest_id"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
-DEFAULT_EPS = 0.1
+DEFAULT_EPS = 0.08
 """Default SemDeDup eps (duplicates at cosine >= 0.9), chosen from benchmarks/choose_eps.py."""
 
 

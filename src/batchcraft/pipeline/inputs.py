@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -165,7 +164,7 @@ def _jsonl_keys(path: str) -> set[str] | None:
     keys: set[str] = set()
     parsed = 0
     with open(path, "rb") as handle:
-        for line in io.BufferedReader(handle):  # type: ignore[arg-type]
+        for line in handle:
             if parsed >= _SNIFF_LINES:
                 break
             try:
