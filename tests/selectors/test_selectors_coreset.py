@@ -160,3 +160,22 @@ def test_coreset_rejects_bad_parameters(params: dict[str, object], message: str)
 
 def test_pool_size_is_a_multiple_of_the_batch() -> None:
     assert get_selector("coreset", pool_multiplier=10).pool_size(128) == 1280
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_stochastic_greedy_keeps_the_objective(seed: int) -> None:
+    similarity = distance_similarity(
+        clustered_rows(np.random.default_rng(seed), 400, num_clusters=30)
+    )
+    exact = facility_location(similarity, 40)
+    stochastic = facility_location(similarity, 40, epsilon=0.01, rng=np.random.default_rng(seed))
+    assert stochastic.objective >= 0.98 * exact.objective
+    assert len(set(stochastic.medoids.tolist())) == 40
+
+
+def test_stochastic_greedy_needs_an_rng_and_a_valid_epsilon() -> None:
+    similarity = distance_similarity(np.eye(5))
+    with pytest.raises(ValueError, match="epsilon"):
+        facility_location(similarity, 2, epsilon=0.01)
+    with pytest.raises(ValueError, match="epsilon"):
+        facility_location(similarity, 2, epsilon=1.5, rng=np.random.default_rng(0))
