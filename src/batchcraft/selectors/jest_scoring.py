@@ -88,19 +88,25 @@ class LearnabilityScorer:
     def _off_diagonal(self, rows: np.ndarray | None, columns: np.ndarray | None) -> Any:
         """``S`` over rows × columns as if every entry were a negative pair; None = all."""
         torch = self.torch
-        row_count = self.size if rows is None else len(rows)
-        column_count = self.size if columns is None else len(columns)
-        block = torch.zeros((row_count, column_count))
-        for sign, (images, texts, head) in zip((1.0, -1.0), self.models, strict=False):
-            image_part = images if rows is None else images[torch.from_numpy(rows)]
-            text_part = texts if columns is None else texts[torch.from_numpy(columns)]
-            logits = (image_part @ text_part.T).mul_(head.scale).add_(head.bias)
-            block.add_(torch.nn.functional.softplus(logits), alpha=sign)
-        if self.known is not None:
-            known_rows = self.known[0] if rows is None else self.known[0][torch.from_numpy(rows)]
-            known_columns = (
-                self.known[1] if columns is None else self.known[1][torch.from_numpy(columns)]
+        if not self.models:  # per-example learnability: nothing off the diagonal
+            return torch.zeros(
+                (
+                    self.size if rows is None else len(rows),
+                    self.size if columns is None else len(columns),
+                )
             )
+        row_index = None if rows is None else torch.from_numpy(rows)
+        column_index = None if columns is None else torch.from_numpy(columns)
+        terms = []
+        for images, texts, head in self.models:
+            image_part = images if row_index is None else images[row_index]
+            text_part = texts if column_index is None else texts[column_index]
+            logits = torch.addmm(torch.tensor(head.bias), image_part, text_part.T, alpha=head.scale)
+            terms.append(torch.nn.functional.softplus(logits))
+        block = terms[0].sub_(terms[1])
+        if self.known is not None:
+            known_rows = self.known[0] if row_index is None else self.known[0][row_index]
+            known_columns = self.known[1] if column_index is None else self.known[1][column_index]
             block.mul_(known_rows[:, None] * known_columns[None, :])
         return block
 
@@ -135,7 +141,7 @@ class LearnabilityScorer:
         """``Σ_{j ∈ chosen} (S_ij + S_ji)`` for every row i, float64."""
         if not self.models:
             gain = np.zeros(self.size)
-        else:
+        else:  # rows and columns of the chosen, not the whole matrix
             from_rows = self._off_diagonal(chosen, None).sum(dim=0)
             from_columns = self._off_diagonal(None, chosen).sum(dim=1)
             gain = (from_rows + from_columns).to(self.torch.float64).numpy()
