@@ -12,6 +12,7 @@ from selectors_helpers import assert_deterministic, assert_valid_selection, unit
 from batchcraft.errors import ConfigError
 from batchcraft.selectors import (
     SELECTORS,
+    EpochPlanner,
     MissingColumnsError,
     Pool,
     Selection,
@@ -36,6 +37,7 @@ def test_unknown_parameter_names_valid_ones() -> None:
 def test_every_registered_selector_follows_the_protocol(name: str) -> None:
     selector = get_selector(name)
     assert isinstance(selector, Selector)
+    assert isinstance(selector, EpochPlanner) == selector.epoch_level
     assert selector.name == name
     assert selector.pool_size(64) >= 64
 

@@ -21,7 +21,13 @@ sizes, required columns, epoch-level planning) and `batchcraft.selectors.pool`
 for the columns a `Pool` can carry.
 """
 
-from batchcraft.selectors.base import BaseSelector, MissingColumnsError, Selection, Selector
+from batchcraft.selectors.base import (
+    BaseSelector,
+    EpochPlanner,
+    MissingColumnsError,
+    Selection,
+    Selector,
+)
 from batchcraft.selectors.concept import ConceptSelector
 from batchcraft.selectors.coreset import CoresetSelector
 from batchcraft.selectors.hard_negative import HardNegativeSelector
@@ -37,6 +43,7 @@ __all__ = [
     "BaseSelector",
     "ConceptSelector",
     "CoresetSelector",
+    "EpochPlanner",
     "HardNegativeSelector",
     "JestIndependentSelector",
     "JestSelector",

@@ -117,6 +117,15 @@ class Selector(Protocol):
     def select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection: ...
 
 
+@runtime_checkable
+class EpochPlanner(Selector, Protocol):
+    """An epoch-level selector (``epoch_level = True``): plans every batch of an epoch."""
+
+    def plan_epoch(
+        self, pool: Pool, batch_size: int, rng: np.random.Generator, epoch: int = 0
+    ) -> list[np.ndarray]: ...
+
+
 class BaseSelector:
     """Shared plumbing: column checks, pool sizing, argument validation.
 
