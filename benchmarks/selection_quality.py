@@ -555,13 +555,13 @@ def main() -> None:
     started = time.perf_counter()
     rows: list[Row] = []
     extra: dict[str, Any] = {}
-    for part in (
+    for part in (  # latency first: long training runs leave the process slower to measure
+        lambda: (latency_rows(rng, 5 if arguments.quick else 30), {}),
         lambda: coreset_rows(rng, trials),
         lambda: (concept_rows(rng, max(2, trials // 5)), {}),
         lambda: hard_negative_rows(rng, 4096 if arguments.quick else 20000),
         lambda: jest_rows(1 if arguments.quick else 3, 150 if arguments.quick else 600),
         lambda: (planted_block_rows(rng, 2 if arguments.quick else 5), {}),
-        lambda: (latency_rows(rng, 5 if arguments.quick else 30), {}),
     ):
         part_rows, part_extra = part()
         rows.extend(part_rows)
