@@ -83,6 +83,10 @@ def test_scorer_matches_the_pairwise_sigmoid_loss_difference() -> None:
     chosen = np.array([3, 17, 5])
     expected_gain = expected[chosen].sum(0) + expected[:, chosen].sum(1)
     np.testing.assert_allclose(scorer.pair_gain(chosen), expected_gain, rtol=1e-4, atol=1e-3)
+    rows = np.array([0, 5, 29])
+    np.testing.assert_allclose(
+        scorer.pair_gain(chosen, rows), expected_gain[rows], rtol=1e-4, atol=1e-3
+    )
 
 
 def test_never_scored_rows_contribute_zero_learnability() -> None:
@@ -118,8 +122,9 @@ class MatrixScorer(LearnabilityScorer):
     def diagonal(self) -> np.ndarray:
         return np.diag(self.matrix).astype(np.float64)
 
-    def pair_gain(self, chosen: np.ndarray) -> np.ndarray:
-        return self.matrix[chosen].sum(0) + self.matrix[:, chosen].sum(1)
+    def pair_gain(self, chosen: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        gain = self.matrix[chosen].sum(0) + self.matrix[:, chosen].sum(1)
+        return gain if rows is None else gain[rows]
 
 
 def test_joint_sampling_follows_the_conditional_learnability() -> None:

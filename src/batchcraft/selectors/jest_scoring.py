@@ -48,6 +48,7 @@ class LearnabilityScorer:
         per_example: np.ndarray | None = None,
     ) -> None:
         self.torch = require("torch")
+        self._diagonal: np.ndarray | None = None
         if per_example is not None:
             self.size = len(per_example)
             self.models: list[tuple[Any, Any, SigmoidLossParameters]] = []
@@ -124,7 +125,12 @@ class LearnabilityScorer:
         return block
 
     def diagonal(self) -> np.ndarray:
-        """``S_ii`` for every row: each example's own learnability, float64."""
+        """``S_ii`` for every row: each example's own learnability, float64 (a fresh copy)."""
+        if self._diagonal is None:
+            self._diagonal = self._compute_diagonal()
+        return self._diagonal.copy()
+
+    def _compute_diagonal(self) -> np.ndarray:
         diagonal = self.correction.copy()
         for sign, (images, texts, head) in zip((1.0, -1.0), self.models, strict=False):
             logits = (images * texts).sum(dim=1) * head.scale + head.bias
@@ -137,15 +143,17 @@ class LearnabilityScorer:
         everything = np.arange(self.size, dtype=np.int64)
         return self.block(everything, everything)
 
-    def pair_gain(self, chosen: np.ndarray) -> np.ndarray:
-        """``Σ_{j ∈ chosen} (S_ij + S_ji)`` for every row i, float64."""
+    def pair_gain(self, chosen: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """``Σ_{j ∈ chosen} (S_ij + S_ji)`` for each row i of ``rows`` (default: all), float64."""
         if not self.models:
-            gain = np.zeros(self.size)
-        else:  # rows and columns of the chosen, not the whole matrix
-            from_rows = self._off_diagonal(chosen, None).sum(dim=0)
-            from_columns = self._off_diagonal(None, chosen).sum(dim=1)
+            gain = np.zeros(self.size if rows is None else len(rows))
+        else:  # rows and columns of the chosen only, not the whole matrix
+            from_rows = self._off_diagonal(chosen, rows).sum(dim=0)
+            from_columns = self._off_diagonal(rows, chosen).sum(dim=1)
             gain = (from_rows + from_columns).to(self.torch.float64).numpy()
-        gain[chosen] += 2.0 * self.correction[chosen]
+        positions = np.arange(self.size) if rows is None else rows
+        on_diagonal = np.isin(positions, chosen)
+        gain[on_diagonal] += 2.0 * self.correction[positions[on_diagonal]]
         return gain
 
     def sub_batch_learnability(self, indices: np.ndarray) -> float:
@@ -187,6 +195,7 @@ def joint_sample(
         chosen = chosen[np.argsort(-perturbed[chosen], kind="stable")].astype(np.int64)
         available[chosen] = False
         picked.append(chosen)
-        if chunk_index < num_chunks - 1:
-            conditional += scorer.pair_gain(chosen)
+        if chunk_index < num_chunks - 1:  # later chunks only need the still-available rows
+            remaining = np.flatnonzero(available)
+            conditional[remaining] += scorer.pair_gain(chosen, remaining)
     return np.concatenate(picked).astype(np.int64)
