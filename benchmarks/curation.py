@@ -108,40 +108,60 @@ def bench_cluster(rows: int) -> dict[str, Any]:
     }
 
 
-def bench_semdedup(rows: int, eps: float = 0.1) -> dict[str, Any]:
-    """Clustered SemDeDup with second-nearest clusters vs brute-force all pairs on the same vectors."""
+def bench_semdedup(rows: int, eps: float = 0.08) -> dict[str, Any]:
+    """Clustered SemDeDup with second-nearest clusters vs brute-force all pairs on the same vectors.
+
+    Both sides include the chain-safe keep rule. ``speedup`` counts SemDeDup's own work
+    (pairs within clusters + keep rule); ``speedup_with_kmeans`` also charges it the k-means
+    fit and assignment, which the pipeline does anyway for other purposes.
+    """
     synth = synthetic_embeddings(rows, seed=3)
     data, threshold = synth.embeddings, 1.0 - eps
     start = time.perf_counter()
     brute, _ = cluster_edges(data, threshold)
-    reference = decide_edges(brute.source, brute.target, brute.similarity)
+    decide_edges(brute.source, brute.target, brute.similarity)
     brute_seconds = time.perf_counter() - start
     start = time.perf_counter()
     clusters = default_num_clusters(rows)
     sample = data[np.random.default_rng(0).permutation(rows)[:65_536]]
     result = assign(data, train_centroids(sample, clusters, 20, 0))
-    found: set[tuple[int, int]] = set()
-    for cluster in range(clusters):
-        members = np.flatnonzero((result.cluster == cluster) | (result.second_cluster == cluster))
-        edges, _ = cluster_edges(data[members], threshold)
-        low, high = members[edges.source], members[edges.target]
-        found.update(
-            zip(np.minimum(low, high).tolist(), np.maximum(low, high).tolist(), strict=True)
-        )
-    ours_seconds = time.perf_counter() - start
+    kmeans_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    found = _pairs_in_clusters(data, result.cluster, result.second_cluster, threshold)
+    decide_edges(found[:, 0], found[:, 1], np.ones(len(found), np.float32))
+    dedup_seconds = time.perf_counter() - start
     truth = set(zip(brute.source.tolist(), brute.target.tolist(), strict=True))
+    ours = set(map(tuple, found.tolist()))
     primary_only = sum(1 for a, b in truth if result.cluster[a] == result.cluster[b])
     return {
         "rows": rows,
         "eps": eps,
+        "clusters": clusters,
         "brute_force_pairs": len(truth),
-        "brute_force_removed": int((~reference.keep).sum()),
         "brute_force_s": round(brute_seconds, 1),
-        "semdedup_s": round(ours_seconds, 1),
-        "speedup": round(brute_seconds / ours_seconds, 1),
-        "recall": round(len(found & truth) / max(1, len(truth)), 4),
+        "kmeans_s": round(kmeans_seconds, 1),
+        "semdedup_s": round(dedup_seconds, 1),
+        "speedup": round(brute_seconds / dedup_seconds, 1),
+        "speedup_with_kmeans": round(brute_seconds / (dedup_seconds + kmeans_seconds), 1),
+        "recall": round(len(ours & truth) / max(1, len(truth)), 4),
         "recall_nearest_cluster_only": round(primary_only / max(1, len(truth)), 4),
     }
+
+
+def _pairs_in_clusters(
+    data: np.ndarray, cluster: np.ndarray, second: np.ndarray, threshold: float
+) -> np.ndarray:
+    """Distinct (low, high) row pairs at cosine >= threshold within each cluster group."""
+    rows = np.concatenate([np.arange(len(data)), np.arange(len(data))])
+    groups = np.concatenate([cluster, second])
+    order = np.argsort(groups, kind="stable")
+    bounds = np.flatnonzero(np.diff(groups[order])) + 1
+    pairs = []
+    for members in np.split(rows[order], bounds):
+        edges, _ = cluster_edges(data[members], threshold)
+        low, high = members[edges.source], members[edges.target]
+        pairs.append(np.stack([np.minimum(low, high), np.maximum(low, high)], axis=1))
+    return np.unique(np.concatenate(pairs), axis=0)
 
 
 def bench_memory(sizes: list[int]) -> list[dict[str, Any]]:
