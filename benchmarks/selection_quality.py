@@ -564,13 +564,14 @@ def main() -> None:
         lambda: (planted_block_rows(rng, 2 if arguments.quick else 5), {}),
     ):
         part_rows, part_extra = part()
+        torch.set_num_threads(arguments.torch_threads)  # importing apricot (numba) resets it
         rows.extend(part_rows)
         extra.update(part_extra)
     table = markdown(rows)
     load = os.getloadavg()
     print(table)
     print(f"\nload average during the run: {load[0]:.2f} (1 min), on {os.cpu_count()} CPUs")
-    extra.update(load_average=list(load), torch_threads=torch.get_num_threads(), machine=platform.machine(),
+    extra.update(load_average=list(load), torch_threads=arguments.torch_threads, machine=platform.machine(),
                  python=platform.python_version(), seconds=time.perf_counter() - started)  # fmt: skip
     arguments.out.write_text(
         json.dumps({"rows": [asdict(row) for row in rows], **extra}, indent=2, default=float)
