@@ -53,6 +53,7 @@ class CuratedDataset:
         self._position = {identifier: index for index, identifier in enumerate(ids.tolist())}
         if len(self._position) != len(ids):
             raise DatasetError(f"dataset {name!r} at {root}: kept rows have duplicate ids")
+        self._projections: dict[tuple[str, ...], pa.RecordBatch] = {}
 
     @classmethod
     def open(
@@ -96,12 +97,22 @@ class CuratedDataset:
         return np.fromiter((lookup(i, -1) for i in ids), dtype=np.int64, count=len(ids))
 
     def rows(self, positions: np.ndarray, columns: list[str]) -> pa.RecordBatch:
-        """The rows at ``positions`` (in that order), projected on ``columns``."""
-        table = self.table.select(columns).take(pa.array(positions, type=pa.int64()))
-        batches = table.combine_chunks().to_batches()
-        if not batches:
-            return pa.RecordBatch.from_pylist([], schema=table.schema)
-        return batches[0]
+        """The rows at ``positions`` (in that order), projected on ``columns``.
+
+        One gather per column straight into the returned batch (the projection
+        is a cached zero-copy view of the single-chunk table).
+        """
+        return self._projection(columns).take(pa.array(positions, type=pa.int64()))
+
+    def _projection(self, columns: list[str]) -> pa.RecordBatch:
+        key = tuple(columns)
+        found = self._projections.get(key)
+        if found is None:
+            table = self.table.select(columns).combine_chunks()
+            batches = table.to_batches()
+            found = batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
+            self._projections[key] = found
+        return found
 
 
 def read_manifest(root: Path) -> dict[str, Any]:

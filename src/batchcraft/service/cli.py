@@ -66,6 +66,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--provenance-log", type=Path, help="JSON-lines log of every served batch")
     parser.add_argument("--max-workers", type=int, default=64, help="RPC threads (2 per session)")
     parser.add_argument("--no-fsync", action="store_true", help="do not fsync checkpoints")
+    parser.add_argument(
+        "--no-prefetch",
+        action="store_true",
+        help="encode batches on the RPC thread instead of one batch ahead (slower)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level")
     parser.add_argument("--config", type=Path, help="TOML file with the same settings")
 
@@ -142,6 +147,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         max_workers=args.max_workers,
         provenance_path=args.provenance_log,
         fsync=not args.no_fsync,
+        prefetch=not args.no_prefetch,
     )
 
 

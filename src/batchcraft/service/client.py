@@ -15,6 +15,11 @@ describes the latest batch (id, epoch, step, selector info).
 
 The gRPC channel is created on first use in the process that iterates, so a
 client built before a fork (DataLoader workers) is safe.
+
+On the wire: batches are read straight from the received bytes (Arrow reads
+the IPC payload in place, see `batchcraft.service.wire`), several small
+batches may arrive in one message, and flow credit is returned with one ack
+per half window of batches rather than one per batch.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from batchcraft.batcher.feedback import SCALAR_FEEDBACK, VECTOR_FEEDBACK
 from batchcraft.batcher.order import LastBatch
 from batchcraft.errors import BatchcraftError, ConfigError
 from batchcraft.service import codec
-from batchcraft.service.server import channel_options
+from batchcraft.service.server import SERVICE_NAME, channel_options
+from batchcraft.service.wire import BatchView, read_response
 
 STATE_FORMAT = "batchcraft.BatchClient"
 STATE_VERSION = 1
@@ -101,6 +107,8 @@ class BatchClient:
         root_certificates: PEM roots to verify a TLS server (None: plaintext).
         max_message_bytes: largest message accepted (the server has its own limit).
         reconnect_attempts: retries, resuming in place, when the server is unavailable.
+        max_batches_per_message: let the server pack up to this many small
+            batches into one message (1: one batch per message).
     """
 
     def __init__(
@@ -126,6 +134,7 @@ class BatchClient:
         root_certificates: bytes | None = None,
         max_message_bytes: int = 256 << 20,
         reconnect_attempts: int = 0,
+        max_batches_per_message: int = 16,
     ) -> None:
         self.config = JobConfig(
             dataset,
@@ -144,6 +153,9 @@ class BatchClient:
             raise ConfigError(f"rank={rank} must be < world_size={world_size}")
         if scoring == "sync" and scorer is None:
             raise ConfigError("scoring='sync' needs a scorer callback")
+        if not 1 <= max_batches_per_message <= 1024:
+            raise ConfigError(f"{max_batches_per_message=} must be in [1, 1024]")
+        self.max_batches_per_message = max_batches_per_message
         self.target = target
         self.job = job
         self.scorer = scorer
@@ -262,29 +274,52 @@ class BatchClient:
             requests.put(message)
         self._pending.clear()
         self._requests = requests
-        self._call = self._stub().Session(_drain(requests), metadata=self._metadata())
+        self._call = self._session_method()(_drain(requests), metadata=self._metadata())
         schema = None
+        unacknowledged = ack_every = 0
         try:
-            for response in self._call:
+            for data in self._call:
+                response = read_response(data)
+                if isinstance(response, list):
+                    if schema is None or self.opened is None:
+                        raise BatchServiceError(
+                            grpc.StatusCode.INTERNAL, "the server sent batches before 'opened'"
+                        )
+                    for view in response:
+                        batch = self._decode(view, schema)
+                        unacknowledged += 1
+                        if unacknowledged >= ack_every or self._finished(self.opened):
+                            ack = pb.Ack(count=unacknowledged, next=view.header.next)
+                            requests.put(pb.SessionRequest(ack=ack))
+                            unacknowledged = 0
+                        yield batch
+                    continue
                 kind = response.WhichOneof("kind")
                 if kind == "opened":
                     self.opened = response.opened
                     self.job = response.opened.job
                     schema = codec.read_schema(response.opened.arrow_schema)
+                    # Credit returns at half window: the server never waits for it.
+                    ack_every = max(1, response.opened.max_in_flight // 2)
                 elif kind == "score_request":
                     requests.put(self._scores(response.score_request))
-                elif kind == "batch" and schema is not None:
-                    batch = self._decode(response.batch, schema)
-                    requests.put(pb.SessionRequest(ack=pb.Ack(count=1, next=response.batch.next)))
-                    yield batch
         finally:
             requests.put(None)
             self._requests = None
             self._call.cancel()
             self._call = None
 
-    def _decode(self, message: pb.Batch, schema: Any) -> dict[str, Any]:
-        batch = codec.to_numpy(codec.read_batch(message.record_batch, schema))
+    def _finished(self, opened: pb.SessionOpened) -> bool:
+        """Whether the latest batch was the last of the requested epochs."""
+        return (
+            bool(opened.num_epochs)
+            and self._next is not None
+            and (self._next.epoch >= opened.num_epochs)
+        )
+
+    def _decode(self, view: BatchView, schema: Any) -> dict[str, Any]:
+        message = view.header
+        batch = codec.to_numpy(codec.read_batch(view.payload, schema))
         if message.weights:
             batch["weight"] = codec.to_numpy(codec.read_stream(message.weights))["weight"]
         self._next = Position(message.next.epoch, message.next.step)
@@ -324,10 +359,22 @@ class BatchClient:
             scoring=pb.SCORING_MODE_SYNC if config.scoring == "sync" else pb.SCORING_MODE_ASYNC,
             last_batch=pb.LAST_BATCH_DROP if config.last_batch == "drop" else pb.LAST_BATCH_PARTIAL,
             score_columns=list(stream.score_columns),
+            max_batches_per_message=self.max_batches_per_message,
         )
         if self._next is not None:
             request.start.CopyFrom(pb.Position(epoch=self._next.epoch, step=self._next.step))
         return pb.SessionRequest(open=request)
+
+    def _session_method(self) -> grpc.StreamStreamMultiCallable:
+        """``Session`` returning each response's raw bytes (read by `read_response`)."""
+        self._stub()
+        assert self._channel is not None
+        return self._channel.stream_stream(
+            f"/{SERVICE_NAME}/Session",
+            request_serializer=pb.SessionRequest.SerializeToString,
+            response_deserializer=None,
+            _registered_method=True,
+        )
 
     def _stub(self) -> pb_grpc.BatchServiceStub:
         if self._channel is None or self._pid != os.getpid():

@@ -28,8 +28,8 @@ def batch_bytes(batch: pa.RecordBatch) -> bytes:
     return batch.serialize().to_pybytes()
 
 
-def read_batch(data: bytes, schema: pa.Schema) -> pa.RecordBatch:
-    """Inverse of `batch_bytes` given the session schema."""
+def read_batch(data: bytes | memoryview, schema: pa.Schema) -> pa.RecordBatch:
+    """Inverse of `batch_bytes` given the session schema (zero-copy: views ``data``)."""
     return pa.ipc.read_record_batch(pa.py_buffer(data), schema)
 
 

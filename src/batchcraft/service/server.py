@@ -63,6 +63,9 @@ class ServerConfig:
         max_workers: threads serving RPCs (two per open session).
         provenance_path: JSON-lines provenance log; None disables it.
         fsync: fsync checkpoint files.
+        prefetch: encode each session's next batches on a background thread
+            while the current message is sent (see `batchcraft.service.prefetch`).
+        max_batches_per_message: cap on small batches packed into one message.
     """
 
     address: str = "127.0.0.1:0"
@@ -77,6 +80,8 @@ class ServerConfig:
     max_workers: int = 64
     provenance_path: Path | None = None
     fsync: bool = True
+    prefetch: bool = True
+    max_batches_per_message: int = 64
 
     def __post_init__(self) -> None:
         if not 0 < self.max_in_flight <= 1024:
@@ -89,6 +94,8 @@ class ServerConfig:
             raise ConfigError("tls_cert and tls_key must be given together")
         if self.checkpoint_interval <= 0 or self.sync_timeout <= 0:
             raise ConfigError(f"{self.checkpoint_interval=} and {self.sync_timeout=} must be > 0")
+        if not 1 <= self.max_batches_per_message <= 1024:
+            raise ConfigError(f"{self.max_batches_per_message=} must be in [1, 1024]")
         if self.max_workers < 4:
             raise ConfigError(f"max_workers={self.max_workers} must be >= 4")
 
@@ -110,11 +117,16 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         self.config = config
         self.metrics = Metrics()
         self.provenance = ProvenanceLog(config.provenance_path) if config.provenance_path else None
-        self.limits = SessionLimits(config.max_message_bytes, config.sync_timeout)
+        self.limits = SessionLimits(
+            config.max_message_bytes,
+            config.sync_timeout,
+            config.max_batches_per_message,
+            config.prefetch,
+        )
 
     def Session(
         self, request_iterator: Iterator[pb.SessionRequest], context: grpc.ServicerContext
-    ) -> Iterator[pb.SessionResponse]:
+    ) -> Iterator[pb.SessionResponse | bytes]:
         try:
             first = next(request_iterator, None)
             if first is None or first.WhichOneof("kind") != "open":
@@ -179,6 +191,7 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
             self.metrics,
             self.provenance,
             self.limits,
+            request.max_batches_per_message,
         )
 
 
@@ -200,6 +213,36 @@ def job_config(request: pb.OpenSession) -> JobConfig:
         last_batch=_LAST_BATCH[request.last_batch],  # type: ignore[arg-type]
         scoring=_SCORING[request.scoring],  # type: ignore[arg-type]
     )
+
+
+def serialize_response(response: pb.SessionResponse | bytes) -> bytes:
+    """Serialise a `SessionResponse`; batches arrive already serialised (see `wire`)."""
+    if isinstance(response, bytes):
+        return response
+    return response.SerializeToString()
+
+
+def add_servicer(servicer: BatchServicer, server: grpc.Server) -> None:
+    """Register ``servicer`` as the generated code would, but with `serialize_response`.
+
+    The generated ``add_BatchServiceServicer_to_server`` serialises every
+    response with the protobuf runtime; `Session` yields batches already
+    serialised, with their Arrow payloads spliced in without copies.
+    """
+    handlers = {
+        "Session": grpc.stream_stream_rpc_method_handler(
+            servicer.Session,
+            request_deserializer=pb.SessionRequest.FromString,
+            response_serializer=serialize_response,
+        ),
+        "ListDatasets": grpc.unary_unary_rpc_method_handler(
+            servicer.ListDatasets,
+            request_deserializer=pb.ListDatasetsRequest.FromString,
+            response_serializer=pb.ListDatasetsResponse.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 class BatchServer:
@@ -256,7 +299,7 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
     )
     jobs = JobRegistry(datasets, config.checkpoint_dir, fsync=config.fsync)
     servicer = BatchServicer(datasets, jobs, config)
-    pb_grpc.add_BatchServiceServicer_to_server(servicer, server)
+    add_servicer(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

@@ -2,20 +2,25 @@
 
 The handler thread runs `Session.run` (a generator of responses); a reader
 thread consumes the client's acks, feedback and scores. At most
-``max_in_flight`` batches are sent and not yet acknowledged, so a stalled
+``max_in_flight`` batches are produced and not yet acknowledged, so a stalled
 client holds the server's memory for that session to a few batches: the
-loop waits for credit instead of producing more.
+loop waits for credit instead of producing more. Credit is counted in
+batches; a client returns it with one ack for several batches.
+
+Batches leave as pre-serialised responses (`batchcraft.service.wire`). For
+clients that accept it, consecutive small batches are packed into one
+message (up to ``max_batches_per_message``, about `PACK_BYTES` of payload,
+and the credit available): Python gRPC costs a fixed amount per message, so
+packing is what lets small batches reach thousands per second.
 """
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 import numpy as np
@@ -24,25 +29,40 @@ import pyarrow as pa
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.config import Position, StreamConfig
 from batchcraft.batcher.errors import FeedbackError
-from batchcraft.batcher.job import Job, RankBatch
+from batchcraft.batcher.job import Job
 from batchcraft.batcher.registry import JobRegistry
 from batchcraft.batcher.rounds import ScoringRound
 from batchcraft.errors import ConfigError
 from batchcraft.service import codec
+from batchcraft.service.encoder import BatchEncoder, Encoded
 from batchcraft.service.metrics import Metrics
+from batchcraft.service.prefetch import prefetch
 from batchcraft.service.provenance import ProvenanceLog
-from batchcraft.service.status import MessageTooLargeError
+from batchcraft.service.wire import response_bytes
 
 IsActive = Callable[[], bool]
 _POLL = 0.2
+PACK_BYTES = 512 << 10
+"""Packing stops once a message holds this much payload (measured: larger
+messages do not raise throughput, and they delay the first batch in them)."""
+_HEADROOM = 64 << 10  # room for the response's header fields within the message limit
 
 
 @dataclass(frozen=True)
 class SessionLimits:
-    """Server-side limits every session obeys."""
+    """Server-side limits every session obeys.
+
+    Attributes:
+        max_message_bytes: the gRPC message size limit.
+        sync_timeout: seconds a synchronous scoring round waits.
+        max_batches_per_message: cap on the batches packed into one message.
+        prefetch: produce responses on a background thread (`prefetch`).
+    """
 
     max_message_bytes: int
     sync_timeout: float
+    max_batches_per_message: int = 64
+    prefetch: bool = True
 
 
 class Session:
@@ -58,6 +78,7 @@ class Session:
         metrics: Metrics,
         provenance: ProvenanceLog | None,
         limits: SessionLimits,
+        max_batches_per_message: int = 1,
     ) -> None:
         self.session_id = session_id
         self.job = job
@@ -75,6 +96,12 @@ class Session:
         self._error: BaseException | None = None
         self._reader_done = threading.Event()
         self._labels = {"dataset": job.dataset.name, "job": job.job_id, "rank": str(stream.rank)}
+        self.max_batches_per_message = max(
+            1, min(max_batches_per_message, limits.max_batches_per_message)
+        )
+        self.encoder = BatchEncoder(
+            job, stream.rank, self.columns, limits.max_message_bytes - _HEADROOM
+        )
 
     def opened(self) -> pb.SessionResponse:
         """The first response: schema, sizes and the start position."""
@@ -90,72 +117,90 @@ class Session:
                 selector=self.job.config.selector,
                 dataset=self.job.dataset.name,
                 num_epochs=self.stream.num_epochs,
+                max_batches_per_message=self.max_batches_per_message,
             )
         )
 
     def run(
         self, requests: Iterator[pb.SessionRequest], is_active: IsActive
-    ) -> Iterator[pb.SessionResponse]:
-        """Yield responses until the requested epochs are served or the client leaves."""
+    ) -> Iterator[pb.SessionResponse | bytes]:
+        """Yield responses until the requested epochs are served or the client leaves.
+
+        Batches are yielded as serialised `SessionResponse` bytes, other
+        responses as messages (the server's serializer passes bytes through).
+        They are produced on a background thread (`prefetch`) when
+        ``SessionLimits.prefetch`` is set.
+        """
         reader = threading.Thread(target=self._read, args=(requests,), daemon=True)
         reader.start()
         self.metrics.inc("batchcraft_sessions", 1.0)
         try:
             yield self.opened()
-            position = self.start
-            while self.stream.num_epochs == 0 or position.epoch < self.stream.num_epochs:
-                if not self._wait_for_credit(is_active):
-                    return
-                if self.job.needs_scores:
-                    scoring = self.job.scoring_round(position)
-                    if scoring is not None:
-                        yield self._score_request(scoring)
-                        if not self._collect_scores(scoring, is_active):
-                            return
-                yield self._batch(position)
-                position = self.job.next_position(position)
-            self._drain(is_active)
+            if self.limits.prefetch:
+                name = f"encode-{self.session_id[:8]}"
+                yield from prefetch(self._responses, is_active, name=name)
+            else:
+                yield from self._responses(is_active)
         finally:
             self.metrics.inc("batchcraft_sessions", -1.0)
             self.metrics.set("batchcraft_in_flight", 0.0, **self._labels)
             self.registry.save(self.job)
 
-    def _batch(self, position: Position) -> pb.SessionResponse:
+    def _responses(self, is_active: IsActive) -> Iterator[pb.SessionResponse | bytes]:
+        """Score requests and batch responses, under flow control, then wait for the last acks."""
+        position = self.start
+        first = True
+        while self._in_range(position):
+            if not self._wait_for_credit(is_active):
+                return
+            if self.job.needs_scores:
+                scoring = self.job.scoring_round(position)
+                if scoring is not None:
+                    yield self._score_request(scoring)
+                    if not self._collect_scores(scoring, is_active):
+                        return
+            group = [self._batch(position)]
+            position = group[-1].following
+            # The first batch travels alone: a trainer waits for it.
+            while not first and self._fits_another(group) and self._in_range(position):
+                group.append(self._batch(position))
+                position = group[-1].following
+            first = False
+            yield response_bytes(
+                [item.wire for item in group], packed=self.max_batches_per_message > 1
+            )
+        self._drain(is_active)
+
+    def _in_range(self, position: Position) -> bool:
+        return self.stream.num_epochs == 0 or position.epoch < self.stream.num_epochs
+
+    def _fits_another(self, group: list[Encoded]) -> bool:
+        """Whether one more batch may join ``group`` in the same message."""
+        if len(group) >= self.max_batches_per_message or self.job.needs_scores:
+            return False
+        size = sum(item.wire.nbytes for item in group)
+        limit = min(PACK_BYTES, self.limits.max_message_bytes - _HEADROOM)
+        if size + group[-1].wire.nbytes > limit:  # the next batch is likely as large
+            return False
+        with self._credit:
+            return self._in_flight < self.stream.max_in_flight
+
+    def _batch(self, position: Position) -> Encoded:
         started = time.perf_counter()
-        batch = self.job.rank_batch(position, self.stream.rank)
+        encoded = self.encoder.encode(position)
         self.registry.persist_selections(self.job)
         self.metrics.inc("batchcraft_selection_seconds_sum", time.perf_counter() - started)
         self.metrics.inc("batchcraft_selection_seconds_count")
-        payload = codec.batch_bytes(self.job.dataset.rows(batch.positions, self.columns))
-        if len(payload) > self.limits.max_message_bytes - (64 << 10):
-            raise MessageTooLargeError(
-                f"a batch of {len(batch.positions)} rows is {len(payload)} bytes, above the "
-                f"server's max message size {self.limits.max_message_bytes}; lower batch_size, "
-                "request fewer columns or raise --max-message-mb"
-            )
-        following = self.job.next_position(position)
-        batch_id = f"{self.job.job_id}/e{position.epoch}/s{position.step}/r{self.stream.rank}"
-        message = pb.Batch(
-            batch_id=batch_id,
-            position=pb.Position(epoch=position.epoch, step=position.step),
-            rank=self.stream.rank,
-            num_rows=len(batch.positions),
-            record_batch=payload,
-            weights=_weights_bytes(batch),
-            selector=str(batch.metrics.get("selector", self.job.config.selector)),
-            info_json=json.dumps(batch.metrics, default=_json_default),
-            next=pb.Position(epoch=following.epoch, step=following.step),
-            info_arrays={k: codec.npy_bytes(v) for k, v in batch.arrays.items()},
-        )
+        batch = encoded.batch
         if self.provenance is not None:
-            self.provenance.record(batch_id, self.job.job_id, self.job.dataset, batch)
+            self.provenance.record(encoded.batch_id, self.job.job_id, self.job.dataset, batch)
         with self._credit:
             self._in_flight += 1
             self.metrics.set("batchcraft_in_flight", self._in_flight, **self._labels)
         self.metrics.inc("batchcraft_batches_total", **self._labels)
         self.metrics.inc("batchcraft_rows_total", len(batch.positions), **self._labels)
-        self.metrics.inc("batchcraft_bytes_total", len(payload), **self._labels)
-        return pb.SessionResponse(batch=message)
+        self.metrics.inc("batchcraft_bytes_total", encoded.wire.nbytes, **self._labels)
+        return encoded
 
     def _score_request(self, scoring: ScoringRound) -> pb.SessionResponse:
         columns = ["id", *[c for c in (self.stream.score_columns or self.columns) if c != "id"]]
@@ -274,15 +319,3 @@ class Session:
 
 def _is_cancellation(error: BaseException) -> bool:
     return isinstance(error, grpc.RpcError)
-
-
-def _weights_bytes(batch: RankBatch) -> bytes:
-    if batch.weights is None:
-        return b""
-    return codec.stream_bytes(pa.RecordBatch.from_pydict({"weight": pa.array(batch.weights)}))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)

@@ -34,7 +34,7 @@ class Position(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., step: _Optional[int] = ...) -> None: ...
 
 class OpenSession(_message.Message):
-    __slots__ = ("dataset", "selector", "selector_params_json", "batch_size", "rank", "world_size", "seed", "columns", "job", "start", "max_in_flight", "scoring", "last_batch", "num_epochs", "score_columns")
+    __slots__ = ("dataset", "selector", "selector_params_json", "batch_size", "rank", "world_size", "seed", "columns", "job", "start", "max_in_flight", "scoring", "last_batch", "num_epochs", "score_columns", "max_batches_per_message")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     SELECTOR_FIELD_NUMBER: _ClassVar[int]
     SELECTOR_PARAMS_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,7 @@ class OpenSession(_message.Message):
     LAST_BATCH_FIELD_NUMBER: _ClassVar[int]
     NUM_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     SCORE_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCHES_PER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     selector: str
     selector_params_json: str
@@ -65,7 +66,8 @@ class OpenSession(_message.Message):
     last_batch: LastBatch
     num_epochs: int
     score_columns: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, dataset: _Optional[str] = ..., selector: _Optional[str] = ..., selector_params_json: _Optional[str] = ..., batch_size: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., seed: _Optional[int] = ..., columns: _Optional[_Iterable[str]] = ..., job: _Optional[str] = ..., start: _Optional[_Union[Position, _Mapping]] = ..., max_in_flight: _Optional[int] = ..., scoring: _Optional[_Union[ScoringMode, str]] = ..., last_batch: _Optional[_Union[LastBatch, str]] = ..., num_epochs: _Optional[int] = ..., score_columns: _Optional[_Iterable[str]] = ...) -> None: ...
+    max_batches_per_message: int
+    def __init__(self, dataset: _Optional[str] = ..., selector: _Optional[str] = ..., selector_params_json: _Optional[str] = ..., batch_size: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., seed: _Optional[int] = ..., columns: _Optional[_Iterable[str]] = ..., job: _Optional[str] = ..., start: _Optional[_Union[Position, _Mapping]] = ..., max_in_flight: _Optional[int] = ..., scoring: _Optional[_Union[ScoringMode, str]] = ..., last_batch: _Optional[_Union[LastBatch, str]] = ..., num_epochs: _Optional[int] = ..., score_columns: _Optional[_Iterable[str]] = ..., max_batches_per_message: _Optional[int] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("count", "next")
@@ -120,7 +122,7 @@ class SessionRequest(_message.Message):
     def __init__(self, open: _Optional[_Union[OpenSession, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., feedback: _Optional[_Union[Feedback, _Mapping]] = ..., scores: _Optional[_Union[Scores, _Mapping]] = ...) -> None: ...
 
 class SessionOpened(_message.Message):
-    __slots__ = ("session_id", "job", "arrow_schema", "num_rows", "steps_per_epoch", "start", "max_in_flight", "selector", "dataset", "num_epochs")
+    __slots__ = ("session_id", "job", "arrow_schema", "num_rows", "steps_per_epoch", "start", "max_in_flight", "selector", "dataset", "num_epochs", "max_batches_per_message")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
     ARROW_SCHEMA_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +133,7 @@ class SessionOpened(_message.Message):
     SELECTOR_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     NUM_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCHES_PER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     job: str
     arrow_schema: bytes
@@ -141,10 +144,11 @@ class SessionOpened(_message.Message):
     selector: str
     dataset: str
     num_epochs: int
-    def __init__(self, session_id: _Optional[str] = ..., job: _Optional[str] = ..., arrow_schema: _Optional[bytes] = ..., num_rows: _Optional[int] = ..., steps_per_epoch: _Optional[int] = ..., start: _Optional[_Union[Position, _Mapping]] = ..., max_in_flight: _Optional[int] = ..., selector: _Optional[str] = ..., dataset: _Optional[str] = ..., num_epochs: _Optional[int] = ...) -> None: ...
+    max_batches_per_message: int
+    def __init__(self, session_id: _Optional[str] = ..., job: _Optional[str] = ..., arrow_schema: _Optional[bytes] = ..., num_rows: _Optional[int] = ..., steps_per_epoch: _Optional[int] = ..., start: _Optional[_Union[Position, _Mapping]] = ..., max_in_flight: _Optional[int] = ..., selector: _Optional[str] = ..., dataset: _Optional[str] = ..., num_epochs: _Optional[int] = ..., max_batches_per_message: _Optional[int] = ...) -> None: ...
 
 class Batch(_message.Message):
-    __slots__ = ("batch_id", "position", "rank", "num_rows", "record_batch", "weights", "selector", "info_json", "next", "info_arrays")
+    __slots__ = ("batch_id", "position", "rank", "num_rows", "record_batch", "weights", "selector", "info_json", "next", "info_arrays", "padding")
     class InfoArraysEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -162,6 +166,7 @@ class Batch(_message.Message):
     INFO_JSON_FIELD_NUMBER: _ClassVar[int]
     NEXT_FIELD_NUMBER: _ClassVar[int]
     INFO_ARRAYS_FIELD_NUMBER: _ClassVar[int]
+    PADDING_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     position: Position
     rank: int
@@ -172,7 +177,14 @@ class Batch(_message.Message):
     info_json: str
     next: Position
     info_arrays: _containers.ScalarMap[str, bytes]
-    def __init__(self, batch_id: _Optional[str] = ..., position: _Optional[_Union[Position, _Mapping]] = ..., rank: _Optional[int] = ..., num_rows: _Optional[int] = ..., record_batch: _Optional[bytes] = ..., weights: _Optional[bytes] = ..., selector: _Optional[str] = ..., info_json: _Optional[str] = ..., next: _Optional[_Union[Position, _Mapping]] = ..., info_arrays: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
+    padding: bytes
+    def __init__(self, batch_id: _Optional[str] = ..., position: _Optional[_Union[Position, _Mapping]] = ..., rank: _Optional[int] = ..., num_rows: _Optional[int] = ..., record_batch: _Optional[bytes] = ..., weights: _Optional[bytes] = ..., selector: _Optional[str] = ..., info_json: _Optional[str] = ..., next: _Optional[_Union[Position, _Mapping]] = ..., info_arrays: _Optional[_Mapping[str, bytes]] = ..., padding: _Optional[bytes] = ...) -> None: ...
+
+class Batches(_message.Message):
+    __slots__ = ("batches",)
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    batches: _containers.RepeatedCompositeFieldContainer[Batch]
+    def __init__(self, batches: _Optional[_Iterable[_Union[Batch, _Mapping]]] = ...) -> None: ...
 
 class ScoreRequest(_message.Message):
     __slots__ = ("round", "position", "candidates")
@@ -185,14 +197,16 @@ class ScoreRequest(_message.Message):
     def __init__(self, round: _Optional[int] = ..., position: _Optional[_Union[Position, _Mapping]] = ..., candidates: _Optional[bytes] = ...) -> None: ...
 
 class SessionResponse(_message.Message):
-    __slots__ = ("opened", "batch", "score_request")
+    __slots__ = ("opened", "batch", "score_request", "batches")
     OPENED_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     SCORE_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
     opened: SessionOpened
     batch: Batch
     score_request: ScoreRequest
-    def __init__(self, opened: _Optional[_Union[SessionOpened, _Mapping]] = ..., batch: _Optional[_Union[Batch, _Mapping]] = ..., score_request: _Optional[_Union[ScoreRequest, _Mapping]] = ...) -> None: ...
+    batches: Batches
+    def __init__(self, opened: _Optional[_Union[SessionOpened, _Mapping]] = ..., batch: _Optional[_Union[Batch, _Mapping]] = ..., score_request: _Optional[_Union[ScoreRequest, _Mapping]] = ..., batches: _Optional[_Union[Batches, _Mapping]] = ...) -> None: ...
 
 class ListDatasetsRequest(_message.Message):
     __slots__ = ()

@@ -54,7 +54,8 @@ class BatchServiceServicer:
     def Session(self, request_iterator, context):
         """One rank's training session. The first request must be `open`; the
         server answers `opened`, then streams batches, sending at most
-        `max_in_flight` batches the client has not acknowledged with `ack`.
+        `max_in_flight` batches the client has not acknowledged with `ack`
+        (credit-based flow control: one `ack` may return many credits).
         In synchronous scoring mode the server sends a `score_request` before a
         batch and waits for the matching `scores`.
         """
