@@ -25,9 +25,7 @@ pytestmark = pytest.mark.grpc
 @pytest.fixture
 def server(curated_dir: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     registry = DatasetRegistry([CuratedDataset.open(curated_dir, "news")])
-    config = ServerConfig(
-        fsync=False, provenance_path=tmp_path / "provenance.jsonl", max_in_flight=16
-    )
+    config = ServerConfig(fsync=False, provenance_dir=tmp_path / "provenance", max_in_flight=16)
     started = create_server(registry, config).start()
     yield started
     started.stop(grace=0)
@@ -81,15 +79,23 @@ def test_metrics_endpoint_and_provenance_log(server, kept_ids: list[str], tmp_pa
     assert "# TYPE batchcraft_bytes_total counter" in text
     assert "batchcraft_selection_seconds_count" in text
 
-    records = [
-        json.loads(line) for line in (tmp_path / "provenance.jsonl").read_text().splitlines()
-    ]
-    records = [r for r in records if r["job"] == "ops"]
+    path = tmp_path / "provenance" / "news" / "ops.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["ids"] for r in records] == batches
     assert sorted(i for r in records for i in r["ids"]) == sorted(kept_ids)
     assert {r["selector"] for r in records} == {"uniform"}
-    assert sum(sum(r["sources"].values()) for r in records) == len(kept_ids)
     assert records[0]["batch_id"] == "ops/e0/s0/r0"
+    assert set(records[0]) == {
+        "job",
+        "epoch",
+        "step",
+        "rank",
+        "selector",
+        "ids",
+        "batch_id",
+        "info",
+        "time",
+    }
 
 
 def test_config_file_mirrors_flags_and_command_line_wins(tmp_path: Path, curated_dir: Path) -> None:
@@ -113,3 +119,18 @@ def test_config_file_mirrors_flags_and_command_line_wins(tmp_path: Path, curated
     assert settings.max_in_flight == 7 and settings.max_message_bytes == 64 << 20
     assert settings.token == "abc"
     assert [name for name, _ in dataset_paths(args)] == ["news", "other"]
+    assert settings.provenance_dir is None  # no checkpoint dir, no --provenance-dir
+
+
+def test_provenance_defaults_to_the_checkpoint_dir(tmp_path: Path) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    state = tmp_path / "state"
+    default = server_config(parser.parse_args(["--checkpoint-dir", str(state)]))
+    assert default.provenance_dir == state / "provenance"
+    chosen = parser.parse_args(["--checkpoint-dir", str(state), "--provenance-dir", "p"])
+    assert server_config(chosen).provenance_dir == Path("p")
+    off = parser.parse_args(["--checkpoint-dir", str(state), "--no-provenance"])
+    assert server_config(off).provenance_dir is None

@@ -34,7 +34,7 @@ _PATH_SETTINGS = {
     "token_file",
     "tls_cert",
     "tls_key",
-    "provenance_log",
+    "provenance_dir",
 }
 
 
@@ -63,7 +63,15 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-in-flight", type=int, default=8, help="unacknowledged batches per stream"
     )
     parser.add_argument("--max-message-mb", type=int, default=256, help="gRPC message size limit")
-    parser.add_argument("--provenance-log", type=Path, help="JSON-lines log of every served batch")
+    parser.add_argument(
+        "--provenance-dir",
+        type=Path,
+        help="per-batch provenance log, one directory per dataset, for `batchcraft report "
+        "DATASET --provenance-dir DIR/NAME` (default: CHECKPOINT_DIR/provenance)",
+    )
+    parser.add_argument(
+        "--no-provenance", action="store_true", help="do not write the provenance log"
+    )
     parser.add_argument("--max-workers", type=int, default=64, help="RPC threads (2 per session)")
     parser.add_argument("--no-fsync", action="store_true", help="do not fsync checkpoints")
     parser.add_argument(
@@ -96,6 +104,9 @@ def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser | None =
         LOG.info(json.dumps({"event": "metrics", "port": metrics.server_address[1]}))
     if args.port_file is not None:
         args.port_file.write_text(str(server.port))
+    provenance = server.servicer.config.provenance_dir
+    if provenance is not None:
+        LOG.info(json.dumps({"event": "provenance", "directory": str(provenance)}))
     names = [dataset.name for dataset in registry]
     print(f"batchcraft serve: listening on {args.host}:{server.port} datasets={names}", flush=True)
     stop = threading.Event()
@@ -145,10 +156,21 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         max_message_bytes=args.max_message_mb << 20,
         checkpoint_interval=args.checkpoint_interval,
         max_workers=args.max_workers,
-        provenance_path=args.provenance_log,
+        provenance_dir=provenance_dir(args),
         fsync=not args.no_fsync,
         prefetch=not args.no_prefetch,
     )
+
+
+def provenance_dir(args: argparse.Namespace) -> Path | None:
+    """``--provenance-dir``, else ``<checkpoint-dir>/provenance``; None if disabled or nowhere."""
+    if args.no_provenance:
+        return None
+    if args.provenance_dir is not None:
+        return Path(args.provenance_dir)
+    if args.checkpoint_dir is not None:
+        return Path(args.checkpoint_dir) / "provenance"
+    return None
 
 
 def apply_config_file(args: argparse.Namespace, parser: argparse.ArgumentParser | None) -> None:

@@ -31,6 +31,7 @@ class Encoded:
     batch: RankBatch
     wire: EncodedBatch
     following: Position
+    selector: str
 
 
 class BatchEncoder:
@@ -62,18 +63,19 @@ class BatchEncoder:
             )
         following = self.job.next_position(position)
         batch_id = f"{self._prefix}{position.epoch}/s{position.step}/r{self.rank}"
+        selector = str(batch.metrics.get("selector", self.job.config.selector))
         header = pb.Batch(
             batch_id=batch_id,
             position=pb.Position(epoch=position.epoch, step=position.step),
             rank=self.rank,
             num_rows=len(batch.positions),
             weights=_weights_bytes(batch),
-            selector=str(batch.metrics.get("selector", self.job.config.selector)),
+            selector=selector,
             info_json=json.dumps(batch.metrics, default=_json_default),
             next=pb.Position(epoch=following.epoch, step=following.step),
             info_arrays={k: codec.npy_bytes(v) for k, v in batch.arrays.items()},
         )
-        return Encoded(batch_id, batch, encode_batch(header, payload), following)
+        return Encoded(batch_id, batch, encode_batch(header, payload), following, selector)
 
 
 def _weights_bytes(batch: RankBatch) -> bytes:

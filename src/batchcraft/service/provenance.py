@@ -1,15 +1,36 @@
-"""The per-batch provenance log: one JSON line per served batch.
+"""The per-batch provenance log, in the format `batchcraft.report.provenance` reads.
 
-Each line has the batch id, job, dataset, rank, epoch, step, selector, the
-selector's info, the row ids, and counts per source and per cluster, so the
-report can summarise exposure without re-reading the dataset. Lines are
-written unbuffered-by-line, so a killed server loses at most the line being
-written.
+Layout: ``<provenance_dir>/<dataset>/<job-key>.jsonl``, one JSON object per
+line and per batch a trainer received::
+
+    {"job": "run-1", "epoch": 0, "step": 17, "rank": 0, "selector": "jest",
+     "ids": ["a1", "b7", ...], "batch_id": "run-1/e0/s17/r0",
+     "info": {"learnability": 0.42}, "time": 1767225600.0}
+
+``job``, ``epoch``, ``step``, ``rank``, ``selector`` (the selector that made
+the batch, e.g. ``uniform`` while a feedback selector waits for feedback)
+and ``ids`` are always present; ``info`` keeps the selector's finite numeric
+metrics. One directory per dataset, so ``batchcraft report DATASET
+--provenance-dir <provenance_dir>/<dataset>`` summarises exactly that
+dataset's exposure. Names that are not plain file names (``a-z A-Z 0-9 _ . -``)
+become a safe prefix plus a hash.
+
+A batch is logged when the client acknowledges it (`Session` calls `record`
+from its ack handler), so batches a disconnected client never received are
+not counted, and a resumed client's re-served batches are logged once. Each
+line is appended with one ``write`` on an ``O_APPEND`` descriptor: lines of
+concurrent writers never interleave, and a server killed mid-line leaves at
+most that line torn (the next writer starts a fresh line; the reader counts
+the torn one as malformed).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -20,59 +41,102 @@ import numpy as np
 from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.job import RankBatch
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+
 
 class ProvenanceLog:
-    """Appends batch records to a JSON-lines file (thread-safe)."""
+    """Appends batch records under ``directory`` (thread-safe).
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._file = path.open("a", buffering=1, encoding="utf-8")
+    Args:
+        directory: the provenance directory (created on first use).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._files: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
-        self._columns: dict[tuple[str, str], np.ndarray] = {}
 
-    def record(self, batch_id: str, job_id: str, dataset: CuratedDataset, batch: RankBatch) -> None:
-        """Append the record of one served batch."""
-        entry: dict[str, Any] = {
-            "time": round(time.time(), 6),
-            "batch_id": batch_id,
-            "job": job_id,
-            "dataset": dataset.name,
-            "rank": batch.rank,
-            "epoch": batch.position.epoch,
-            "step": batch.position.step,
-            "selector": batch.metrics.get("selector"),
-            "num_rows": len(batch.positions),
-            "info": batch.metrics,
-            "ids": dataset.ids[batch.positions].tolist(),
-        }
-        for column, key in (("source", "sources"), ("cluster", "clusters")):
-            values = self._column(dataset, column)
-            if values is not None:
-                names, counts = np.unique(values[batch.positions], return_counts=True)
-                entry[key] = {str(n): int(c) for n, c in zip(names, counts, strict=True)}
-        line = json.dumps(entry, default=_default)
-        with self._lock:
-            self._file.write(line + "\n")
+    def path_for(self, dataset: str, job_id: str) -> Path:
+        """The file that holds the records of ``job_id`` on ``dataset``."""
+        return self.directory / _safe_name(dataset) / f"{_safe_name(job_id)}.jsonl"
+
+    def record(
+        self,
+        batch_id: str,
+        job_id: str,
+        dataset: CuratedDataset,
+        batch: RankBatch,
+        selector: str,
+    ) -> None:
+        """Append the record of one received batch."""
+        entry = batch_record(batch_id, job_id, dataset, batch, selector)
+        line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        descriptor = self._descriptor(dataset.name, job_id)
+        os.write(descriptor, line)
 
     def close(self) -> None:
-        """Flush and close the file."""
+        """Close every file."""
         with self._lock:
-            self._file.close()
+            for descriptor in self._files.values():
+                os.close(descriptor)
+            self._files.clear()
 
-    def _column(self, dataset: CuratedDataset, column: str) -> np.ndarray | None:
-        key = (dataset.name, column)
-        if key not in self._columns:
-            if column not in dataset.column_names:
-                return None
-            values = dataset.table.column(column).to_numpy(zero_copy_only=False)
-            self._columns[key] = np.asarray(values)
-        return self._columns[key]
+    def _descriptor(self, dataset: str, job_id: str) -> int:
+        key = (dataset, job_id)
+        with self._lock:
+            descriptor = self._files.get(key)
+            if descriptor is None:
+                path = self.path_for(dataset, job_id)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                if _ends_mid_line(path):  # a previous server was killed mid-write
+                    os.write(descriptor, b"\n")
+                self._files[key] = descriptor
+            return descriptor
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+def batch_record(
+    batch_id: str, job_id: str, dataset: CuratedDataset, batch: RankBatch, selector: str
+) -> dict[str, Any]:
+    """The provenance record of one batch (see the module docstring)."""
+    return {
+        "job": job_id,
+        "epoch": int(batch.position.epoch),
+        "step": int(batch.position.step),
+        "rank": int(batch.rank),
+        "selector": selector,
+        "ids": [str(identifier) for identifier in dataset.ids[batch.positions].tolist()],
+        "batch_id": batch_id,
+        "info": numeric_info(batch.metrics),
+        "time": round(time.time(), 6),
+    }
+
+
+def numeric_info(metrics: dict[str, Any]) -> dict[str, float | int]:
+    """The finite numeric entries of a selector's per-batch metrics."""
+    info: dict[str, float | int] = {}
+    for name, value in metrics.items():
+        if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
+            continue
+        number = value.item() if isinstance(value, np.generic) else value
+        if isinstance(number, int) or math.isfinite(number):
+            info[str(name)] = number
+    return info
+
+
+def _safe_name(name: str) -> str:
+    """``name`` if it is a plain file name, else a readable safe prefix of it plus a hash."""
+    if _PLAIN_NAME.fullmatch(name):
+        return name
+    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:48].lstrip(".") or "_"
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return f"{readable}-{digest}"
+
+
+def _ends_mid_line(path: Path) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() == 0:
+            return False
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) != b"\n"

@@ -61,7 +61,9 @@ class ServerConfig:
         checkpoint_interval: seconds between periodic checkpoints.
         sync_timeout: seconds a synchronous scoring round waits for all ranks.
         max_workers: threads serving RPCs (two per open session).
-        provenance_path: JSON-lines provenance log; None disables it.
+        provenance_dir: where the per-batch provenance log goes (see
+            `batchcraft.service.provenance`); None disables it. The serve CLI
+            defaults it to ``<checkpoint_dir>/provenance``.
         fsync: fsync checkpoint files.
         prefetch: encode each session's next batches on a background thread
             while the current message is sent (see `batchcraft.service.prefetch`).
@@ -78,7 +80,7 @@ class ServerConfig:
     checkpoint_interval: float = 2.0
     sync_timeout: float = 300.0
     max_workers: int = 64
-    provenance_path: Path | None = None
+    provenance_dir: Path | None = None
     fsync: bool = True
     prefetch: bool = True
     max_batches_per_message: int = 64
@@ -116,7 +118,7 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         self.jobs = jobs
         self.config = config
         self.metrics = Metrics()
-        self.provenance = ProvenanceLog(config.provenance_path) if config.provenance_path else None
+        self.provenance = ProvenanceLog(config.provenance_dir) if config.provenance_dir else None
         self.limits = SessionLimits(
             config.max_message_bytes,
             config.sync_timeout,

@@ -16,6 +16,7 @@ packing is what lets small batches reach thousands per second.
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 import time
@@ -96,6 +97,8 @@ class Session:
         self._error: BaseException | None = None
         self._reader_done = threading.Event()
         self._labels = {"dataset": job.dataset.name, "job": job.job_id, "rank": str(stream.rank)}
+        # Batches sent but not yet acknowledged, oldest first, for the provenance log.
+        self._unlogged: collections.deque[Encoded] = collections.deque()
         self.max_batches_per_message = max(
             1, min(max_batches_per_message, limits.max_batches_per_message)
         )
@@ -192,9 +195,9 @@ class Session:
         self.metrics.inc("batchcraft_selection_seconds_sum", time.perf_counter() - started)
         self.metrics.inc("batchcraft_selection_seconds_count")
         batch = encoded.batch
-        if self.provenance is not None:
-            self.provenance.record(encoded.batch_id, self.job.job_id, self.job.dataset, batch)
         with self._credit:
+            if self.provenance is not None:
+                self._unlogged.append(encoded)
             self._in_flight += 1
             self.metrics.set("batchcraft_in_flight", self._in_flight, **self._labels)
         self.metrics.inc("batchcraft_batches_total", **self._labels)
@@ -276,13 +279,34 @@ class Session:
                 self._credit.notify_all()
 
     def _on_ack(self, ack: pb.Ack) -> None:
+        count = max(1, ack.count)
         with self._credit:
-            self._in_flight = max(0, self._in_flight - max(1, ack.count))
+            self._in_flight = max(0, self._in_flight - count)
             self._credit.notify_all()
             self.metrics.set("batchcraft_in_flight", self._in_flight, **self._labels)
+            received = self._acknowledged(ack, count) if self.provenance is not None else []
         if ack.HasField("next"):
             self.job.advance(self.stream.rank, Position(ack.next.epoch, ack.next.step))
             self._update_lag()
+        for encoded in received:  # the reader thread writes the log, off the send path
+            assert self.provenance is not None
+            self.provenance.record(
+                encoded.batch_id,
+                self.job.job_id,
+                self.job.dataset,
+                encoded.batch,
+                encoded.selector,
+            )
+
+    def _acknowledged(self, ack: pb.Ack, count: int) -> list[Encoded]:
+        """Pop the unlogged batches ``ack`` covers: those before ``ack.next``, else ``count``."""
+        if ack.HasField("next"):
+            limit = (ack.next.epoch, ack.next.step)
+            done = []
+            while self._unlogged and _key(self._unlogged[0].following) <= limit:
+                done.append(self._unlogged.popleft())
+            return done
+        return [self._unlogged.popleft() for _ in range(min(count, len(self._unlogged)))]
 
     def _update_lag(self) -> None:
         cursors = dict(self.job.cursors)
@@ -315,6 +339,10 @@ class Session:
     def _raise_reader_error(self) -> None:
         if self._error is not None:
             raise self._error
+
+
+def _key(position: Position) -> tuple[int, int]:
+    return (position.epoch, position.step)
 
 
 def _is_cancellation(error: BaseException) -> bool:
