@@ -1,15 +1,22 @@
 """Throughput of `batchcraft serve` against Arrow Flight ``do_get`` on the same batches.
 
-Each server runs in its own process; this process is the client. Both sides
-produce exactly the same record batches (the batchcraft job's uniform
-selections, gathered with the same code) so the comparison isolates the
-transport: gRPC + protobuf ``bytes`` with per-batch acks versus Flight.
+Every server runs in its own process; this process is the client. Both
+systems serve exactly the same record batches (the batchcraft job's uniform
+selections, gathered with the same code, 256 rows x (384 float32 + 128 int32)
+= 512 KiB, and 32 rows = 64 KiB), so the comparison isolates the transport.
+Runs alternate between the systems for several rounds and the median is
+reported, because a shared machine's load drifts between runs.
 
     python benchmarks/serve_throughput.py            # full run (~1-2 min)
     python benchmarks/serve_throughput.py --quick    # smoke run
 
-Reports batches/s, MB/s, time to first batch, and batchcraft throughput per
-selector. Not a test: figures depend on the machine.
+Reported per run: batches/s, MB/s (payload bytes), time to first batch
+(connect + open + first batch), and CPU time per batch of the client (this
+process) and of the server process (Linux ``/proc``), which is what bounds
+throughput when client and server share a small machine. Ablations show
+batchcraft without packing (one batch per message) and without the encoding
+thread. Then batchcraft throughput per selector. Not a test: figures depend
+on the machine.
 """
 
 from __future__ import annotations
@@ -17,12 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -35,11 +44,11 @@ from batchcraft.selectors import SELECTORS
 from batchcraft.service import BatchClient
 
 COLUMNS = ["embedding", "tokens"]
+SIZES = {"512KiB": 256, "64KiB": 32}
 
 
-def job_batches(root: Path, batch_size: int, count: int) -> Iterator[pa.RecordBatch]:
+def job_batches(dataset: CuratedDataset, batch_size: int, count: int) -> Iterator[pa.RecordBatch]:
     """The first ``count`` uniform batches of the job both servers serve."""
-    dataset = CuratedDataset.open(root, "bench")
     job = Job("bench", JobConfig("bench", batch_size=batch_size, seed=0), dataset)
     position = Position()
     for _ in range(count):
@@ -52,13 +61,13 @@ class BatchFlightServer(flight.FlightServerBase):
 
     def __init__(self, location: str, root: Path) -> None:
         super().__init__(location)
-        self.root = root
+        self.dataset = CuratedDataset.open(root, "bench")  # opened once, as batchcraft does
 
     def do_get(
         self, context: flight.ServerCallContext, ticket: flight.Ticket
     ) -> flight.FlightDataStream:
         batch_size, count = (int(v) for v in ticket.ticket.decode().split(":"))
-        batches = job_batches(self.root, batch_size, count)
+        batches = job_batches(self.dataset, batch_size, count)
         first = next(batches)
         return flight.GeneratorStream(first.schema, _chain(first, batches))
 
@@ -68,38 +77,65 @@ def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa
     yield from rest
 
 
-def start_process(args: list[str], port_file: Path) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not (port_file.exists() and port_file.read_text()):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"server {args} did not start")
-        time.sleep(0.05)
-    return process
+class ServerProcess:
+    """A server in a subprocess; its port comes through a file."""
+
+    def __init__(self, args: list[str], port_file: Path) -> None:
+        self.process = subprocess.Popen([sys.executable, *args], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not (port_file.exists() and port_file.read_text()):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(f"server {args} did not start")
+            time.sleep(0.05)
+        self.address = f"127.0.0.1:{port_file.read_text()}"
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server so far (0 where /proc is missing)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
 
 
-def measure(batches: Iterator[object], nbytes: callable) -> dict[str, float]:  # type: ignore[valid-type]
+def measure(
+    open_batches: Callable[[], Iterator[Any]],
+    nbytes: Callable[[Any], int],
+    server: ServerProcess,
+    warmup: int,
+) -> dict[str, float]:
+    """Time to the first batch, then throughput and CPU per batch after ``warmup`` batches."""
     started = time.perf_counter()
-    first = total = count = 0.0
+    batches = open_batches()
+    next(batches)
+    first = time.perf_counter() - started
+    for _ in range(warmup - 1):
+        next(batches)
+    started, cpu, server_cpu = time.perf_counter(), time.process_time(), server.cpu_seconds()
+    total = count = 0
     for batch in batches:
-        if count == 0:
-            first = time.perf_counter() - started
         total += nbytes(batch)
         count += 1
     elapsed = time.perf_counter() - started
     return {
-        "batches": count,
-        "batches_per_s": round(count / elapsed, 1),
-        "mb_per_s": round(total / elapsed / 1e6, 1),
-        "first_batch_ms": round(first * 1e3, 1),
+        "batches_per_s": count / elapsed,
+        "mb_per_s": total / elapsed / 1e6,
+        "first_batch_ms": first * 1e3,
+        "client_cpu_us": (time.process_time() - cpu) / count * 1e6,
+        "server_cpu_us": (server.cpu_seconds() - server_cpu) / count * 1e6,
     }
 
 
 def run_batchcraft(
-    address: str, batch_size: int, count: int, selector: str = "uniform"
+    server: ServerProcess, batch_size: int, count: int, selector: str = "uniform", packing: int = 16
 ) -> dict[str, float]:
     client = BatchClient(
-        address,
+        server.address,
         "bench",
         selector,
         batch_size,
@@ -107,31 +143,69 @@ def run_batchcraft(
         num_epochs=0,
         max_in_flight=16,
         job=f"{selector}-{batch_size}-{time.monotonic_ns()}",
+        max_batches_per_message=packing,
     )
+    warmup = min(20, count // 5)
 
-    def batches() -> Iterator[dict]:
+    def batches() -> Iterator[dict[str, Any]]:
         for index, batch in enumerate(client):
             yield batch
-            if index + 1 >= count:
+            if index + 1 >= count + warmup:
                 return
 
-    result = measure(batches(), lambda b: b["embedding"].nbytes + b["tokens"].nbytes)
-    client.close()
-    return result
+    try:
+        return measure(
+            batches, lambda b: b["embedding"].nbytes + b["tokens"].nbytes, server, warmup
+        )
+    finally:
+        client.close()
 
 
-def run_flight(address: str, batch_size: int, count: int) -> dict[str, float]:
-    client = flight.connect(f"grpc://{address}")
-    reader = client.do_get(flight.Ticket(f"{batch_size}:{count}".encode()))
-    chunks = (chunk.data for chunk in reader)
-    result = measure(chunks, lambda b: b.nbytes)
-    client.close()
-    return result
+def run_flight(server: ServerProcess, batch_size: int, count: int) -> dict[str, float]:
+    warmup = min(20, count // 5)
+    clients: list[flight.FlightClient] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        client = flight.connect(f"grpc://{server.address}")
+        clients.append(client)
+        reader = client.do_get(flight.Ticket(f"{batch_size}:{count + warmup}".encode()))
+        return (chunk.data for chunk in reader)
+
+    try:
+        return measure(batches, lambda b: b.nbytes, server, warmup)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def median_runs(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: round(statistics.median(r[key] for r in runs), 1) for key in runs[0]}
+
+
+def serve_args(root: Path, port_file: Path, *extra: str) -> list[str]:
+    return [
+        "-m",
+        "batchcraft.service.cli",
+        str(root),
+        "--name",
+        "bench",
+        "--port",
+        "0",
+        "--port-file",
+        str(port_file),
+        "--log-level",
+        "WARNING",
+        "--max-in-flight",
+        "16",
+        *extra,
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few batches, for a smoke run")
+    parser.add_argument("--rounds", type=int, help="alternating rounds per comparison")
+    parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--serve-flight", nargs=2, metavar=("ROOT", "PORT_FILE"), help=argparse.SUPPRESS
     )
@@ -141,66 +215,77 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.serve_flight[1]).write_text(str(server.port))
         server.serve()
         return 0
-    rows, count = (4096, 100) if args.quick else (16384, 1000)
+    rows, count, rounds = (4096, 200, 2) if args.quick else (16384, 1000, 3)
+    rounds = args.rounds or rounds
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         root = write_curated_dataset(
             work / "bench", num_rows=rows, dim=384, num_tokens=128, num_shards=4, with_pairs=True
         )
-        servers = [
-            start_process(
-                [
-                    "-m",
-                    "batchcraft.service.cli",
-                    str(root),
-                    "--name",
-                    "bench",
-                    "--port",
-                    "0",
-                    "--port-file",
-                    str(work / "bc"),
-                    "--log-level",
-                    "WARNING",
-                    "--max-in-flight",
-                    "16",
-                ],
-                work / "bc",
+        servers = {
+            "batchcraft": ServerProcess(serve_args(root, work / "bc"), work / "bc"),
+            "no-prefetch": ServerProcess(
+                serve_args(root, work / "np", "--no-prefetch"), work / "np"
             ),
-            start_process(
+            "flight": ServerProcess(
                 [os.path.abspath(__file__), "--serve-flight", str(root), str(work / "fl")],
                 work / "fl",
             ),
-        ]
+        }
         try:
-            batchcraft = f"127.0.0.1:{(work / 'bc').read_text()}"
-            flight_address = f"127.0.0.1:{(work / 'fl').read_text()}"
-            results = {}
-            for label, batch_size, batches in (("512KiB", 256, count), ("64KiB", 32, count * 4)):
-                run_batchcraft(batchcraft, batch_size, 20)  # warm-up
-                run_flight(flight_address, batch_size, 20)
-                results[f"batchcraft {label}"] = run_batchcraft(batchcraft, batch_size, batches)
-                results[f"flight {label}"] = run_flight(flight_address, batch_size, batches)
+            results = compare(servers, count, rounds)
             for selector in sorted(SELECTORS):
-                results[f"batchcraft 512KiB {selector}"] = run_batchcraft(
-                    batchcraft, 256, max(20, count // 10), selector
+                results[f"batchcraft 512KiB {selector}"] = median_runs(
+                    [run_batchcraft(servers["batchcraft"], 256, max(20, count // 10), selector)]
                 )
         finally:
-            for server in servers:
-                server.terminate()
-                server.wait(timeout=10)
-    print(f"{'run':34} {'batches/s':>10} {'MB/s':>8} {'first ms':>9}")
-    for name, result in results.items():
+            for server in servers.values():
+                server.stop()
+    print_table(results)
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def compare(servers: dict[str, ServerProcess], count: int, rounds: int) -> dict[str, Any]:
+    """Alternate the systems on each batch size; medians over ``rounds``."""
+    variants: dict[str, Callable[[int, int], dict[str, float]]] = {
+        "batchcraft": lambda size, n: run_batchcraft(servers["batchcraft"], size, n),
+        "flight": lambda size, n: run_flight(servers["flight"], size, n),
+        "batchcraft unpacked": lambda size, n: run_batchcraft(
+            servers["batchcraft"], size, n, packing=1
+        ),
+        "batchcraft no-prefetch": lambda size, n: run_batchcraft(servers["no-prefetch"], size, n),
+    }
+    results: dict[str, Any] = {}
+    for label, batch_size in SIZES.items():
+        batches = count if batch_size >= 256 else count * 4
+        for run in variants.values():
+            run(batch_size, 40)  # warm-up: connections, imports, caches
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+        for _ in range(rounds):
+            for name, run in variants.items():
+                runs[name].append(run(batch_size, batches))
+        for name in variants:
+            results[f"{name} {label}"] = median_runs(runs[name])
+    return results
+
+
+def print_table(results: dict[str, Any]) -> None:
+    header = f"{'run':36} {'batches/s':>10} {'MB/s':>8} {'first ms':>9} {'client us':>10} {'server us':>10}"
+    print(header)
+    for name, r in results.items():
         print(
-            f"{name:34} {result['batches_per_s']:>10} {result['mb_per_s']:>8} {result['first_batch_ms']:>9}"
+            f"{name:36} {r['batches_per_s']:>10} {r['mb_per_s']:>8} {r['first_batch_ms']:>9}"
+            f" {r['client_cpu_us']:>10} {r['server_cpu_us']:>10}"
         )
-    for label in ("512KiB", "64KiB"):
+    print("(client us / server us: CPU time per batch in the client and server processes)")
+    for label in SIZES:
         ratio = (
             results[f"batchcraft {label}"]["batches_per_s"]
             / results[f"flight {label}"]["batches_per_s"]
         )
         print(f"batchcraft / flight, {label}: {ratio:.2f}x")
-    print(json.dumps(results))
-    return 0
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ class CuratedDataset:
         if len(self._position) != len(ids):
             raise DatasetError(f"dataset {name!r} at {root}: kept rows have duplicate ids")
         self._projections: dict[tuple[str, ...], pa.RecordBatch] = {}
+        self._column_names = tuple(table.column_names)  # asked for on every pool build
 
     @classmethod
     def open(
@@ -89,7 +90,7 @@ class CuratedDataset:
     @property
     def column_names(self) -> list[str]:
         """Columns a client may request."""
-        return list(self.table.column_names)
+        return list(self._column_names)
 
     def positions_of(self, ids: list[str] | np.ndarray) -> np.ndarray:
         """Positions of ``ids`` (int64); -1 for ids that are not served."""

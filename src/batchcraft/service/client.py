@@ -171,6 +171,7 @@ class BatchClient:
         self._channel: grpc.Channel | None = None
         self._pid = -1
         self._call: Any = None
+        self._to_numpy: Callable[[Any], dict[str, Any]] = codec.to_numpy
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         attempts = 0
@@ -299,6 +300,7 @@ class BatchClient:
                     self.opened = response.opened
                     self.job = response.opened.job
                     schema = codec.read_schema(response.opened.arrow_schema)
+                    self._to_numpy = codec.NumpyConverter(schema)
                     # Credit returns at half window: the server never waits for it.
                     ack_every = max(1, response.opened.max_in_flight // 2)
                 elif kind == "score_request":
@@ -319,7 +321,7 @@ class BatchClient:
 
     def _decode(self, view: BatchView, schema: Any) -> dict[str, Any]:
         message = view.header
-        batch = codec.to_numpy(codec.read_batch(view.payload, schema))
+        batch = self._to_numpy(codec.read_batch(view.payload, schema))
         if message.weights:
             batch["weight"] = codec.to_numpy(codec.read_stream(message.weights))["weight"]
         self._next = Position(message.next.epoch, message.next.step)
