@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from batchcraft.batcher.order import EpochLayout, epoch_permutation, rank_slice
+from batchcraft.batcher.order import EpochLayout, epoch_permutation, rank_slice, selection_rng
 from batchcraft.errors import ConfigError
 
 
@@ -69,3 +69,14 @@ def test_invalid_layouts_name_the_bad_value() -> None:
         EpochLayout(10, 4, 4, "pad")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="step=9"):
         EpochLayout(10, 4, 4).pool_bounds(9)
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**40])
+def test_selection_rng_is_seeded_by_the_documented_seed_sequence(seed: int) -> None:
+    for epoch, step in [(0, 0), (1, 5), (3, 1000)]:
+        expected = np.random.Generator(
+            np.random.PCG64(np.random.SeedSequence([seed, epoch, step, 1]))
+        )
+        assert np.array_equal(
+            selection_rng(seed, epoch, step).permutation(50), expected.permutation(50)
+        )
