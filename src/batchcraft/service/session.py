@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import grpc
 import numpy as np
@@ -30,7 +31,7 @@ import pyarrow as pa
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.config import Position, StreamConfig
 from batchcraft.batcher.errors import FeedbackError
-from batchcraft.batcher.job import Job
+from batchcraft.batcher.job import Job, RankBatch
 from batchcraft.batcher.registry import JobRegistry
 from batchcraft.batcher.rounds import ScoringRound
 from batchcraft.errors import ConfigError
@@ -44,8 +45,9 @@ from batchcraft.service.wire import response_bytes
 IsActive = Callable[[], bool]
 _POLL = 0.2
 PACK_BYTES = 512 << 10
-"""Packing stops once a message holds this much payload (measured: larger
-messages do not raise throughput, and they delay the first batch in them)."""
+"""Packing stops before a message's payload passes this: 64 KiB batches travel
+eight to a message, 512 KiB batches alone (Python gRPC reaches its best
+bytes/s at messages of a few hundred KiB on localhost)."""
 _HEADROOM = 64 << 10  # room for the response's header fields within the message limit
 
 
@@ -97,8 +99,9 @@ class Session:
         self._error: BaseException | None = None
         self._reader_done = threading.Event()
         self._labels = {"dataset": job.dataset.name, "job": job.job_id, "rank": str(stream.rank)}
-        # Batches sent but not yet acknowledged, oldest first, for the provenance log.
-        self._unlogged: collections.deque[Encoded] = collections.deque()
+        # Batches sent but not yet acknowledged, oldest first, for the provenance log
+        # (without their payloads: a stalled client must not pin them).
+        self._unlogged: collections.deque[_Sent] = collections.deque()
         self.max_batches_per_message = max(
             1, min(max_batches_per_message, limits.max_batches_per_message)
         )
@@ -197,7 +200,9 @@ class Session:
         batch = encoded.batch
         with self._credit:
             if self.provenance is not None:
-                self._unlogged.append(encoded)
+                self._unlogged.append(
+                    _Sent(encoded.batch_id, batch, encoded.selector, encoded.following)
+                )
             self._in_flight += 1
             self.metrics.set("batchcraft_in_flight", self._in_flight, **self._labels)
         self.metrics.inc("batchcraft_batches_total", **self._labels)
@@ -288,17 +293,13 @@ class Session:
         if ack.HasField("next"):
             self.job.advance(self.stream.rank, Position(ack.next.epoch, ack.next.step))
             self._update_lag()
-        for encoded in received:  # the reader thread writes the log, off the send path
+        for sent in received:  # the reader thread writes the log, off the send path
             assert self.provenance is not None
             self.provenance.record(
-                encoded.batch_id,
-                self.job.job_id,
-                self.job.dataset,
-                encoded.batch,
-                encoded.selector,
+                sent.batch_id, self.job.job_id, self.job.dataset, sent.batch, sent.selector
             )
 
-    def _acknowledged(self, ack: pb.Ack, count: int) -> list[Encoded]:
+    def _acknowledged(self, ack: pb.Ack, count: int) -> list[_Sent]:
         """Pop the unlogged batches ``ack`` covers: those before ``ack.next``, else ``count``."""
         if ack.HasField("next"):
             limit = (ack.next.epoch, ack.next.step)
@@ -339,6 +340,15 @@ class Session:
     def _raise_reader_error(self) -> None:
         if self._error is not None:
             raise self._error
+
+
+class _Sent(NamedTuple):
+    """What the provenance log needs of a batch sent and not yet acknowledged."""
+
+    batch_id: str
+    batch: RankBatch
+    selector: str
+    following: Position
 
 
 def _key(position: Position) -> tuple[int, int]:
