@@ -217,3 +217,13 @@ def test_local_cluster_gives_the_same_result_as_local(curated: Curated, tmp_path
         to_matrix(distributed.column("embedding")), to_matrix(local.column("embedding")), atol=1e-6
     )
     assert json.loads((out / "manifest.json").read_text())["counts"] == curated.manifest["counts"]
+
+
+def test_all_records_rejected_is_a_clear_error(spark: Any, tmp_path: Path) -> None:
+    from batchcraft.errors import InputError
+    from batchcraft.pipeline import curate
+
+    (tmp_path / "c.jsonl").write_text('{"text": ""}\n{"text": null}\n')
+    with pytest.raises(InputError, match=r"every record was rejected \({'missing_text': 2}\)"):
+        curate(str(tmp_path / "c.jsonl"), str(tmp_path / "out"), spark=spark, write_report=False)
+    assert not (tmp_path / "out").exists()

@@ -45,6 +45,7 @@ from batchcraft.pipeline.session import spark_session
 
 STAGES = ("read+validate", "exact_dedup", "embed", "cluster", "semantic_dedup", "concepts", "write")
 ROWS_PER_EMBED_PARTITION = 2000
+_PARSE_ONLY_COLUMNS = ("file_index", "record", "reason", "detail", "raw", "dedup_key")
 CONTRACT_COLUMNS = (
     "id",
     "text",
@@ -153,15 +154,18 @@ def _run(
         valid = raw.where(F.col("reason").isNull())
     with clock.stage("exact_dedup") as counts:
         marked = keep(stages.exact_dedup(valid))
-        representatives = marked.where(F.col("dup_of").isNull())
+        representatives = marked.where(F.col("dup_of").isNull()).drop(*_PARSE_ONLY_COLUMNS)
         counts["unique"] = num_unique = representatives.count()
+        if num_unique == 0:
+            reasons = {r["reason"]: r["count"] for r in raw.groupBy("reason").count().collect()}
+            raise InputError(f"every record was rejected ({reasons}): check the column flags")
     with clock.stage("embed") as counts:
         spec = None
         ordered = representatives.repartition(
             max(2, math.ceil(num_unique / ROWS_PER_EMBED_PARTITION)), "id"
         ).sortWithinPartitions("id")
         if config.embedding_column:
-            embedded = ordered.withColumn("embedding", _unit_norm(F.col("given_embedding")))
+            embedded = stages.normalize_embeddings(ordered).drop("given_embedding")
         else:
             assert model_path is not None
             threads = int(spark.conf.get("spark.task.cpus", "1") or "1")
@@ -217,11 +221,6 @@ def _run(
     )
     write_manifest(staging, manifest)
     return manifest
-
-
-def _unit_norm(column: F.Column) -> F.Column:
-    norm = F.sqrt(F.aggregate(F.transform(column, lambda x: x * x), F.lit(0.0), lambda a, b: a + b))
-    return F.transform(column, lambda x: (x / F.greatest(norm, F.lit(1e-12))).cast("float"))
 
 
 def _concepts(

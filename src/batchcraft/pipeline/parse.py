@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from batchcraft.pipeline.inputs import Chunk
@@ -45,6 +46,7 @@ RAW_SCHEMA = pa.schema(
     ]
 )
 BATCH_ROWS = 4096
+_VECTOR_PRESENT = object()
 RAW_PREVIEW_CHARS = 2000
 
 
@@ -69,6 +71,9 @@ class _Reject(Exception):
 
 def parse_chunk(chunk: Chunk, mapping: ColumnMapping) -> Iterator[pa.RecordBatch]:
     """Parse and validate one chunk, yielding RAW_SCHEMA batches of at most BATCH_ROWS rows."""
+    if chunk.format == "parquet" and mapping.embedding:
+        yield from _parse_parquet_with_vectors(chunk, mapping)
+        return
     rows: list[dict[str, Any]] = []
     for record, payload, raw in _records(chunk):
         rows.append(_to_row(chunk, record, payload, raw, mapping))
@@ -122,20 +127,46 @@ def _decode_json(line: bytes) -> Any:
 
 
 def _parquet_records(chunk: Chunk) -> Iterator[tuple[int, Any, str]]:
-    table = pq.ParquetFile(chunk.path).read_row_group(chunk.start)
-    first_row = sum(
-        pq.ParquetFile(chunk.path).metadata.row_group(g).num_rows for g in range(chunk.start)
-    )
-    for (
-        column_name
-    ) in table.column_names:  # read strings as bytes so invalid UTF-8 is caught per row
-        column = table.column(column_name)
+    table, first_row = _read_row_group(chunk)
+    yield from _table_records(table, first_row)
+
+
+def _read_row_group(chunk: Chunk) -> tuple[pa.Table, int]:
+    parquet = pq.ParquetFile(chunk.path)
+    first_row = sum(parquet.metadata.row_group(g).num_rows for g in range(chunk.start))
+    return parquet.read_row_group(chunk.start), first_row
+
+
+def _table_records(table: pa.Table, first_row: int) -> Iterator[tuple[int, Any, str]]:
+    for index, name in enumerate(table.column_names):  # strings as bytes: bad UTF-8 is per row
+        column = table.column(name)
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            table = table.set_column(
-                table.column_names.index(column_name), column_name, column.cast(pa.binary())
-            )
+            table = table.set_column(index, name, column.cast(pa.binary()))
     for offset, values in enumerate(table.to_pylist()):
         yield first_row + offset, _decode_values(values), _preview(repr(values).encode())
+
+
+def _parse_parquet_with_vectors(chunk: Chunk, mapping: ColumnMapping) -> Iterator[pa.RecordBatch]:
+    """Parquet with precomputed embeddings: vectors stay Arrow arrays, never Python floats."""
+    assert mapping.embedding is not None
+    table, first_row = _read_row_group(chunk)
+    vectors = table.column(mapping.embedding).combine_chunks()
+    if not (pa.types.is_list(vectors.type) or pa.types.is_fixed_size_list(vectors.type)):
+        raise ValueError(
+            f"embedding column {mapping.embedding!r} of {chunk.path} is {vectors.type}, not a list"
+        )
+    present = vectors.is_valid().to_pylist()
+    rows = []
+    records = _table_records(table.drop_columns([mapping.embedding]), first_row)
+    for (record, payload, raw), has_vector in zip(records, present, strict=True):
+        if isinstance(payload, dict):
+            payload[mapping.embedding] = _VECTOR_PRESENT if has_vector else None
+        rows.append(_to_row(chunk, record, payload, raw, mapping))
+    batch = pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA)
+    valid = pc.is_null(batch.column("reason"))
+    typed = vectors.cast(pa.list_(pa.float32()))
+    given = pc.if_else(valid, typed, pa.nulls(len(typed), typed.type))
+    yield batch.set_column(RAW_SCHEMA.get_field_index("given_embedding"), "given_embedding", given)
 
 
 def _csv_records(chunk: Chunk) -> Iterator[tuple[int, Any, str]]:
@@ -288,6 +319,8 @@ def _embedding_field(record: dict[str, Any], column: str | None) -> list[float] 
     if not column:
         return None
     value = record.get(column)
+    if value is _VECTOR_PRESENT:  # filled in from the Arrow column afterwards
+        return None
     if value is None or not isinstance(value, list | tuple) or not value:
         raise _Reject("malformed_record", f"embedding column {column!r} is missing or not a list")
     return [float(v) for v in value]

@@ -25,7 +25,7 @@ from pyspark.sql import types as T
 from batchcraft.pipeline.arrays import to_list_array, to_matrix
 from batchcraft.pipeline.cluster import assign, train_centroids
 from batchcraft.pipeline.concepts import zero_shot_concepts
-from batchcraft.pipeline.embed import EncoderSpec, cached_encoder
+from batchcraft.pipeline.embed import EncoderSpec, cached_encoder, unit_norm
 from batchcraft.pipeline.inputs import Chunk
 from batchcraft.pipeline.parse import ColumnMapping, parse_chunk
 from batchcraft.pipeline.semdedup import cluster_edges, decide_edges
@@ -102,6 +102,17 @@ def embed(df: DataFrame, spec: EncoderSpec, has_pairs: bool = False) -> DataFram
 
     vectors = {"embedding": _VECTOR, **({"pair_embedding": _VECTOR} if has_pairs else {})}
     return df.mapInArrow(encode, _extend(df, vectors))
+
+
+def normalize_embeddings(df: DataFrame, column: str = "given_embedding") -> DataFrame:
+    """Add ``embedding``: the precomputed vectors of ``column`` scaled to unit norm."""
+
+    def normalize(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            vectors = unit_norm(to_matrix(batch.column(column)))
+            yield batch.append_column("embedding", to_list_array(vectors))
+
+    return df.mapInArrow(normalize, _extend(df, {"embedding": _VECTOR}))
 
 
 def fit_centroids(
