@@ -136,8 +136,14 @@ def test_derived_ids_are_stable_and_distinct_for_repeated_text(tmp_path: Path) -
 def test_precomputed_vectors_stay_aligned_with_their_rows(tmp_path: Path) -> None:
     path = tmp_path / "c.parquet"
     vectors = pa.array([[1.0, 0.0], None, [0.0, 1.0], [0.5, 0.5]], pa.list_(pa.float32()))
-    pq.write_table(pa.table({"id": ["a", "b", "c", "d"], "text": ["x", "y", "", "w"], "vec": vectors}), path)
+    pq.write_table(
+        pa.table({"id": ["a", "b", "c", "d"], "text": ["x", "y", "", "w"], "vec": vectors}), path
+    )
     rows = parse_all(path, ColumnMapping(id="id", embedding="vec"))
     assert [(r["id"], r["reason"]) for r in rows] == [
-        ("a", None), ("b", "malformed_record"), ("c", "missing_text"), ("d", None)]
+        ("a", None),
+        ("b", "malformed_record"),
+        ("c", "missing_text"),
+        ("d", None),
+    ]
     assert [r["given_embedding"] for r in rows] == [[1.0, 0.0], None, None, [0.5, 0.5]]

@@ -227,3 +227,19 @@ def test_all_records_rejected_is_a_clear_error(spark: Any, tmp_path: Path) -> No
     with pytest.raises(InputError, match=r"every record was rejected \({'missing_text': 2}\)"):
         curate(str(tmp_path / "c.jsonl"), str(tmp_path / "out"), spark=spark, write_report=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_report_of_a_real_run_agrees_with_the_manifest(curated: Curated, tmp_path: Path) -> None:
+    import shutil
+
+    from batchcraft.report import write_report
+
+    copy = tmp_path / "dataset"
+    shutil.copytree(curated.out, copy)
+    summary = write_report(copy)
+    assert summary.warnings == ()
+    assert summary.num_input_rows == curated.manifest["counts"]["total"]["in"]
+    assert summary.num_kept == curated.manifest["num_kept"]
+    report = json.loads((copy / "report.json").read_text())
+    assert report["warnings"] == []
+    assert (copy / "report.html").stat().st_size > 10_000
