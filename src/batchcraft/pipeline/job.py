@@ -180,7 +180,7 @@ def _run(
         num_clusters = config.num_clusters or default_num_clusters(num_unique)
         sample_size = min(config.kmeans_sample_size, num_unique)
         centroids = stages.fit_centroids(
-            embedded, num_clusters, sample_size, config.kmeans_iterations, config.seed
+            embedded, num_clusters, sample_size, config.kmeans_iterations, config.seed, num_unique
         )
         clustered = keep(stages.assign_clusters(embedded, centroids))
         counts["clusters"] = len(centroids)

@@ -36,7 +36,7 @@ def spark_session(
         .config("spark.sql.shuffle.partitions", "8")
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", "2048")
         .config("spark.python.worker.reuse", "true")
-        .config("spark.driver.memory", os.environ.get("BATCHCRAFT_DRIVER_MEMORY", "2g"))
+        .config("spark.driver.memory", os.environ.get("BATCHCRAFT_DRIVER_MEMORY", "4g"))
     )
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)

@@ -116,16 +116,26 @@ def normalize_embeddings(df: DataFrame, column: str = "given_embedding") -> Data
 
 
 def fit_centroids(
-    df: DataFrame, num_clusters: int, sample_size: int = 65_536, iterations: int = 20, seed: int = 0
+    df: DataFrame,
+    num_clusters: int,
+    sample_size: int = 65_536,
+    iterations: int = 20,
+    seed: int = 0,
+    num_rows: int | None = None,
 ) -> np.ndarray:
-    """Train spherical k-means on a bounded, deterministic sample (never all rows) on the driver."""
-    sample = (
-        df.select("embedding")
-        .orderBy(F.xxhash64(F.col("id"), F.lit(seed)), "id")
-        .limit(sample_size)
-        .toArrow()
-    )
-    return train_centroids(to_matrix(sample.column("embedding")), num_clusters, iterations, seed)
+    """Train spherical k-means on the driver, on a bounded deterministic sample (never all rows).
+
+    Rows are picked by a hash of their id (a distributed filter, about ``sample_size`` of
+    them), so the sample arrives from many tasks instead of one oversized task result.
+    """
+    total = df.count() if num_rows is None else num_rows
+    buckets = 1 << 30
+    cutoff = int(min(1.0, sample_size / max(total, 1)) * buckets)
+    chosen = F.pmod(F.xxhash64(F.col("id"), F.lit(seed)), F.lit(buckets)) < F.lit(cutoff)
+    sample = df.where(chosen).select("id", "embedding").toArrow()  # no shuffle: small results
+    order = np.argsort(np.asarray(sample.column("id").to_pylist(), dtype=object), kind="stable")
+    vectors = to_matrix(sample.column("embedding"))[order]  # sorted by id: the same on any cluster
+    return train_centroids(vectors, num_clusters, iterations, seed)
 
 
 def assign_clusters(df: DataFrame, centroids: np.ndarray) -> DataFrame:
