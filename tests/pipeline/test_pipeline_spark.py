@@ -243,3 +243,34 @@ def test_report_of_a_real_run_agrees_with_the_manifest(curated: Curated, tmp_pat
     report = json.loads((copy / "report.json").read_text())
     assert report["warnings"] == []
     assert (copy / "report.html").stat().st_size > 10_000
+
+
+def test_distributed_keep_rule_equals_the_driver_keep_rule(spark: Any) -> None:
+    from batchcraft.pipeline import stages
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(30, 16))
+    vectors = np.concatenate(
+        [
+            base,
+            base[:20] + 0.15 * rng.normal(size=(20, 16)),
+            base[:10] + 0.3 * rng.normal(size=(10, 16)),
+        ]
+    )
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    rows = [
+        (f"r{i:03d}", v.tolist(), i % 2, float(v @ vectors[0]), 1 - i % 2)
+        for i, v in enumerate(vectors)
+    ]
+    frame = spark.createDataFrame(
+        rows,
+        "id string, embedding array<float>, cluster int, centroid_sim float, second_cluster int",
+    )
+
+    def decisions(max_driver_edges: int) -> list[tuple[str, str | None, bool]]:
+        result = stages.semantic_dedup(frame, eps=0.1, max_driver_edges=max_driver_edges)
+        return sorted((r["id"], r["dup_of"], r["keep"]) for r in result.collect())
+
+    on_driver, distributed = decisions(1_000_000), decisions(0)
+    assert sum(not keep for _, _, keep in on_driver) >= 5, "the data must contain duplicates"
+    assert distributed == on_driver

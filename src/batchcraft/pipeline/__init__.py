@@ -17,6 +17,7 @@ _STAGES = (
     "reject_duplicate_ids",
     "exact_dedup",
     "embed",
+    "normalize_embeddings",
     "fit_centroids",
     "assign_clusters",
     "semantic_dedup",
