@@ -50,6 +50,7 @@ def test_bad_jsonl_record_is_rejected_with_its_reason(
     assert [r["reason"] for r in rows] == [None, reason]
     assert rows[1]["detail"]
     assert rows[1]["raw"], "the rejected record keeps a preview of what was read"
+    assert rows[0]["raw"] is None, "valid rows carry no preview"
 
 
 def test_missing_pair_is_rejected(tmp_path: Path) -> None:

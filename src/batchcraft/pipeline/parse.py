@@ -84,8 +84,8 @@ def parse_chunk(chunk: Chunk, mapping: ColumnMapping) -> Iterator[pa.RecordBatch
         yield pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA)
 
 
-def _records(chunk: Chunk) -> Iterator[tuple[int, Any, str]]:
-    """Yield (record number, payload or _Reject, raw preview) for each record of a chunk."""
+def _records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
+    """Yield (record number, payload or _Reject, the raw record) for each record of a chunk."""
     if chunk.format == "jsonl":
         yield from _jsonl_records(chunk)
     elif chunk.format == "parquet":
@@ -96,7 +96,7 @@ def _records(chunk: Chunk) -> Iterator[tuple[int, Any, str]]:
         yield from _txt_records(chunk)
 
 
-def _jsonl_records(chunk: Chunk) -> Iterator[tuple[int, Any, str]]:
+def _jsonl_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
     with open(chunk.path, "rb") as handle:
         position = chunk.start
         if position > 0:  # the previous chunk owns the line that crosses our start
@@ -109,7 +109,7 @@ def _jsonl_records(chunk: Chunk) -> Iterator[tuple[int, Any, str]]:
             record, position = position, position + len(line)
             stripped = line.strip()
             if stripped:
-                yield record, _decode_json(stripped), _preview(stripped)
+                yield record, _decode_json(stripped), stripped
 
 
 def _decode_json(line: bytes) -> Any:
@@ -126,7 +126,7 @@ def _decode_json(line: bytes) -> Any:
     return value
 
 
-def _parquet_records(chunk: Chunk) -> Iterator[tuple[int, Any, str]]:
+def _parquet_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
     table, first_row = _read_row_group(chunk)
     yield from _table_records(table, first_row)
 
@@ -137,13 +137,13 @@ def _read_row_group(chunk: Chunk) -> tuple[pa.Table, int]:
     return parquet.read_row_group(chunk.start), first_row
 
 
-def _table_records(table: pa.Table, first_row: int) -> Iterator[tuple[int, Any, str]]:
+def _table_records(table: pa.Table, first_row: int) -> Iterator[tuple[int, Any, Any]]:
     for index, name in enumerate(table.column_names):  # strings as bytes: bad UTF-8 is per row
         column = table.column(name)
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             table = table.set_column(index, name, column.cast(pa.binary()))
     for offset, values in enumerate(table.to_pylist()):
-        yield first_row + offset, _decode_values(values), _preview(repr(values).encode())
+        yield first_row + offset, _decode_values(values), values
 
 
 def _parse_parquet_with_vectors(chunk: Chunk, mapping: ColumnMapping) -> Iterator[pa.RecordBatch]:
@@ -169,14 +169,13 @@ def _parse_parquet_with_vectors(chunk: Chunk, mapping: ColumnMapping) -> Iterato
     yield batch.set_column(RAW_SCHEMA.get_field_index("given_embedding"), "given_embedding", given)
 
 
-def _csv_records(chunk: Chunk) -> Iterator[tuple[int, Any, str]]:
+def _csv_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
     with open(chunk.path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
         reader = csv.reader(handle, delimiter="\t" if chunk.path.endswith(".tsv") else ",")
         header = next(reader, None)
         if header is None:
             return
         for number, fields in enumerate(reader, start=1):
-            raw = _preview(",".join(fields).encode("utf-8", "surrogateescape"))
             if not fields:
                 continue
             if len(fields) != len(header):
@@ -186,16 +185,16 @@ def _csv_records(chunk: Chunk) -> Iterator[tuple[int, Any, str]]:
                         "malformed_record",
                         f"{len(fields)} fields where the header has {len(header)}",
                     ),
-                    raw,
+                    fields,
                 )
                 continue
             payload: Any = dict(zip(header, fields, strict=True))
             if any(_has_surrogates(value) for value in fields):
                 payload = _Reject("invalid_utf8", "a field is not valid UTF-8")
-            yield number, payload, raw
+            yield number, payload, fields
 
 
-def _txt_records(chunk: Chunk) -> Iterator[tuple[int, Any, str]]:
+def _txt_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
     for offset, path in enumerate(chunk.paths):
         with open(path, "rb") as handle:
             content = handle.read()
@@ -203,7 +202,7 @@ def _txt_records(chunk: Chunk) -> Iterator[tuple[int, Any, str]]:
             payload: Any = {"text": content.decode("utf-8"), "id": os.path.basename(path)}
         except UnicodeDecodeError as exc:
             payload = _Reject("invalid_utf8", f"{path} is not valid UTF-8 at byte {exc.start}")
-        yield chunk.start + offset, payload, _preview(content)
+        yield chunk.start + offset, payload, content
 
 
 def _decode_values(values: dict[str, Any]) -> Any:
@@ -226,26 +225,25 @@ def _has_surrogates(value: str) -> bool:
     return False
 
 
-def _preview(raw: bytes) -> str:
+def _preview(raw: Any) -> str:
+    """A bounded, lossy text preview of a rejected record (computed only for rejects)."""
+    if isinstance(raw, list):  # CSV fields
+        raw = ",".join(raw).encode("utf-8", "surrogateescape")
+    elif not isinstance(raw, bytes):  # a Parquet row
+        raw = repr(raw).encode("utf-8", "backslashreplace")
     return raw[: RAW_PREVIEW_CHARS * 4].decode("utf-8", "backslashreplace")[:RAW_PREVIEW_CHARS]
 
 
 def _to_row(
-    chunk: Chunk, record: int, payload: Any, raw: str, mapping: ColumnMapping
+    chunk: Chunk, record: int, payload: Any, raw: Any, mapping: ColumnMapping
 ) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "file_index": chunk.file_index,
-        "record": record,
-        "source": chunk.source,
-        "raw": raw,
-    }
+    row: dict[str, Any] = {"file_index": chunk.file_index, "record": record, "source": chunk.source}
     try:
         if isinstance(payload, _Reject):
             raise payload
         row.update(_validate(payload, mapping, chunk, record))
-        row["raw"] = None
     except _Reject as rejected:
-        row.update(reason=rejected.reason, detail=rejected.detail)
+        row.update(reason=rejected.reason, detail=rejected.detail, raw=_preview(raw))
         if isinstance(payload, dict) and mapping.id and payload.get(mapping.id) is not None:
             row["id"] = str(payload[mapping.id])
     return row
