@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from batchcraft._files import jsonable
 from batchcraft.errors import OutputError
 
 SCHEMA_VERSION = 1
@@ -146,17 +147,9 @@ def number_shards(data_dir: Path) -> list[Path]:
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     """Write manifest.json (sorted keys, so two identical runs differ only in timings)."""
     path = directory / "manifest.json"
-    path.write_text(json.dumps(_plain(manifest), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    path.write_text(
+        json.dumps(jsonable(manifest), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
 
 
 def iter_batches(table_or_batches: pa.Table | Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import math
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from batchcraft import __version__
+from batchcraft._files import atomic_write, jsonable
 from batchcraft.errors import DatasetError
 from batchcraft.report import checks
 from batchcraft.report.clusters import ClusterStats, cluster_section
@@ -175,34 +174,6 @@ def _sections(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     return sections
 
 
-def _jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays as Python values and NaN/inf as null."""
-    if isinstance(value, dict):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same directory and os.replace."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600; a report is meant to be shared
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_report(
     dataset_dir: str | os.PathLike[str],
     *,
@@ -228,9 +199,9 @@ def write_report(
     provenance = Path(provenance_dir) if provenance_dir is not None else None
     report, page = build_report(directory, provenance, batch_size)
     json_path, html_path = directory / "report.json", directory / "report.html"
-    text = json.dumps(_jsonable(report), indent=1, ensure_ascii=False, allow_nan=False)
-    _write_atomically(json_path, text + "\n")
-    _write_atomically(html_path, page)
+    text = json.dumps(jsonable(report), indent=1, ensure_ascii=False, allow_nan=False)
+    atomic_write(json_path, (text + "\n").encode(), fsync=False, mode=0o644)
+    atomic_write(html_path, page.encode(), fsync=False, mode=0o644)  # shared, readable
     return ReportSummary(
         html_path=html_path,
         json_path=json_path,
