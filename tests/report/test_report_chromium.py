@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import probe_copy, probe_result
 from report_dataset import PAYLOAD, FixtureDataset
 from report_png import read_png
+from report_probe import probe_copy, probe_result
 
 from batchcraft.report import write_report
 from batchcraft.report.svg import esc
