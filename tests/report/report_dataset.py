@@ -17,6 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from batchcraft.pipeline.output import dataset_schema
+
 DIM = 8
 NUM_CLUSTERS = 6
 EPS = 0.05
@@ -234,24 +236,7 @@ def _manifest(
 
 
 def _write_rows(path: Path, frame: pd.DataFrame, row_group_size: int) -> None:
-    schema = pa.schema(
-        [
-            ("id", pa.string()),
-            ("text", pa.string()),
-            ("pair_text", pa.string()),
-            ("source", pa.string()),
-            ("embedding", pa.list_(pa.float32(), DIM)),
-            ("pair_embedding", pa.list_(pa.float32(), DIM)),
-            ("cluster", pa.int32()),
-            ("centroid_sim", pa.float32()),
-            ("dup_of", pa.string()),
-            ("dup_kind", pa.string()),
-            ("max_sim", pa.float32()),
-            ("keep", pa.bool_()),
-            ("concepts", pa.list_(pa.string())),
-            ("ref_loss", pa.float32()),
-        ]
-    )
+    schema = dataset_schema(DIM)  # the pipeline's own contract schema
     columns = {
         name: frame[name].tolist() if name in frame else [None] * len(frame)
         for name in schema.names
