@@ -274,3 +274,15 @@ def test_distributed_keep_rule_equals_the_driver_keep_rule(spark: Any) -> None:
     on_driver, distributed = decisions(1_000_000), decisions(0)
     assert sum(not keep for _, _, keep in on_driver) >= 5, "the data must contain duplicates"
     assert distributed == on_driver
+
+
+def test_empty_input_file_is_a_clear_error(spark: Any, tmp_path: Path) -> None:
+    from batchcraft.errors import InputError
+    from batchcraft.pipeline import curate
+
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    with pytest.raises(InputError, match=r"hold no records"):
+        curate(
+            str(tmp_path / "empty.jsonl"), str(tmp_path / "out"), spark=spark, write_report=False
+        )
+    assert not (tmp_path / "out").exists()
