@@ -46,6 +46,12 @@ from batchcraft.pipeline.session import spark_session
 STAGES = ("read+validate", "exact_dedup", "embed", "cluster", "semantic_dedup", "concepts", "write")
 ROWS_PER_EMBED_PARTITION = 2000
 _PARSE_ONLY_COLUMNS = ("file_index", "record", "reason", "detail", "raw", "dedup_key")
+# Kept to the end of the job: every parsed record's outcome (accounting, rejects files) ...
+_OUTCOME_COLUMNS = ("file_index", "record", "source", "id", "reason", "detail", "raw")
+# ... and the exact duplicates, which take their representative's vectors when written.
+_DUPLICATE_COLUMNS = ("id", "text", "pair_text", "source", "dup_of", "dup_kind")
+ROWS_PER_SHUFFLE_PARTITION = 25_000
+_SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
 CONTRACT_COLUMNS = (
     "id",
     "text",
@@ -109,9 +115,13 @@ def curate(
         own_session = spark is None
         clock = StageClock(len(STAGES))
         session = spark or spark_session(config.master, config.spark_conf, clock.interactive)
+        frames = _Frames(session)
         try:
-            manifest = _run(session, config, files, vocabulary, model_path, output.staging, clock)
+            manifest = _run(
+                session, config, files, vocabulary, model_path, output.staging, clock, frames
+            )
         finally:
+            frames.close()
             if own_session:
                 session.stop()
     if config.write_report:
@@ -127,6 +137,7 @@ def _run(
     model_path: str | None,
     staging: Path,
     clock: StageClock,
+    frames: _Frames,
 ) -> dict[str, Any]:
     mapping = ColumnMapping(
         config.text_column,
@@ -137,28 +148,30 @@ def _run(
         config.max_text_bytes,
     )
     has_pairs = config.pair_column is not None
-    persisted: list[DataFrame] = []
-
-    def keep(df: DataFrame) -> DataFrame:
-        persisted.append(df.persist())
-        return persisted[-1]
-
     with clock.stage("read+validate") as counts:
         raw = stages.read_corpus(spark, plan_chunks(files), mapping)
         if config.id_column:
             raw = stages.reject_duplicate_ids(raw)
-        raw = keep(raw)
+        raw = frames.keep(raw)
         counts["rows"] = raw.count()
         if counts["rows"] == 0:
             raise InputError(f"the inputs {[f.path for f in files]} hold no records")
         valid = raw.where(F.col("reason").isNull())
     with clock.stage("exact_dedup") as counts:
-        marked = keep(stages.exact_dedup(valid))
+        marked = frames.keep(stages.exact_dedup(valid))
         representatives = marked.where(F.col("dup_of").isNull()).drop(*_PARSE_ONLY_COLUMNS)
         counts["unique"] = num_unique = representatives.count()
         if num_unique == 0:
             reasons = {r["reason"]: r["count"] for r in raw.groupBy("reason").count().collect()}
             raise InputError(f"every record was rejected ({reasons}): check the column flags")
+        # What the write stage needs of the parsed rows, without texts and vectors of kept rows.
+        outcomes = frames.keep(raw.select(*_OUTCOME_COLUMNS))
+        duplicates = frames.keep(
+            marked.where(F.col("dup_of").isNotNull()).select(*_DUPLICATE_COLUMNS)
+        )
+        counts["exact_duplicates"] = duplicates.count()
+        outcomes.count()
+    frames.scale_shuffles(num_unique)
     with clock.stage("embed") as counts:
         spec = None
         ordered = representatives.repartition(
@@ -173,8 +186,9 @@ def _run(
                 model_path, resolve_precision(config.precision), config.encode_batch_size, threads
             )
             embedded = stages.embed(ordered, spec, has_pairs)
-        embedded = keep(embedded)
+        embedded = frames.keep(embedded)
         counts["rows"] = embedded.count()
+        frames.release(raw, marked)
         dimension = len(embedded.select("embedding").first()[0])  # type: ignore[index]
     with clock.stage("cluster") as counts:
         num_clusters = config.num_clusters or default_num_clusters(num_unique)
@@ -182,30 +196,30 @@ def _run(
         centroids = stages.fit_centroids(
             embedded, num_clusters, sample_size, config.kmeans_iterations, config.seed, num_unique
         )
-        clustered = keep(stages.assign_clusters(embedded, centroids))
+        clustered = frames.keep(stages.assign_clusters(embedded, centroids))
         counts["clusters"] = len(centroids)
         counts["rows"] = clustered.count()
+        frames.release(embedded)
     with clock.stage("semantic_dedup") as counts:
-        deduped = keep(
+        deduped = frames.keep(
             stages.semantic_dedup(
                 clustered, config.eps, config.near_eps, config.keep_policy, config.second_cluster
             )
         )
         counts["removed"] = deduped.where(~F.col("keep")).count()
+        frames.release(clustered)
     with clock.stage("concepts") as counts:
-        annotated = _concepts(deduped, config, vocabulary, spec)
-        annotated = keep(annotated)
+        annotated = frames.keep(_concepts(deduped, config, vocabulary, spec))
         counts["annotated"] = annotated.where(F.size("concepts") > 0).count()
+        frames.release(deduped)
     with clock.stage("write") as counts:
-        rows = _with_exact_duplicates(annotated, marked)
+        rows = _with_exact_duplicates(annotated, duplicates)
         shards = _write_rows(rows, staging, dimension, config, has_pairs, num_unique)
-        _write_rejects(raw.where(F.col("reason").isNotNull()), files, staging)
+        _write_rejects(outcomes.where(F.col("reason").isNotNull()), files, staging)
         np.save(staging / "centroids.npy", centroids.astype(np.float32))
-        accounting = account(raw, rows)
+        accounting = account(outcomes, rows)
         check_balanced(accounting)
         counts["rows"] = sum(shard["num_rows"] for shard in shards)
-    for df in persisted:
-        df.unpersist()
     manifest = _manifest(
         config,
         files,
@@ -221,6 +235,44 @@ def _run(
     )
     write_manifest(staging, manifest)
     return manifest
+
+
+class _Frames:
+    """The job's persisted DataFrames, each released once no later stage reads it, and
+    the session settings the job changes (restored by `close`).
+
+    Frames are stored serialised, spilling to disk: one 1M-row frame with 384-d vectors
+    is about 1.6 GB, and several of them deserialised in one JVM heap end in GC thrashing.
+    """
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+        self._kept: list[DataFrame] = []
+        self._shuffle_partitions = spark.conf.get(_SHUFFLE_PARTITIONS)
+
+    def keep(self, df: DataFrame) -> DataFrame:
+        from pyspark import StorageLevel
+
+        self._kept.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        return self._kept[-1]
+
+    def release(self, *frames: DataFrame) -> None:
+        for df in frames:
+            df.unpersist()
+            self._kept = [kept for kept in self._kept if kept is not df]
+
+    def scale_shuffles(self, num_rows: int) -> None:
+        """About `ROWS_PER_SHUFFLE_PARTITION` rows per shuffle partition, never fewer
+        partitions than the session's setting (adaptive execution merges small ones)."""
+        configured = int(self._shuffle_partitions or "200")
+        wanted = math.ceil(num_rows / ROWS_PER_SHUFFLE_PARTITION)
+        if wanted > configured:
+            self.spark.conf.set(_SHUFFLE_PARTITIONS, str(wanted))
+
+    def close(self) -> None:
+        self.release(*self._kept)
+        if self._shuffle_partitions is not None:
+            self.spark.conf.set(_SHUFFLE_PARTITIONS, self._shuffle_partitions)
 
 
 def _concepts(
@@ -243,7 +295,7 @@ def _concepts(
     return df.withColumn("concepts", F.array().cast("array<string>"))
 
 
-def _with_exact_duplicates(annotated: DataFrame, marked: DataFrame) -> DataFrame:
+def _with_exact_duplicates(annotated: DataFrame, duplicates: DataFrame) -> DataFrame:
     """Exact duplicates take the vectors, cluster and concepts of the row they duplicate."""
     inherited = annotated.select(
         F.col("id").alias("dup_of"),
@@ -254,9 +306,7 @@ def _with_exact_duplicates(annotated: DataFrame, marked: DataFrame) -> DataFrame
         "concepts",
     )
     duplicates = (
-        marked.where(F.col("dup_of").isNotNull())
-        .select("id", "text", "pair_text", "source", "dup_of", "dup_kind")
-        .join(inherited, "dup_of")
+        duplicates.join(inherited, "dup_of")
         .withColumn("max_sim", F.lit(1.0).cast("float"))
         .withColumn("keep", F.lit(False))
     )
