@@ -126,20 +126,24 @@ def test_small_batches_are_packed_and_served_identically(address: str) -> None:
     assert sizes[0] == 1  # the first batch is not held back
     assert max(sizes) > 1 and all(size <= 8 for size in sizes)
 
-    def ids(packing: int) -> list[list[str]]:
+    def served(packing: int) -> list[tuple[list[str], np.ndarray]]:
         client = BatchClient(
             address,
             "news",
             batch_size=2,
-            columns=["id"],
+            columns=["id", "embedding"],
             seed=4,
             job=f"packing-{packing}",
             max_batches_per_message=packing,
         )
         with client:
-            return [list(batch["id"]) for batch in client]
+            return [(list(batch["id"]), batch["embedding"]) for batch in client]
 
-    assert ids(1) == ids(16)
+    # Packed batches are cut from one gather of the whole group: same rows, same values.
+    alone, packed = served(1), served(16)
+    assert [ids for ids, _ in alone] == [ids for ids, _ in packed]
+    for (_, one), (_, other) in zip(alone, packed, strict=True):
+        np.testing.assert_array_equal(one, other)
 
 
 @pytest.mark.parametrize("max_in_flight", [1, 2, 5])

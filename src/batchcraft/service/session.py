@@ -102,6 +102,7 @@ class Session:
         # Batches sent but not yet acknowledged, oldest first, for the provenance log
         # (without their payloads: a stalled client must not pin them).
         self._unlogged: collections.deque[_Sent] = collections.deque()
+        self._batch_bytes = 1  # payload size of the latest batch, to size packed messages
         self.max_batches_per_message = max(
             1, min(max_batches_per_message, limits.max_batches_per_message)
         )
@@ -165,13 +166,9 @@ class Session:
                     yield self._score_request(scoring)
                     if not self._collect_scores(scoring, is_active):
                         return
-            group = [self._batch(position)]
+            group = self._batches(position, 1 if first else self._group_size())
             position = group[-1].following
-            # The first batch travels alone: a trainer waits for it.
-            while not first and self._fits_another(group) and self._in_range(position):
-                group.append(self._batch(position))
-                position = group[-1].following
-            first = False
+            first = False  # the first batch travels alone: a trainer waits for it
             yield response_bytes(
                 [item.wire for item in group], packed=self.max_batches_per_message > 1
             )
@@ -180,35 +177,46 @@ class Session:
     def _in_range(self, position: Position) -> bool:
         return self.stream.num_epochs == 0 or position.epoch < self.stream.num_epochs
 
-    def _fits_another(self, group: list[Encoded]) -> bool:
-        """Whether one more batch may join ``group`` in the same message."""
-        if len(group) >= self.max_batches_per_message or self.job.needs_scores:
-            return False
-        size = sum(item.wire.nbytes for item in group)
+    def _group_size(self) -> int:
+        """How many batches the next message carries: as many as fit `PACK_BYTES`
+        (judged by the latest batch's size), the client's packing limit and the credit."""
+        if self.max_batches_per_message == 1 or self.job.needs_scores:
+            return 1
         limit = min(PACK_BYTES, self.limits.max_message_bytes - _HEADROOM)
-        if size + group[-1].wire.nbytes > limit:  # the next batch is likely as large
-            return False
+        by_size = limit // max(1, self._batch_bytes)
         with self._credit:
-            return self._in_flight < self.stream.max_in_flight
+            credit = self.stream.max_in_flight - self._in_flight
+        return max(1, min(self.max_batches_per_message, by_size, credit))
 
-    def _batch(self, position: Position) -> Encoded:
+    def _batches(self, position: Position, count: int) -> list[Encoded]:
+        """Encode up to ``count`` consecutive batches from ``position`` (within range)."""
+        positions = [position]
+        while len(positions) < count:
+            following = self.job.next_position(positions[-1])
+            if not self._in_range(following):
+                break
+            positions.append(following)
         started = time.perf_counter()
-        encoded = self.encoder.encode(position)
+        group = self.encoder.encode(positions)
         self.registry.persist_selections(self.job)
         self.metrics.inc("batchcraft_selection_seconds_sum", time.perf_counter() - started)
-        self.metrics.inc("batchcraft_selection_seconds_count")
-        batch = encoded.batch
+        self.metrics.inc("batchcraft_selection_seconds_count", len(group))
+        self._batch_bytes = group[-1].wire.nbytes
         with self._credit:
             if self.provenance is not None:
-                self._unlogged.append(
-                    _Sent(encoded.batch_id, batch, encoded.selector, encoded.following)
-                )
-            self._in_flight += 1
+                for item in group:
+                    self._unlogged.append(
+                        _Sent(item.batch_id, item.batch, item.selector, item.following)
+                    )
+            self._in_flight += len(group)
             self.metrics.set("batchcraft_in_flight", self._in_flight, **self._labels)
-        self.metrics.inc("batchcraft_batches_total", **self._labels)
-        self.metrics.inc("batchcraft_rows_total", len(batch.positions), **self._labels)
-        self.metrics.inc("batchcraft_bytes_total", encoded.wire.nbytes, **self._labels)
-        return encoded
+        rows = sum(len(item.batch.positions) for item in group)
+        self.metrics.inc("batchcraft_batches_total", len(group), **self._labels)
+        self.metrics.inc("batchcraft_rows_total", rows, **self._labels)
+        self.metrics.inc(
+            "batchcraft_bytes_total", sum(i.wire.nbytes for i in group), **self._labels
+        )
+        return group
 
     def _score_request(self, scoring: ScoringRound) -> pb.SessionResponse:
         columns = ["id", *[c for c in (self.stream.score_columns or self.columns) if c != "id"]]

@@ -118,12 +118,21 @@ def _read_batch(body: memoryview) -> BatchView:
     header_parts: list[memoryview] = []
     payload = memoryview(b"")
     position = 0
-    while position < len(body):
+    size = len(body)
+    while position < size:
         start = position
-        key, position = _read_varint(body, position)
+        key = body[position]  # one-byte keys and lengths inline: this runs per field per batch
+        if key < 0x80:
+            position += 1
+        else:
+            key, position = _read_varint(body, position)
         field, wire_type = key >> 3, key & 7
         if wire_type == _LEN:
-            length, position = _read_varint(body, position)
+            length = body[position] if position < size else 0x80
+            if length < 0x80:
+                position += 1
+            else:
+                length, position = _read_varint(body, position)
             end = position + length
             if field == _RECORD_BATCH:
                 payload = body[position:end]
