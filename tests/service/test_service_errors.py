@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import grpc
@@ -129,3 +131,44 @@ def test_feedback_for_unknown_ids_is_invalid_argument(address: str) -> None:
     client.close()
     assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert len(first_batch(address)["id"]) == 4
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1/localhost and its key, made with the openssl CLI."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_tls_with_token_through_the_serve_cli(
+    server_process, curated_dir: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    cert, key = self_signed_certificate(tmp_path)
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret\n")
+    server = server_process(
+        str(curated_dir), "--name", "news", "--tls-cert", str(cert), "--tls-key", str(key),
+        "--token-file", str(token_file),
+    )  # fmt: skip
+    roots = cert.read_bytes()
+    batch = first_batch(server.address, token="s3cret", root_certificates=roots)
+    assert len(batch["id"]) == 4
+    with pytest.raises(BatchServiceError) as caught:
+        first_batch(server.address, token="wrong", root_certificates=roots)
+    assert caught.value.code == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(BatchServiceError) as caught:  # plaintext against a TLS port
+        first_batch(server.address, token="s3cret")
+    assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+    (tmp_path / "other").mkdir()
+    other, _ = self_signed_certificate(tmp_path / "other")
+    with pytest.raises(BatchServiceError) as caught:  # a certificate the client does not trust
+        first_batch(server.address, token="s3cret", root_certificates=other.read_bytes())
+    assert caught.value.code == grpc.StatusCode.UNAVAILABLE
