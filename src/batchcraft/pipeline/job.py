@@ -156,6 +156,7 @@ def _run(
         counts["rows"] = raw.count()
         if counts["rows"] == 0:
             raise InputError(f"the inputs {[f.path for f in files]} hold no records")
+        frames.scale_shuffles(counts["rows"])
         valid = raw.where(F.col("reason").isNull())
     with clock.stage("exact_dedup") as counts:
         marked = frames.keep(stages.exact_dedup(valid))
@@ -165,13 +166,12 @@ def _run(
             reasons = {r["reason"]: r["count"] for r in raw.groupBy("reason").count().collect()}
             raise InputError(f"every record was rejected ({reasons}): check the column flags")
         # What the write stage needs of the parsed rows, without texts and vectors of kept rows.
-        outcomes = frames.keep(raw.select(*_OUTCOME_COLUMNS))
+        outcomes = frames.keep(raw.select(*_OUTCOME_COLUMNS), small=True)
         duplicates = frames.keep(
-            marked.where(F.col("dup_of").isNotNull()).select(*_DUPLICATE_COLUMNS)
+            marked.where(F.col("dup_of").isNotNull()).select(*_DUPLICATE_COLUMNS), small=True
         )
         counts["exact_duplicates"] = duplicates.count()
         outcomes.count()
-    frames.scale_shuffles(num_unique)
     with clock.stage("embed") as counts:
         spec = None
         ordered = representatives.repartition(
@@ -241,8 +241,10 @@ class _Frames:
     """The job's persisted DataFrames, each released once no later stage reads it, and
     the session settings the job changes (restored by `close`).
 
-    Frames are stored serialised, spilling to disk: one 1M-row frame with 384-d vectors
-    is about 1.6 GB, and several of them deserialised in one JVM heap end in GC thrashing.
+    Frames holding texts or vectors go to disk only: one 1M-row frame with 384-d vectors
+    is about 1.6 GB, and in a local-mode JVM the cache competes with the shuffles' and
+    sorts' execution memory (a 1M-row run ran out of heap with two such frames cached in
+    memory). Small frames (per-record outcomes, exact duplicates) stay in memory.
     """
 
     def __init__(self, spark: SparkSession) -> None:
@@ -250,10 +252,11 @@ class _Frames:
         self._kept: list[DataFrame] = []
         self._shuffle_partitions = spark.conf.get(_SHUFFLE_PARTITIONS)
 
-    def keep(self, df: DataFrame) -> DataFrame:
+    def keep(self, df: DataFrame, *, small: bool = False) -> DataFrame:
         from pyspark import StorageLevel
 
-        self._kept.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        level = StorageLevel.MEMORY_AND_DISK_DESER if small else StorageLevel.DISK_ONLY
+        self._kept.append(df.persist(level))
         return self._kept[-1]
 
     def release(self, *frames: DataFrame) -> None:
