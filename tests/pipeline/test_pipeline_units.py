@@ -15,6 +15,7 @@ from batchcraft.pipeline.cluster import assign, train_centroids
 from batchcraft.pipeline.concepts import read_vocabulary, zero_shot_concepts
 from batchcraft.pipeline.config import CurateConfig, default_num_clusters, load_config_file
 from batchcraft.pipeline.output import StagedOutput, dataset_schema, to_contract
+from batchcraft.pipeline.stages import _sorted_by_id
 
 
 def blobs(seed: int = 0, per_blob: int = 200, dim: int = 16) -> tuple[np.ndarray, np.ndarray]:
@@ -32,6 +33,32 @@ def test_kmeans_recovers_planted_clusters() -> None:
     found = assign(points, centroids).cluster
     for cluster in set(found.tolist()):  # no cluster mixes two planted blobs
         assert len(set(labels[found == cluster].tolist())) == 1
+
+
+def test_kmeans_in_place_normalises_its_input_and_matches_the_copying_path() -> None:
+    points, _ = blobs()
+    scaled = points * np.linspace(0.5, 3.0, len(points), dtype=np.float32)[:, None]
+    expected = train_centroids(scaled.copy(), 8, iterations=10, seed=1)
+    owned = scaled.copy()
+    found = train_centroids(owned, 8, iterations=10, seed=1, in_place=True)
+    np.testing.assert_allclose(found, expected, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(owned, axis=1), 1.0, atol=1e-5)
+
+
+def test_kmeans_sample_is_ordered_by_id_across_chunks() -> None:
+    rng = np.random.default_rng(3)
+    ids = [f"row-{i:03d}" for i in rng.permutation(50)]
+    vectors = rng.normal(size=(50, 4)).astype(np.float32)
+    table = pa.Table.from_batches(
+        [
+            pa.record_batch(
+                {"id": pa.array(ids[a:b], pa.string()), "embedding": to_list_array(vectors[a:b])}
+            )
+            for a, b in ((0, 17), (17, 17), (17, 50))
+        ]
+    )
+    order = np.argsort(ids)
+    np.testing.assert_array_equal(_sorted_by_id(table), vectors[order])
 
 
 def test_assign_gives_the_two_nearest_centroids() -> None:

@@ -21,14 +21,24 @@ class Assignment:
 
 
 def train_centroids(
-    sample: np.ndarray, num_clusters: int, iterations: int = 20, seed: int = 0
+    sample: np.ndarray,
+    num_clusters: int,
+    iterations: int = 20,
+    seed: int = 0,
+    *,
+    in_place: bool = False,
 ) -> np.ndarray:
     """Fit spherical k-means on ``sample`` and return (k, d) unit-norm float32 centroids.
 
     Uses the GPU when FAISS has one. ``num_clusters`` is capped at the sample size.
+    ``in_place`` normalises a float32 C-contiguous ``sample`` in place instead of copying it.
     """
     faiss = require("faiss")
-    sample = np.ascontiguousarray(unit_norm(np.asarray(sample, dtype=np.float32)))
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
+    if in_place:
+        sample /= np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-12)
+    else:
+        sample = np.ascontiguousarray(unit_norm(sample))
     num_clusters = max(1, min(num_clusters, len(sample)))
     if num_clusters == 1:
         return unit_norm(sample.mean(axis=0, keepdims=True))

@@ -133,9 +133,25 @@ def fit_centroids(
     cutoff = int(min(1.0, sample_size / max(total, 1)) * buckets)
     chosen = F.pmod(F.xxhash64(F.col("id"), F.lit(seed)), F.lit(buckets)) < F.lit(cutoff)
     sample = df.where(chosen).select("id", "embedding").toArrow()  # no shuffle: small results
-    order = np.argsort(np.asarray(sample.column("id").to_pylist(), dtype=object), kind="stable")
-    vectors = to_matrix(sample.column("embedding"))[order]  # sorted by id: the same on any cluster
-    return train_centroids(vectors, num_clusters, iterations, seed)
+    vectors = _sorted_by_id(sample)  # the same sample order on any cluster layout
+    del sample  # the driver holds one copy of the sample while FAISS trains
+    return train_centroids(vectors, num_clusters, iterations, seed, in_place=True)
+
+
+def _sorted_by_id(sample: pa.Table) -> np.ndarray:
+    """The sample's vectors as one (n, d) float32 matrix in id order, each chunk scattered
+    straight to its rows (no intermediate full-size copies)."""
+    ids = np.asarray(sample.column("id").to_pylist(), dtype=object)
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
+    chunks = sample.column("embedding").chunks
+    width = next((len(c[0]) for c in chunks if len(c)), 0)
+    vectors = np.empty((len(ids), width), dtype=np.float32)
+    start = 0
+    for chunk in chunks:
+        vectors[rank[start : start + len(chunk)]] = to_matrix(chunk, width)
+        start += len(chunk)
+    return vectors
 
 
 def assign_clusters(df: DataFrame, centroids: np.ndarray) -> DataFrame:
