@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pytest
+from loss_selector import TopLossSelector
 
 from batchcraft.batcher.config import JobConfig, Position, StreamConfig
 from batchcraft.batcher.dataset import CuratedDataset
@@ -15,27 +14,7 @@ from batchcraft.batcher.errors import JobConflictError, UnknownDatasetError
 from batchcraft.batcher.job import Job
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.errors import ConfigError
-from batchcraft.selectors import SELECTORS, BaseSelector, Pool, Selection
-
-
-@dataclass(frozen=True)
-class TopLossSelector(BaseSelector):
-    """Test selector: the rows with the highest reported learner loss."""
-
-    name: ClassVar[str] = "test_top_loss"
-
-    @property
-    def required_columns(self) -> frozenset[str]:
-        return frozenset({"learner_losses"})
-
-    @property
-    def pool_factor(self) -> float:
-        return 2.0
-
-    def _select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection:
-        assert pool.learner_losses is not None
-        order = np.argsort(-pool.learner_losses, kind="stable")[:batch_size]
-        return Selection(order, None, {"selector": self.name, "mask": np.ones(len(order), bool)})
+from batchcraft.selectors import SELECTORS
 
 
 @pytest.fixture

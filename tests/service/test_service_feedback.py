@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pytest
+from loss_selector import TopLossSelector
 
-from batchcraft.selectors import SELECTORS, BaseSelector, Pool, Selection
+from batchcraft.selectors import SELECTORS
 from batchcraft.service import BatchClient
 
 pytestmark = pytest.mark.grpc
-
-
-@dataclass(frozen=True)
-class TopLossSelector(BaseSelector):
-    """Test selector: the half of a pool with the highest learner loss."""
-
-    name: ClassVar[str] = "test_top_loss"
-
-    @property
-    def required_columns(self) -> frozenset[str]:
-        return frozenset({"learner_losses"})
-
-    @property
-    def pool_factor(self) -> float:
-        return 2.0
-
-    def _select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection:
-        assert pool.learner_losses is not None
-        order = np.argsort(-pool.learner_losses, kind="stable")[:batch_size]
-        return Selection(order, None, {"selector": self.name})
 
 
 @pytest.fixture(autouse=True)
