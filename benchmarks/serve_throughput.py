@@ -14,8 +14,8 @@ Reported per run: batches/s, MB/s (payload bytes), time to first batch
 (connect + open + first batch), and CPU time per batch of the client (this
 process) and of the server process (Linux ``/proc``), which is what bounds
 throughput when client and server share a small machine. Ablations show
-batchcraft without packing (one batch per message) and without the encoding
-thread. Then batchcraft throughput per selector. Not a test: figures depend
+batchcraft without packing (one batch per message) and with the encoding
+thread (``--prefetch``). Then batchcraft throughput per selector. Not a test: figures depend
 on the machine.
 """
 
@@ -224,9 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         servers = {
             "batchcraft": ServerProcess(serve_args(root, work / "bc"), work / "bc"),
-            "no-prefetch": ServerProcess(
-                serve_args(root, work / "np", "--no-prefetch"), work / "np"
-            ),
+            "prefetch": ServerProcess(serve_args(root, work / "pf", "--prefetch"), work / "pf"),
             "flight": ServerProcess(
                 [os.path.abspath(__file__), "--serve-flight", str(root), str(work / "fl")],
                 work / "fl",
@@ -255,7 +253,7 @@ def compare(servers: dict[str, ServerProcess], count: int, rounds: int) -> dict[
         "batchcraft unpacked": lambda size, n: run_batchcraft(
             servers["batchcraft"], size, n, packing=1
         ),
-        "batchcraft no-prefetch": lambda size, n: run_batchcraft(servers["no-prefetch"], size, n),
+        "batchcraft prefetch": lambda size, n: run_batchcraft(servers["prefetch"], size, n),
     }
     results: dict[str, Any] = {}
     for label, batch_size in SIZES.items():

@@ -32,6 +32,15 @@ def test_uniform_epoch_serves_every_kept_id_once(address: str, kept_ids: list[st
     assert len(served) == len(set(served))
 
 
+def test_prefetching_server_serves_the_same_batches(start_server, address: str) -> None:  # type: ignore[no-untyped-def]
+    prefetching = start_server(prefetch=True)
+    for packing in (1, 16):
+        expected = epoch_ids(address, seed=5, num_epochs=2, max_batches_per_message=packing)
+        assert epoch_ids(prefetching, seed=5, num_epochs=2, max_batches_per_message=packing) == (
+            expected
+        )
+
+
 def test_two_ranks_are_disjoint_with_equal_counts(address: str, kept_ids: list[str]) -> None:
     results: dict[int, list[list[str]]] = {}
     threads = [

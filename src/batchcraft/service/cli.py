@@ -75,9 +75,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-workers", type=int, default=64, help="RPC threads (2 per session)")
     parser.add_argument("--no-fsync", action="store_true", help="do not fsync checkpoints")
     parser.add_argument(
-        "--no-prefetch",
+        "--prefetch",
         action="store_true",
-        help="encode batches on the RPC thread instead of one batch ahead (slower)",
+        help="encode each session's next message on its own thread while the current one is "
+        "sent (more CPU per batch; worth it only with cores to spare)",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level")
     parser.add_argument("--config", type=Path, help="TOML file with the same settings")
@@ -158,7 +159,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         max_workers=args.max_workers,
         provenance_dir=provenance_dir(args),
         fsync=not args.no_fsync,
-        prefetch=not args.no_prefetch,
+        prefetch=args.prefetch,
     )
 
 

@@ -65,7 +65,7 @@ class SessionLimits:
     max_message_bytes: int
     sync_timeout: float
     max_batches_per_message: int = 64
-    prefetch: bool = True
+    prefetch: bool = False
 
 
 class Session:
