@@ -163,7 +163,8 @@ class BatchClient:
         self.root_certificates = root_certificates
         self.max_message_bytes = max_message_bytes
         self.reconnect_attempts = reconnect_attempts
-        self.last_meta: BatchMeta | None = None
+        self._last_header: pb.Batch | None = None
+        self._last_meta: BatchMeta | None = None
         self.opened: pb.SessionOpened | None = None
         self._next: Position | None = None
         self._requests: queue.Queue[pb.SessionRequest | None] | None = None
@@ -325,16 +326,25 @@ class BatchClient:
         if message.weights:
             batch["weight"] = codec.to_numpy(codec.read_stream(message.weights))["weight"]
         self._next = Position(message.next.epoch, message.next.step)
-        self.last_meta = BatchMeta(
-            message.batch_id,
-            message.position.epoch,
-            message.position.step,
-            message.rank,
-            message.selector,
-            json.loads(message.info_json or "{}"),
-            {k: codec.read_npy(v) for k, v in message.info_arrays.items()},
-        )
+        self._last_header = message
+        self._last_meta = None
         return batch
+
+    @property
+    def last_meta(self) -> BatchMeta | None:
+        """Where the latest batch comes from (decoded on first access, not per batch)."""
+        if self._last_meta is None and self._last_header is not None:
+            message = self._last_header
+            self._last_meta = BatchMeta(
+                message.batch_id,
+                message.position.epoch,
+                message.position.step,
+                message.rank,
+                message.selector,
+                json.loads(message.info_json or "{}"),
+                {k: codec.read_npy(v) for k, v in message.info_arrays.items()},
+            )
+        return self._last_meta
 
     def _scores(self, request: pb.ScoreRequest) -> pb.SessionRequest:
         assert self.scorer is not None, "the server only asks for scores in sync mode"

@@ -92,7 +92,7 @@ class BatchEncoder:
             num_rows=len(batch.positions),
             weights=_weights_bytes(batch),
             selector=selector,
-            info_json=json.dumps(batch.metrics, default=_json_default),
+            info_json=_INFO_JSON.encode(batch.metrics),
             next=pb.Position(epoch=following.epoch, step=following.step),
             info_arrays={k: codec.npy_bytes(v) for k, v in batch.arrays.items()},
         )
@@ -109,3 +109,7 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return str(value)
+
+
+# One encoder for every batch: ``json.dumps(..., default=...)`` builds a new one per call.
+_INFO_JSON = json.JSONEncoder(default=_json_default)
