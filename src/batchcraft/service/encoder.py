@@ -1,9 +1,10 @@
 """`BatchEncoder`: one rank's batches of a job, selected, gathered and IPC-encoded for the wire.
 
 Everything heavy happens once per batch and in Arrow (one gather of the
-projected rows, one IPC serialisation into an Arrow buffer); the protobuf
-runtime only serialises the few header fields. The payload is spliced into
-the response by `batchcraft.service.wire` with a single copy.
+projected rows); the IPC message is that gather's buffers behind a cached
+prefix (`batchcraft.service.ipc`), and the protobuf runtime only serialises
+the few header fields. `batchcraft.service.wire` joins it all into the
+response with a single copy.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.config import Position
 from batchcraft.batcher.job import Job, RankBatch
 from batchcraft.service import codec
+from batchcraft.service.ipc import IpcParts
 from batchcraft.service.status import MessageTooLargeError
 from batchcraft.service.wire import EncodedBatch, encode_batch
 
@@ -50,6 +52,7 @@ class BatchEncoder:
         self.columns = columns
         self.max_payload_bytes = max_payload_bytes
         self._prefix = f"{job.job_id}/e"
+        self._ipc = IpcParts(job.dataset.table.select(columns).schema)
 
     def encode(self, positions: list[Position]) -> list[Encoded]:
         """Select, gather and encode the batches at ``positions`` (consecutive steps).
@@ -68,17 +71,16 @@ class BatchEncoder:
         offset = 0
         for position, batch in zip(positions, batches, strict=True):
             count = len(batch.positions)
-            payload = (
-                rows.slice(offset, count).serialize() if len(batches) > 1 else rows.serialize()
-            )
+            payload = self._ipc.parts(rows.slice(offset, count) if len(batches) > 1 else rows)
             offset += count
             encoded.append(self._encoded(position, batch, payload))
         return encoded
 
-    def _encoded(self, position: Position, batch: RankBatch, payload: pa.Buffer) -> Encoded:
-        if payload.size > self.max_payload_bytes:
+    def _encoded(self, position: Position, batch: RankBatch, payload: list[Any]) -> Encoded:
+        size = sum(len(memoryview(part)) for part in payload)
+        if size > self.max_payload_bytes:
             raise MessageTooLargeError(
-                f"a batch of {len(batch.positions)} rows is {payload.size} bytes, above the "
+                f"a batch of {len(batch.positions)} rows is {size} bytes, above the "
                 f"server's max message size {self.max_payload_bytes}; lower batch_size, "
                 "request fewer columns or raise --max-message-mb"
             )

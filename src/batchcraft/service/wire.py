@@ -36,18 +36,22 @@ class EncodedBatch:
 
     Attributes:
         header: a serialised `pb.Batch` without ``record_batch``.
-        payload: the IPC record-batch message (bytes-like, e.g. a ``pyarrow.Buffer``).
+        payload: the IPC record-batch message, in bytes-like parts joined in order.
         nbytes: payload size in bytes.
     """
 
     header: bytes
-    payload: Any
+    payload: tuple[Any, ...]
     nbytes: int
 
 
 def encode_batch(header: pb.Batch, payload: Any) -> EncodedBatch:
-    """Pair ``header`` (a `pb.Batch` without ``record_batch``) with its IPC ``payload``."""
-    return EncodedBatch(header.SerializeToString(), payload, len(memoryview(payload)))
+    """Pair ``header`` (a `pb.Batch` without ``record_batch``) with its IPC ``payload``:
+    one bytes-like object, or a list of them (see `batchcraft.service.ipc`)."""
+    parts = tuple(payload) if isinstance(payload, list) else (payload,)
+    return EncodedBatch(
+        header.SerializeToString(), parts, sum(len(memoryview(part)) for part in parts)
+    )
 
 
 def response_bytes(batches: Sequence[EncodedBatch], *, packed: bool) -> bytes:
@@ -85,7 +89,7 @@ def _layout(batches: Sequence[EncodedBatch], offset: int, packed: bool) -> tuple
                 break
             width = len(_varint(length))
         inner_prefix = inner_key + _varint(length) if packed else b""
-        parts += [inner_prefix, batch.header, padding, tail, batch.payload]
+        parts += [inner_prefix, batch.header, padding, tail, *batch.payload]
         offset += len(inner_prefix) + length
     return parts, offset - start
 

@@ -1,0 +1,97 @@
+"""Arrow IPC record-batch messages as a list of parts, without serialising into a new buffer.
+
+``RecordBatch.serialize()`` copies every column into one fresh buffer, and the
+response that carries it (`batchcraft.service.wire`) copies it once more. An
+IPC message is a metadata prefix followed by the column buffers, each padded
+to 8 bytes; for a batch whose columns are fixed-width and null-free the
+prefix depends only on the row count. `IpcParts` serialises the first batch
+of each row count normally, checks that its prefix plus the batch's own
+buffers make the same message, and from then on hands out
+``[prefix, buffer, padding, ...]`` (views, no copy) for the response to join.
+Any other batch, or a row count whose check failed, takes ``serialize()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+_ALIGNMENT = 8
+_ZEROS = bytes(_ALIGNMENT)
+
+
+class IpcParts:
+    """Encodes record batches of one schema as IPC message parts.
+
+    Args:
+        schema: the schema of every batch passed to `parts`.
+    """
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self._widths = [_fixed_width(field.type) for field in schema]
+        self._eligible = all(width is not None for width in self._widths)
+        self._prefixes: dict[int, bytes | None] = {}
+
+    def parts(self, batch: pa.RecordBatch) -> list[Any]:
+        """The IPC message of ``batch`` as bytes-like parts (read like ``batch.serialize()``)."""
+        if not self._eligible or any(_has_nulls(column) for column in batch.columns):
+            return [batch.serialize()]
+        rows = batch.num_rows
+        if rows not in self._prefixes:
+            return [self._learn(batch)]
+        prefix = self._prefixes[rows]
+        if prefix is None:
+            return [batch.serialize()]
+        return [prefix, *self._body(batch)]
+
+    def _learn(self, batch: pa.RecordBatch) -> pa.Buffer:
+        """Serialise ``batch``; keep its prefix if prefix + buffers is the same message.
+
+        Arrow may fill a buffer's padding with the bytes that follow it in
+        memory where this module writes zeros, so the check is on layout (same
+        size) and content (decodes to an equal batch), not on every byte. The
+        prefix describes only sizes, which depend on nothing but the row
+        count, so it then fits every null-free batch of that count.
+        """
+        serialized = batch.serialize()
+        body_size = pa.ipc.read_message(serialized).body.size
+        prefix = serialized.to_pybytes()[: serialized.size - body_size]
+        spliced = b"".join([prefix, *self._body(batch)])
+        fits = len(spliced) == serialized.size and batch.equals(
+            pa.ipc.read_record_batch(pa.py_buffer(spliced), batch.schema)
+        )
+        self._prefixes[batch.num_rows] = prefix if fits else None
+        return serialized
+
+    def _body(self, batch: pa.RecordBatch) -> list[Any]:
+        parts: list[Any] = []
+        for column, width in zip(batch.columns, self._widths, strict=True):
+            assert width is not None
+            if isinstance(column, pa.FixedSizeListArray):
+                values = column.values  # the whole child: the parent's offset is not applied
+                first = values.offset + column.offset * width
+            else:
+                values, first = column, column.offset
+            item = values.type.bit_width // 8
+            size = len(column) * width * item
+            parts.append(values.buffers()[1].slice(first * item, size))
+            if size % _ALIGNMENT:
+                parts.append(_ZEROS[: -size % _ALIGNMENT])
+        return parts
+
+
+def _has_nulls(column: pa.Array) -> bool:
+    if column.null_count:
+        return True
+    return isinstance(column, pa.FixedSizeListArray) and column.values.null_count > 0
+
+
+def _fixed_width(kind: pa.DataType) -> int | None:
+    """Values per row of a byte-aligned numeric column or fixed-size list of one; else None."""
+    if pa.types.is_fixed_size_list(kind):
+        inner = _fixed_width(kind.value_type)
+        return None if inner != 1 else kind.list_size
+    if (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and kind.bit_width % 8 == 0:
+        return 1
+    return None
