@@ -28,12 +28,19 @@ def fixed_width_batch(rows: int = 96) -> pa.RecordBatch:
 
 def test_every_slice_reads_back_equal_and_later_batches_skip_serialisation() -> None:
     batch = fixed_width_batch()
-    parts = IpcParts(batch.schema)
+    parts = IpcParts(batch.schema, min_bytes=0)
     for offset, length in [(3, 7), (0, 7), (10, 7), (0, 32), (32, 32), (64, 32), (5, 20), (90, 6)]:
         piece = batch.slice(offset, length)
         assert read(parts.parts(piece), batch.schema).equals(piece), (offset, length)
     # The first batch of a row count is serialised; the next ones are spliced from views.
     assert len(parts.parts(batch.slice(1, 32))) > 1
+
+
+def test_small_batches_are_serialised() -> None:
+    batch = fixed_width_batch()
+    parts = IpcParts(batch.schema, min_bytes=batch.nbytes + 1)
+    for _ in range(2):
+        assert len(parts.parts(batch)) == 1
 
 
 @pytest.mark.parametrize(
@@ -47,7 +54,7 @@ def test_every_slice_reads_back_equal_and_later_batches_skip_serialisation() -> 
 )
 def test_columns_with_nulls_or_variable_width_are_serialised(column: pa.Array) -> None:
     batch = pa.RecordBatch.from_arrays([column], ["value"])
-    parts = IpcParts(batch.schema)
+    parts = IpcParts(batch.schema, min_bytes=0)
     for _ in range(2):
         got = parts.parts(batch)
         assert len(got) == 1 and read(got, batch.schema).equals(batch)

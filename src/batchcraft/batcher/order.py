@@ -23,6 +23,7 @@ remain:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -80,9 +81,9 @@ class EpochLayout:
         if self.last_batch not in LAST_BATCH_RULES:
             raise ConfigError(f"last_batch={self.last_batch!r}; valid: {list(LAST_BATCH_RULES)}")
 
-    @property
+    @cached_property
     def steps(self) -> int:
-        """Global steps per epoch."""
+        """Global steps per epoch (asked for several times per served batch)."""
         full, remaining = divmod(self.num_rows, self.pool_size)
         partial = self.last_batch == "partial" and self._tail_count(remaining) > 0
         return full + int(partial)

@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 _ALIGNMENT = 8
+SPLICE_MIN_BYTES = 128 << 10
 _ZEROS = bytes(_ALIGNMENT)
 
 
@@ -26,16 +27,24 @@ class IpcParts:
 
     Args:
         schema: the schema of every batch passed to `parts`.
+        min_bytes: smaller batches are serialised: copying them costs less than
+            assembling their parts in Python.
     """
 
-    def __init__(self, schema: pa.Schema) -> None:
+    def __init__(self, schema: pa.Schema, min_bytes: int = SPLICE_MIN_BYTES) -> None:
         self._widths = [_fixed_width(field.type) for field in schema]
         self._eligible = all(width is not None for width in self._widths)
+        self._row_bytes = sum(_row_bytes(field.type) for field in schema)
+        self._min_bytes = min_bytes
         self._prefixes: dict[int, bytes | None] = {}
 
     def parts(self, batch: pa.RecordBatch) -> list[Any]:
         """The IPC message of ``batch`` as bytes-like parts (read like ``batch.serialize()``)."""
-        if not self._eligible or any(_has_nulls(column) for column in batch.columns):
+        if (
+            not self._eligible
+            or batch.num_rows * self._row_bytes < self._min_bytes
+            or any(_has_nulls(column) for column in batch.columns)
+        ):
             return [batch.serialize()]
         rows = batch.num_rows
         if rows not in self._prefixes:
@@ -85,6 +94,15 @@ def _has_nulls(column: pa.Array) -> bool:
     if column.null_count:
         return True
     return isinstance(column, pa.FixedSizeListArray) and column.values.null_count > 0
+
+
+def _row_bytes(kind: pa.DataType) -> int:
+    """Bytes per row of a fixed-width column (0 for other columns)."""
+    width = _fixed_width(kind)
+    if width is None:
+        return 0
+    inner = kind.value_type if pa.types.is_fixed_size_list(kind) else kind
+    return width * inner.bit_width // 8
 
 
 def _fixed_width(kind: pa.DataType) -> int | None:
