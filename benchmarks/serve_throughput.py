@@ -15,8 +15,10 @@ Reported per run: batches/s, MB/s (payload bytes), time to first batch
 process) and of the server process (Linux ``/proc``), which is what bounds
 throughput when client and server share a small machine. Ablations show
 batchcraft without packing (one batch per message) and with the encoding
-thread (``--prefetch``). Then batchcraft throughput per selector. Not a test: figures depend
-on the machine.
+thread (``--prefetch``). "plain grpc" is a bare Python gRPC server sending
+one ready-made message of the same size over and over to a client that only
+counts bytes: the ceiling of any Python grpcio service on this machine. Then
+batchcraft throughput per selector. Not a test: figures depend on the machine.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +78,36 @@ class BatchFlightServer(flight.FlightServerBase):
 def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     yield first
     yield from rest
+
+
+def serve_plain_grpc(root: Path, port_file: Path) -> None:
+    """A bare Python gRPC server whose ``Stream`` sends one ready-made message over and over.
+
+    The request is ``"<batch_size>:<count>"``; the message is the IPC payload of
+    the job's first batch of that size. No selection, gather or encoding: this
+    is the most any Python grpcio service can do on this machine.
+    """
+    import grpc
+
+    dataset = CuratedDataset.open(root, "bench")
+
+    def stream(request: bytes, context: Any) -> Iterator[bytes]:
+        batch_size, count = (int(v) for v in request.decode().split(":"))
+        message = next(job_batches(dataset, batch_size, 1)).serialize().to_pybytes()
+        for _ in range(count):
+            yield message
+
+    server = grpc.server(
+        futures.ThreadPoolExecutor(4), options=[("grpc.max_send_message_length", 256 << 20)]
+    )
+    handler = grpc.unary_stream_rpc_method_handler(stream)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("bench.Plain", {"Stream": handler}),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    port_file.write_text(str(port))
+    server.wait_for_termination()
 
 
 class ServerProcess:
@@ -178,6 +211,28 @@ def run_flight(server: ServerProcess, batch_size: int, count: int) -> dict[str, 
             client.close()
 
 
+def run_plain_grpc(server: ServerProcess, batch_size: int, count: int) -> dict[str, float]:
+    import grpc
+
+    warmup = min(20, count // 5)
+    channels: list[Any] = []
+
+    def batches() -> Iterator[bytes]:
+        channel = grpc.insecure_channel(
+            server.address, options=[("grpc.max_receive_message_length", 256 << 20)]
+        )
+        channels.append(channel)
+        return iter(
+            channel.unary_stream("/bench.Plain/Stream")(f"{batch_size}:{count + warmup}".encode())
+        )
+
+    try:
+        return measure(batches, len, server, warmup)
+    finally:
+        for channel in channels:
+            channel.close()
+
+
 def median_runs(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: round(statistics.median(r[key] for r in runs), 1) for key in runs[0]}
 
@@ -209,7 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--serve-flight", nargs=2, metavar=("ROOT", "PORT_FILE"), help=argparse.SUPPRESS
     )
+    parser.add_argument(
+        "--serve-plain-grpc", nargs=2, metavar=("ROOT", "PORT_FILE"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
+    if args.serve_plain_grpc:
+        serve_plain_grpc(Path(args.serve_plain_grpc[0]), Path(args.serve_plain_grpc[1]))
+        return 0
     if args.serve_flight:
         server = BatchFlightServer("grpc://127.0.0.1:0", Path(args.serve_flight[0]))
         Path(args.serve_flight[1]).write_text(str(server.port))
@@ -228,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
             "flight": ServerProcess(
                 [os.path.abspath(__file__), "--serve-flight", str(root), str(work / "fl")],
                 work / "fl",
+            ),
+            "plain": ServerProcess(
+                [os.path.abspath(__file__), "--serve-plain-grpc", str(root), str(work / "pg")],
+                work / "pg",
             ),
         }
         try:
@@ -254,6 +319,7 @@ def compare(servers: dict[str, ServerProcess], count: int, rounds: int) -> dict[
             servers["batchcraft"], size, n, packing=1
         ),
         "batchcraft prefetch": lambda size, n: run_batchcraft(servers["prefetch"], size, n),
+        "plain grpc": lambda size, n: run_plain_grpc(servers["plain"], size, n),
     }
     results: dict[str, Any] = {}
     for label, batch_size in SIZES.items():
