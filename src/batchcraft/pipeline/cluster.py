@@ -27,13 +27,18 @@ def train_centroids(
     seed: int = 0,
     *,
     in_place: bool = False,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Fit spherical k-means on ``sample`` and return (k, d) unit-norm float32 centroids.
 
     Uses the GPU when FAISS has one. ``num_clusters`` is capped at the sample size.
     ``in_place`` normalises a float32 C-contiguous ``sample`` in place instead of copying it.
+    ``threads`` sets FAISS's OpenMP threads (Spark starts Python workers with
+    ``OMP_NUM_THREADS`` = the task's cores, one by default).
     """
     faiss = require("faiss")
+    if threads is not None:
+        faiss.omp_set_num_threads(max(1, threads))
     sample = np.ascontiguousarray(sample, dtype=np.float32)
     if in_place:
         sample /= np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-12)

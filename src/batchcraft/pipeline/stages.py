@@ -13,7 +13,7 @@ the shuffles. Teams with their own Spark job can call these directly on their Da
 
 from __future__ import annotations
 
-import math
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 
@@ -23,6 +23,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from batchcraft.errors import BatchcraftError
 from batchcraft.pipeline.arrays import to_list_array, to_matrix
 from batchcraft.pipeline.cluster import assign, train_centroids
 from batchcraft.pipeline.concepts import zero_shot_concepts
@@ -37,7 +38,6 @@ RAW_DDL = (
     "raw string, dedup_key string"
 )
 _VECTOR = T.ArrayType(T.FloatType())
-SAMPLE_ROWS_PER_RESULT = 16_384
 CHUNK_DDL = "file_index int, path string, format string, source string, start long, end long, paths array<string>"
 
 
@@ -125,23 +125,39 @@ def fit_centroids(
     seed: int = 0,
     num_rows: int | None = None,
 ) -> np.ndarray:
-    """Train spherical k-means on the driver, on a bounded deterministic sample (never all rows).
+    """Train spherical k-means on a bounded deterministic sample, in one executor task.
 
     Rows are picked by a hash of their id (a distributed filter, about ``sample_size`` of
-    them) and arrive in a few results of `SAMPLE_ROWS_PER_RESULT` rows, never one
-    oversized task result.
+    them) and shuffled into a single partition, where FAISS trains on them in id order
+    (the same sample order on any cluster layout). Only the centroids reach the driver,
+    so its memory does not depend on the sample or the corpus.
     """
     total = df.count() if num_rows is None else num_rows
     buckets = 1 << 30
     cutoff = int(min(1.0, sample_size / max(total, 1)) * buckets)
     chosen = F.pmod(F.xxhash64(F.col("id"), F.lit(seed)), F.lit(buckets)) < F.lit(cutoff)
-    # No shuffle; a few large results rather than one tiny one per partition: collecting
-    # 500 small Arrow batches of a 1M-row frame held ~150 MB more on the driver than 8.
-    parts = max(1, math.ceil(min(sample_size, total) / SAMPLE_ROWS_PER_RESULT))
-    sample = df.where(chosen).select("id", "embedding").coalesce(parts).toArrow()
-    vectors = _sorted_by_id(sample)  # the same sample order on any cluster layout
-    del sample  # the driver holds one copy of the sample while FAISS trains
-    return train_centroids(vectors, num_clusters, iterations, seed, in_place=True)
+    sample = df.where(chosen).select("id", "embedding").repartition(1)
+
+    def train(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        received = [batch for batch in batches if batch.num_rows]
+        if not received:
+            return
+        table = pa.Table.from_batches(received)
+        del received
+        vectors = _sorted_by_id(table)
+        del table  # the task holds one copy of the sample while FAISS trains
+        centroids = train_centroids(
+            vectors, num_clusters, iterations, seed, in_place=True, threads=os.cpu_count()
+        )
+        yield pa.RecordBatch.from_arrays([to_list_array(centroids)], ["centroid"])
+
+    found = sample.mapInArrow(train, "centroid array<float>").toArrow()
+    if found.num_rows == 0:
+        raise BatchcraftError(
+            f"the k-means sample of about {sample_size} of {total} rows came out empty; "
+            "raise kmeans_sample_size"
+        )
+    return to_matrix(found.column("centroid"))
 
 
 def _sorted_by_id(sample: pa.Table) -> np.ndarray:
