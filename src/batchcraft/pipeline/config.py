@@ -42,7 +42,7 @@ class CurateConfig:
         encode_batch_size: Texts per forward pass of the encoder.
         num_clusters: k-means clusters; ``None`` derives it from the number of rows.
         kmeans_iterations: Lloyd iterations of the spherical k-means.
-        kmeans_sample_size: Upper bound of rows the driver trains k-means on.
+        kmeans_sample_size: About how many rows k-means trains on (in one executor task).
         eps: SemDeDup threshold: rows at cosine >= 1 - eps within a cluster are duplicates.
         near_eps: Semantic duplicates at cosine >= 1 - near_eps are labelled ``near``.
         keep_policy: Which row of a duplicate group survives.
