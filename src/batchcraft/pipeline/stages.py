@@ -19,6 +19,7 @@ from dataclasses import asdict
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -286,23 +287,25 @@ def _candidate_edges(
 
 
 def _keep_rule_on_driver(edges: DataFrame) -> DataFrame:
+    """The keep rule on the driver, with ids kept in Arrow (no Python string per edge)."""
     table = edges.orderBy("v", "u").toArrow()
-    u, v = (
-        table.column("u").to_numpy(zero_copy_only=False),
-        table.column("v").to_numpy(zero_copy_only=False),
-    )
-    names, index = np.unique(np.concatenate([u, v]).astype(str), return_inverse=True)
-    result = decide_edges(index[: len(u)], index[len(u) :], table.column("sim").to_numpy())
+    count = table.num_rows
+    ends = pa.chunked_array([*table.column("u").chunks, *table.column("v").chunks], pa.string())
+    nodes = pc.dictionary_encode(ends.combine_chunks())
+    index = nodes.indices.to_numpy().astype(np.int64)
+    sims = table.column("sim").to_numpy()
+    del table, ends
+    result = decide_edges(index[:count], index[count:], sims)
     removed = np.flatnonzero(~result.keep)
+    decisions = pa.table(
+        {
+            "id": nodes.dictionary.take(pa.array(removed)),
+            "sem_dup_of": nodes.dictionary.take(pa.array(result.dup_of[removed])),
+            "sem_dup_sim": pa.array(result.dup_sim[removed], pa.float32()),
+        }
+    )
     return edges.sparkSession.createDataFrame(
-        pa.table(
-            {
-                "id": pa.array(names[removed].tolist(), pa.string()),
-                "sem_dup_of": pa.array(names[result.dup_of[removed]].tolist(), pa.string()),
-                "sem_dup_sim": pa.array(result.dup_sim[removed], pa.float32()),
-            }
-        ).to_pandas(),
-        "id string, sem_dup_of string, sem_dup_sim float",
+        decisions, "id string, sem_dup_of string, sem_dup_sim float"
     )
 
 
