@@ -58,8 +58,8 @@ class BatchEncoder:
         """Select, gather and encode the batches at ``positions`` (consecutive steps).
 
         The rows of all of them are gathered with one ``take`` and each batch's
-        payload is serialised from a zero-copy slice of it: for small packed
-        batches the per-call overhead of the gather would otherwise dominate.
+        payload is encoded from a zero-copy slice of it: for small packed batches
+        the per-call overhead of the gather would otherwise dominate.
         """
         batches = [self.job.rank_batch(position, self.rank) for position in positions]
         if len(batches) == 1:
