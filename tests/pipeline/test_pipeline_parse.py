@@ -136,15 +136,19 @@ def test_derived_ids_are_stable_and_distinct_for_repeated_text(tmp_path: Path) -
 
 def test_precomputed_vectors_stay_aligned_with_their_rows(tmp_path: Path) -> None:
     path = tmp_path / "c.parquet"
-    vectors = pa.array([[1.0, 0.0], None, [0.0, 1.0], [0.5, 0.5]], pa.list_(pa.float32()))
-    pq.write_table(
-        pa.table({"id": ["a", "b", "c", "d"], "text": ["x", "y", "", "w"], "vec": vectors}), path
+    vectors = pa.array(
+        [[1.0, 0.0], None, [0.0, 1.0], [0.5, 0.5], [], [0.5, None]], pa.list_(pa.float32())
     )
+    ids, texts = ["a", "b", "c", "d", "e", "f"], ["x", "y", "", "w", "v", "u"]
+    pq.write_table(pa.table({"id": ids, "text": texts, "vec": vectors}), path)
     rows = parse_all(path, ColumnMapping(id="id", embedding="vec"))
     assert [(r["id"], r["reason"]) for r in rows] == [
         ("a", None),
         ("b", "malformed_record"),
         ("c", "missing_text"),
         ("d", None),
+        ("e", "malformed_record"),  # an empty vector
+        ("f", "malformed_record"),  # a null value inside the vector
     ]
-    assert [r["given_embedding"] for r in rows] == [[1.0, 0.0], None, None, [0.5, 0.5]]
+    given = [r["given_embedding"] for r in rows]
+    assert given == [[1.0, 0.0], None, None, [0.5, 0.5], None, None]

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -155,7 +156,7 @@ def _parse_parquet_with_vectors(chunk: Chunk, mapping: ColumnMapping) -> Iterato
         raise ValueError(
             f"embedding column {mapping.embedding!r} of {chunk.path} is {vectors.type}, not a list"
         )
-    present = vectors.is_valid().to_pylist()
+    present = _usable_vectors(vectors).to_pylist()
     rows = []
     records = _table_records(table.drop_columns([mapping.embedding]), first_row)
     for (record, payload, raw), has_vector in zip(records, present, strict=True):
@@ -167,6 +168,19 @@ def _parse_parquet_with_vectors(chunk: Chunk, mapping: ColumnMapping) -> Iterato
     typed = vectors.cast(pa.list_(pa.float32()))
     given = pc.if_else(valid, typed, pa.nulls(len(typed), typed.type))
     yield batch.set_column(RAW_SCHEMA.get_field_index("given_embedding"), "given_embedding", given)
+
+
+def _usable_vectors(vectors: pa.Array) -> pa.Array:
+    """Per row: the vector is present, not empty and has no null values (else the row is
+    rejected as ``malformed_record``, as the JSONL reader does)."""
+    usable = pc.and_(vectors.is_valid(), pc.greater(pc.list_value_length(vectors), 0))
+    values = pc.list_flatten(vectors)
+    if values.null_count:
+        parents = pc.list_parent_indices(vectors).to_numpy()
+        holes = np.zeros(len(vectors), dtype=bool)
+        holes[parents[values.is_null().to_numpy(zero_copy_only=False)]] = True
+        usable = pc.and_(usable, pa.array(~holes))
+    return pc.fill_null(usable, False)
 
 
 def _csv_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
