@@ -164,6 +164,8 @@ def test_chain_case_through_spark(spark: Any, tmp_path: Path) -> None:
     assert (rows["a"]["keep"], rows["b"]["keep"], rows["c"]["keep"]) == (True, False, True)
     assert rows["b"]["dup_of"] == "a"
     assert rows["b"]["max_sim"] == pytest.approx(0.95, abs=1e-4)
+    # The caller's session is left as it was: nothing the job cached stays cached.
+    assert spark._jsparkSession.sharedState().cacheManager().isEmpty()
 
 
 def test_failed_run_leaves_no_output(

@@ -33,12 +33,17 @@ def train_centroids(
 
     Uses the GPU when FAISS has one. ``num_clusters`` is capped at the sample size.
     ``in_place`` normalises a float32 C-contiguous ``sample`` in place instead of copying it.
-    ``threads`` sets FAISS's OpenMP threads (Spark starts Python workers with
-    ``OMP_NUM_THREADS`` = the task's cores, one by default).
+    ``threads`` sets FAISS's OpenMP threads for this call (Spark starts Python workers
+    with ``OMP_NUM_THREADS`` = the task's cores, one by default).
     """
     faiss = require("faiss")
-    if threads is not None:
+    if threads is not None:  # for this call only: Python workers are reused across tasks
+        previous = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(max(1, threads))
+        try:
+            return train_centroids(sample, num_clusters, iterations, seed, in_place=in_place)
+        finally:
+            faiss.omp_set_num_threads(previous)
     sample = np.ascontiguousarray(sample, dtype=np.float32)
     if in_place:
         sample /= np.maximum(np.linalg.norm(sample, axis=1, keepdims=True), 1e-12)

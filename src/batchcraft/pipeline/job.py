@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import sys
 from collections.abc import Iterator, Sequence
@@ -43,6 +44,7 @@ from batchcraft.pipeline.parse import ColumnMapping
 from batchcraft.pipeline.progress import StageClock
 from batchcraft.pipeline.session import spark_session
 
+LOG = logging.getLogger("batchcraft.pipeline")
 STAGES = ("read+validate", "exact_dedup", "embed", "cluster", "semantic_dedup", "concepts", "write")
 ROWS_PER_EMBED_PARTITION = 2000
 _PARSE_ONLY_COLUMNS = ("file_index", "record", "reason", "detail", "raw", "dedup_key")
@@ -121,7 +123,10 @@ def curate(
                 session, config, files, vocabulary, model_path, output.staging, clock, frames
             )
         finally:
-            frames.close()
+            try:
+                frames.close()  # a failure here must not hide the job's own error
+            except Exception:  # e.g. the JVM is gone: log it and still stop the session
+                LOG.warning("could not release the job's cached frames", exc_info=True)
             if own_session:
                 session.stop()
     if config.write_report:
@@ -203,7 +208,12 @@ def _run(
     with clock.stage("semantic_dedup") as counts:
         deduped = frames.keep(
             stages.semantic_dedup(
-                clustered, config.eps, config.near_eps, config.keep_policy, config.second_cluster
+                clustered,
+                config.eps,
+                config.near_eps,
+                config.keep_policy,
+                config.second_cluster,
+                persist=lambda df: frames.keep(df, small=True),  # edge lists, released at close
             )
         )
         counts["removed"] = deduped.where(~F.col("keep")).count()

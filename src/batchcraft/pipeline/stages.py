@@ -14,7 +14,7 @@ the shuffles. Teams with their own Spark job can call these directly on their Da
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
 
 import numpy as np
@@ -148,7 +148,12 @@ def fit_centroids(
         vectors = _sorted_by_id(table)
         del table  # the task holds one copy of the sample while FAISS trains
         centroids = train_centroids(
-            vectors, num_clusters, iterations, seed, in_place=True, threads=os.cpu_count()
+            vectors,
+            num_clusters,
+            iterations,
+            seed,
+            in_place=True,
+            threads=len(os.sched_getaffinity(0)),
         )
         yield pa.RecordBatch.from_arrays([to_list_array(centroids)], ["centroid"])
 
@@ -210,6 +215,7 @@ def semantic_dedup(
     keep_policy: str = "prototypical",
     second_cluster: bool = True,
     max_driver_edges: int = 1_000_000,
+    persist: Callable[[DataFrame], DataFrame] = DataFrame.persist,
 ) -> DataFrame:
     """SemDeDup within clusters (and second-nearest clusters), chain-safe keep rule.
 
@@ -217,11 +223,13 @@ def semantic_dedup(
     Adds ``max_sim``, ``dup_of``, ``dup_kind`` (``near``/``semantic``) and ``keep``.
     Up to ``max_driver_edges`` duplicate pairs, the keep rule runs on the driver (a bounded
     amount of memory); beyond that it runs distributed, in rounds over the edge list.
+    ``persist`` caches the two intermediate edge lists; pass a function that also tracks
+    them to release them once the result is materialised.
     """
     threshold, near_threshold = 1.0 - eps, 1.0 - near_eps
     ranked = df.withColumn("priority", _priority(keep_policy))
-    edges, max_sims = _candidate_edges(ranked, threshold, second_cluster)
-    edges = edges.persist()
+    edges, max_sims = _candidate_edges(ranked, threshold, second_cluster, persist)
+    edges = persist(edges)
     if edges.count() <= max_driver_edges:
         decisions = _keep_rule_on_driver(edges)
     else:
@@ -252,7 +260,10 @@ def _priority(keep_policy: str) -> F.Column:
 
 
 def _candidate_edges(
-    ranked: DataFrame, threshold: float, second_cluster: bool
+    ranked: DataFrame,
+    threshold: float,
+    second_cluster: bool,
+    persist: Callable[[DataFrame], DataFrame],
 ) -> tuple[DataFrame, DataFrame]:
     members = ranked.select(F.col("cluster").alias("group"), "id", "priority", "embedding")
     if second_cluster:
@@ -276,7 +287,7 @@ def _candidate_edges(
         )
 
     found = members.groupBy("group").applyInArrow(group_edges, "u string, v string, sim float")
-    found = found.persist()
+    found = persist(found)
     edges = found.where(F.col("v").isNotNull()).groupBy("u", "v").agg(F.max("sim").alias("sim"))
     max_sims = (
         found.where(F.col("v").isNull())
@@ -290,8 +301,9 @@ def _keep_rule_on_driver(edges: DataFrame) -> DataFrame:
     """The keep rule on the driver, with ids kept in Arrow (no Python string per edge)."""
     table = edges.orderBy("v", "u").toArrow()
     count = table.num_rows
-    ends = pa.chunked_array([*table.column("u").chunks, *table.column("v").chunks], pa.string())
-    nodes = pc.dictionary_encode(ends.combine_chunks())
+    chunks = [*table.column("u").chunks, *table.column("v").chunks]
+    ends = pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+    nodes = pc.dictionary_encode(ends.cast(pa.string()))  # Spark may send large_string
     index = nodes.indices.to_numpy().astype(np.int64)
     sims = table.column("sim").to_numpy()
     del table, ends
