@@ -72,6 +72,20 @@ def test_other_responses_are_plain_messages() -> None:
     batch = pb.SessionResponse(batch=pb.Batch(batch_id="b", record_batch=b"abc"))
     (view,) = read_response(batch.SerializeToString())  # type: ignore[misc]
     assert view.header.batch_id == "b" and bytes(view.payload) == b"abc"
+    # batches after another field (an unknown one here) are decoded, not dropped
+    unknown_first = b"\xf8\x07\x01" + batch.SerializeToString()  # field 127, varint 1
+    packed = pb.SessionResponse(
+        batches=pb.Batches(batches=[pb.Batch(batch_id="c", record_batch=b"de")])
+    ).SerializeToString()
+    for data, ids, payloads in (
+        (unknown_first, ["b"], [b"abc"]),
+        (b"\xf8\x07\x01" + packed, ["c"], [b"de"]),
+    ):
+        views = read_response(data)
+        assert isinstance(views, list)
+        assert [v.header.batch_id for v in views] == ids
+        assert [bytes(v.payload) for v in views] == payloads
+        assert not views[0].header.record_batch
 
 
 def raw_session(address: str, open_request: pb.OpenSession) -> Iterator[pb.SessionResponse]:
@@ -172,6 +186,26 @@ def test_a_batch_too_large_for_a_message_is_resource_exhausted(tmp_path) -> None
         with pytest.raises(BatchServiceError, match="max message size") as caught:
             next(iter(client))
         assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        server.stop(grace=0)
+
+
+def test_packed_messages_stay_within_the_message_limit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Epochs of five 100 KB batches and a 1-row tail: the group after a tail is sized by its
+    # payload and holds 16 full batches (1.6 MB), more than the 1 MiB limit allows.
+    root = write_curated_dataset(tmp_path / "d", num_rows=126, dim=1000, num_shards=1)
+    server = create_server(
+        DatasetRegistry([CuratedDataset.open(root, "d")]),
+        ServerConfig(fsync=False, max_message_bytes=1 << 20, max_in_flight=32),
+    ).start()
+    try:
+        client = BatchClient(
+            f"127.0.0.1:{server.port}", "d", batch_size=25, columns=["id", "embedding"],
+            num_epochs=5, max_in_flight=32, max_batches_per_message=16,
+        )  # fmt: skip
+        with client:
+            served = [i for batch in client for i in batch["id"]]
+        assert sorted(served) == sorted(CuratedDataset.open(root).ids.tolist() * 5)
     finally:
         server.stop(grace=0)
 

@@ -23,13 +23,9 @@ def read_schema(data: bytes) -> pa.Schema:
     return pa.ipc.read_schema(pa.py_buffer(data))
 
 
-def batch_bytes(batch: pa.RecordBatch) -> bytes:
-    """One IPC record-batch message, without the schema."""
-    return batch.serialize().to_pybytes()
-
-
 def read_batch(data: bytes | memoryview, schema: pa.Schema) -> pa.RecordBatch:
-    """Inverse of `batch_bytes` given the session schema (zero-copy: views ``data``)."""
+    """An IPC record-batch message (no schema) read with the session schema (zero-copy:
+    views ``data``)."""
     return pa.ipc.read_record_batch(pa.py_buffer(data), schema)
 
 

@@ -10,6 +10,7 @@ response with a single copy.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,7 @@ class BatchEncoder:
         self.columns = columns
         self.max_payload_bytes = max_payload_bytes
         self._prefix = f"{job.job_id}/e"
+        self.selection_seconds = 0.0  # of the latest `encode` call's selections
         self._ipc = IpcParts(job.dataset.table.select(columns).schema)
 
     def encode(self, positions: list[Position]) -> list[Encoded]:
@@ -61,7 +63,9 @@ class BatchEncoder:
         payload is encoded from a zero-copy slice of it: for small packed batches
         the per-call overhead of the gather would otherwise dominate.
         """
+        started = time.perf_counter()
         batches = [self.job.rank_batch(position, self.rank) for position in positions]
+        self.selection_seconds = time.perf_counter() - started
         if len(batches) == 1:
             rows = self.job.dataset.rows(batches[0].positions, self.columns)
         else:

@@ -55,6 +55,7 @@ class ProvenanceLog:
         self.directory = directory
         self._files: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     def path_for(self, dataset: str, job_id: str) -> Path:
         """The file that holds the records of ``job_id`` on ``dataset``."""
@@ -71,28 +72,31 @@ class ProvenanceLog:
         """Append the record of one received batch."""
         entry = batch_record(batch_id, job_id, dataset, batch, selector)
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
-        descriptor = self._descriptor(dataset.name, job_id)
-        os.write(descriptor, line)
+        with self._lock:  # close() may run concurrently, from the server's shutdown
+            if self._closed:
+                return
+            os.write(self._descriptor(dataset.name, job_id), line)
 
     def close(self) -> None:
-        """Close every file."""
+        """Close every file; later records are dropped."""
         with self._lock:
+            self._closed = True
             for descriptor in self._files.values():
                 os.close(descriptor)
             self._files.clear()
 
     def _descriptor(self, dataset: str, job_id: str) -> int:
+        """The open file of ``(dataset, job_id)`` (call with the lock held)."""
         key = (dataset, job_id)
-        with self._lock:
-            descriptor = self._files.get(key)
-            if descriptor is None:
-                path = self.path_for(dataset, job_id)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                if _ends_mid_line(path):  # a previous server was killed mid-write
-                    os.write(descriptor, b"\n")
-                self._files[key] = descriptor
-            return descriptor
+        descriptor = self._files.get(key)
+        if descriptor is None:
+            path = self.path_for(dataset, job_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            if _ends_mid_line(path):  # a previous server was killed mid-write
+                os.write(descriptor, b"\n")
+            self._files[key] = descriptor
+        return descriptor
 
 
 def batch_record(

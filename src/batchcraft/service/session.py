@@ -40,7 +40,7 @@ from batchcraft.service.encoder import BatchEncoder, Encoded
 from batchcraft.service.metrics import Metrics
 from batchcraft.service.prefetch import prefetch
 from batchcraft.service.provenance import ProvenanceLog
-from batchcraft.service.wire import response_bytes
+from batchcraft.service.wire import EncodedBatch, response_bytes
 
 IsActive = Callable[[], bool]
 _POLL = 0.2
@@ -49,6 +49,7 @@ PACK_BYTES = 512 << 10
 eight to a message, 512 KiB batches alone (Python gRPC reaches its best
 bytes/s at messages of a few hundred KiB on localhost)."""
 _HEADROOM = 64 << 10  # room for the response's header fields within the message limit
+_FIELD_OVERHEAD = 32  # keys, lengths and alignment padding around one packed batch
 
 
 @dataclass(frozen=True)
@@ -169,9 +170,8 @@ class Session:
             group = self._batches(position, 1 if first else self._group_size())
             position = group[-1].following
             first = False  # the first batch travels alone: a trainer waits for it
-            yield response_bytes(
-                [item.wire for item in group], packed=self.max_batches_per_message > 1
-            )
+            for message in self._messages(group):
+                yield response_bytes(message, packed=self.max_batches_per_message > 1)
         self._drain(is_active)
 
     def _in_range(self, position: Position) -> bool:
@@ -188,6 +188,22 @@ class Session:
             credit = self.stream.max_in_flight - self._in_flight
         return max(1, min(self.max_batches_per_message, by_size, credit))
 
+    def _messages(self, group: list[Encoded]) -> Iterator[list[EncodedBatch]]:
+        """``group`` cut into messages within the size limit (a group is sized by one
+        batch's payload; headers and batches of other sizes may not fit in one message)."""
+        limit = self.limits.max_message_bytes - _HEADROOM
+        message: list[EncodedBatch] = []
+        size = 0
+        for item in group:
+            wire = item.wire
+            cost = len(wire.header) + wire.nbytes + _FIELD_OVERHEAD
+            if message and size + cost > limit:
+                yield message
+                message, size = [], 0
+            message.append(wire)
+            size += cost
+        yield message
+
     def _batches(self, position: Position, count: int) -> list[Encoded]:
         """Encode up to ``count`` consecutive batches from ``position`` (within range)."""
         positions = [position]
@@ -196,10 +212,9 @@ class Session:
             if not self._in_range(following):
                 break
             positions.append(following)
-        started = time.perf_counter()
         group = self.encoder.encode(positions)
         self.registry.persist_selections(self.job)
-        self.metrics.inc("batchcraft_selection_seconds_sum", time.perf_counter() - started)
+        self.metrics.inc("batchcraft_selection_seconds_sum", self.encoder.selection_seconds)
         self.metrics.inc("batchcraft_selection_seconds_count", len(group))
         self._batch_bytes = group[-1].wire.nbytes
         with self._credit:

@@ -114,7 +114,19 @@ def read_response(data: bytes) -> pb.SessionResponse | list[BatchView]:
                 if key == _key_int(_RESPONSE_BATCH):
                     return [_read_batch(body)]
                 return [_read_batch(part) for part in _length_delimited(body, _BATCHES_BATCH)]
-    return pb.SessionResponse.FromString(data)
+    response = pb.SessionResponse.FromString(data)
+    kind = response.WhichOneof("kind")
+    if kind == "batch":  # batches in another field order (another server): copy, do not drop
+        return [_view_of(response.batch)]
+    if kind == "batches":
+        return [_view_of(batch) for batch in response.batches.batches]
+    return response
+
+
+def _view_of(batch: pb.Batch) -> BatchView:
+    payload = memoryview(batch.record_batch)
+    batch.ClearField("record_batch")
+    return BatchView(batch, payload)
 
 
 def _read_batch(body: memoryview) -> BatchView:
