@@ -29,7 +29,6 @@ from batchcraft.selectors import (
     BaseSelector,
     MissingColumnsError,
     Selection,
-    UniformSelector,
     get_selector,
 )
 
@@ -69,9 +68,6 @@ class Job:
         self.fields = selector_fields(self.selector)
         _check_dataset_columns(self.selector, dataset)
         self.pure = not uses_feedback(self.selector) and not self.selector.epoch_level
-        # Uniform selection of a whole pool keeps the pool's order, which is already a
-        # slice of the epoch's random permutation: no per-step generator or Pool needed.
-        self._serves_whole_pools = type(self.selector) is UniformSelector
         self.feedback = FeedbackTable(dataset.num_rows)
         self.cursors: dict[int, Position] = {}
         self.selections: dict[Position, GlobalSelection] = {}
@@ -188,9 +184,9 @@ class Job:
     def _select(self, position: Position) -> GlobalSelection:
         candidates = self.pool_positions(position)
         count = self._select_count(position, len(candidates))
-        if self._serves_whole_pools and count == len(candidates):
-            info = {"selector": self.selector.name, "pool_size": count}
-            return GlobalSelection(position, candidates, None, info)
+        whole = self.selector.whole_pool(count) if count == len(candidates) else None
+        if whole is not None:  # no per-step generator or Pool needed (uniform)
+            return GlobalSelection(position, candidates[whole.indices], None, dict(whole.info))
         rng = selection_rng(self.config.seed, position.epoch, position.step)
         pool = self._pools.build(candidates, self.fields, self.feedback)
         try:

@@ -112,6 +112,8 @@ class Selector(Protocol):
     @property
     def pool_factor(self) -> float: ...
 
+    def whole_pool(self, pool_size: int) -> Selection | None: ...
+
     def pool_size(self, batch_size: int) -> int: ...
 
     def select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection: ...
@@ -151,6 +153,11 @@ class BaseSelector:
     def pool_factor(self) -> float:
         """How many candidate rows per batch row the batcher should draw."""
         return 1.0
+
+    def whole_pool(self, pool_size: int) -> Selection | None:
+        """The selection of all ``pool_size`` rows of a pool, when it needs neither the
+        pool's columns nor randomness (callers may then skip building the Pool); else None."""
+        return None
 
     def pool_size(self, batch_size: int) -> int:
         """Number of candidates to draw for a batch of ``batch_size`` rows."""

@@ -1,8 +1,9 @@
 """`BatchEncoder`: one rank's batches of a job, selected, gathered and IPC-encoded for the wire.
 
-Everything heavy happens once per batch and in Arrow (one gather of the
-projected rows); the IPC message is that gather's buffers behind a cached
-prefix (`batchcraft.service.ipc`), and the protobuf runtime only serialises
+Everything heavy happens in Arrow: one gather of the projected rows per
+message (all the batches packed into it); a large fixed-width batch's IPC
+message is that gather's buffers behind a cached prefix, any other batch is
+serialised (`batchcraft.service.ipc`); the protobuf runtime only serialises
 the few header fields. `batchcraft.service.wire` joins it all into the
 response with a single copy.
 """

@@ -8,7 +8,9 @@ prefix depends only on the row count. `IpcParts` serialises the first batch
 of each row count normally, checks that its prefix plus the batch's own
 buffers make the same message, and from then on hands out
 ``[prefix, buffer, padding, ...]`` (views, no copy) for the response to join.
-Any other batch, or a row count whose check failed, takes ``serialize()``.
+Any other batch (nulls, variable-width columns, under `SPLICE_MIN_BYTES`, where
+the copy costs less than the Python that assembles the parts), or a row count
+whose check failed, takes ``serialize()``.
 """
 
 from __future__ import annotations
