@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -37,6 +38,35 @@ def test_rows_projects_columns_in_the_given_order(dataset: CuratedDataset) -> No
     assert batch.schema.names == ["embedding", "id"]
     assert batch.column(1).to_pylist() == [dataset.ids[3], dataset.ids[1]]
     assert dataset.rows(np.array([], np.int64), ["id"]).num_rows == 0
+
+
+def test_matrices_gather_the_same_rows_as_arrow(dataset: CuratedDataset) -> None:
+    columns = [c for c in ["embedding", "cluster"] if c in dataset.column_names]
+    matrices = dataset.matrices(columns)
+    assert matrices is not None
+    positions = np.array([7, 0, 7, 30])
+    rows = dataset.rows(positions, columns)
+    for matrix, column in zip(matrices, rows.columns, strict=True):
+        expected = column.to_numpy(zero_copy_only=False)
+        if matrix.ndim == 2:
+            expected = np.stack(expected)
+        assert np.array_equal(np.take(matrix, positions, axis=0), expected)
+    assert dataset.matrices(["embedding", "id"]) is None  # strings are gathered by Arrow
+
+
+def test_matrices_refuse_columns_with_nulls(tmp_path: Path) -> None:
+    root = write_curated_dataset(tmp_path / "d", num_rows=20, dim=4, num_shards=1)
+    path = next((root / "data").glob("*.parquet"))
+    table = pq.read_table(path)
+    values = table.column("embedding").to_pylist()
+    values[3] = None
+    table = table.set_column(
+        table.schema.get_field_index("embedding"),
+        table.schema.field("embedding"),
+        pa.array(values, table.schema.field("embedding").type),
+    )
+    pq.write_table(table, path)
+    assert CuratedDataset.open(root).matrices(["embedding"]) is None
 
 
 def test_without_shards_in_manifest_parts_are_globbed(tmp_path: Path) -> None:

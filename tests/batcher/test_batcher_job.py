@@ -56,6 +56,26 @@ def test_same_seed_same_sequence_other_seed_differs(dataset: CuratedDataset) -> 
     assert run(3) != run(4)
 
 
+def test_a_rank_going_back_an_epoch_reuses_its_order(
+    dataset: CuratedDataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import batchcraft.batcher.job as job_module
+
+    computed: list[int] = []
+    original = job_module.epoch_permutation
+
+    def counting(num_rows: int, seed: int, epoch: int) -> np.ndarray:
+        computed.append(epoch)
+        return original(num_rows, seed, epoch)
+
+    monkeypatch.setattr(job_module, "epoch_permutation", counting)
+    job = Job("j", JobConfig("news", batch_size=8, seed=0), dataset)
+    for epoch in [5, 6, 0, 0, 6, 0, 5]:  # e.g. a rank resumed from an old checkpoint
+        job.rank_batch(Position(epoch, 0), 0)
+        job.rank_batch(Position(epoch, 1), 0)
+    assert computed == [5, 6, 0]
+
+
 def test_resume_from_checkpoint_continues_identically(
     dataset: CuratedDataset, tmp_path: Path
 ) -> None:

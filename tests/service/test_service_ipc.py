@@ -58,3 +58,22 @@ def test_columns_with_nulls_or_variable_width_are_serialised(column: pa.Array) -
     for _ in range(2):
         got = parts.parts(batch)
         assert len(got) == 1 and read(got, batch.schema).equals(batch)
+
+
+def test_numpy_gathers_splice_into_the_same_message() -> None:
+    batch = fixed_width_batch()
+    views = [_numpy_view(column) for column in batch.columns]
+    parts = IpcParts(batch.schema, min_bytes=0)
+    rows = np.array([5, 1, 90, 3, 3, 47, 0, 12])
+    piece = batch.take(pa.array(rows))
+    assert parts.spliced(len(rows), [v[rows] for v in views]) is None  # not learned yet
+    parts.parts(piece)
+    other = np.array([7, 7, 2, 95, 60, 11, 4, 8])
+    got = parts.spliced(len(other), [np.take(v, other, axis=0) for v in views])
+    assert got is not None and read(got, batch.schema).equals(batch.take(pa.array(other)))
+
+
+def _numpy_view(column: pa.Array) -> np.ndarray:
+    if isinstance(column, pa.FixedSizeListArray):
+        return column.values.to_numpy().reshape(len(column), -1)
+    return column.to_numpy()

@@ -32,6 +32,8 @@ from batchcraft.selectors import (
     get_selector,
 )
 
+_PERMUTATIONS_KEPT = 3
+
 
 @dataclass(frozen=True, eq=False)
 class GlobalSelection:
@@ -172,13 +174,15 @@ class Job:
 
     def _permutation(self, epoch: int) -> np.ndarray:
         # Recomputing costs O(rows) per batch; ranks work on one or two epochs at a time.
+        # Least recently used out: a rank that goes back (a resume) must not evict the
+        # epoch it just asked for.
         with self._lock:
-            found = self._permutations.get(epoch)
+            found = self._permutations.pop(epoch, None)
             if found is None:
                 found = epoch_permutation(self.dataset.num_rows, self.config.seed, epoch)
-                self._permutations[epoch] = found
-                while len(self._permutations) > 2:
-                    self._permutations.pop(min(self._permutations))
+            self._permutations[epoch] = found
+            while len(self._permutations) > _PERMUTATIONS_KEPT:
+                del self._permutations[next(iter(self._permutations))]
             return found
 
     def _select(self, position: Position) -> GlobalSelection:

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+
+from batchcraft.batcher.dataset import is_byte_numeric
 
 _ALIGNMENT = 8
 SPLICE_MIN_BYTES = 128 << 10
@@ -40,13 +43,28 @@ class IpcParts:
         self._min_bytes = min_bytes
         self._prefixes: dict[int, bytes | None] = {}
 
+    def splices(self, num_rows: int) -> bool:
+        """Whether batches of ``num_rows`` null-free rows are spliced rather than serialised."""
+        return self._eligible and num_rows * self._row_bytes >= self._min_bytes
+
+    def spliced(self, num_rows: int, arrays: list[np.ndarray]) -> list[Any] | None:
+        """The IPC message of a null-free batch given as numpy ``arrays`` (one per column,
+        rows on the first axis, C-contiguous), or None until `parts` has learned the
+        prefix of ``num_rows`` rows and checked that it fits."""
+        prefix = self._prefixes.get(num_rows)
+        if prefix is None or not self.splices(num_rows):
+            return None
+        parts: list[Any] = [prefix]
+        for array in arrays:
+            size = array.nbytes
+            parts.append(array.reshape(-1).view(np.uint8))
+            if size % _ALIGNMENT:
+                parts.append(_ZEROS[: -size % _ALIGNMENT])
+        return parts
+
     def parts(self, batch: pa.RecordBatch) -> list[Any]:
         """The IPC message of ``batch`` as bytes-like parts (read like ``batch.serialize()``)."""
-        if (
-            not self._eligible
-            or batch.num_rows * self._row_bytes < self._min_bytes
-            or any(_has_nulls(column) for column in batch.columns)
-        ):
+        if not self.splices(batch.num_rows) or any(_has_nulls(c) for c in batch.columns):
             return [batch.serialize()]
         rows = batch.num_rows
         if rows not in self._prefixes:
@@ -112,6 +130,6 @@ def _fixed_width(kind: pa.DataType) -> int | None:
     if pa.types.is_fixed_size_list(kind):
         inner = _fixed_width(kind.value_type)
         return None if inner != 1 else kind.list_size
-    if (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and kind.bit_width % 8 == 0:
+    if is_byte_numeric(kind):
         return 1
     return None

@@ -50,7 +50,7 @@ def encode_batch(header: pb.Batch, payload: Any) -> EncodedBatch:
     one bytes-like object, or a list of them (see `batchcraft.service.ipc`)."""
     parts = tuple(payload) if isinstance(payload, list) else (payload,)
     return EncodedBatch(
-        header.SerializeToString(), parts, sum(len(memoryview(part)) for part in parts)
+        header.SerializeToString(), parts, sum(memoryview(part).nbytes for part in parts)
     )
 
 
