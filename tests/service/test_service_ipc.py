@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from batchcraft.service.codec import NumpyConverter
 from batchcraft.service.ipc import IpcParts
 
 
@@ -77,3 +78,33 @@ def _numpy_view(column: pa.Array) -> np.ndarray:
     if isinstance(column, pa.FixedSizeListArray):
         return column.values.to_numpy().reshape(len(column), -1)
     return column.to_numpy()
+
+
+def test_the_client_reads_spliced_messages_as_views_equal_to_arrows_reading() -> None:
+    batch = fixed_width_batch()
+    converter = NumpyConverter(batch.schema)
+    parts = IpcParts(batch.schema, min_bytes=0)
+    for offset, length in [(0, 16), (16, 16), (40, 16), (3, 5), (90, 6)]:
+        piece = batch.slice(offset, length)
+        message = b"".join(bytes(p) for p in parts.parts(piece))
+        got = converter.read(message)
+        expected = NumpyConverter(batch.schema)(piece)
+        assert list(got) == list(expected)
+        for name in expected:
+            assert np.array_equal(got[name], expected[name]), (offset, length, name)
+            assert got[name].dtype == expected[name].dtype
+            assert np.shares_memory(got[name], np.frombuffer(message, np.uint8))
+
+
+@pytest.mark.parametrize(
+    "column",
+    [pa.array(["a", "bb", None, "d"] * 8), pa.array([1.0, None, 3.0, 4.0] * 8)],
+    ids=["strings", "null-floats"],
+)
+def test_the_client_reads_other_messages_with_arrow(column: pa.Array) -> None:
+    batch = pa.RecordBatch.from_arrays([column, pa.array(np.arange(32.0))], ["value", "x"])
+    converter = NumpyConverter(batch.schema)
+    for _ in range(2):
+        got = converter.read(batch.serialize())
+        assert got["value"] == column.to_pylist()
+        assert np.array_equal(got["x"], np.arange(32.0))

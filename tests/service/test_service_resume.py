@@ -80,3 +80,36 @@ def test_sigkill_restart_resume_serves_each_kept_id_once(
     assert len(served) == len(set(served))
     assert sorted(served) == sorted(kept_ids)
     assert (tmp_path / "state" / "jobs").is_dir()
+
+
+@pytest.mark.parametrize("stop_after", [1, 5, 9])
+def test_a_client_that_stops_early_acknowledges_what_it_received(
+    start_server, stop_after: int
+) -> None:  # type: ignore[no-untyped-def]
+    address = start_server()
+    with client(address, job="whole", num_epochs=1) as whole:
+        uninterrupted = [list(b["id"]) for b in whole]
+
+    # max_in_flight 8: acks go every 4 batches, so most stops leave batches unacknowledged.
+    with client(address, job="early", max_in_flight=8) as first:
+        head = []
+        for batch in first:
+            head.append(list(batch["id"]))
+            if len(head) == stop_after:
+                break
+    # Resumed from the server's cursor alone (no client state): nothing repeated or skipped.
+    with client(address, job="early", num_epochs=1) as second:
+        tail = [list(b["id"]) for b in second]
+    assert head + tail == uninterrupted
+
+
+def test_closing_a_client_mid_iteration_acknowledges_what_it_received(start_server) -> None:  # type: ignore[no-untyped-def]
+    address = start_server()
+    with client(address, job="whole", num_epochs=1) as whole:
+        uninterrupted = [list(b["id"]) for b in whole]
+    first = client(address, job="closed", max_in_flight=8)
+    head = [list(b["id"]) for b in itertools.islice(first, 6)]
+    first.close()
+    with client(address, job="closed", num_epochs=1) as second:
+        tail = [list(b["id"]) for b in second]
+    assert head + tail == uninterrupted

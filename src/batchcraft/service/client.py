@@ -24,11 +24,13 @@ per half window of batches rather than one per batch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -47,6 +49,7 @@ from batchcraft.service.wire import BatchView, read_response
 
 STATE_FORMAT = "batchcraft.BatchClient"
 STATE_VERSION = 1
+_END_TIMEOUT = 5.0  # seconds a stopped session waits for the server to end the call
 _COMPATIBLE = (
     "dataset",
     "selector",
@@ -168,13 +171,18 @@ class BatchClient:
         self.opened: pb.SessionOpened | None = None
         self._next: Position | None = None
         self._requests: queue.Queue[pb.SessionRequest | None] | None = None
+        self._iterator: Generator[dict[str, Any], None, None] | None = None
         self._pending: list[pb.SessionRequest] = []
         self._channel: grpc.Channel | None = None
         self._pid = -1
         self._call: Any = None
-        self._to_numpy: Callable[[Any], dict[str, Any]] = codec.to_numpy
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        iterator = self._iterate()
+        self._iterator = iterator
+        return iterator
+
+    def _iterate(self) -> Generator[dict[str, Any], None, None]:
         attempts = 0
         while True:
             try:
@@ -256,7 +264,17 @@ class BatchClient:
         ]
 
     def close(self) -> None:
-        """Cancel the open session and close the channel."""
+        """End the open session and close the channel.
+
+        A session the consumer stopped early ends gracefully: the server is told
+        which batches were received (they count as served, on its cursor and in
+        its provenance log) before the call ends. Called from another thread
+        while the iteration runs, it cancels the call instead.
+        """
+        iterator, self._iterator = self._iterator, None
+        if iterator is not None:
+            with contextlib.suppress(ValueError):  # ValueError: running in another thread
+                iterator.close()
         if self._call is not None:
             self._call.cancel()
         if self._channel is not None and self._pid == os.getpid():
@@ -277,31 +295,35 @@ class BatchClient:
         self._pending.clear()
         self._requests = requests
         self._call = self._session_method()(_drain(requests), metadata=self._metadata())
-        schema = None
+        converter: codec.NumpyConverter | None = None
         unacknowledged = ack_every = 0
         try:
             for data in self._call:
                 response = read_response(data)
                 if isinstance(response, list):
-                    if schema is None or self.opened is None:
+                    if converter is None or self.opened is None:
                         raise BatchServiceError(
                             grpc.StatusCode.INTERNAL, "the server sent batches before 'opened'"
                         )
                     for view in response:
-                        batch = self._decode(view, schema)
+                        batch = self._decode(view, converter)
                         unacknowledged += 1
                         if unacknowledged >= ack_every or self._finished(self.opened):
                             ack = pb.Ack(count=unacknowledged, next=view.header.next)
                             requests.put(pb.SessionRequest(ack=ack))
                             unacknowledged = 0
-                        yield batch
+                        try:
+                            yield batch
+                        except GeneratorExit:
+                            self._end_early(requests, unacknowledged, view.header.next)
+                            raise
                     continue
                 kind = response.WhichOneof("kind")
                 if kind == "opened":
                     self.opened = response.opened
                     self.job = response.opened.job
                     schema = codec.read_schema(response.opened.arrow_schema)
-                    self._to_numpy = codec.NumpyConverter(schema)
+                    converter = codec.NumpyConverter(schema)
                     # Credit returns at half window: the server never waits for it.
                     ack_every = max(1, response.opened.max_in_flight // 2)
                 elif kind == "score_request":
@@ -312,6 +334,30 @@ class BatchClient:
             self._call.cancel()
             self._call = None
 
+    def _end_early(
+        self,
+        requests: queue.Queue[pb.SessionRequest | None],
+        unacknowledged: int,
+        following: pb.Position,
+    ) -> None:
+        """The consumer stopped: acknowledge what it received and let the server end the
+        call. The server sends at most what credit remains before it sees the end of
+        the requests; those batches were never yielded and are dropped here."""
+        if unacknowledged:
+            ack = pb.Ack(count=unacknowledged, next=following)
+            requests.put(pb.SessionRequest(ack=ack))
+        requests.put(None)
+        call = self._call
+        timer = threading.Timer(_END_TIMEOUT, call.cancel)
+        timer.start()
+        try:
+            for _ in call:
+                pass
+        except grpc.RpcError:
+            pass  # the server's view of a session it did not finish is not the consumer's
+        finally:
+            timer.cancel()
+
     def _finished(self, opened: pb.SessionOpened) -> bool:
         """Whether the latest batch was the last of the requested epochs."""
         return (
@@ -320,9 +366,9 @@ class BatchClient:
             and (self._next.epoch >= opened.num_epochs)
         )
 
-    def _decode(self, view: BatchView, schema: Any) -> dict[str, Any]:
+    def _decode(self, view: BatchView, converter: codec.NumpyConverter) -> dict[str, Any]:
         message = view.header
-        batch = self._to_numpy(codec.read_batch(view.payload, schema))
+        batch = converter.read(view.payload)
         if message.weights:
             batch["weight"] = codec.to_numpy(codec.read_stream(message.weights))["weight"]
         self._next = Position(message.next.epoch, message.next.step)

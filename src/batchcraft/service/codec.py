@@ -50,47 +50,94 @@ def to_numpy(batch: pa.RecordBatch) -> dict[str, Any]:
 
 
 class NumpyConverter:
-    """`to_numpy` for batches of one schema, with the per-column decisions made once.
+    """Decodes IPC record-batch messages of one schema to `to_numpy`'s dict.
 
-    A session's batches all share its schema; deciding per batch which
-    columns are numeric costs more than converting them.
+    A session's batches all share its schema, so the per-column decisions are
+    made once. A message whose columns are all fixed-width and null-free is
+    read without Arrow: its metadata prefix (the flatbuffer before the body)
+    fixes where each column's values lie in the body, so the first message
+    with a given prefix is read by Arrow, the offsets of its value buffers are
+    kept under the prefix bytes, and later messages with the same prefix
+    become numpy views at those offsets. Any other message is read by Arrow.
     """
 
+    _MAX_LAYOUTS = 64  # distinct prefixes remembered (row counts, in practice a few)
+
     def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
         self.names = list(schema.names)
-        self._widths: list[int | None] = []  # 0: numeric, n: fixed-size list of n, None: other
-        for field in schema:
-            kind = field.type
-            if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
-                self._widths.append(0)
-            elif pa.types.is_fixed_size_list(kind) and _is_numeric(kind.value_type):
-                self._widths.append(kind.list_size)
-            else:
-                self._widths.append(None)
+        self._widths = [_numpy_width(field.type) for field in schema]
+        self._layouts: dict[bytes, list[tuple[np.dtype[Any], int, tuple[int, ...]]] | None] = {}
+
+    def read(self, payload: bytes | memoryview) -> dict[str, Any]:
+        """The columns of the IPC record-batch message ``payload`` (views of it)."""
+        view = memoryview(payload)
+        prefix = bytes(view[: _prefix_length(view)])
+        layout = self._layouts.get(prefix, False)
+        if layout:
+            assert isinstance(layout, list)
+            return {
+                name: np.frombuffer(view, dtype, int(np.prod(shape)), offset).reshape(shape)
+                for name, (dtype, offset, shape) in zip(self.names, layout, strict=True)
+            }
+        batch = read_batch(view, self.schema)
+        if layout is False and len(self._layouts) < self._MAX_LAYOUTS:
+            self._layouts[prefix] = self._learn(view, batch)
+        return self(batch)
 
     def __call__(self, batch: pa.RecordBatch) -> dict[str, Any]:
         """The columns of ``batch`` as `to_numpy` returns them."""
-        out: dict[str, Any] = {}
-        for index, (name, width) in enumerate(zip(self.names, self._widths, strict=True)):
-            column = batch.column(index)
-            if width is None or column.null_count:
-                out[name] = column.to_pylist()
-            elif width == 0:
-                out[name] = column.to_numpy(zero_copy_only=False)
-            else:
-                out[name] = fixed_size_values(column).reshape(len(column), width)
-        return out
+        return {
+            name: _convert(batch.column(index), width)
+            for index, (name, width) in enumerate(zip(self.names, self._widths, strict=True))
+        }
+
+    def _learn(
+        self, view: memoryview, batch: pa.RecordBatch
+    ) -> list[tuple[np.dtype[Any], int, tuple[int, ...]]] | None:
+        """Where each column's values lie in ``view``, if every column is a null-free
+        numpy view of it."""
+        start = np.frombuffer(view, np.uint8).ctypes.data
+        layout = []
+        for column, width in zip(batch.columns, self._widths, strict=True):
+            if width is None or column.null_count or pa.types.is_boolean(column.type):
+                return None
+            array = _convert(column, width)
+            offset = array.ctypes.data - start
+            if not array.flags.c_contiguous or not 0 <= offset <= len(view) - array.nbytes:
+                return None  # not a view of the message (a copy): keep reading with Arrow
+            layout.append((array.dtype, offset, array.shape))
+        return layout
+
+
+def _prefix_length(view: memoryview) -> int:
+    """Length of an IPC message's metadata prefix (continuation, length, flatbuffer)."""
+    if len(view) >= 8 and view[:4] == b"\xff\xff\xff\xff":
+        return 8 + int.from_bytes(view[4:8], "little")
+    return 4 + int.from_bytes(view[:4], "little") if len(view) >= 4 else len(view)
+
+
+def _numpy_width(kind: pa.DataType) -> int | None:
+    """How `to_numpy` returns a null-free column: 0 a 1-D array, n a 2-D array of
+    fixed-size lists of n numbers, None a Python list."""
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+        return 0
+    if pa.types.is_fixed_size_list(kind) and _is_numeric(kind.value_type):
+        return int(kind.list_size)
+    return None
+
+
+def _convert(column: pa.Array, width: int | None) -> Any:
+    if width is None or column.null_count:
+        return column.to_pylist()
+    if width == 0:
+        return column.to_numpy(zero_copy_only=False)
+    return fixed_size_values(column).reshape(len(column), width)
 
 
 def column_to_python(column: pa.Array) -> Any:
     """numpy for numeric and fixed-size numeric list columns, else a Python list."""
-    kind = column.type
-    if column.null_count == 0:
-        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
-            return column.to_numpy(zero_copy_only=False)
-        if pa.types.is_fixed_size_list(kind) and _is_numeric(kind.value_type):
-            return fixed_size_values(column).reshape(len(column), kind.list_size)
-    return column.to_pylist()
+    return _convert(column, _numpy_width(column.type))
 
 
 def fixed_size_values(column: pa.FixedSizeListArray) -> np.ndarray:

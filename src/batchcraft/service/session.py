@@ -308,20 +308,24 @@ class Session:
                 self._credit.notify_all()
 
     def _on_ack(self, ack: pb.Ack) -> None:
+        """Log the acknowledged batches and move the cursor, then return the credit:
+        once the last credit is back the session may end (`_drain`) and save the job,
+        so everything the ack records must be recorded by then."""
         count = max(1, ack.count)
+        if self.provenance is not None:
+            with self._credit:
+                received = self._acknowledged(ack, count)
+            for sent in received:  # the reader thread writes the log, off the send path
+                self.provenance.record(
+                    sent.batch_id, self.job.job_id, self.job.dataset, sent.batch, sent.selector
+                )
+        if ack.HasField("next"):
+            self.job.advance(self.stream.rank, Position(ack.next.epoch, ack.next.step))
+            self._update_lag()
         with self._credit:
             self._in_flight = max(0, self._in_flight - count)
             self._credit.notify_all()
             self.metrics.set("batchcraft_in_flight", self._in_flight, **self._labels)
-            received = self._acknowledged(ack, count) if self.provenance is not None else []
-        if ack.HasField("next"):
-            self.job.advance(self.stream.rank, Position(ack.next.epoch, ack.next.step))
-            self._update_lag()
-        for sent in received:  # the reader thread writes the log, off the send path
-            assert self.provenance is not None
-            self.provenance.record(
-                sent.batch_id, self.job.job_id, self.job.dataset, sent.batch, sent.selector
-            )
 
     def _acknowledged(self, ack: pb.Ack, count: int) -> list[_Sent]:
         """Pop the unlogged batches ``ack`` covers: those before ``ack.next``, else ``count``."""
