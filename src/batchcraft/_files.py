@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -51,3 +53,24 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps`` fallback: numpy scalars as Python values, anything else as its str."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+
+
+def safe_file_name(name: str, *, keep_plain: bool = False) -> str:
+    """A file name for ``name``, which may hold any character: a readable prefix of it
+    plus a hash of it (distinct names never collide), or with ``keep_plain`` ``name``
+    itself when it already is a plain file name."""
+    if keep_plain and _PLAIN_NAME.fullmatch(name):
+        return name
+    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:48].lstrip(".") or "_"
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return f"{readable}-{digest}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +95,27 @@ def test_a_torn_last_line_does_not_swallow_the_next_record(tmp_path: Path) -> No
 def test_numeric_info_keeps_finite_numbers_only() -> None:
     info = {"a": 1, "b": np.int64(2), "c": True, "d": "x", "e": float("inf"), "f": 0.25}
     assert numeric_info(info) == {"a": 1, "b": 2, "f": 0.25}
+
+
+def test_files_beyond_max_open_are_closed_and_reopened_for_append(tmp_path: Path) -> None:
+    class Dataset:
+        name = "news"
+        ids = np.array(["a", "b"], dtype=object)
+
+    def open_descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    log = ProvenanceLog(tmp_path, max_open=3)
+    before = open_descriptors()
+    for step in range(4):
+        for job in range(10):
+            batch = RankBatch(Position(0, step), 0, np.array([step % 2]), None, {}, {})
+            log.record(f"job{job}/e0/s{step}/r0", f"job{job}", Dataset(), batch, "uniform")  # type: ignore[arg-type]
+        assert open_descriptors() - before <= 3
+    log.close()
+    assert open_descriptors() == before
+    parsed = read_provenance(tmp_path / "news")
+    assert parsed is not None and parsed.malformed == 0
+    assert sorted((b.job, b.step) for b in parsed.batches) == sorted(
+        (f"job{job}", step) for job in range(10) for step in range(4)
+    )

@@ -12,16 +12,14 @@ Cached selections keep their JSON-serialisable info; per-row info arrays
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from batchcraft._files import atomic_write
+from batchcraft._files import atomic_write, json_default, safe_file_name
 from batchcraft.batcher.config import Position
 from batchcraft.batcher.feedback import FeedbackTable
 from batchcraft.batcher.job import GlobalSelection, Job
@@ -32,9 +30,7 @@ STATE_VERSION = 1
 
 def job_directory(root: Path, job_id: str) -> Path:
     """The directory of ``job_id``: a readable prefix plus a hash (ids may hold any character)."""
-    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", job_id)[:48]
-    digest = hashlib.sha256(job_id.encode()).hexdigest()[:12]
-    return root / "jobs" / f"{readable}-{digest}"
+    return root / "jobs" / safe_file_name(job_id)
 
 
 def job_state(job: Job) -> dict[str, Any]:
@@ -100,7 +96,7 @@ def _selection_json(selection: GlobalSelection) -> dict[str, Any]:
         "position": [selection.position.epoch, selection.position.step],
         "positions": selection.positions.tolist(),
         "weights": None if selection.weights is None else selection.weights.tolist(),
-        "info": json.loads(json.dumps(info, default=_json_default)),
+        "info": json.loads(json.dumps(info, default=json_default)),
     }
 
 
@@ -112,9 +108,3 @@ def _selection_from_json(item: dict[str, Any]) -> GlobalSelection:
         None if weights is None else np.asarray(weights, np.float32),
         item["info"],
     )
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)

@@ -15,9 +15,9 @@ SCORING_MODES: tuple[str, ...] = ("async", "sync")
 MAX_BATCH_SIZE = 1 << 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Position:
-    """A global step of a job: ``step`` of ``epoch``."""
+    """A global step of a job: ``step`` of ``epoch`` (ordered by epoch, then step)."""
 
     epoch: int = 0
     step: int = 0

@@ -164,12 +164,12 @@ class Job:
         """Record that ``rank`` consumed everything before ``next_position``."""
         with self._lock:
             current = self.cursors.get(rank)
-            if current is None or _key(next_position) > _key(current):
+            if current is None or next_position > current:
                 self.cursors[rank] = next_position
-            low = min(_key(self.cursors.get(r, Position())) for r in range(self.config.world_size))
-            for done in [p for p in self.selections if _key(p) < low]:
+            low = min(self.cursors.get(r, Position()) for r in range(self.config.world_size))
+            for done in [p for p in self.selections if p < low]:
                 del self.selections[done]
-            for epoch in [e for e in self.plans if e < low[0]]:
+            for epoch in [e for e in self.plans if e < low.epoch]:
                 del self.plans[epoch]
 
     def _permutation(self, epoch: int) -> np.ndarray:
@@ -245,10 +245,6 @@ def _check_dataset_columns(selector: BaseSelector, dataset: CuratedDataset) -> N
             f"selector {selector.name!r} needs dataset columns {missing}, which dataset "
             f"{dataset.name!r} lacks; it has {dataset.column_names}"
         )
-
-
-def _key(position: Position) -> tuple[int, int]:
-    return (position.epoch, position.step)
 
 
 def _slice_aligned(value: np.ndarray, part: slice, size: int) -> np.ndarray:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from batchcraft._files import json_default
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.config import Position
 from batchcraft.batcher.job import Job, RankBatch
@@ -140,11 +141,5 @@ def _weights_bytes(batch: RankBatch) -> bytes:
     return codec.stream_bytes(pa.RecordBatch.from_pydict({"weight": pa.array(batch.weights)}))
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
-
-
 # One encoder for every batch: ``json.dumps(..., default=...)`` builds a new one per call.
-_INFO_JSON = json.JSONEncoder(default=_json_default)
+_INFO_JSON = json.JSONEncoder(default=json_default)

@@ -26,11 +26,10 @@ the torn one as malformed).
 
 from __future__ import annotations
 
-import hashlib
+import collections
 import json
 import math
 import os
-import re
 import threading
 import time
 from pathlib import Path
@@ -38,10 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from batchcraft._files import safe_file_name
 from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.job import RankBatch
-
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
 
 class ProvenanceLog:
@@ -49,17 +47,24 @@ class ProvenanceLog:
 
     Args:
         directory: the provenance directory (created on first use).
+        max_open: files kept open at once; the least recently written is closed
+            beyond it (a long-lived server sees many jobs, each with its own file).
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, max_open: int = 64) -> None:
         self.directory = directory
-        self._files: dict[tuple[str, str], int] = {}
+        self.max_open = max(1, max_open)
+        self._files: collections.OrderedDict[tuple[str, str], int] = collections.OrderedDict()
         self._lock = threading.Lock()
         self._closed = False
 
     def path_for(self, dataset: str, job_id: str) -> Path:
         """The file that holds the records of ``job_id`` on ``dataset``."""
-        return self.directory / _safe_name(dataset) / f"{_safe_name(job_id)}.jsonl"
+        return (
+            self.directory
+            / safe_file_name(dataset, keep_plain=True)
+            / f"{safe_file_name(job_id, keep_plain=True)}.jsonl"
+        )
 
     def record(
         self,
@@ -89,7 +94,11 @@ class ProvenanceLog:
         """The open file of ``(dataset, job_id)`` (call with the lock held)."""
         key = (dataset, job_id)
         descriptor = self._files.get(key)
-        if descriptor is None:
+        if descriptor is not None:
+            self._files.move_to_end(key)
+        else:
+            while len(self._files) >= self.max_open:
+                os.close(self._files.popitem(last=False)[1])
             path = self.path_for(dataset, job_id)
             path.parent.mkdir(parents=True, exist_ok=True)
             descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -126,15 +135,6 @@ def numeric_info(metrics: dict[str, Any]) -> dict[str, float | int]:
         if isinstance(number, int) or math.isfinite(number):
             info[str(name)] = number
     return info
-
-
-def _safe_name(name: str) -> str:
-    """``name`` if it is a plain file name, else a readable safe prefix of it plus a hash."""
-    if _PLAIN_NAME.fullmatch(name):
-        return name
-    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:48].lstrip(".") or "_"
-    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
-    return f"{readable}-{digest}"
 
 
 def _ends_mid_line(path: Path) -> bool:

@@ -330,9 +330,9 @@ class Session:
     def _acknowledged(self, ack: pb.Ack, count: int) -> list[_Sent]:
         """Pop the unlogged batches ``ack`` covers: those before ``ack.next``, else ``count``."""
         if ack.HasField("next"):
-            limit = (ack.next.epoch, ack.next.step)
+            limit = Position(ack.next.epoch, ack.next.step)
             done = []
-            while self._unlogged and _key(self._unlogged[0].following) <= limit:
+            while self._unlogged and self._unlogged[0].following <= limit:
                 done.append(self._unlogged.popleft())
             return done
         return [self._unlogged.popleft() for _ in range(min(count, len(self._unlogged)))]
@@ -377,10 +377,6 @@ class _Sent(NamedTuple):
     batch: RankBatch
     selector: str
     following: Position
-
-
-def _key(position: Position) -> tuple[int, int]:
-    return (position.epoch, position.step)
 
 
 def _is_cancellation(error: BaseException) -> bool:
