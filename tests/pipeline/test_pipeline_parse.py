@@ -152,3 +152,19 @@ def test_precomputed_vectors_stay_aligned_with_their_rows(tmp_path: Path) -> Non
     ]
     given = [r["given_embedding"] for r in rows]
     assert given == [[1.0, 0.0], None, None, [0.5, 0.5], None, None]
+
+
+@pytest.mark.parametrize("vector", ["[0.5, null]", '[0.5, "x"]', "[0.5, [1]]", "[true, 0.5]"])
+def test_jsonl_vector_with_a_non_number_is_rejected(tmp_path: Path, vector: str) -> None:
+    lines = [
+        b'{"id": "a", "text": "x", "vec": [0.5, 1]}',
+        f'{{"id": "b", "text": "y", "vec": {vector}}}'.encode(),
+    ]
+    rows = parse_all(
+        write_lines(tmp_path / "c.jsonl", lines), ColumnMapping(id="id", embedding="vec")
+    )
+    assert [(r["reason"], r["given_embedding"]) for r in rows] == [
+        (None, [0.5, 1.0]),
+        ("malformed_record", None),
+    ]
+    assert "position" in rows[1]["detail"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,15 @@ def test_config_validation_and_file(tmp_path: Path) -> None:
         load_config_file(tmp_path / "bad.toml")
     assert default_num_clusters(10) == 1
     assert default_num_clusters(100_000) == 316
+
+
+def test_stage_defaults_match_the_job_defaults() -> None:
+    from batchcraft.pipeline.stages import fit_centroids, fit_kmeans
+
+    job = CurateConfig(inputs=("x",), out="o")
+    for stage in (fit_centroids, fit_kmeans):
+        defaults = inspect.signature(stage).parameters
+        assert defaults["sample_size"].default == job.kmeans_sample_size, stage.__name__
 
 
 def test_parquet_written_by_contract_reads_back(tmp_path: Path) -> None:

@@ -15,10 +15,13 @@ from batchcraft.pipeline.config import CurateConfig
 _STAGES = (
     "read_corpus",
     "reject_duplicate_ids",
+    "embedding_dimension",
+    "reject_wrong_dimension",
     "exact_dedup",
     "embed",
     "normalize_embeddings",
     "fit_centroids",
+    "fit_kmeans",
     "assign_clusters",
     "semantic_dedup",
     "annotate_concepts",

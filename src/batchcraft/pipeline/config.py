@@ -20,7 +20,9 @@ KeepPolicy = Literal["prototypical", "hardest", "smallest_id"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 DEFAULT_EPS = 0.08
-"""Default SemDeDup eps (duplicates at cosine >= 0.9), chosen from benchmarks/choose_eps.py."""
+"""Default SemDeDup eps (duplicates at cosine >= 0.92), chosen from benchmarks/choose_eps.py."""
+DEFAULT_KMEANS_SAMPLE_SIZE = 100_000
+"""Default number of rows (about) that k-means trains on, for the job and ``fit_centroids``."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class CurateConfig:
         pair_column: Second text column for paired (contrastive) data, e.g. ``answer``.
         concept_column: Column of given concept labels (list or comma-separated string).
         embedding_column: Column of precomputed embeddings; when set, the embed stage is skipped.
+            Records whose vector length is not the most common one among the valid records
+            are rejected as ``embedding_dimension``.
         source: Source name for every input; ``None`` names each source after its file.
         master: Spark master URL (``local[*]``, ``local-cluster[2,1,2048]``, ``spark://...``).
         model: Local sentence-transformers directory; ``None`` is the bundled all-MiniLM-L6-v2.
@@ -72,7 +76,7 @@ class CurateConfig:
     encode_batch_size: int = 64
     num_clusters: int | None = None
     kmeans_iterations: int = 20
-    kmeans_sample_size: int = 100_000
+    kmeans_sample_size: int = DEFAULT_KMEANS_SAMPLE_SIZE
     eps: float = DEFAULT_EPS
     near_eps: float = 0.03
     keep_policy: KeepPolicy = "prototypical"

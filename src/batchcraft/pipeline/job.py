@@ -154,14 +154,7 @@ def _run(
     )
     has_pairs = config.pair_column is not None
     with clock.stage("read+validate") as counts:
-        raw = stages.read_corpus(spark, plan_chunks(files), mapping)
-        if config.id_column:
-            raw = stages.reject_duplicate_ids(raw)
-        raw = frames.keep(raw)
-        counts["rows"] = raw.count()
-        if counts["rows"] == 0:
-            raise InputError(f"the inputs {[f.path for f in files]} hold no records")
-        frames.scale_shuffles(counts["rows"])
+        raw, parsed = _read_and_validate(spark, config, files, mapping, frames, counts)
         valid = raw.where(F.col("reason").isNull())
     with clock.stage("exact_dedup") as counts:
         marked = frames.keep(stages.exact_dedup(valid))
@@ -193,16 +186,22 @@ def _run(
             embedded = stages.embed(ordered, spec, has_pairs)
         embedded = frames.keep(embedded)
         counts["rows"] = embedded.count()
-        frames.release(raw, marked)
+        frames.release(parsed, raw, marked)
         dimension = len(embedded.select("embedding").first()[0])  # type: ignore[index]
     with clock.stage("cluster") as counts:
         num_clusters = config.num_clusters or default_num_clusters(num_unique)
-        sample_size = min(config.kmeans_sample_size, num_unique)
-        centroids = stages.fit_centroids(
-            embedded, num_clusters, sample_size, config.kmeans_iterations, config.seed, num_unique
+        kmeans = stages.fit_kmeans(
+            embedded,
+            num_clusters,
+            config.kmeans_sample_size,
+            config.kmeans_iterations,
+            config.seed,
+            num_unique,
         )
+        centroids = kmeans.centroids
         clustered = frames.keep(stages.assign_clusters(embedded, centroids))
         counts["clusters"] = len(centroids)
+        counts["sampled"] = kmeans.sample_size
         counts["rows"] = clustered.count()
         frames.release(embedded)
     with clock.stage("semantic_dedup") as counts:
@@ -219,9 +218,16 @@ def _run(
         counts["removed"] = deduped.where(~F.col("keep")).count()
         frames.release(clustered)
     with clock.stage("concepts") as counts:
-        annotated = frames.keep(_concepts(deduped, config, vocabulary, spec))
-        counts["annotated"] = annotated.where(F.size("concepts") > 0).count()
-        frames.release(deduped)
+        if vocabulary is None:  # no vectors to compare: a projection of the cached rows
+            annotated = _given_concepts(deduped, config.concept_column)
+        else:
+            annotated = frames.keep(_zero_shot_concepts(deduped, config, vocabulary, spec))
+            frames.release(deduped)
+        counts["annotated"] = (
+            annotated.where(F.size("concepts") > 0).count()
+            if vocabulary or config.concept_column
+            else 0
+        )
     with clock.stage("write") as counts:
         rows = _with_exact_duplicates(annotated, duplicates)
         shards = _write_rows(rows, staging, dimension, config, has_pairs, num_unique)
@@ -237,7 +243,7 @@ def _run(
         shards,
         dimension,
         len(centroids),
-        sample_size,
+        kmeans.sample_size,
         spec,
         has_pairs,
         vocabulary,
@@ -245,6 +251,35 @@ def _run(
     )
     write_manifest(staging, manifest)
     return manifest
+
+
+def _read_and_validate(
+    spark: SparkSession,
+    config: CurateConfig,
+    files: list[InputFile],
+    mapping: ColumnMapping,
+    frames: _Frames,
+    counts: dict[str, int],
+) -> tuple[DataFrame, DataFrame]:
+    """One row per input record, rejected ones with their reason; and the cached parse
+    it derives from (release both once the records are no longer read)."""
+    # Cached and counted first: a shuffle's partition count is fixed when its frame is
+    # cached, so the duplicate-id window must be built after `scale_shuffles`.
+    parsed = frames.keep(stages.read_corpus(spark, plan_chunks(files), mapping))
+    counts["rows"] = parsed.count()
+    if counts["rows"] == 0:
+        raise InputError(f"the inputs {[f.path for f in files]} hold no records")
+    frames.scale_shuffles(counts["rows"])
+    raw = parsed
+    if config.embedding_column:
+        dimension = stages.embedding_dimension(parsed)
+        if dimension is not None:
+            raw = stages.reject_wrong_dimension(raw, dimension)
+    if config.id_column:  # a shuffle: cache its result rather than redo it for every reader
+        raw = frames.keep(stages.reject_duplicate_ids(raw))
+        raw.count()
+        frames.release(parsed)
+    return raw, parsed
 
 
 class _Frames:
@@ -288,24 +323,25 @@ class _Frames:
             self.spark.conf.set(_SHUFFLE_PARTITIONS, self._shuffle_partitions)
 
 
-def _concepts(
-    df: DataFrame, config: CurateConfig, vocabulary: list[str] | None, spec: EncoderSpec | None
+def _zero_shot_concepts(
+    df: DataFrame, config: CurateConfig, vocabulary: list[str], spec: EncoderSpec | None
 ) -> DataFrame:
-    if vocabulary is not None:
-        if spec is None:
-            raise BatchcraftError(
-                "zero-shot concepts need the encoder: do not combine "
-                "--concepts with --embedding-column"
-            )
-        vectors = cached_encoder(spec).encode(vocabulary)
-        return stages.annotate_concepts(
-            df, vectors, vocabulary, config.concept_threshold, config.max_concepts
+    if spec is None:
+        raise BatchcraftError(
+            "zero-shot concepts need the encoder: do not combine --concepts with --embedding-column"
         )
-    if config.concept_column:
-        return df.withColumn(
-            "concepts", F.coalesce("given_concepts", F.array().cast("array<string>"))
-        )
-    return df.withColumn("concepts", F.array().cast("array<string>"))
+    vectors = cached_encoder(spec).encode(vocabulary)
+    return stages.annotate_concepts(
+        df, vectors, vocabulary, config.concept_threshold, config.max_concepts
+    )
+
+
+def _given_concepts(df: DataFrame, concept_column: str | None) -> DataFrame:
+    """The concepts given in the input (none when the input has no concept column)."""
+    empty = F.array().cast("array<string>")
+    if concept_column:
+        return df.withColumn("concepts", F.coalesce("given_concepts", empty))
+    return df.withColumn("concepts", empty)
 
 
 def _with_exact_duplicates(annotated: DataFrame, duplicates: DataFrame) -> DataFrame:
@@ -428,6 +464,7 @@ def _manifest(
         "clustering": {
             "num_clusters": num_clusters,
             "sample_size": sample_size,
+            "requested_sample_size": config.kmeans_sample_size,
             "iterations": config.kmeans_iterations,
             "algorithm": "faiss spherical k-means",
             "seed": config.seed,

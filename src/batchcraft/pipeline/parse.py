@@ -29,6 +29,7 @@ REJECT_REASONS = (
     "missing_id",
     "duplicate_id",
     "missing_pair",
+    "embedding_dimension",  # set after parsing, by stages.reject_wrong_dimension
 )
 RAW_SCHEMA = pa.schema(
     [
@@ -335,4 +336,10 @@ def _embedding_field(record: dict[str, Any], column: str | None) -> list[float] 
         return None
     if value is None or not isinstance(value, list | tuple) or not value:
         raise _Reject("malformed_record", f"embedding column {column!r} is missing or not a list")
+    for position, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            raise _Reject(
+                "malformed_record",
+                f"embedding column {column!r} holds {item!r} at position {position}, not a number",
+            )
     return [float(v) for v in value]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -28,9 +28,10 @@ from batchcraft.errors import BatchcraftError
 from batchcraft.pipeline.arrays import to_list_array, to_matrix
 from batchcraft.pipeline.cluster import assign, train_centroids
 from batchcraft.pipeline.concepts import zero_shot_concepts
+from batchcraft.pipeline.config import DEFAULT_KMEANS_SAMPLE_SIZE
 from batchcraft.pipeline.embed import EncoderSpec, cached_encoder, unit_norm
 from batchcraft.pipeline.inputs import Chunk
-from batchcraft.pipeline.parse import ColumnMapping, parse_chunk
+from batchcraft.pipeline.parse import RAW_PREVIEW_CHARS, ColumnMapping, parse_chunk
 from batchcraft.pipeline.semdedup import cluster_edges, decide_edges
 
 RAW_DDL = (
@@ -76,6 +77,54 @@ def reject_duplicate_ids(df: DataFrame) -> DataFrame:
     )
 
 
+def embedding_dimension(df: DataFrame, column: str = "given_embedding") -> int | None:
+    """The expected length of precomputed vectors: the most common one among valid records.
+
+    A tie goes to the length seen first in input order. None when no record is valid.
+    """
+    lengths = (
+        df.where(F.col("reason").isNull())
+        .groupBy(F.size(column).alias("length"))
+        .agg(
+            F.count(F.lit(1)).alias("rows"), F.min(F.struct("file_index", "record")).alias("first")
+        )
+        .orderBy(F.desc("rows"), F.asc("first"))
+    )
+    top = lengths.first()
+    return None if top is None else int(top["length"])
+
+
+def reject_wrong_dimension(
+    df: DataFrame, dimension: int, column: str = "given_embedding"
+) -> DataFrame:
+    """Reject, as ``embedding_dimension``, the valid records whose vector is not ``dimension`` long.
+
+    Their vector is dropped and ``raw`` keeps a preview of the row (id, texts, vector).
+    """
+    wrong = F.col("reason").isNull() & (F.size(column) != dimension)
+    detail = F.format_string(
+        f"embedding has %d values where the corpus's vectors have {dimension} "
+        "(the most common length)",
+        F.size(column),
+    )
+    preview = F.substring(
+        F.to_json(F.struct("id", "text", "pair_text", F.col(column).alias("embedding"))),
+        1,
+        RAW_PREVIEW_CHARS,
+    )
+    return (
+        df.withColumn("_wrong", wrong)
+        .withColumn(
+            "reason",
+            F.when(F.col("_wrong"), F.lit("embedding_dimension")).otherwise(F.col("reason")),
+        )
+        .withColumn("detail", F.when(F.col("_wrong"), detail).otherwise(F.col("detail")))
+        .withColumn("raw", F.when(F.col("_wrong"), preview).otherwise(F.col("raw")))
+        .withColumn(column, F.when(~F.col("_wrong"), F.col(column)))
+        .drop("_wrong")
+    )
+
+
 def exact_dedup(df: DataFrame) -> DataFrame:
     """Mark exact duplicates (same normalised text and pair): the smallest id of each group is kept.
 
@@ -118,20 +167,45 @@ def normalize_embeddings(df: DataFrame, column: str = "given_embedding") -> Data
     return df.mapInArrow(normalize, _extend(df, {"embedding": _VECTOR}))
 
 
+@dataclass(frozen=True)
+class KMeansFit:
+    """Centroids of a k-means fit and the number of rows it was trained on.
+
+    Attributes:
+        centroids: (num_clusters, d) float32 unit-norm centroids.
+        sample_size: Rows in the hash-picked sample (about the requested size, not exactly).
+    """
+
+    centroids: np.ndarray
+    sample_size: int
+
+
 def fit_centroids(
     df: DataFrame,
     num_clusters: int,
-    sample_size: int = 65_536,
+    sample_size: int = DEFAULT_KMEANS_SAMPLE_SIZE,
     iterations: int = 20,
     seed: int = 0,
     num_rows: int | None = None,
 ) -> np.ndarray:
+    """The centroids of `fit_kmeans` (same arguments)."""
+    return fit_kmeans(df, num_clusters, sample_size, iterations, seed, num_rows).centroids
+
+
+def fit_kmeans(
+    df: DataFrame,
+    num_clusters: int,
+    sample_size: int = DEFAULT_KMEANS_SAMPLE_SIZE,
+    iterations: int = 20,
+    seed: int = 0,
+    num_rows: int | None = None,
+) -> KMeansFit:
     """Train spherical k-means on a bounded deterministic sample, in one executor task.
 
     Rows are picked by a hash of their id (a distributed filter, about ``sample_size`` of
     them) and shuffled into a single partition, where FAISS trains on them in id order
-    (the same sample order on any cluster layout). Only the centroids reach the driver,
-    so its memory does not depend on the sample or the corpus.
+    (the same sample order on any cluster layout). Only the centroids and the sample's
+    row count reach the driver, so its memory does not depend on the sample or the corpus.
     """
     total = df.count() if num_rows is None else num_rows
     buckets = 1 << 30
@@ -155,15 +229,16 @@ def fit_centroids(
             in_place=True,
             threads=len(os.sched_getaffinity(0)),
         )
-        yield pa.RecordBatch.from_arrays([to_list_array(centroids)], ["centroid"])
+        rows = pa.array(np.full(len(centroids), len(vectors), dtype=np.int64))
+        yield pa.RecordBatch.from_arrays([to_list_array(centroids), rows], ["centroid", "rows"])
 
-    found = sample.mapInArrow(train, "centroid array<float>").toArrow()
+    found = sample.mapInArrow(train, "centroid array<float>, rows long").toArrow()
     if found.num_rows == 0:
         raise BatchcraftError(
             f"the k-means sample of about {sample_size} of {total} rows came out empty; "
             "raise kmeans_sample_size"
         )
-    return to_matrix(found.column("centroid"))
+    return KMeansFit(to_matrix(found.column("centroid")), int(found.column("rows")[0].as_py()))
 
 
 def _sorted_by_id(sample: pa.Table) -> np.ndarray:

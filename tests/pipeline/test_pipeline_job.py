@@ -1,0 +1,163 @@
+"""The curation job on precomputed embeddings (no model): validation, sampling, resources."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+pytestmark = pytest.mark.spark
+
+DIMENSION = 8
+ROWS_PER_SHUFFLE_PARTITION = 10
+SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
+# Records whose vector length differs from the corpus's (the very first record among them:
+# the expected length is the most common one, not the first one seen).
+WRONG_LENGTH = {"p000": 5, "p050": 9, "j020": 5}
+
+
+@dataclass(frozen=True)
+class Run:
+    manifest: dict[str, Any]
+    out: Path
+    num_records: int
+    kept_frames: list[tuple[list[str], str]]  # (columns, physical plan) of each cached frame
+    shuffle_partitions: tuple[str, str]  # the session's setting before and after the job
+
+
+def write_corpus(directory: Path) -> int:
+    """A Parquet and a JSONL file with 8-d vectors, a few of another length; the record count."""
+    rng = np.random.default_rng(7)
+
+    def vector(row_id: str) -> list[float]:
+        return rng.normal(size=WRONG_LENGTH.get(row_id, DIMENSION)).round(4).tolist()
+
+    ids = [f"p{i:03d}" for i in range(150)]
+    pq.write_table(
+        pa.table(
+            {
+                "id": ids,
+                "text": [f"parquet text {i}" for i in ids],
+                "tags": ["even" if i % 2 == 0 else "odd" for i in range(len(ids))],
+                "vec": pa.array([vector(i) for i in ids], pa.list_(pa.float32())),
+            }
+        ),
+        directory / "a.parquet",
+    )
+    records = [
+        {"id": f"j{i:03d}", "text": f"json text {i}", "tags": "json", "vec": vector(f"j{i:03d}")}
+        for i in range(50)
+    ]
+    records.append({"id": "p010", "text": "a reused id", "tags": "", "vec": [1.0] * DIMENSION})
+    records.append({"id": "j999", "text": "a hole", "tags": "", "vec": [1.0, None] * 4})
+    (directory / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return len(ids) + len(records)
+
+
+@pytest.fixture(scope="module")
+def run(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    from batchcraft.pipeline import curate, job
+
+    directory = tmp_path_factory.mktemp("precomputed")
+    num_records = write_corpus(directory)
+    kept: list[tuple[list[str], str]] = []
+    keep = job._Frames.keep
+
+    def recording_keep(self: Any, df: Any, **kwargs: Any) -> Any:
+        kept.append((df.columns, df._jdf.queryExecution().executedPlan().toString()))
+        return keep(self, df, **kwargs)
+
+    before = spark.conf.get(SHUFFLE_PARTITIONS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(job._Frames, "keep", recording_keep)
+        patch.setattr(job, "ROWS_PER_SHUFFLE_PARTITION", ROWS_PER_SHUFFLE_PARTITION)
+        manifest = curate(
+            [str(directory / "a.parquet"), str(directory / "b.jsonl")],
+            str(directory / "out"),
+            spark=spark,
+            id_column="id",
+            embedding_column="vec",
+            concept_column="tags",
+            kmeans_sample_size=20,
+            num_clusters=1000,  # capped at the sample: one centroid per sampled row
+            write_report=False,
+        )
+    after = spark.conf.get(SHUFFLE_PARTITIONS)
+    return Run(manifest, directory / "out", num_records, kept, (before, after))
+
+
+def test_vectors_of_another_length_are_rejected_per_record(run: Run) -> None:
+    rejects = pq.read_table(run.out / "rejects").to_pylist()
+    wrong = {r["id"]: r for r in rejects if r["reason"] == "embedding_dimension"}
+    assert set(wrong) == set(WRONG_LENGTH)
+    for row_id, length in WRONG_LENGTH.items():
+        assert f"has {length} values" in wrong[row_id]["detail"], wrong[row_id]
+        assert f"have {DIMENSION}" in wrong[row_id]["detail"], wrong[row_id]
+        assert wrong[row_id]["file"] and wrong[row_id]["raw"]
+    assert run.manifest["embedding"]["dim"] == DIMENSION
+    rows = pq.read_table(run.out / "data")
+    assert rows.schema.field("embedding").type == pa.list_(pa.float32(), DIMENSION)
+    assert not set(WRONG_LENGTH) & set(rows.column("id").to_pylist())
+
+
+def test_every_record_is_accounted_for(run: Run) -> None:
+    rows = pq.read_table(run.out / "data")
+    rejects = pq.read_table(run.out / "rejects")
+    counts = run.manifest["counts"]
+    assert rows.num_rows + rejects.num_rows == run.num_records == counts["total"]["in"]
+    assert counts["rejected_by_reason"] == {
+        "duplicate_id": 1,
+        "embedding_dimension": len(WRONG_LENGTH),
+        "malformed_record": 1,
+    }
+    assert dict(Counter(rejects.column("reason").to_pylist())) == counts["rejected_by_reason"]
+
+
+def test_manifest_records_the_rows_kmeans_trained_on(run: Run) -> None:
+    clustering = run.manifest["clustering"]
+    trained_on = len(np.load(run.out / "centroids.npy"))  # one centroid per sampled row
+    assert clustering["sample_size"] == trained_on
+    assert clustering["requested_sample_size"] == 20
+
+
+def test_concepts_from_a_column_cache_no_extra_copy_of_the_rows(run: Run) -> None:
+    cached_with_concepts = [columns for columns, _ in run.kept_frames if "concepts" in columns]
+    assert cached_with_concepts == []
+    rows = pq.read_table(run.out / "data").to_pylist()
+    assert {tuple(r["concepts"]) for r in rows} == {("even",), ("odd",), ("json",)}
+
+
+def test_duplicate_id_check_uses_shuffle_partitions_scaled_to_the_input(run: Run) -> None:
+    window = next(plan for _, plan in run.kept_frames if "row_number()" in plan)
+    partitions = re.search(r"Exchange hashpartitioning\(id#\d+, (\d+)\)", window)
+    assert partitions is not None, window
+    assert int(partitions.group(1)) == math.ceil(run.num_records / ROWS_PER_SHUFFLE_PARTITION)
+    before, after = run.shuffle_partitions
+    assert int(before) < int(partitions.group(1))
+    assert after == before, "the job restores the session's setting"
+
+
+def test_expected_dimension_is_the_most_common_then_the_first_seen(spark: Any) -> None:
+    from batchcraft.pipeline.stages import embedding_dimension
+
+    def frame(lengths: list[int], rejected: frozenset[int] = frozenset()) -> Any:
+        rows = [
+            (0, record, "bad" if record in rejected else None, [0.5] * length)
+            for record, length in enumerate(lengths)
+        ]
+        schema = "file_index int, record long, reason string, given_embedding array<float>"
+        return spark.createDataFrame(rows, schema)
+
+    assert embedding_dimension(frame([3, 4, 4])) == 4
+    assert embedding_dimension(frame([3, 4, 4, 3])) == 3  # a tie: the length seen first
+    assert embedding_dimension(frame([3, 4, 4, 3, 3], rejected=frozenset({3, 4}))) == 4
+    assert embedding_dimension(frame([3], rejected=frozenset({0}))) is None
