@@ -88,3 +88,32 @@ def test_sync_round_with_a_torch_model_scorer(address: str) -> None:
         selected = set(part0) | set(part1)
         best = sorted(pool, key=lambda i: -pool[i])[: len(selected)]
         assert selected == set(best)  # the current model's scores decided the batch
+
+
+def test_a_sync_trainer_that_stops_early_resumes_where_it_stopped(address: str) -> None:
+    def scorer(candidates: dict[str, Any]) -> np.ndarray:
+        return np.array([loss_of(i) for i in candidates["id"]])
+
+    def trainer() -> BatchClient:
+        return BatchClient(
+            address,
+            "news",
+            "test_top_loss",
+            4,
+            columns=["id"],
+            scoring="sync",
+            scorer=scorer,
+            job="sync-early",
+        )
+
+    with trainer() as first:
+        head = []
+        for batch in first:
+            head.append(list(batch["id"]))
+            if len(head) == 3:
+                break  # no error, and the server's cursor moves past what was received
+    with trainer() as second:
+        following = next(iter(second))
+        assert second.last_meta is not None
+        assert (second.last_meta.epoch, second.last_meta.step) == (0, 3)
+    assert not set(following) & {i for b in head for i in b}

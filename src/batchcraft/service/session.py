@@ -253,7 +253,9 @@ class Session:
                 scores = self._scores.get(timeout=_POLL)
                 break
             except queue.Empty:
-                if self._reader_done.is_set() or time.monotonic() > deadline:
+                if self._reader_done.is_set():
+                    return False  # the client ended its requests: it has left, not failed
+                if time.monotonic() > deadline:
                     raise ConfigError(
                         f"no scores received for scoring round {scoring.round_id}"
                     ) from None
