@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +26,28 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = True, mode: int | Non
         fsync: Flush to disk before the rename (survives a machine crash, not just a process kill).
         mode: Permission bits to set (``mkstemp`` creates files readable by the owner only).
     """
+    with atomic_output(path, fsync=fsync, mode=mode) as temporary, open(temporary, "wb") as file:
+        file.write(data)
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, *, fsync: bool = True, mode: int | None = None) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write; renamed over ``path`` when the block
+    succeeds, removed when it fails (see `atomic_write` for the arguments)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    temporary = Path(name)
     try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            if fsync:
+        yield temporary
+        if fsync:
+            with open(temporary, "rb+") as file:
                 os.fsync(file.fileno())
         if mode is not None:
             os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 

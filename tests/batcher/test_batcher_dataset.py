@@ -69,6 +69,47 @@ def test_matrices_refuse_columns_with_nulls(tmp_path: Path) -> None:
     assert CuratedDataset.open(root).matrices(["embedding"]) is None
 
 
+def test_a_cached_dataset_is_served_from_a_mapped_file(tmp_path: Path) -> None:
+    root = write_curated_dataset(tmp_path / "d", num_rows=3000, dim=64, num_shards=3)
+    in_memory = CuratedDataset.open(root)
+    CuratedDataset.open(root, cache_dir=tmp_path / "cache")  # builds the cache file
+    (cached,) = (tmp_path / "cache").glob("d-*.arrow")
+    allocated = pa.total_allocated_bytes()
+    mapped = CuratedDataset.open(root, cache_dir=tmp_path / "cache")
+    # The rows are views of the mapped file, not copies in Arrow's heap.
+    assert pa.total_allocated_bytes() - allocated < in_memory.table.nbytes // 10
+    assert mapped.table.equals(in_memory.table)
+    assert mapped.ids.tolist() == in_memory.ids.tolist()
+    matrix = mapped.matrices(["embedding"])
+    assert matrix is not None and np.array_equal(
+        np.take(matrix[0], [5, 2], axis=0),
+        np.stack(
+            in_memory.rows(np.array([5, 2]), ["embedding"]).column(0).to_numpy(zero_copy_only=False)
+        ),
+    )
+    assert list((tmp_path / "cache").iterdir()) == [cached]  # nothing half-written left
+
+
+def test_a_changed_shard_gets_a_new_cache_and_a_missing_one_is_named(tmp_path: Path) -> None:
+    root = write_curated_dataset(tmp_path / "d", num_rows=40, dim=4, num_shards=2, duplicate_every=5)
+    cache = tmp_path / "cache"
+    first = CuratedDataset.open(root, cache_dir=cache)
+    shard = sorted((root / "data").glob("*.parquet"))[0]
+    table = pq.read_table(shard)
+    pq.write_table(
+        table.set_column(
+            table.schema.get_field_index("keep"), "keep", pa.array([True] * table.num_rows)
+        ),
+        shard,
+    )
+    again = CuratedDataset.open(root, cache_dir=cache)
+    assert again.num_rows > first.num_rows  # the removed rows of that shard now count
+    assert len(list(cache.glob("*.arrow"))) == 2
+    shard.unlink()
+    with pytest.raises(DatasetError, match=shard.name):
+        CuratedDataset.open(root, cache_dir=cache)
+
+
 def test_without_shards_in_manifest_parts_are_globbed(tmp_path: Path) -> None:
     root = write_curated_dataset(tmp_path / "d", num_rows=30, num_shards=3)
     manifest = json.loads((root / "manifest.json").read_text())

@@ -62,6 +62,8 @@ def test_sigkill_restart_resume_serves_each_kept_id_once(
         str(tmp_path / "state"),
         "--checkpoint-interval",
         "0.1",
+        "--cache-dir",  # the restarted server maps the rows the first one cached
+        str(tmp_path / "cache"),
     )
     server = server_process(*args)
     trainer = client(server.address, num_epochs=1)
@@ -80,6 +82,7 @@ def test_sigkill_restart_resume_serves_each_kept_id_once(
     assert len(served) == len(set(served))
     assert sorted(served) == sorted(kept_ids)
     assert (tmp_path / "state" / "jobs").is_dir()
+    assert len(list((tmp_path / "cache").glob("news-*.arrow"))) == 1
 
 
 @pytest.mark.parametrize("stop_after", [1, 5, 9])

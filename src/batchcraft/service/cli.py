@@ -35,6 +35,7 @@ _PATH_SETTINGS = {
     "tls_cert",
     "tls_key",
     "provenance_dir",
+    "cache_dir",
 }
 
 
@@ -52,6 +53,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=50051, help="port (0 picks a free one)")
     parser.add_argument("--port-file", type=Path, help="write the bound port to this file")
     parser.add_argument("--checkpoint-dir", type=Path, help="persist job state here")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="memory-map each dataset's served rows from an Arrow file kept here (built on "
+        "first start): rows live in the page cache, shared by servers, not on the heap",
+    )
     parser.add_argument(
         "--checkpoint-interval", type=float, default=2.0, help="seconds between checkpoints"
     )
@@ -91,7 +98,8 @@ def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser | None =
         if args.config is not None:
             apply_config_file(args, parser)
         registry = DatasetRegistry(
-            CuratedDataset.open(path, name) for name, path in dataset_paths(args)
+            CuratedDataset.open(path, name, cache_dir=args.cache_dir)
+            for name, path in dataset_paths(args)
         )
         if len(registry) == 0:
             raise ConfigError("no dataset to serve: give a curated dataset directory")
