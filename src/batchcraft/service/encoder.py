@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,37 +77,34 @@ class BatchEncoder:
             if len(batches) == 1
             else np.concatenate([batch.positions for batch in batches])
         )
-        matrices = self._matrices
-        if matrices is not None and all(self._ipc.splices(len(b.positions)) for b in batches):
-            gathered = [np.take(matrix, everything, axis=0) for matrix in matrices]
-            return self._encode_all(
-                positions,
-                batches,
-                lambda start, stop, batch: (
-                    self._ipc.spliced(stop - start, [array[start:stop] for array in gathered])
-                    or self._ipc.parts(self.job.dataset.rows(batch.positions, self.columns))
-                ),
-            )
-        rows = self.job.dataset.rows(everything, self.columns)
-        return self._encode_all(
-            positions,
-            batches,
-            lambda start, stop, _: self._ipc.parts(rows.slice(start, stop - start)),
-        )
+        if self._matrices is not None and all(self._ipc.splices(len(b.positions)) for b in batches):
+            payloads = self._numpy_payloads(batches, everything, self._matrices)
+        else:
+            payloads = self._arrow_payloads(batches, everything)
+        return [
+            self._encoded(position, batch, payload)
+            for position, batch, payload in zip(positions, batches, payloads, strict=True)
+        ]
 
-    def _encode_all(
-        self,
-        positions: list[Position],
-        batches: list[RankBatch],
-        payload_of: Callable[[int, int, RankBatch], list[Any]],
-    ) -> list[Encoded]:
-        encoded = []
-        offset = 0
-        for position, batch in zip(positions, batches, strict=True):
-            stop = offset + len(batch.positions)
-            encoded.append(self._encoded(position, batch, payload_of(offset, stop, batch)))
-            offset = stop
-        return encoded
+    def _numpy_payloads(
+        self, batches: list[RankBatch], everything: np.ndarray, matrices: list[np.ndarray]
+    ) -> list[list[Any]]:
+        gathered = [np.take(matrix, everything, axis=0) for matrix in matrices]
+        payloads = []
+        for batch, (start, stop) in zip(batches, _bounds(batches), strict=True):
+            spliced = self._ipc.spliced(stop - start, [array[start:stop] for array in gathered])
+            if spliced is None:  # the first batch of its row count: Arrow learns the prefix
+                spliced = self._ipc.parts(self.job.dataset.rows(batch.positions, self.columns))
+            payloads.append(spliced)
+        return payloads
+
+    def _arrow_payloads(self, batches: list[RankBatch], everything: np.ndarray) -> list[list[Any]]:
+        rows = self.job.dataset.rows(everything, self.columns)
+        if len(batches) == 1:
+            return [self._ipc.parts(rows)]
+        return [
+            self._ipc.parts(rows.slice(start, stop - start)) for start, stop in _bounds(batches)
+        ]
 
     def _encoded(self, position: Position, batch: RankBatch, payload: list[Any]) -> Encoded:
         size = sum(memoryview(part).nbytes for part in payload)
@@ -133,6 +129,12 @@ class BatchEncoder:
             info_arrays={k: codec.npy_bytes(v) for k, v in batch.arrays.items()},
         )
         return Encoded(batch_id, batch, encode_batch(header, payload), following, selector)
+
+
+def _bounds(batches: list[RankBatch]) -> list[tuple[int, int]]:
+    """Each batch's rows in the gather of all of them."""
+    stops = np.cumsum([len(batch.positions) for batch in batches]).tolist()
+    return list(zip([0, *stops[:-1]], stops, strict=True))
 
 
 def _weights_bytes(batch: RankBatch) -> bytes:
