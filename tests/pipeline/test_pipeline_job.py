@@ -14,6 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pyspark.sql import functions as F
+
+from batchcraft.pipeline.arrays import to_matrix
 
 pytestmark = pytest.mark.spark
 
@@ -23,6 +26,17 @@ SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
 # Records whose vector length differs from the corpus's (the very first record among them:
 # the expected length is the most common one, not the first one seen).
 WRONG_LENGTH = {"p000": 5, "p050": 9, "j020": 5}
+# Vectors that cannot be scaled to unit norm, and what their reject's detail must say.
+UNUSABLE = {
+    "p030": ([0.5] * 7 + [float("nan")], "holds nan at position 7"),
+    "p031": ([float("inf")] + [0.5] * 7, "holds inf at position 0"),
+    "p032": ([0.0] * DIMENSION, "is all zeros"),
+    "j040": ([0.5, float("-inf")] + [0.5] * 6, "holds -inf at position 1"),
+    "j041": ([0.5] * 3 + [1e39] + [0.5] * 4, "holds 1e+39 at position 3 (beyond the float32"),
+    "j042": ([0] * DIMENSION, "is all zeros"),
+}
+# A valid record whose id an earlier, invalid record (the vector with a hole) also has.
+REUSED_BY_VALID = {"id": "j999", "text": "the valid record with this id", "tags": "json"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,8 @@ def write_corpus(directory: Path) -> int:
     rng = np.random.default_rng(7)
 
     def vector(row_id: str) -> list[float]:
+        if row_id in UNUSABLE:
+            return UNUSABLE[row_id][0]
         return rng.normal(size=WRONG_LENGTH.get(row_id, DIMENSION)).round(4).tolist()
 
     ids = [f"p{i:03d}" for i in range(150)]
@@ -59,6 +75,7 @@ def write_corpus(directory: Path) -> int:
     ]
     records.append({"id": "p010", "text": "a reused id", "tags": "", "vec": [1.0] * DIMENSION})
     records.append({"id": "j999", "text": "a hole", "tags": "", "vec": [1.0, None] * 4})
+    records.append({**REUSED_BY_VALID, "vec": [0.5] * DIMENSION})
     (directory / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     return len(ids) + len(records)
 
@@ -109,6 +126,34 @@ def test_vectors_of_another_length_are_rejected_per_record(run: Run) -> None:
     assert not set(WRONG_LENGTH) & set(rows.column("id").to_pylist())
 
 
+def test_vectors_that_cannot_be_normalised_are_rejected_per_record(run: Run) -> None:
+    rejects = {r["id"]: r for r in pq.read_table(run.out / "rejects").to_pylist()}
+    for row_id, (_, detail) in UNUSABLE.items():
+        assert rejects[row_id]["reason"] == "malformed_record", rejects[row_id]
+        assert rejects[row_id]["detail"].startswith(f"embedding column 'vec' {detail}")
+        assert rejects[row_id]["raw"] and rejects[row_id]["file"]
+    rows = pq.read_table(run.out / "data")
+    assert not set(UNUSABLE) & set(rows.column("id").to_pylist())
+    vectors = to_matrix(rows.column("embedding"))
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.isfinite(np.load(run.out / "centroids.npy")).all()
+
+
+def test_an_invalid_record_does_not_take_the_id_of_a_later_valid_one(run: Run) -> None:
+    rows = {r["id"]: r for r in pq.read_table(run.out / "data").to_pylist()}
+    assert rows[REUSED_BY_VALID["id"]]["text"] == REUSED_BY_VALID["text"]
+    rejects = [r for r in pq.read_table(run.out / "rejects").to_pylist() if r["id"] == "j999"]
+    assert [r["reason"] for r in rejects] == ["malformed_record"], "it keeps its own reason"
+
+
+def test_every_reject_keeps_its_file_detail_and_a_preview(run: Run) -> None:
+    rejects = pq.read_table(run.out / "rejects").to_pylist()
+    assert all(r["file"] and r["detail"] and r["raw"] for r in rejects), rejects
+    (repeat,) = [r for r in rejects if r["reason"] == "duplicate_id"]
+    assert repeat["id"] == "p010"
+    assert "a reused id" in repeat["raw"], "the preview shows the rejected record, not the kept one"
+
+
 def test_every_record_is_accounted_for(run: Run) -> None:
     rows = pq.read_table(run.out / "data")
     rejects = pq.read_table(run.out / "rejects")
@@ -117,7 +162,7 @@ def test_every_record_is_accounted_for(run: Run) -> None:
     assert counts["rejected_by_reason"] == {
         "duplicate_id": 1,
         "embedding_dimension": len(WRONG_LENGTH),
-        "malformed_record": 1,
+        "malformed_record": 1 + len(UNUSABLE),
     }
     assert dict(Counter(rejects.column("reason").to_pylist())) == counts["rejected_by_reason"]
 
@@ -161,3 +206,32 @@ def test_expected_dimension_is_the_most_common_then_the_first_seen(spark: Any) -
     assert embedding_dimension(frame([3, 4, 4, 3])) == 3  # a tie: the length seen first
     assert embedding_dimension(frame([3, 4, 4, 3, 3], rejected=frozenset({3, 4}))) == 4
     assert embedding_dimension(frame([3], rejected=frozenset({0}))) is None
+
+
+def test_only_valid_records_compete_for_an_id(spark: Any) -> None:
+    from batchcraft.pipeline.stages import reject_duplicate_ids
+
+    rows = [  # (record, id, reason given by parsing)
+        (0, "a", "missing_text"),
+        (1, "a", None),  # the first valid "a": kept
+        (2, "a", None),
+        (3, "b", None),
+        (4, "b", "invalid_utf8"),
+        (5, "c", "missing_text"),
+        (6, "c", "text_too_long"),
+    ]
+    frame = spark.createDataFrame(
+        [(0, record, row_id, f"text {record}", reason) for record, row_id, reason in rows],
+        "file_index int, record long, id string, text string, reason string",
+    ).withColumns({"detail": F.lit(None).cast("string"), "raw": F.lit(None).cast("string")})
+    result = {r["record"]: r for r in reject_duplicate_ids(frame).collect()}
+    assert [result[record]["reason"] for record, _, _ in rows] == [
+        "missing_text",
+        None,
+        "duplicate_id",
+        None,
+        "invalid_utf8",
+        "missing_text",
+        "text_too_long",
+    ]
+    assert "text 2" in result[2]["raw"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -168,3 +169,71 @@ def test_jsonl_vector_with_a_non_number_is_rejected(tmp_path: Path, vector: str)
         ("malformed_record", None),
     ]
     assert "position" in rows[1]["detail"]
+
+
+NAN, INF = float("nan"), float("inf")
+# (vector, what the reject's detail must say); every one of them would turn into NaN or a
+# zero vector when scaled to unit norm.
+UNUSABLE_VECTORS = {
+    "nan": ([0.5, NAN, 0.5], "holds nan at position 1"),
+    "inf": ([INF, 0.5, 0.5], "holds inf at position 0"),
+    "minus_inf": ([0.5, 0.5, -INF], "holds -inf at position 2"),
+    "zeros": ([0.0, -0.0, 0.0], "is all zeros"),
+}
+
+
+@pytest.mark.parametrize(
+    ("list_type", "value_type"),
+    [(pa.list_, pa.float32()), (pa.list_, pa.float64()), (pa.large_list, pa.float32())],
+)
+def test_parquet_vectors_that_cannot_be_normalised_are_rejected_per_record(
+    tmp_path: Path, list_type: Any, value_type: pa.DataType
+) -> None:
+    cases = {**UNUSABLE_VECTORS, "ok": ([0.5, 0.0, 0.5], None)}
+    if value_type == pa.float64():  # finite here, inf once stored as float32
+        cases["huge"] = ([0.5, 1e39, 0.5], "holds 1e+39 at position 1 (beyond the float32 range)")
+    table = pa.table(
+        {
+            "id": list(cases),
+            "text": [f"text of {name}" for name in cases],
+            "vec": pa.array([vector for vector, _ in cases.values()], list_type(value_type)),
+        }
+    )
+    pq.write_table(table, tmp_path / "c.parquet")
+    rows = {
+        r["id"]: r
+        for r in parse_all(tmp_path / "c.parquet", ColumnMapping(id="id", embedding="vec"))
+    }
+    for name, (_, detail) in cases.items():
+        if detail is None:
+            assert rows[name]["reason"] is None
+            assert rows[name]["given_embedding"] == [0.5, 0.0, 0.5]
+            continue
+        assert rows[name]["reason"] == "malformed_record", name
+        assert rows[name]["detail"].startswith(f"embedding column 'vec' {detail}"), rows[name]
+        assert rows[name]["given_embedding"] is None
+        assert f"text of {name}" in rows[name]["raw"]
+
+
+def test_jsonl_vectors_that_cannot_be_normalised_are_rejected_per_record(tmp_path: Path) -> None:
+    cases = {
+        **UNUSABLE_VECTORS,
+        "huge": ([0.5, 1e39, 0.5], "holds 1e+39 at position 1 (beyond the float32 range)"),
+        "huge_int": ([1, 10**400, 1], "holds an integer of 401 digits at position 1"),
+        "ok": ([0.5, 0, 0.5], None),
+    }
+    lines = [  # json.dumps writes NaN and Infinity, as many JSON producers do
+        json.dumps({"id": name, "text": f"text of {name}", "vec": vector}).encode()
+        for name, (vector, _) in cases.items()
+    ]
+    rows = parse_all(
+        write_lines(tmp_path / "c.jsonl", lines), ColumnMapping(id="id", embedding="vec")
+    )
+    for row, (name, (_, detail)) in zip(rows, cases.items(), strict=True):
+        if detail is None:
+            assert (row["reason"], row["given_embedding"]) == (None, [0.5, 0.0, 0.5])
+            continue
+        assert row["reason"] == "malformed_record", name
+        assert row["detail"].startswith(f"embedding column 'vec' {detail}"), row
+        assert row["given_embedding"] is None
+        assert f"text of {name}" in row["raw"]

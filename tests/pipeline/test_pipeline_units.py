@@ -15,6 +15,7 @@ from batchcraft.pipeline.arrays import to_list_array, to_matrix
 from batchcraft.pipeline.cluster import assign, train_centroids
 from batchcraft.pipeline.concepts import read_vocabulary, zero_shot_concepts
 from batchcraft.pipeline.config import CurateConfig, default_num_clusters, load_config_file
+from batchcraft.pipeline.embed import unit_norm
 from batchcraft.pipeline.output import StagedOutput, dataset_schema, to_contract
 from batchcraft.pipeline.stages import _sorted_by_id
 
@@ -130,12 +131,36 @@ def test_config_validation_and_file(tmp_path: Path) -> None:
 
 
 def test_stage_defaults_match_the_job_defaults() -> None:
-    from batchcraft.pipeline.stages import fit_centroids, fit_kmeans
+    from batchcraft.pipeline.stages import fit_centroids, fit_kmeans, semantic_dedup
 
     job = CurateConfig(inputs=("x",), out="o")
-    for stage in (fit_centroids, fit_kmeans):
-        defaults = inspect.signature(stage).parameters
-        assert defaults["sample_size"].default == job.kmeans_sample_size, stage.__name__
+    job_parameter = {  # a stage's parameter -> the CurateConfig field it mirrors
+        "sample_size": "kmeans_sample_size",
+        "iterations": "kmeans_iterations",
+        "seed": "seed",
+        "near_eps": "near_eps",
+        "keep_policy": "keep_policy",
+        "second_cluster": "second_cluster",
+    }
+    checked = set()
+    for stage in (fit_centroids, fit_kmeans, train_centroids, semantic_dedup):
+        for name, parameter in inspect.signature(stage).parameters.items():
+            if name in job_parameter and parameter.default is not inspect.Parameter.empty:
+                field = job_parameter[name]
+                assert parameter.default == getattr(job, field), (stage.__name__, name)
+                checked.add(name)
+    assert checked == set(job_parameter)
+
+
+def test_vectors_of_any_finite_scale_come_out_unit_norm() -> None:
+    # Precomputed vectors arrive at any scale; in float32 arithmetic the squares of these
+    # underflow to 0 or overflow to inf and the rows came out near 0 instead of unit norm.
+    vectors = np.array([[1e-30, 2e-30], [3e20, 4e20], [1e-45, 1e-45], [3.0, 4.0]], np.float32)
+    scaled = unit_norm(vectors)
+    assert scaled.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(scaled, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(scaled[1], [0.6, 0.8], rtol=1e-6)
+    np.testing.assert_array_equal(unit_norm(np.zeros((1, 2), np.float32)), [[0.0, 0.0]])
 
 
 def test_parquet_written_by_contract_reads_back(tmp_path: Path) -> None:

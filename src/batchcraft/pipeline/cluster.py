@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from batchcraft._deps import require
+from batchcraft.pipeline.config import DEFAULT_KMEANS_ITERATIONS
 from batchcraft.pipeline.embed import unit_norm
 
 
@@ -23,7 +24,7 @@ class Assignment:
 def train_centroids(
     sample: np.ndarray,
     num_clusters: int,
-    iterations: int = 20,
+    iterations: int = DEFAULT_KMEANS_ITERATIONS,
     seed: int = 0,
     *,
     in_place: bool = False,

@@ -21,8 +21,12 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 DEFAULT_EPS = 0.08
 """Default SemDeDup eps (duplicates at cosine >= 0.92), chosen from benchmarks/choose_eps.py."""
+DEFAULT_NEAR_EPS = 0.03
+"""Default eps of the ``near`` label, for the job and ``semantic_dedup``."""
 DEFAULT_KMEANS_SAMPLE_SIZE = 100_000
 """Default number of rows (about) that k-means trains on, for the job and ``fit_centroids``."""
+DEFAULT_KMEANS_ITERATIONS = 20
+"""Default Lloyd iterations of k-means, for the job, ``fit_centroids`` and ``train_centroids``."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,8 @@ class CurateConfig:
         concept_column: Column of given concept labels (list or comma-separated string).
         embedding_column: Column of precomputed embeddings; when set, the embed stage is skipped.
             Records whose vector length is not the most common one among the valid records
-            are rejected as ``embedding_dimension``.
+            are rejected as ``embedding_dimension``; vectors holding NaN, ±inf or only zeros
+            (which cannot be scaled to unit norm) as ``malformed_record``.
         source: Source name for every input; ``None`` names each source after its file.
         master: Spark master URL (``local[*]``, ``local-cluster[2,1,2048]``, ``spark://...``).
         model: Local sentence-transformers directory; ``None`` is the bundled all-MiniLM-L6-v2.
@@ -75,10 +80,10 @@ class CurateConfig:
     precision: Precision = "auto"
     encode_batch_size: int = 64
     num_clusters: int | None = None
-    kmeans_iterations: int = 20
+    kmeans_iterations: int = DEFAULT_KMEANS_ITERATIONS
     kmeans_sample_size: int = DEFAULT_KMEANS_SAMPLE_SIZE
     eps: float = DEFAULT_EPS
-    near_eps: float = 0.03
+    near_eps: float = DEFAULT_NEAR_EPS
     keep_policy: KeepPolicy = "prototypical"
     second_cluster: bool = True
     concepts_file: str | None = None

@@ -7,6 +7,7 @@ import logging
 import math
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -144,110 +145,32 @@ def _run(
     clock: StageClock,
     frames: _Frames,
 ) -> dict[str, Any]:
-    mapping = ColumnMapping(
-        config.text_column,
-        config.id_column,
-        config.pair_column,
-        config.concept_column,
-        config.embedding_column,
-        config.max_text_bytes,
-    )
-    has_pairs = config.pair_column is not None
     with clock.stage("read+validate") as counts:
-        raw, parsed = _read_and_validate(spark, config, files, mapping, frames, counts)
-        valid = raw.where(F.col("reason").isNull())
+        raw, parsed = _read_and_validate(spark, config, files, frames, counts)
     with clock.stage("exact_dedup") as counts:
-        marked = frames.keep(stages.exact_dedup(valid))
-        representatives = marked.where(F.col("dup_of").isNull()).drop(*_PARSE_ONLY_COLUMNS)
-        counts["unique"] = num_unique = representatives.count()
-        if num_unique == 0:
-            reasons = {r["reason"]: r["count"] for r in raw.groupBy("reason").count().collect()}
-            raise InputError(f"every record was rejected ({reasons}): check the column flags")
-        # What the write stage needs of the parsed rows, without texts and vectors of kept rows.
-        outcomes = frames.keep(raw.select(*_OUTCOME_COLUMNS), small=True)
-        duplicates = frames.keep(
-            marked.where(F.col("dup_of").isNotNull()).select(*_DUPLICATE_COLUMNS), small=True
-        )
-        counts["exact_duplicates"] = duplicates.count()
-        outcomes.count()
+        unique = _exact_dedup(raw, frames, counts)
     with clock.stage("embed") as counts:
-        spec = None
-        ordered = representatives.repartition(
-            max(2, math.ceil(num_unique / ROWS_PER_EMBED_PARTITION)), "id"
-        ).sortWithinPartitions("id")
-        if config.embedding_column:
-            embedded = stages.normalize_embeddings(ordered).drop("given_embedding")
-        else:
-            assert model_path is not None
-            threads = int(spark.conf.get("spark.task.cpus", "1") or "1")
-            spec = EncoderSpec(
-                model_path, resolve_precision(config.precision), config.encode_batch_size, threads
-            )
-            embedded = stages.embed(ordered, spec, has_pairs)
-        embedded = frames.keep(embedded)
-        counts["rows"] = embedded.count()
-        frames.release(parsed, raw, marked)
+        embedded, spec = _embed(spark, config, unique, model_path, frames, counts)
+        frames.release(parsed, raw, unique.marked)
         dimension = len(embedded.select("embedding").first()[0])  # type: ignore[index]
     with clock.stage("cluster") as counts:
-        num_clusters = config.num_clusters or default_num_clusters(num_unique)
-        kmeans = stages.fit_kmeans(
-            embedded,
-            num_clusters,
-            config.kmeans_sample_size,
-            config.kmeans_iterations,
-            config.seed,
-            num_unique,
-        )
-        centroids = kmeans.centroids
-        clustered = frames.keep(stages.assign_clusters(embedded, centroids))
-        counts["clusters"] = len(centroids)
-        counts["sampled"] = kmeans.sample_size
-        counts["rows"] = clustered.count()
+        kmeans, clustered = _cluster(config, embedded, unique.num_rows, frames, counts)
         frames.release(embedded)
     with clock.stage("semantic_dedup") as counts:
-        deduped = frames.keep(
-            stages.semantic_dedup(
-                clustered,
-                config.eps,
-                config.near_eps,
-                config.keep_policy,
-                config.second_cluster,
-                persist=lambda df: frames.keep(df, small=True),  # edge lists, released at close
-            )
-        )
-        counts["removed"] = deduped.where(~F.col("keep")).count()
+        deduped = _semantic_dedup(config, clustered, frames, counts)
         frames.release(clustered)
     with clock.stage("concepts") as counts:
-        if vocabulary is None:  # no vectors to compare: a projection of the cached rows
-            annotated = _given_concepts(deduped, config.concept_column)
-        else:
-            annotated = frames.keep(_zero_shot_concepts(deduped, config, vocabulary, spec))
-            frames.release(deduped)
-        counts["annotated"] = (
-            annotated.where(F.size("concepts") > 0).count()
-            if vocabulary or config.concept_column
-            else 0
-        )
+        annotated = _concepts(config, deduped, vocabulary, spec, frames, counts)
     with clock.stage("write") as counts:
-        rows = _with_exact_duplicates(annotated, duplicates)
-        shards = _write_rows(rows, staging, dimension, config, has_pairs, num_unique)
-        _write_rejects(outcomes.where(F.col("reason").isNotNull()), files, staging)
-        np.save(staging / "centroids.npy", centroids.astype(np.float32))
-        accounting = account(outcomes, rows)
+        rows = _with_exact_duplicates(annotated, unique.duplicates)
+        shards = _write_rows(rows, staging, dimension, config, unique.num_rows)
+        _write_rejects(unique.outcomes.where(F.col("reason").isNotNull()), files, staging)
+        np.save(staging / "centroids.npy", kmeans.centroids.astype(np.float32))
+        accounting = account(unique.outcomes, rows)
         check_balanced(accounting)
         counts["rows"] = sum(shard["num_rows"] for shard in shards)
     manifest = _manifest(
-        config,
-        files,
-        accounting,
-        shards,
-        dimension,
-        len(centroids),
-        kmeans.sample_size,
-        spec,
-        has_pairs,
-        vocabulary,
-        clock.timings,
+        config, files, accounting, shards, dimension, kmeans, spec, vocabulary, clock.timings
     )
     write_manifest(staging, manifest)
     return manifest
@@ -257,12 +180,19 @@ def _read_and_validate(
     spark: SparkSession,
     config: CurateConfig,
     files: list[InputFile],
-    mapping: ColumnMapping,
     frames: _Frames,
     counts: dict[str, int],
 ) -> tuple[DataFrame, DataFrame]:
     """One row per input record, rejected ones with their reason; and the cached parse
     it derives from (release both once the records are no longer read)."""
+    mapping = ColumnMapping(
+        config.text_column,
+        config.id_column,
+        config.pair_column,
+        config.concept_column,
+        config.embedding_column,
+        config.max_text_bytes,
+    )
     # Cached and counted first: a shuffle's partition count is fixed when its frame is
     # cached, so the duplicate-id window must be built after `scale_shuffles`.
     parsed = frames.keep(stages.read_corpus(spark, plan_chunks(files), mapping))
@@ -280,6 +210,131 @@ def _read_and_validate(
         raw.count()
         frames.release(parsed)
     return raw, parsed
+
+
+@dataclass(frozen=True)
+class _Unique:
+    """What the exact-dedup stage leaves to the later stages.
+
+    Attributes:
+        representatives: The valid rows that are no exact duplicate (to embed).
+        num_rows: How many there are.
+        outcomes: One row per parsed record: its source, id and reject reason (small, cached).
+        duplicates: The exact duplicates, written with their representative's vectors.
+        marked: The valid rows with ``dup_of`` (cached; release once embedded).
+    """
+
+    representatives: DataFrame
+    num_rows: int
+    outcomes: DataFrame
+    duplicates: DataFrame
+    marked: DataFrame
+
+
+def _exact_dedup(raw: DataFrame, frames: _Frames, counts: dict[str, int]) -> _Unique:
+    marked = frames.keep(stages.exact_dedup(raw.where(F.col("reason").isNull())))
+    representatives = marked.where(F.col("dup_of").isNull()).drop(*_PARSE_ONLY_COLUMNS)
+    counts["unique"] = num_unique = representatives.count()
+    if num_unique == 0:
+        reasons = {r["reason"]: r["count"] for r in raw.groupBy("reason").count().collect()}
+        raise InputError(f"every record was rejected ({reasons}): check the column flags")
+    # What the write stage needs of the parsed rows, without texts and vectors of kept rows.
+    outcomes = frames.keep(raw.select(*_OUTCOME_COLUMNS), small=True)
+    duplicates = frames.keep(
+        marked.where(F.col("dup_of").isNotNull()).select(*_DUPLICATE_COLUMNS), small=True
+    )
+    counts["exact_duplicates"] = duplicates.count()
+    outcomes.count()
+    return _Unique(representatives, num_unique, outcomes, duplicates, marked)
+
+
+def _embed(
+    spark: SparkSession,
+    config: CurateConfig,
+    unique: _Unique,
+    model_path: str | None,
+    frames: _Frames,
+    counts: dict[str, int],
+) -> tuple[DataFrame, EncoderSpec | None]:
+    """The unique rows with unit-norm ``embedding`` (cached), and the encoder used (None
+    for precomputed vectors)."""
+    ordered = unique.representatives.repartition(
+        max(2, math.ceil(unique.num_rows / ROWS_PER_EMBED_PARTITION)), "id"
+    ).sortWithinPartitions("id")
+    spec = None
+    if config.embedding_column:
+        embedded = stages.normalize_embeddings(ordered).drop("given_embedding")
+    else:
+        assert model_path is not None
+        threads = int(spark.conf.get("spark.task.cpus", "1") or "1")
+        spec = EncoderSpec(
+            model_path, resolve_precision(config.precision), config.encode_batch_size, threads
+        )
+        embedded = stages.embed(ordered, spec, config.pair_column is not None)
+    embedded = frames.keep(embedded)
+    counts["rows"] = embedded.count()
+    return embedded, spec
+
+
+def _cluster(
+    config: CurateConfig,
+    embedded: DataFrame,
+    num_rows: int,
+    frames: _Frames,
+    counts: dict[str, int],
+) -> tuple[stages.KMeansFit, DataFrame]:
+    """The k-means fit, and the rows with their clusters (cached)."""
+    kmeans = stages.fit_kmeans(
+        embedded,
+        config.num_clusters or default_num_clusters(num_rows),
+        config.kmeans_sample_size,
+        config.kmeans_iterations,
+        config.seed,
+        num_rows,
+    )
+    clustered = frames.keep(stages.assign_clusters(embedded, kmeans.centroids))
+    counts["clusters"] = len(kmeans.centroids)
+    counts["sampled"] = kmeans.sample_size
+    counts["rows"] = clustered.count()
+    return kmeans, clustered
+
+
+def _semantic_dedup(
+    config: CurateConfig, clustered: DataFrame, frames: _Frames, counts: dict[str, int]
+) -> DataFrame:
+    deduped = frames.keep(
+        stages.semantic_dedup(
+            clustered,
+            config.eps,
+            config.near_eps,
+            config.keep_policy,
+            config.second_cluster,
+            persist=lambda df: frames.keep(df, small=True),  # edge lists, released at close
+        )
+    )
+    counts["removed"] = deduped.where(~F.col("keep")).count()
+    return deduped
+
+
+def _concepts(
+    config: CurateConfig,
+    deduped: DataFrame,
+    vocabulary: list[str] | None,
+    spec: EncoderSpec | None,
+    frames: _Frames,
+    counts: dict[str, int],
+) -> DataFrame:
+    if vocabulary is None:  # no vectors to compare: a projection of the cached rows
+        annotated = _given_concepts(deduped, config.concept_column)
+    else:
+        annotated = frames.keep(_zero_shot_concepts(deduped, config, vocabulary, spec))
+        frames.release(deduped)
+    counts["annotated"] = (
+        annotated.where(F.size("concepts") > 0).count()
+        if vocabulary or config.concept_column
+        else 0
+    )
+    return annotated
 
 
 class _Frames:
@@ -368,7 +423,6 @@ def _write_rows(
     staging: Path,
     dimension: int,
     config: CurateConfig,
-    has_pairs: bool,
     num_unique: int,
 ) -> list[dict[str, Any]]:
     schema = dataset_schema(dimension, config.embedding_dtype)
@@ -439,10 +493,8 @@ def _manifest(
     accounting: dict[str, Any],
     shards: list[dict[str, Any]],
     dimension: int,
-    num_clusters: int,
-    sample_size: int,
+    kmeans: stages.KMeansFit,
     spec: EncoderSpec | None,
-    has_pairs: bool,
     vocabulary: list[str] | None,
     timings: dict[str, float],
 ) -> dict[str, Any]:
@@ -452,7 +504,7 @@ def _manifest(
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "num_rows": sum(s["num_rows"] for s in shards),
         "num_kept": sum(s["num_kept"] for s in shards),
-        "has_pairs": has_pairs,
+        "has_pairs": config.pair_column is not None,
         "embedding": {
             "model": "precomputed" if config.embedding_column else model_name(config.model),
             "model_path": spec.model_path if spec else None,
@@ -462,8 +514,8 @@ def _manifest(
             "normalized": True,
         },
         "clustering": {
-            "num_clusters": num_clusters,
-            "sample_size": sample_size,
+            "num_clusters": len(kmeans.centroids),
+            "sample_size": kmeans.sample_size,
             "requested_sample_size": config.kmeans_sample_size,
             "iterations": config.kmeans_iterations,
             "algorithm": "faiss spherical k-means",

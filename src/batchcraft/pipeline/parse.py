@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from batchcraft.pipeline.inputs import Chunk
 from batchcraft.pipeline.normalize import dedup_key, derived_id, normalize_text
+from batchcraft.pipeline.vectors import is_vector_type, vector_problem, vector_problems
 
 REJECT_REASONS = (
     "missing_text",
@@ -48,7 +48,6 @@ RAW_SCHEMA = pa.schema(
     ]
 )
 BATCH_ROWS = 4096
-_VECTOR_PRESENT = object()
 RAW_PREVIEW_CHARS = 2000
 
 
@@ -62,6 +61,13 @@ class ColumnMapping:
     concepts: str | None = None
     embedding: str | None = None
     max_text_bytes: int = 100_000
+
+
+@dataclass(frozen=True)
+class _CheckedVector:
+    """Stands for a Parquet vector in a record: checked (and kept) as an Arrow column."""
+
+    problem: str | None
 
 
 class _Reject(Exception):
@@ -153,35 +159,23 @@ def _parse_parquet_with_vectors(chunk: Chunk, mapping: ColumnMapping) -> Iterato
     assert mapping.embedding is not None
     table, first_row = _read_row_group(chunk)
     vectors = table.column(mapping.embedding).combine_chunks()
-    if not (pa.types.is_list(vectors.type) or pa.types.is_fixed_size_list(vectors.type)):
+    if not is_vector_type(vectors.type):
         raise ValueError(
-            f"embedding column {mapping.embedding!r} of {chunk.path} is {vectors.type}, not a list"
+            f"embedding column {mapping.embedding!r} of {chunk.path} is {vectors.type}, "
+            "not a list of numbers"
         )
-    present = _usable_vectors(vectors).to_pylist()
+    problems = vector_problems(vectors)
     rows = []
     records = _table_records(table.drop_columns([mapping.embedding]), first_row)
-    for (record, payload, raw), has_vector in zip(records, present, strict=True):
+    for (record, payload, raw), problem in zip(records, problems, strict=True):
         if isinstance(payload, dict):
-            payload[mapping.embedding] = _VECTOR_PRESENT if has_vector else None
+            payload[mapping.embedding] = _CheckedVector(problem)
         rows.append(_to_row(chunk, record, payload, raw, mapping))
     batch = pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA)
     valid = pc.is_null(batch.column("reason"))
-    typed = vectors.cast(pa.list_(pa.float32()))
+    typed = vectors.cast(pa.list_(pa.float32()), safe=False)  # as `vector_problems` saw them
     given = pc.if_else(valid, typed, pa.nulls(len(typed), typed.type))
     yield batch.set_column(RAW_SCHEMA.get_field_index("given_embedding"), "given_embedding", given)
-
-
-def _usable_vectors(vectors: pa.Array) -> pa.Array:
-    """Per row: the vector is present, not empty and has no null values (else the row is
-    rejected as ``malformed_record``, as the JSONL reader does)."""
-    usable = pc.and_(vectors.is_valid(), pc.greater(pc.list_value_length(vectors), 0))
-    values = pc.list_flatten(vectors)
-    if values.null_count:
-        parents = pc.list_parent_indices(vectors).to_numpy()
-        holes = np.zeros(len(vectors), dtype=bool)
-        holes[parents[values.is_null().to_numpy(zero_copy_only=False)]] = True
-        usable = pc.and_(usable, pa.array(~holes))
-    return pc.fill_null(usable, False)
 
 
 def _csv_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
@@ -331,15 +325,9 @@ def _concepts_field(record: dict[str, Any], column: str | None) -> list[str] | N
 def _embedding_field(record: dict[str, Any], column: str | None) -> list[float] | None:
     if not column:
         return None
-    value = record.get(column)
-    if value is _VECTOR_PRESENT:  # filled in from the Arrow column afterwards
-        return None
-    if value is None or not isinstance(value, list | tuple) or not value:
-        raise _Reject("malformed_record", f"embedding column {column!r} is missing or not a list")
-    for position, item in enumerate(value):
-        if isinstance(item, bool) or not isinstance(item, int | float):
-            raise _Reject(
-                "malformed_record",
-                f"embedding column {column!r} holds {item!r} at position {position}, not a number",
-            )
-    return [float(v) for v in value]
+    value: Any = record.get(column)
+    checked = isinstance(value, _CheckedVector)  # a Parquet vector, added from Arrow afterwards
+    problem = value.problem if checked else vector_problem(value)
+    if problem:
+        raise _Reject("malformed_record", f"embedding column {column!r} {problem}")
+    return None if checked else [float(v) for v in value]

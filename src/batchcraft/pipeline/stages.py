@@ -28,7 +28,11 @@ from batchcraft.errors import BatchcraftError
 from batchcraft.pipeline.arrays import to_list_array, to_matrix
 from batchcraft.pipeline.cluster import assign, train_centroids
 from batchcraft.pipeline.concepts import zero_shot_concepts
-from batchcraft.pipeline.config import DEFAULT_KMEANS_SAMPLE_SIZE
+from batchcraft.pipeline.config import (
+    DEFAULT_KMEANS_ITERATIONS,
+    DEFAULT_KMEANS_SAMPLE_SIZE,
+    DEFAULT_NEAR_EPS,
+)
 from batchcraft.pipeline.embed import EncoderSpec, cached_encoder, unit_norm
 from batchcraft.pipeline.inputs import Chunk
 from batchcraft.pipeline.parse import RAW_PREVIEW_CHARS, ColumnMapping, parse_chunk
@@ -58,9 +62,16 @@ def read_corpus(spark: SparkSession, chunks: list[Chunk], mapping: ColumnMapping
 
 
 def reject_duplicate_ids(df: DataFrame) -> DataFrame:
-    """Mark every repeat of a given id (after its first occurrence in input order) as rejected."""
-    first = Window.partitionBy("id").orderBy("file_index", "record")
+    """Reject, as ``duplicate_id``, every valid record whose id an earlier valid record has.
+
+    Only valid records compete for an id: a record already rejected for its own reason
+    (say ``missing_text``) keeps that reason and does not take the id from a later valid
+    record, which is kept. Among valid records the first in input order (file, then record
+    position) keeps the id. A rejected repeat gets a ``raw`` preview of its parsed fields.
+    """
     valid = F.col("reason").isNull()
+    # Valid records sort first, so a valid record's row number counts valid records only.
+    first = Window.partitionBy("id").orderBy(~valid, "file_index", "record")
     repeat = valid & (F.row_number().over(first) > 1)
     return (
         df.withColumn("_repeat", repeat)
@@ -69,12 +80,27 @@ def reject_duplicate_ids(df: DataFrame) -> DataFrame:
         )
         .withColumn(
             "detail",
-            F.when(F.col("_repeat"), F.lit("id already used by an earlier record")).otherwise(
+            F.when(F.col("_repeat"), F.lit("id already used by an earlier valid record")).otherwise(
                 F.col("detail")
             ),
         )
+        .withColumn("raw", F.when(F.col("_repeat"), _parsed_preview(df)).otherwise(F.col("raw")))
         .drop("_repeat")
     )
+
+
+def _parsed_preview(df: DataFrame, vector_column: str = "given_embedding") -> F.Column:
+    """The ``raw`` preview of a record rejected after parsing (its raw text is not kept):
+    its parsed fields as JSON, at most RAW_PREVIEW_CHARS long."""
+    fields = {
+        "id": "id",
+        "text": "text",
+        "pair_text": "pair_text",
+        "concepts": "given_concepts",
+        "embedding": vector_column,
+    }
+    record = F.struct(*(F.col(c).alias(name) for name, c in fields.items() if c in df.columns))
+    return F.substring(F.to_json(record), 1, RAW_PREVIEW_CHARS)
 
 
 def embedding_dimension(df: DataFrame, column: str = "given_embedding") -> int | None:
@@ -107,11 +133,6 @@ def reject_wrong_dimension(
         "(the most common length)",
         F.size(column),
     )
-    preview = F.substring(
-        F.to_json(F.struct("id", "text", "pair_text", F.col(column).alias("embedding"))),
-        1,
-        RAW_PREVIEW_CHARS,
-    )
     return (
         df.withColumn("_wrong", wrong)
         .withColumn(
@@ -119,7 +140,9 @@ def reject_wrong_dimension(
             F.when(F.col("_wrong"), F.lit("embedding_dimension")).otherwise(F.col("reason")),
         )
         .withColumn("detail", F.when(F.col("_wrong"), detail).otherwise(F.col("detail")))
-        .withColumn("raw", F.when(F.col("_wrong"), preview).otherwise(F.col("raw")))
+        .withColumn(
+            "raw", F.when(F.col("_wrong"), _parsed_preview(df, column)).otherwise(F.col("raw"))
+        )
         .withColumn(column, F.when(~F.col("_wrong"), F.col(column)))
         .drop("_wrong")
     )
@@ -184,7 +207,7 @@ def fit_centroids(
     df: DataFrame,
     num_clusters: int,
     sample_size: int = DEFAULT_KMEANS_SAMPLE_SIZE,
-    iterations: int = 20,
+    iterations: int = DEFAULT_KMEANS_ITERATIONS,
     seed: int = 0,
     num_rows: int | None = None,
 ) -> np.ndarray:
@@ -196,7 +219,7 @@ def fit_kmeans(
     df: DataFrame,
     num_clusters: int,
     sample_size: int = DEFAULT_KMEANS_SAMPLE_SIZE,
-    iterations: int = 20,
+    iterations: int = DEFAULT_KMEANS_ITERATIONS,
     seed: int = 0,
     num_rows: int | None = None,
 ) -> KMeansFit:
@@ -286,7 +309,7 @@ def assign_clusters(df: DataFrame, centroids: np.ndarray) -> DataFrame:
 def semantic_dedup(
     df: DataFrame,
     eps: float,
-    near_eps: float = 0.03,
+    near_eps: float = DEFAULT_NEAR_EPS,
     keep_policy: str = "prototypical",
     second_cluster: bool = True,
     max_driver_edges: int = 1_000_000,
