@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -82,12 +83,12 @@ def write_corpus(directory: Path) -> int:
 
 @pytest.fixture(scope="module")
 def run(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    from batchcraft.pipeline import curate, job
+    from batchcraft.pipeline import curate, frames
 
     directory = tmp_path_factory.mktemp("precomputed")
     num_records = write_corpus(directory)
     kept: list[tuple[list[str], str]] = []
-    keep = job._Frames.keep
+    keep = frames.PersistedFrames.keep
 
     def recording_keep(self: Any, df: Any, **kwargs: Any) -> Any:
         kept.append((df.columns, df._jdf.queryExecution().executedPlan().toString()))
@@ -95,8 +96,8 @@ def run(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Run:
 
     before = spark.conf.get(SHUFFLE_PARTITIONS)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(job._Frames, "keep", recording_keep)
-        patch.setattr(job, "ROWS_PER_SHUFFLE_PARTITION", ROWS_PER_SHUFFLE_PARTITION)
+        patch.setattr(frames.PersistedFrames, "keep", recording_keep)
+        patch.setattr(frames, "ROWS_PER_SHUFFLE_PARTITION", ROWS_PER_SHUFFLE_PARTITION)
         manifest = curate(
             [str(directory / "a.parquet"), str(directory / "b.jsonl")],
             str(directory / "out"),
@@ -110,6 +111,70 @@ def run(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Run:
         )
     after = spark.conf.get(SHUFFLE_PARTITIONS)
     return Run(manifest, directory / "out", num_records, kept, (before, after))
+
+
+@dataclass(frozen=True)
+class CsvRun:
+    manifest: dict[str, Any]
+    out: Path
+    given: dict[str, list[float]]  # the valid records' vectors, by id
+
+
+# CSV records whose vector cell cannot be read, and what their reject's detail must say.
+BAD_CSV_CELLS = {
+    "x1": ("0.1, 0.2, 0.3, 0.4", "is not a JSON array of numbers"),
+    "x2": ('[0.1, "x", 0.3, 0.4]', "holds 'x' at position 1, not a number"),
+}
+
+
+@pytest.fixture(scope="module")
+def csv_run(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> CsvRun:
+    """A small CSV whose ``vec`` cells hold JSON arrays, a few of them unreadable."""
+    from batchcraft.pipeline import curate
+
+    directory = tmp_path_factory.mktemp("csv_vectors")
+    rng = np.random.default_rng(11)
+    given = {f"c{i:02d}": rng.normal(size=4).round(4).tolist() for i in range(40)}
+    rows = [(row_id, f"csv text {row_id}", json.dumps(v)) for row_id, v in given.items()]
+    rows += [(row_id, f"csv text {row_id}", cell) for row_id, (cell, _) in BAD_CSV_CELLS.items()]
+    rows.append(("c05", "a reused id", json.dumps([0.5] * 4)))
+    with open(directory / "c.csv", "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([("id", "text", "vec"), *rows])
+    manifest = curate(
+        str(directory / "c.csv"),
+        str(directory / "out"),
+        spark=spark,
+        id_column="id",
+        embedding_column="vec",
+        kmeans_sample_size=20,
+        num_clusters=2,
+        write_report=False,
+    )
+    return CsvRun(manifest, directory / "out", given)
+
+
+def test_csv_cells_holding_json_arrays_are_used_as_precomputed_vectors(csv_run: CsvRun) -> None:
+    rows = pq.read_table(csv_run.out / "data").sort_by("id")
+    assert rows.column("id").to_pylist() == sorted(csv_run.given)
+    assert csv_run.manifest["embedding"]["model"] == "precomputed"
+    assert csv_run.manifest["embedding"]["dim"] == 4
+    given = np.array([csv_run.given[i] for i in rows.column("id").to_pylist()])
+    expected = given / np.linalg.norm(given, axis=1, keepdims=True)
+    np.testing.assert_allclose(to_matrix(rows.column("embedding")), expected, atol=1e-6)
+
+
+def test_csv_cells_that_are_not_json_arrays_of_numbers_are_rejected_per_record(
+    csv_run: CsvRun,
+) -> None:
+    rejects = {r["id"]: r for r in pq.read_table(csv_run.out / "rejects").to_pylist()}
+    assert set(rejects) == {*BAD_CSV_CELLS, "c05"}
+    for row_id, (cell, detail) in BAD_CSV_CELLS.items():
+        assert rejects[row_id]["reason"] == "malformed_record", rejects[row_id]
+        assert rejects[row_id]["detail"].startswith(f"embedding column 'vec' {detail}")
+        assert cell in rejects[row_id]["raw"]
+    csv_file = csv_run.out.parent / "c.csv"
+    assert rejects["c05"]["reason"] == "duplicate_id"
+    assert rejects["c05"]["detail"].endswith(f"in data row 6 of {csv_file}")
 
 
 def test_vectors_of_another_length_are_rejected_per_record(run: Run) -> None:
@@ -152,6 +217,8 @@ def test_every_reject_keeps_its_file_detail_and_a_preview(run: Run) -> None:
     (repeat,) = [r for r in rejects if r["reason"] == "duplicate_id"]
     assert repeat["id"] == "p010"
     assert "a reused id" in repeat["raw"], "the preview shows the rejected record, not the kept one"
+    kept_in = run.out.parent / "a.parquet"
+    assert repeat["detail"] == f"id already used by the valid record in row 10 of {kept_in}"
 
 
 def test_every_record_is_accounted_for(run: Run) -> None:
@@ -209,6 +276,7 @@ def test_expected_dimension_is_the_most_common_then_the_first_seen(spark: Any) -
 
 
 def test_only_valid_records_compete_for_an_id(spark: Any) -> None:
+    from batchcraft.pipeline.inputs import InputFile
     from batchcraft.pipeline.stages import reject_duplicate_ids
 
     rows = [  # (record, id, reason given by parsing)
@@ -235,3 +303,25 @@ def test_only_valid_records_compete_for_an_id(spark: Any) -> None:
         "text_too_long",
     ]
     assert "text 2" in result[2]["raw"]
+    where = "id already used by the valid record in"
+    assert result[2]["detail"] == f"{where} input file #0 at position 1"
+    files = [InputFile("/data/b.jsonl", "jsonl", "b", 100, "")]
+    located = {r["record"]: r for r in reject_duplicate_ids(frame, files).collect()}
+    assert located[2]["detail"] == f"{where} the line at byte 1 of /data/b.jsonl"
+    assert [located[record]["reason"] for record, _, _ in rows] == [
+        result[record]["reason"] for record, _, _ in rows
+    ]
+
+
+@pytest.mark.parametrize("policy", ["newest", "Prototypical", ""])
+def test_an_unknown_keep_policy_is_an_error_naming_the_valid_ones(spark: Any, policy: str) -> None:
+    from batchcraft.errors import ConfigError
+    from batchcraft.pipeline.stages import semantic_dedup
+
+    frame = spark.createDataFrame(
+        [("a", [1.0, 0.0], 0, 1.0, -1), ("b", [1.0, 0.0], 0, 1.0, -1)],
+        "id string, embedding array<float>, cluster int, centroid_sim float, second_cluster int",
+    )
+    valid = "must be one of prototypical, hardest, smallest_id"
+    with pytest.raises(ConfigError, match=rf"keep_policy='{policy}' {valid}"):
+        semantic_dedup(frame, eps=0.1, keep_policy=policy)  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,26 @@ def test_jsonl_vector_with_a_non_number_is_rejected(tmp_path: Path, vector: str)
     assert "position" in rows[1]["detail"]
 
 
+@pytest.mark.parametrize(
+    ("field", "detail"),
+    [
+        ("", "is missing"),
+        (', "vec": null', "is missing"),
+        (', "vec": []', "is empty"),
+        (', "vec": "0.5, 1"', "holds a str, not a list of numbers"),
+    ],
+)
+def test_jsonl_vector_that_is_missing_empty_or_not_a_list_says_which(
+    tmp_path: Path, field: str, detail: str
+) -> None:
+    line = f'{{"id": "a", "text": "x"{field}}}'.encode()
+    (row,) = parse_all(write_lines(tmp_path / "c.jsonl", [line]), ColumnMapping(embedding="vec"))
+    assert (row["reason"], row["detail"]) == (
+        "malformed_record",
+        f"embedding column 'vec' {detail}",
+    )
+
+
 NAN, INF = float("nan"), float("inf")
 # (vector, what the reject's detail must say); every one of them would turn into NaN or a
 # zero vector when scaled to unit norm.
@@ -237,3 +258,39 @@ def test_jsonl_vectors_that_cannot_be_normalised_are_rejected_per_record(tmp_pat
         assert row["detail"].startswith(f"embedding column 'vec' {detail}"), row
         assert row["given_embedding"] is None
         assert f"text of {name}" in row["raw"]
+
+
+# (CSV cell, what the reject's detail must say after "embedding column 'vec' ").
+BAD_CSV_VECTORS = {
+    "blank": ("  ", "is empty"),
+    "no_brackets": ("0.5, 0.5", "is not a JSON array of numbers like [0.1, -0.2] (Extra data"),
+    "semicolons": ("[0.5; 0.5]", "is not a JSON array of numbers"),
+    "number": ("0.5", "holds a JSON number, not a JSON array of numbers"),
+    "object": ('{"x": 0.5}', "holds a JSON object, not a JSON array of numbers"),
+    "null": ("null", "holds a JSON null, not a JSON array of numbers"),
+    "empty_array": ("[]", "is empty"),
+    "text_value": ('[0.5, "x"]', "holds 'x' at position 1, not a number"),
+    "null_value": ("[0.5, null]", "holds None at position 1, not a number"),
+    "nan": ("[0.5, NaN, 0.5]", "holds nan at position 1"),
+    "huge": ("[0.5, 1e39]", "holds 1e+39 at position 1 (beyond the float32 range)"),
+    "zeros": ("[0, 0.0, -0]", "is all zeros"),
+}
+
+
+def test_csv_vectors_are_json_arrays_checked_like_jsonl_vectors(tmp_path: Path) -> None:
+    good = {"ok": ("[0.5, 0, -0.25]", [0.5, 0.0, -0.25]), "padded": (" [1, 2] ", [1.0, 2.0])}
+    cells = {name: cell for name, (cell, _) in {**good, **BAD_CSV_VECTORS}.items()}
+    path = tmp_path / "c.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "text", "vec"])
+        writer.writerows([name, f"text of {name}", cell] for name, cell in cells.items())
+    rows = {r["id"]: r for r in parse_all(path, ColumnMapping(id="id", embedding="vec"))}
+    assert len(rows) == len(cells)
+    for name, (_, vector) in good.items():
+        assert (rows[name]["reason"], rows[name]["given_embedding"]) == (None, vector)
+    for name, (_, detail) in BAD_CSV_VECTORS.items():
+        assert rows[name]["reason"] == "malformed_record", rows[name]
+        assert rows[name]["detail"].startswith(f"embedding column 'vec' {detail}"), rows[name]
+        assert rows[name]["given_embedding"] is None
+        assert f"text of {name}" in rows[name]["raw"]

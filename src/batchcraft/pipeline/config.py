@@ -10,13 +10,14 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import tomllib
 
 from batchcraft.errors import ConfigError
 
 KeepPolicy = Literal["prototypical", "hardest", "smallest_id"]
+KEEP_POLICIES: tuple[KeepPolicy, ...] = get_args(KeepPolicy)
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 DEFAULT_EPS = 0.08
@@ -41,6 +42,8 @@ class CurateConfig:
         pair_column: Second text column for paired (contrastive) data, e.g. ``answer``.
         concept_column: Column of given concept labels (list or comma-separated string).
         embedding_column: Column of precomputed embeddings; when set, the embed stage is skipped.
+            A list of numbers in JSONL and Parquet; in CSV/TSV, text holding a JSON array
+            (``"[0.1, -0.2]"``), rejected as ``malformed_record`` when it is not one.
             Records whose vector length is not the most common one among the valid records
             are rejected as ``embedding_dimension``; vectors holding NaN, ±inf or only zeros
             (which cannot be scaled to unit norm) as ``malformed_record``.
@@ -126,10 +129,7 @@ class CurateConfig:
             self.num_shards is None or self.num_shards >= 1,
             f"num_shards={self.num_shards} must be >= 1",
         )
-        _check(
-            self.keep_policy in ("prototypical", "hardest", "smallest_id"),
-            f"keep_policy={self.keep_policy!r} must be one of prototypical, hardest, smallest_id",
-        )
+        check_keep_policy(self.keep_policy)
         _check(
             self.precision in ("auto", "fp32", "bf16", "fp16"),
             f"precision={self.precision!r} must be one of auto, fp32, bf16, fp16",
@@ -158,6 +158,15 @@ class CurateConfig:
         values = dataclasses.asdict(self)
         values["inputs"] = list(self.inputs)
         return values
+
+
+def check_keep_policy(keep_policy: str) -> None:
+    """Raise ConfigError for an unknown policy: a typo must not silently change which row
+    of a duplicate group survives."""
+    _check(
+        keep_policy in KEEP_POLICIES,
+        f"keep_policy={keep_policy!r} must be one of {', '.join(KEEP_POLICIES)}",
+    )
 
 
 def default_num_clusters(num_rows: int) -> int:

@@ -181,6 +181,23 @@ def _delimiter(path: str) -> str:
     return "\t" if path.endswith(".tsv") else ","
 
 
+def position_words(file: InputFile) -> tuple[str, str]:
+    """The words before and after a record's ``record`` position that say where it is.
+
+    ``record`` is the line's byte offset in JSONL, the row (from 0) in Parquet, the data row
+    (from 1, after the header) in CSV, and for ``.txt`` files the position (from 0) of the
+    file among its source's ``.txt`` files: ``before + str(record) + after`` reads, e.g.,
+    "the line at byte 120 of /data/b.jsonl".
+    """
+    if file.format == "jsonl":
+        return "the line at byte ", f" of {file.path}"
+    if file.format == "csv":
+        return "data row ", f" of {file.path}"
+    if file.format == "parquet":
+        return "row ", f" of {file.path}"
+    return "the .txt file at position ", f" of source {file.source!r}"
+
+
 def plan_chunks(files: list[InputFile]) -> list[Chunk]:
     """Split the inputs into independently parseable chunks, in a deterministic order."""
     chunks: list[Chunk] = []

@@ -2,48 +2,36 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from batchcraft import __version__
 from batchcraft.errors import BatchcraftError, ConfigError, InputError
 from batchcraft.pipeline import stages
 from batchcraft.pipeline.accounting import account, check_balanced
 from batchcraft.pipeline.concepts import read_vocabulary
-from batchcraft.pipeline.config import CurateConfig, default_num_clusters, default_num_shards
+from batchcraft.pipeline.config import CurateConfig, default_num_clusters
 from batchcraft.pipeline.embed import (
     EncoderSpec,
     cached_encoder,
-    model_name,
     resolve_model_path,
     resolve_precision,
 )
+from batchcraft.pipeline.frames import PersistedFrames
 from batchcraft.pipeline.inputs import InputFile, check_columns, discover, plan_chunks
-from batchcraft.pipeline.output import (
-    REJECTS_SCHEMA,
-    SCHEMA_VERSION,
-    StagedOutput,
-    dataset_schema,
-    number_shards,
-    to_contract,
-    write_manifest,
-    write_parquet,
-)
+from batchcraft.pipeline.manifest import build_manifest
+from batchcraft.pipeline.output import StagedOutput, write_manifest
 from batchcraft.pipeline.parse import ColumnMapping
 from batchcraft.pipeline.progress import StageClock
 from batchcraft.pipeline.session import spark_session
+from batchcraft.pipeline.write_stage import with_exact_duplicates, write_rejects, write_rows
 
 LOG = logging.getLogger("batchcraft.pipeline")
 STAGES = ("read+validate", "exact_dedup", "embed", "cluster", "semantic_dedup", "concepts", "write")
@@ -53,23 +41,6 @@ _PARSE_ONLY_COLUMNS = ("file_index", "record", "reason", "detail", "raw", "dedup
 _OUTCOME_COLUMNS = ("file_index", "record", "source", "id", "reason", "detail", "raw")
 # ... and the exact duplicates, which take their representative's vectors when written.
 _DUPLICATE_COLUMNS = ("id", "text", "pair_text", "source", "dup_of", "dup_kind")
-ROWS_PER_SHUFFLE_PARTITION = 25_000
-_SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
-CONTRACT_COLUMNS = (
-    "id",
-    "text",
-    "pair_text",
-    "source",
-    "embedding",
-    "pair_embedding",
-    "cluster",
-    "centroid_sim",
-    "dup_of",
-    "dup_kind",
-    "max_sim",
-    "keep",
-    "concepts",
-)
 
 
 def curate(
@@ -94,13 +65,38 @@ def curate(
     Example:
         >>> curate("corpus/*.jsonl", "curated/", id_column="id", eps=0.1)  # doctest: +SKIP
     """
+    config = _config_of(inputs, out, params)
+    checked = _check_before_spark(config)
+    with StagedOutput(config.out, config.overwrite) as output:
+        manifest = _run_in_session(spark, checked, output.staging)
+    if config.write_report:
+        _write_report(Path(config.out))
+    return manifest
+
+
+def _config_of(
+    inputs: str | Sequence[str] | CurateConfig, out: str | None, params: dict[str, Any]
+) -> CurateConfig:
     if isinstance(inputs, CurateConfig):
-        config = inputs
-    else:
-        if out is None:
-            raise ConfigError("curate() needs an output directory: curate(inputs, out, ...)")
-        paths = (inputs,) if isinstance(inputs, str) else tuple(inputs)
-        config = CurateConfig(inputs=paths, out=str(out), **params)
+        return inputs
+    if out is None:
+        raise ConfigError("curate() needs an output directory: curate(inputs, out, ...)")
+    paths = (inputs,) if isinstance(inputs, str) else tuple(inputs)
+    return CurateConfig(inputs=paths, out=str(out), **params)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """What the job knows before Spark starts: a wrong path, column, vocabulary or model
+    directory has stopped it already, in a second rather than after a Spark start-up."""
+
+    config: CurateConfig
+    files: list[InputFile]
+    vocabulary: list[str] | None
+    model_path: str | None  # None for precomputed embeddings
+
+
+def _check_before_spark(config: CurateConfig) -> _Checked:
     files = discover(config.inputs, config.source)
     check_columns(
         files,
@@ -114,43 +110,42 @@ def curate(
     )
     vocabulary = read_vocabulary(config.concepts_file) if config.concepts_file else None
     model_path = None if config.embedding_column else resolve_model_path(config.model)
-    with StagedOutput(config.out, config.overwrite) as output:
-        own_session = spark is None
-        clock = StageClock(len(STAGES))
-        session = spark or spark_session(config.master, config.spark_conf, clock.interactive)
-        frames = _Frames(session)
+    return _Checked(config, files, vocabulary, model_path)
+
+
+def _run_in_session(spark: SparkSession | None, checked: _Checked, staging: Path) -> dict[str, Any]:
+    """Run the stages in ``spark`` (else in a session of its own, stopped at the end),
+    releasing every frame the job cached whether it succeeds or fails."""
+    config = checked.config
+    clock = StageClock(len(STAGES))
+    session = spark or spark_session(config.master, config.spark_conf, clock.interactive)
+    frames = PersistedFrames(session)
+    try:
+        return _run(session, checked, staging, clock, frames)
+    finally:
         try:
-            manifest = _run(
-                session, config, files, vocabulary, model_path, output.staging, clock, frames
-            )
-        finally:
-            try:
-                frames.close()  # a failure here must not hide the job's own error
-            except Exception:  # e.g. the JVM is gone: log it and still stop the session
-                LOG.warning("could not release the job's cached frames", exc_info=True)
-            if own_session:
-                session.stop()
-    if config.write_report:
-        _write_report(Path(config.out))
-    return manifest
+            frames.close()  # a failure here must not hide the job's own error
+        except Exception:  # e.g. the JVM is gone: log it and still stop the session
+            LOG.warning("could not release the job's cached frames", exc_info=True)
+        if spark is None:
+            session.stop()
 
 
 def _run(
     spark: SparkSession,
-    config: CurateConfig,
-    files: list[InputFile],
-    vocabulary: list[str] | None,
-    model_path: str | None,
+    checked: _Checked,
     staging: Path,
     clock: StageClock,
-    frames: _Frames,
+    frames: PersistedFrames,
 ) -> dict[str, Any]:
+    """Every stage in turn, each frame released once no later stage reads it; the manifest."""
+    config, files, vocabulary = checked.config, checked.files, checked.vocabulary
     with clock.stage("read+validate") as counts:
         raw, parsed = _read_and_validate(spark, config, files, frames, counts)
     with clock.stage("exact_dedup") as counts:
         unique = _exact_dedup(raw, frames, counts)
     with clock.stage("embed") as counts:
-        embedded, spec = _embed(spark, config, unique, model_path, frames, counts)
+        embedded, spec = _embed(spark, config, unique, checked.model_path, frames, counts)
         frames.release(parsed, raw, unique.marked)
         dimension = len(embedded.select("embedding").first()[0])  # type: ignore[index]
     with clock.stage("cluster") as counts:
@@ -162,14 +157,9 @@ def _run(
     with clock.stage("concepts") as counts:
         annotated = _concepts(config, deduped, vocabulary, spec, frames, counts)
     with clock.stage("write") as counts:
-        rows = _with_exact_duplicates(annotated, unique.duplicates)
-        shards = _write_rows(rows, staging, dimension, config, unique.num_rows)
-        _write_rejects(unique.outcomes.where(F.col("reason").isNotNull()), files, staging)
-        np.save(staging / "centroids.npy", kmeans.centroids.astype(np.float32))
-        accounting = account(unique.outcomes, rows)
-        check_balanced(accounting)
+        shards, accounting = _write(config, files, unique, annotated, kmeans, dimension, staging)
         counts["rows"] = sum(shard["num_rows"] for shard in shards)
-    manifest = _manifest(
+    manifest = build_manifest(
         config, files, accounting, shards, dimension, kmeans, spec, vocabulary, clock.timings
     )
     write_manifest(staging, manifest)
@@ -180,7 +170,7 @@ def _read_and_validate(
     spark: SparkSession,
     config: CurateConfig,
     files: list[InputFile],
-    frames: _Frames,
+    frames: PersistedFrames,
     counts: dict[str, int],
 ) -> tuple[DataFrame, DataFrame]:
     """One row per input record, rejected ones with their reason; and the cached parse
@@ -206,7 +196,7 @@ def _read_and_validate(
         if dimension is not None:
             raw = stages.reject_wrong_dimension(raw, dimension)
     if config.id_column:  # a shuffle: cache its result rather than redo it for every reader
-        raw = frames.keep(stages.reject_duplicate_ids(raw))
+        raw = frames.keep(stages.reject_duplicate_ids(raw, files))
         raw.count()
         frames.release(parsed)
     return raw, parsed
@@ -231,7 +221,7 @@ class _Unique:
     marked: DataFrame
 
 
-def _exact_dedup(raw: DataFrame, frames: _Frames, counts: dict[str, int]) -> _Unique:
+def _exact_dedup(raw: DataFrame, frames: PersistedFrames, counts: dict[str, int]) -> _Unique:
     marked = frames.keep(stages.exact_dedup(raw.where(F.col("reason").isNull())))
     representatives = marked.where(F.col("dup_of").isNull()).drop(*_PARSE_ONLY_COLUMNS)
     counts["unique"] = num_unique = representatives.count()
@@ -253,7 +243,7 @@ def _embed(
     config: CurateConfig,
     unique: _Unique,
     model_path: str | None,
-    frames: _Frames,
+    frames: PersistedFrames,
     counts: dict[str, int],
 ) -> tuple[DataFrame, EncoderSpec | None]:
     """The unique rows with unit-norm ``embedding`` (cached), and the encoder used (None
@@ -280,7 +270,7 @@ def _cluster(
     config: CurateConfig,
     embedded: DataFrame,
     num_rows: int,
-    frames: _Frames,
+    frames: PersistedFrames,
     counts: dict[str, int],
 ) -> tuple[stages.KMeansFit, DataFrame]:
     """The k-means fit, and the rows with their clusters (cached)."""
@@ -300,7 +290,7 @@ def _cluster(
 
 
 def _semantic_dedup(
-    config: CurateConfig, clustered: DataFrame, frames: _Frames, counts: dict[str, int]
+    config: CurateConfig, clustered: DataFrame, frames: PersistedFrames, counts: dict[str, int]
 ) -> DataFrame:
     deduped = frames.keep(
         stages.semantic_dedup(
@@ -321,7 +311,7 @@ def _concepts(
     deduped: DataFrame,
     vocabulary: list[str] | None,
     spec: EncoderSpec | None,
-    frames: _Frames,
+    frames: PersistedFrames,
     counts: dict[str, int],
 ) -> DataFrame:
     if vocabulary is None:  # no vectors to compare: a projection of the cached rows
@@ -337,45 +327,23 @@ def _concepts(
     return annotated
 
 
-class _Frames:
-    """The job's persisted DataFrames, each released once no later stage reads it, and
-    the session settings the job changes (restored by `close`).
-
-    Frames holding texts or vectors go to disk only: one 1M-row frame with 384-d vectors
-    is about 1.6 GB, and in a local-mode JVM the cache competes with the shuffles' and
-    sorts' execution memory (a 1M-row run ran out of heap with two such frames cached in
-    memory). Small frames (per-record outcomes, exact duplicates) stay in memory.
-    """
-
-    def __init__(self, spark: SparkSession) -> None:
-        self.spark = spark
-        self._kept: list[DataFrame] = []
-        self._shuffle_partitions = spark.conf.get(_SHUFFLE_PARTITIONS)
-
-    def keep(self, df: DataFrame, *, small: bool = False) -> DataFrame:
-        from pyspark import StorageLevel
-
-        level = StorageLevel.MEMORY_AND_DISK_DESER if small else StorageLevel.DISK_ONLY
-        self._kept.append(df.persist(level))
-        return self._kept[-1]
-
-    def release(self, *frames: DataFrame) -> None:
-        for df in frames:
-            df.unpersist()
-            self._kept = [kept for kept in self._kept if kept is not df]
-
-    def scale_shuffles(self, num_rows: int) -> None:
-        """About `ROWS_PER_SHUFFLE_PARTITION` rows per shuffle partition, never fewer
-        partitions than the session's setting (adaptive execution merges small ones)."""
-        configured = int(self._shuffle_partitions or "200")
-        wanted = math.ceil(num_rows / ROWS_PER_SHUFFLE_PARTITION)
-        if wanted > configured:
-            self.spark.conf.set(_SHUFFLE_PARTITIONS, str(wanted))
-
-    def close(self) -> None:
-        self.release(*self._kept)
-        if self._shuffle_partitions is not None:
-            self.spark.conf.set(_SHUFFLE_PARTITIONS, self._shuffle_partitions)
+def _write(
+    config: CurateConfig,
+    files: list[InputFile],
+    unique: _Unique,
+    annotated: DataFrame,
+    kmeans: stages.KMeansFit,
+    dimension: int,
+    staging: Path,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Write rows, rejects and centroids; the shards written and the balanced accounting."""
+    rows = with_exact_duplicates(annotated, unique.duplicates)
+    shards = write_rows(rows, staging, dimension, config, unique.num_rows)
+    write_rejects(unique.outcomes.where(F.col("reason").isNotNull()), files, staging)
+    np.save(staging / "centroids.npy", kmeans.centroids.astype(np.float32))
+    accounting = account(unique.outcomes, rows)
+    check_balanced(accounting)
+    return shards, accounting
 
 
 def _zero_shot_concepts(
@@ -397,158 +365,6 @@ def _given_concepts(df: DataFrame, concept_column: str | None) -> DataFrame:
     if concept_column:
         return df.withColumn("concepts", F.coalesce("given_concepts", empty))
     return df.withColumn("concepts", empty)
-
-
-def _with_exact_duplicates(annotated: DataFrame, duplicates: DataFrame) -> DataFrame:
-    """Exact duplicates take the vectors, cluster and concepts of the row they duplicate."""
-    inherited = annotated.select(
-        F.col("id").alias("dup_of"),
-        "embedding",
-        *(["pair_embedding"] if "pair_embedding" in annotated.columns else []),
-        "cluster",
-        "centroid_sim",
-        "concepts",
-    )
-    duplicates = (
-        duplicates.join(inherited, "dup_of")
-        .withColumn("max_sim", F.lit(1.0).cast("float"))
-        .withColumn("keep", F.lit(False))
-    )
-    columns = [c for c in CONTRACT_COLUMNS if c in annotated.columns or c in duplicates.columns]
-    return annotated.select(*columns).unionByName(duplicates.select(*columns))
-
-
-def _write_rows(
-    rows: DataFrame,
-    staging: Path,
-    dimension: int,
-    config: CurateConfig,
-    num_unique: int,
-) -> list[dict[str, Any]]:
-    schema = dataset_schema(dimension, config.embedding_dtype)
-    data_dir = str(staging / "data")
-    num_shards = config.num_shards or default_num_shards(num_unique)
-
-    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        converted = [to_contract(batch, schema) for batch in batches]
-        if not converted or not sum(b.num_rows for b in converted):
-            return
-        context = TaskContext.get()
-        assert context is not None, "runs inside a Spark task"
-        name = f"task-{context.partitionId():05d}.parquet"
-        count = write_parquet(converted, Path(data_dir) / name, schema)
-        kept = sum(int(np.sum(b.column("keep").to_numpy(zero_copy_only=False))) for b in converted)
-        yield pa.RecordBatch.from_pydict({"name": [name], "rows": [count], "kept": [kept]})
-
-    written = (
-        rows.repartition(num_shards, "id")
-        .sortWithinPartitions("id")
-        .mapInArrow(write, "name string, rows long, kept long")
-        .collect()
-    )
-    counts = {row["name"]: (row["rows"], row["kept"]) for row in written}
-    shards = []
-    for original, path in zip(sorted(counts), number_shards(staging / "data"), strict=True):
-        rows_in, kept = counts[original]
-        shards.append({"path": f"data/{path.name}", "num_rows": rows_in, "num_kept": kept})
-    return shards
-
-
-def _write_rejects(rejects: DataFrame, files: list[InputFile], staging: Path) -> None:
-    paths = {index: file.path for index, file in enumerate(files)}
-    rejects_dir = str(staging / "rejects")
-
-    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        tables = []
-        for batch in batches:
-            names = [paths[i] for i in batch.column("file_index").to_pylist()]
-            tables.append(
-                pa.RecordBatch.from_arrays(
-                    [
-                        batch.column("source"),
-                        pa.array(names, pa.string()),
-                        batch.column("record"),
-                        batch.column("id"),
-                        batch.column("reason"),
-                        batch.column("detail"),
-                        batch.column("raw"),
-                    ],
-                    schema=REJECTS_SCHEMA,
-                )
-            )
-        if tables and sum(t.num_rows for t in tables):
-            write_parquet(tables, Path(rejects_dir) / "part-00000.parquet", REJECTS_SCHEMA)
-            yield pa.RecordBatch.from_pydict({"rows": [sum(t.num_rows for t in tables)]})
-
-    rejects.repartition(1).sortWithinPartitions("file_index", "record").mapInArrow(
-        write, "rows long"
-    ).collect()
-    if not any((staging / "rejects").iterdir()):
-        write_parquet([], staging / "rejects" / "part-00000.parquet", REJECTS_SCHEMA)
-
-
-def _manifest(
-    config: CurateConfig,
-    files: list[InputFile],
-    accounting: dict[str, Any],
-    shards: list[dict[str, Any]],
-    dimension: int,
-    kmeans: stages.KMeansFit,
-    spec: EncoderSpec | None,
-    vocabulary: list[str] | None,
-    timings: dict[str, float],
-) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "created_by": f"batchcraft {__version__}",
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "num_rows": sum(s["num_rows"] for s in shards),
-        "num_kept": sum(s["num_kept"] for s in shards),
-        "has_pairs": config.pair_column is not None,
-        "embedding": {
-            "model": "precomputed" if config.embedding_column else model_name(config.model),
-            "model_path": spec.model_path if spec else None,
-            "dim": dimension,
-            "dtype": config.embedding_dtype,
-            "precision": spec.precision if spec else None,
-            "normalized": True,
-        },
-        "clustering": {
-            "num_clusters": len(kmeans.centroids),
-            "sample_size": kmeans.sample_size,
-            "requested_sample_size": config.kmeans_sample_size,
-            "iterations": config.kmeans_iterations,
-            "algorithm": "faiss spherical k-means",
-            "seed": config.seed,
-        },
-        "semantic_dedup": {
-            "eps": config.eps,
-            "threshold": config.threshold,
-            "near_threshold": config.near_threshold,
-            "keep_policy": config.keep_policy,
-            "second_cluster": config.second_cluster,
-        },
-        "concepts": {
-            "mode": "zero-shot" if vocabulary else ("column" if config.concept_column else "none"),
-            "vocabulary": vocabulary,
-            "threshold": config.concept_threshold,
-        },
-        "counts": accounting,
-        "timings": timings,
-        "parameters": config.to_dict(),
-        "inputs": [
-            {
-                "path": f.path,
-                "format": f.format,
-                "source": f.source,
-                "bytes": f.bytes,
-                "sha256": f.sha256,
-            }
-            for f in files
-        ],
-        "shards": shards,
-        "environment": {"python": sys.version.split()[0], "spark_master": config.master},
-    }
 
 
 def _write_report(directory: Path) -> None:

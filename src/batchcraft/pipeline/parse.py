@@ -49,6 +49,14 @@ RAW_SCHEMA = pa.schema(
 )
 BATCH_ROWS = 4096
 RAW_PREVIEW_CHARS = 2000
+_JSON_TYPE_NAMES = {
+    dict: "object",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 @dataclass(frozen=True)
@@ -282,7 +290,7 @@ def _validate(
         "pair_text": pair,
         "dedup_key": dedup_key(text, pair),
         "given_concepts": _concepts_field(record, mapping.concepts),
-        "given_embedding": _embedding_field(record, mapping.embedding),
+        "given_embedding": _embedding_field(record, mapping.embedding, chunk.format == "csv"),
     }
 
 
@@ -322,12 +330,37 @@ def _concepts_field(record: dict[str, Any], column: str | None) -> list[str] | N
     )
 
 
-def _embedding_field(record: dict[str, Any], column: str | None) -> list[float] | None:
+def _embedding_field(
+    record: dict[str, Any], column: str | None, as_json_text: bool = False
+) -> list[float] | None:
+    """The record's precomputed vector; ``as_json_text`` for CSV, whose cells are text."""
     if not column:
         return None
     value: Any = record.get(column)
+    if as_json_text:
+        value = _json_vector(value, column)
     checked = isinstance(value, _CheckedVector)  # a Parquet vector, added from Arrow afterwards
     problem = value.problem if checked else vector_problem(value)
     if problem:
         raise _Reject("malformed_record", f"embedding column {column!r} {problem}")
     return None if checked else [float(v) for v in value]
+
+
+def _json_vector(cell: str, column: str) -> list[Any]:
+    """A CSV cell holding a vector as a JSON array (``"[0.1, -0.2]"``), decoded but not yet
+    checked: its values then go through the same checks as a JSONL vector."""
+    expected = "a JSON array of numbers like [0.1, -0.2]"
+    if not cell.strip():
+        raise _Reject("malformed_record", f"embedding column {column!r} is empty")
+    try:
+        value = json.loads(cell)
+    except ValueError as exc:
+        raise _Reject(
+            "malformed_record", f"embedding column {column!r} is not {expected} ({exc})"
+        ) from None
+    if not isinstance(value, list):
+        kind = _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+        raise _Reject(
+            "malformed_record", f"embedding column {column!r} holds a JSON {kind}, not {expected}"
+        )
+    return value

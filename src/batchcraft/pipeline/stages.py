@@ -14,7 +14,7 @@ the shuffles. Teams with their own Spark job can call these directly on their Da
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -32,9 +32,11 @@ from batchcraft.pipeline.config import (
     DEFAULT_KMEANS_ITERATIONS,
     DEFAULT_KMEANS_SAMPLE_SIZE,
     DEFAULT_NEAR_EPS,
+    KeepPolicy,
+    check_keep_policy,
 )
 from batchcraft.pipeline.embed import EncoderSpec, cached_encoder, unit_norm
-from batchcraft.pipeline.inputs import Chunk
+from batchcraft.pipeline.inputs import Chunk, InputFile, position_words
 from batchcraft.pipeline.parse import RAW_PREVIEW_CHARS, ColumnMapping, parse_chunk
 from batchcraft.pipeline.semdedup import cluster_edges, decide_edges
 
@@ -61,32 +63,54 @@ def read_corpus(spark: SparkSession, chunks: list[Chunk], mapping: ColumnMapping
     return plan.mapInArrow(parse, RAW_DDL)
 
 
-def reject_duplicate_ids(df: DataFrame) -> DataFrame:
+def reject_duplicate_ids(df: DataFrame, files: Sequence[InputFile] = ()) -> DataFrame:
     """Reject, as ``duplicate_id``, every valid record whose id an earlier valid record has.
 
     Only valid records compete for an id: a record already rejected for its own reason
     (say ``missing_text``) keeps that reason and does not take the id from a later valid
     record, which is kept. Among valid records the first in input order (file, then record
-    position) keeps the id. A rejected repeat gets a ``raw`` preview of its parsed fields.
+    position) keeps the id. A rejected repeat gets a ``raw`` preview of its parsed fields,
+    and a ``detail`` that says where the record that kept the id is, so the pair can be
+    found: in ``files[file_index]`` (the input files as planned; without them, only the
+    file's index is named).
     """
     valid = F.col("reason").isNull()
     # Valid records sort first, so a valid record's row number counts valid records only.
     first = Window.partitionBy("id").orderBy(~valid, "file_index", "record")
     repeat = valid & (F.row_number().over(first) > 1)
+    kept_by = F.first(F.struct("file_index", "record")).over(first)
+    marked = df.withColumn("_repeat", repeat).withColumn("_kept", F.when(repeat, kept_by))
+    detail = F.concat(F.lit("id already used by the valid record in "), F.col("_kept_at"))
     return (
-        df.withColumn("_repeat", repeat)
+        _with_kept_location(marked, files)
         .withColumn(
             "reason", F.when(F.col("_repeat"), F.lit("duplicate_id")).otherwise(F.col("reason"))
         )
-        .withColumn(
-            "detail",
-            F.when(F.col("_repeat"), F.lit("id already used by an earlier valid record")).otherwise(
-                F.col("detail")
-            ),
-        )
+        .withColumn("detail", F.when(F.col("_repeat"), detail).otherwise(F.col("detail")))
         .withColumn("raw", F.when(F.col("_repeat"), _parsed_preview(df)).otherwise(F.col("raw")))
-        .drop("_repeat")
+        .select(*df.columns)
     )
+
+
+def _with_kept_location(marked: DataFrame, files: Sequence[InputFile]) -> DataFrame:
+    """Add ``_kept_at``: where the record ``_kept`` (file index, position) is, in words.
+
+    The words of each file come from a small broadcast table rather than an expression
+    holding every path: a corpus may be many thousands of files.
+    """
+    position = F.col("_kept.record").cast("string")
+    if not files:
+        file_index = F.col("_kept.file_index").cast("string")
+        at = F.concat(F.lit("input file #"), file_index, F.lit(" at position "), position)
+        return marked.withColumn("_kept_at", at)
+    words = marked.sparkSession.createDataFrame(
+        [(index, *position_words(file)) for index, file in enumerate(files)],
+        "_kept_file int, _before string, _after string",
+    )
+    located = marked.join(
+        F.broadcast(words), F.col("_kept.file_index") == F.col("_kept_file"), "left"
+    )
+    return located.withColumn("_kept_at", F.concat("_before", position, "_after"))
 
 
 def _parsed_preview(df: DataFrame, vector_column: str = "given_embedding") -> F.Column:
@@ -310,7 +334,7 @@ def semantic_dedup(
     df: DataFrame,
     eps: float,
     near_eps: float = DEFAULT_NEAR_EPS,
-    keep_policy: str = "prototypical",
+    keep_policy: KeepPolicy = "prototypical",
     second_cluster: bool = True,
     max_driver_edges: int = 1_000_000,
     persist: Callable[[DataFrame], DataFrame] = DataFrame.persist,
@@ -323,7 +347,11 @@ def semantic_dedup(
     amount of memory); beyond that it runs distributed, in rounds over the edge list.
     ``persist`` caches the two intermediate edge lists; pass a function that also tracks
     them to release them once the result is materialised.
+
+    Raises:
+        ConfigError: ``keep_policy`` is not one of prototypical, hardest, smallest_id.
     """
+    check_keep_policy(keep_policy)
     threshold, near_threshold = 1.0 - eps, 1.0 - near_eps
     ranked = df.withColumn("priority", _priority(keep_policy))
     edges, max_sims = _candidate_edges(ranked, threshold, second_cluster, persist)
@@ -348,12 +376,13 @@ def semantic_dedup(
     return result.drop("priority", "sem_dup_of", "sem_dup_sim")
 
 
-def _priority(keep_policy: str) -> F.Column:
+def _priority(keep_policy: KeepPolicy) -> F.Column:
     """Smaller sorts first and survives first; ties are broken by the smaller id."""
     if keep_policy == "prototypical":
         return -F.col("centroid_sim").cast("double")
     if keep_policy == "hardest":
         return F.col("centroid_sim").cast("double")
+    assert keep_policy == "smallest_id", keep_policy  # checked by `semantic_dedup`
     return F.lit(0.0)
 
 

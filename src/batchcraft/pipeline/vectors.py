@@ -29,8 +29,12 @@ def is_vector_type(kind: pa.DataType) -> bool:
 
 def vector_problem(values: Any) -> str | None:
     """What is wrong with one vector given as a Python list (a JSON array), or None."""
-    if values is None or not isinstance(values, list | tuple) or not values:
-        return "is missing or not a list"
+    if values is None:
+        return "is missing"
+    if not isinstance(values, list | tuple):
+        return f"holds a {type(values).__name__}, not a list of numbers"
+    if not values:
+        return "is empty"
     for position, item in enumerate(values):
         if isinstance(item, bool) or not isinstance(item, int | float):
             return f"holds {item!r} at position {position}, not a number"

@@ -1,0 +1,136 @@
+"""The write stage: the curated rows and the rejects, from Spark partitions to Parquet files.
+
+Each task writes its own file straight from its Arrow batches (`output.write_parquet`), so
+no row passes through the driver; the driver only renames the files and collects per-file
+row counts for the manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pyspark import TaskContext
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from batchcraft.pipeline.config import CurateConfig, default_num_shards
+from batchcraft.pipeline.inputs import InputFile
+from batchcraft.pipeline.output import (
+    REJECTS_SCHEMA,
+    dataset_schema,
+    number_shards,
+    to_contract,
+    write_parquet,
+)
+
+CONTRACT_COLUMNS = (
+    "id",
+    "text",
+    "pair_text",
+    "source",
+    "embedding",
+    "pair_embedding",
+    "cluster",
+    "centroid_sim",
+    "dup_of",
+    "dup_kind",
+    "max_sim",
+    "keep",
+    "concepts",
+)
+
+
+def with_exact_duplicates(annotated: DataFrame, duplicates: DataFrame) -> DataFrame:
+    """Exact duplicates take the vectors, cluster and concepts of the row they duplicate."""
+    inherited = annotated.select(
+        F.col("id").alias("dup_of"),
+        "embedding",
+        *(["pair_embedding"] if "pair_embedding" in annotated.columns else []),
+        "cluster",
+        "centroid_sim",
+        "concepts",
+    )
+    duplicates = (
+        duplicates.join(inherited, "dup_of")
+        .withColumn("max_sim", F.lit(1.0).cast("float"))
+        .withColumn("keep", F.lit(False))
+    )
+    columns = [c for c in CONTRACT_COLUMNS if c in annotated.columns or c in duplicates.columns]
+    return annotated.select(*columns).unionByName(duplicates.select(*columns))
+
+
+def write_rows(
+    rows: DataFrame,
+    staging: Path,
+    dimension: int,
+    config: CurateConfig,
+    num_unique: int,
+) -> list[dict[str, Any]]:
+    """Write the rows as ``data/part-*.parquet`` shards sorted by id; the manifest's
+    description of each shard (path, rows, kept rows)."""
+    schema = dataset_schema(dimension, config.embedding_dtype)
+    data_dir = str(staging / "data")
+    num_shards = config.num_shards or default_num_shards(num_unique)
+
+    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        converted = [to_contract(batch, schema) for batch in batches]
+        if not converted or not sum(b.num_rows for b in converted):
+            return
+        context = TaskContext.get()
+        assert context is not None, "runs inside a Spark task"
+        name = f"task-{context.partitionId():05d}.parquet"
+        count = write_parquet(converted, Path(data_dir) / name, schema)
+        kept = sum(int(np.sum(b.column("keep").to_numpy(zero_copy_only=False))) for b in converted)
+        yield pa.RecordBatch.from_pydict({"name": [name], "rows": [count], "kept": [kept]})
+
+    written = (
+        rows.repartition(num_shards, "id")
+        .sortWithinPartitions("id")
+        .mapInArrow(write, "name string, rows long, kept long")
+        .collect()
+    )
+    counts = {row["name"]: (row["rows"], row["kept"]) for row in written}
+    shards = []
+    for original, path in zip(sorted(counts), number_shards(staging / "data"), strict=True):
+        rows_in, kept = counts[original]
+        shards.append({"path": f"data/{path.name}", "num_rows": rows_in, "num_kept": kept})
+    return shards
+
+
+def write_rejects(rejects: DataFrame, files: list[InputFile], staging: Path) -> None:
+    """Write the rejects, in input order, as ``rejects/part-00000.parquet`` (an empty file
+    when there are none, so readers always find the schema)."""
+    paths = {index: file.path for index, file in enumerate(files)}
+    rejects_dir = str(staging / "rejects")
+
+    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        tables = []
+        for batch in batches:
+            names = [paths[i] for i in batch.column("file_index").to_pylist()]
+            tables.append(
+                pa.RecordBatch.from_arrays(
+                    [
+                        batch.column("source"),
+                        pa.array(names, pa.string()),
+                        batch.column("record"),
+                        batch.column("id"),
+                        batch.column("reason"),
+                        batch.column("detail"),
+                        batch.column("raw"),
+                    ],
+                    schema=REJECTS_SCHEMA,
+                )
+            )
+        if tables and sum(t.num_rows for t in tables):
+            write_parquet(tables, Path(rejects_dir) / "part-00000.parquet", REJECTS_SCHEMA)
+            yield pa.RecordBatch.from_pydict({"rows": [sum(t.num_rows for t in tables)]})
+
+    rejects.repartition(1).sortWithinPartitions("file_index", "record").mapInArrow(
+        write, "rows long"
+    ).collect()
+    if not any((staging / "rejects").iterdir()):
+        write_parquet([], staging / "rejects" / "part-00000.parquet", REJECTS_SCHEMA)
