@@ -11,13 +11,18 @@ from typing import Any
 
 from batchcraft import __version__
 from batchcraft.errors import BatchcraftError
+from batchcraft.pipeline.config import KEEP_POLICIES
 
 _CURATE_FLAGS: dict[str, dict[str, Any]] = {
     "--text-column": {"dest": "text_column"},
     "--id-column": {"dest": "id_column"},
     "--pair-column": {"dest": "pair_column"},
     "--concept-column": {"dest": "concept_column"},
-    "--embedding-column": {"dest": "embedding_column"},
+    "--embedding-column": {
+        "dest": "embedding_column",
+        "help": "column of precomputed vectors (skips the embed stage): a list column in "
+        "Parquet, a JSON array in JSONL and in CSV cells",
+    },
     "--source": {"dest": "source"},
     "--master": {"dest": "master"},
     "--model": {"dest": "model"},
@@ -25,7 +30,7 @@ _CURATE_FLAGS: dict[str, dict[str, Any]] = {
     "--num-clusters": {"dest": "num_clusters", "type": int},
     "--eps": {"dest": "eps", "type": float},
     "--near-eps": {"dest": "near_eps", "type": float},
-    "--keep-policy": {"dest": "keep_policy", "choices": ["prototypical", "hardest", "smallest_id"]},
+    "--keep-policy": {"dest": "keep_policy", "choices": list(KEEP_POLICIES)},
     "--concepts": {"dest": "concepts_file"},
     "--concept-threshold": {"dest": "concept_threshold", "type": float},
     "--max-text-bytes": {"dest": "max_text_bytes", "type": int},

@@ -121,6 +121,8 @@ def test_config_validation_and_file(tmp_path: Path) -> None:
         CurateConfig(inputs=("x",), out="o", eps=1.5)
     with pytest.raises(ConfigError, match="no input"):
         CurateConfig(inputs=(), out="o")
+    with pytest.raises(ConfigError, match="cannot match precomputed vectors"):
+        CurateConfig(inputs=("x",), out="o", concepts_file="c.txt", embedding_column="vec")
     (tmp_path / "c.toml").write_text("eps = 0.05\nnum_clusters = 7\n")
     assert load_config_file(tmp_path / "c.toml") == {"eps": 0.05, "num_clusters": 7}
     (tmp_path / "bad.toml").write_text("epsilon = 0.05\n")

@@ -142,6 +142,11 @@ class CurateConfig:
             not (self.concept_column and self.concepts_file),
             "give either concept_column or concepts_file, not both",
         )
+        _check(
+            not (self.concepts_file and self.embedding_column),
+            "zero-shot concepts (concepts_file) embed the concept names with the model, which "
+            "cannot match precomputed vectors (embedding_column): give a concept_column instead",
+        )
 
     @property
     def threshold(self) -> float:
