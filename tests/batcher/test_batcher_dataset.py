@@ -91,7 +91,9 @@ def test_a_cached_dataset_is_served_from_a_mapped_file(tmp_path: Path) -> None:
 
 
 def test_a_changed_shard_gets_a_new_cache_and_a_missing_one_is_named(tmp_path: Path) -> None:
-    root = write_curated_dataset(tmp_path / "d", num_rows=40, dim=4, num_shards=2, duplicate_every=5)
+    root = write_curated_dataset(
+        tmp_path / "d", num_rows=40, dim=4, num_shards=2, duplicate_every=5
+    )
     cache = tmp_path / "cache"
     first = CuratedDataset.open(root, cache_dir=cache)
     shard = sorted((root / "data").glob("*.parquet"))[0]

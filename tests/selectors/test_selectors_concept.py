@@ -11,6 +11,7 @@ from selectors_helpers import assert_deterministic, assert_valid_selection
 
 from batchcraft.selectors import MissingColumnsError, Pool, get_selector
 from batchcraft.selectors.concept_stats import ConceptRows
+from batchcraft.selectors.encoded_concepts import EncodedConcepts
 
 
 def zipf_concepts(
@@ -136,3 +137,96 @@ def test_concept_rejects_bad_parameters(params: dict[str, object], message: str)
 
 def test_super_batch_follows_the_filter_ratio() -> None:
     assert get_selector("concept", filter_ratio=0.8).pool_size(1024) == 5120
+
+
+def reference_diversity_greedy(
+    rows: ConceptRows, targets: np.ndarray, caps: np.ndarray, batch_size: int, seed: int
+) -> tuple[list[int], int]:
+    """CABS-DM's block-wise lazy greedy, one row's key at a time: the specification."""
+    rng = np.random.default_rng(seed)
+    rarity = np.log1p(rows.num_rows / np.maximum(rows.concept_counts, 1))
+    weight = np.where(targets > 0, rarity / np.maximum(targets, 1e-12), 0.0).tolist()
+    random_scores = rng.random(rows.num_rows).tolist()
+    counts, target, cap = [0.0] * len(targets), targets.tolist(), caps.astype(float).tolist()
+
+    def key(row: int) -> float:
+        concepts = rows.row_concepts[row]
+        if any(counts[c] >= cap[c] for c in concepts):
+            saturation = sum((counts[c] + 1.0) / cap[c] for c in concepts)
+            return 4.0 + saturation / (1.0 + saturation)
+        gain = sum(max(target[c] - counts[c], 0.0) * weight[c] for c in concepts)
+        return 1.0 / (1.0 + gain) if gain > 1e-12 else 2.0 + random_scores[row]
+
+    picked: list[int] = []
+    over_cap = 0
+    block = max(1, -(-batch_size // 8))
+    while len(picked) < batch_size:
+        keys = np.array([key(row) for row in range(rows.num_rows)])
+        keys[picked] = np.inf
+        size = min(block + 1, rows.num_rows)
+        candidates = np.argpartition(keys, size - 1)[:size]
+        candidates = candidates[np.argsort(keys[candidates], kind="stable")]
+        threshold = keys[candidates[-1]] if size > block else np.inf
+        for row in candidates[:block].tolist():
+            fresh = key(row)
+            if len(picked) == batch_size or (fresh > threshold and row != candidates[0]):
+                continue
+            picked.append(row)
+            over_cap += fresh >= 4.0
+            for concept in rows.row_concepts[row]:
+                counts[concept] += 1.0
+    return picked, over_cap
+
+
+@pytest.mark.parametrize(
+    ("seed", "kind", "pool_size", "batch_size", "cap_factor"),
+    itertools.product(range(2), ["zipf", "few", "head"], [1, 30, 400], [1, 10, 80], [1.0, 2.0]),
+)
+def test_diversity_greedy_equals_the_row_at_a_time_greedy(
+    seed: int, kind: str, pool_size: int, batch_size: int, cap_factor: float
+) -> None:
+    """Re-evaluating a block's keys together must pick what evaluating one row at a time does."""
+    rng = np.random.default_rng(seed)
+    concepts = {
+        "zipf": lambda: zipf_concepts(rng, pool_size),
+        "few": lambda: [[f"c{c}" for c in rng.choice(4, 2)] for _ in range(pool_size)],
+        "head": lambda: [["head"]] * (pool_size - pool_size // 10) + [["tail"]] * (pool_size // 10),
+    }[kind]()
+    selector = get_selector("concept", cap_factor=cap_factor)
+    selection = selector.select(Pool(concepts=concepts), batch_size, np.random.default_rng(seed))
+    rows = ConceptRows.from_pool_column(concepts)
+    targets = selector._targets(rows, min(batch_size, pool_size))
+    caps = np.maximum(1, np.ceil(cap_factor * targets - 1e-9)).astype(np.int64)
+    picked, over_cap = reference_diversity_greedy(
+        rows, targets, caps, min(batch_size, pool_size), seed
+    )
+    assert selection.indices.tolist() == picked
+    assert selection.info["rows_over_cap"] == over_cap
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_encoded_concepts_gather_like_the_lists(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    names = [f"c{c}" for c in range(12)]
+    lists: list[list[str] | None] = [
+        None if rng.random() < 0.1 else [names[c] for c in rng.integers(0, 12, rng.integers(0, 5))]
+        for _ in range(200)
+    ]
+    encoded = EncodedConcepts.from_lists(lists)
+    positions = rng.choice(200, 60, replace=False)
+    gathered = encoded[positions]
+    assert [gathered[row] for row in range(len(gathered))] == [
+        lists[position] or [] for position in positions.tolist()
+    ]
+    from_encoded = ConceptRows.from_pool_column(gathered)
+    from_lists = ConceptRows.from_pool_column([lists[position] for position in positions])
+    assert from_encoded.vocabulary == from_lists.vocabulary  # first-appearance order
+    np.testing.assert_array_equal(from_encoded.row_of, from_lists.row_of)
+    np.testing.assert_array_equal(from_encoded.concept_of, from_lists.concept_of)
+    selector = get_selector("concept")
+    assert (
+        selector.select(Pool(concepts=gathered), 20, np.random.default_rng(seed)).metrics()
+        == selector.select(
+            Pool(concepts=[lists[p] or [] for p in positions]), 20, np.random.default_rng(seed)
+        ).metrics()
+    )

@@ -9,6 +9,7 @@ import pytest
 from selectors_helpers import assert_deterministic, assert_valid_selection
 
 from batchcraft.selectors import MissingColumnsError, Pool, get_selector
+from batchcraft.selectors.base import sorted_unique
 from batchcraft.selectors.facility_location import distance_similarity, facility_location
 
 
@@ -179,3 +180,9 @@ def test_stochastic_greedy_needs_an_rng_and_a_valid_epsilon() -> None:
         facility_location(similarity, 2, epsilon=0.01)
     with pytest.raises(ValueError, match="epsilon"):
         facility_location(similarity, 2, epsilon=1.5, rng=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sorted_unique_is_numpy_unique(seed: int) -> None:
+    values = np.random.default_rng(seed).integers(0, 30, size=seed * 10)
+    np.testing.assert_array_equal(sorted_unique(values), np.unique(values))

@@ -10,7 +10,11 @@ from selectors_helpers import assert_deterministic, assert_valid_selection
 
 from batchcraft.selectors import MissingColumnsError, Pool, get_selector
 from batchcraft.selectors.balanced_clustering import balanced_clusters
-from batchcraft.selectors.negative_mining import false_negative_mask, mine_hard_negatives
+from batchcraft.selectors.negative_mining import (
+    false_negative_mask,
+    mine_hard_negatives,
+    top_negative_similarity,
+)
 
 
 def topical_pairs(rng: np.random.Generator, num_rows: int, num_labels: int = 40) -> Pool:
@@ -184,3 +188,68 @@ def test_hard_negative_needs_embeddings() -> None:
 def test_hard_negative_rejects_bad_parameters(params: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         get_selector("hard_negative", **params)
+
+
+def reference_balanced_clusters(
+    embeddings: np.ndarray, cluster_size: int, rng: np.random.Generator, iterations: int = 4
+) -> list[np.ndarray]:
+    """The recursion one node at a time (depth first, left first): the specification."""
+    if cluster_size == 1:
+        return [np.array([row]) for row in range(len(embeddings))]
+    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+    unit = (embeddings / np.maximum(norms, 1e-12)).astype(np.float32)
+    pending, finished = [np.arange(len(embeddings))], []
+    while pending:
+        members = pending.pop()
+        if len(members) <= cluster_size:
+            finished.append(members)
+            continue
+        vectors = unit[members]
+        centroids = vectors[rng.choice(len(members), 2, replace=False)].copy()
+        order = np.arange(len(members))
+        for _ in range(iterations):
+            order = np.argsort(-(vectors @ (centroids[0] - centroids[1])), kind="stable")
+            for side, part in enumerate(np.split(order, [len(members) // 2])):
+                mean = vectors[part].sum(axis=0)
+                norm = float(np.linalg.norm(mean))
+                if norm > 1e-12:
+                    centroids[side] = mean / norm
+        left, right = np.split(order, [len(members) // 2])
+        pending.extend([members[right], members[left]])
+    return finished
+
+
+@pytest.mark.parametrize(
+    ("seed", "num_rows", "dim", "cluster_size", "iterations"),
+    [
+        *itertools.product(range(2), [0, 1, 2, 7, 100, 257], [1, 3, 16], [1, 2, 5, 16], [4]),
+        *itertools.product(range(2), [300, 5000], [8, 64], [2, 3, 32], [0, 1, 4]),
+    ],
+)
+def test_level_by_level_clustering_equals_the_recursion(
+    seed: int, num_rows: int, dim: int, cluster_size: int, iterations: int
+) -> None:
+    """Splitting a tree level at a time must give the recursion's clusters, bit for bit."""
+    rng = np.random.default_rng(seed)
+    embeddings = rng.normal(size=(num_rows, dim)).astype(np.float32)
+    embeddings[: num_rows // 5] = embeddings[:1]  # duplicates: ties in every sort
+    fast_rng, reference_rng = np.random.default_rng(seed), np.random.default_rng(seed)
+    clusters = balanced_clusters(embeddings, cluster_size, fast_rng, iterations)
+    expected = reference_balanced_clusters(embeddings, cluster_size, reference_rng, iterations)
+    assert [c.tolist() for c in clusters] == [c.tolist() for c in expected]
+    assert fast_rng.random() == reference_rng.random()  # the same draws were consumed
+
+
+def test_in_batch_scores_match_a_full_sort() -> None:
+    pool = topical_pairs(np.random.default_rng(3), 50)
+    assert pool.embeddings is not None and pool.pair_embeddings is not None
+    mask = false_negative_mask(pool.labels, pool.embeddings, pool.pair_embeddings, margin=0.1)
+    anchors = pool.embeddings / np.linalg.norm(pool.embeddings, axis=1, keepdims=True)
+    positives = pool.pair_embeddings / np.linalg.norm(pool.pair_embeddings, axis=1, keepdims=True)
+    scores = anchors @ positives.T
+    scores[mask] = -np.inf
+    np.fill_diagonal(scores, -np.inf)
+    hardest = -np.sort(-scores, axis=1)[:, :10]
+    expected = np.nanmean(np.where(np.isfinite(hardest), hardest, np.nan))
+    found = top_negative_similarity(pool.embeddings, pool.pair_embeddings, mask, 10)
+    assert found == pytest.approx(expected, rel=1e-6)

@@ -1,7 +1,10 @@
 """Build selector `Pool`s from dataset rows plus the trainer's feedback table.
 
 Dataset columns are converted to numpy once, on first use, and gathered by
-position for every pool; only the columns a selector declares are built.
+position for every pool; only the columns a selector declares are built. A
+pool of every row in dataset order (an epoch plan's) shares the converted
+columns, made read-only, instead of copying them. Concepts are encoded once
+per dataset (`EncodedConcepts`), so a pool gathers integer codes, not lists.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import pyarrow as pa
 from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.feedback import FeedbackTable
 from batchcraft.selectors import FEEDBACK_COLUMNS, BaseSelector, Pool
+from batchcraft.selectors.encoded_concepts import EncodedConcepts
 
 DATASET_FIELDS: dict[str, str] = {
     "ids": "id",
@@ -54,13 +58,11 @@ class PoolBuilder:
         Feedback fields come from ``feedback`` (see `FeedbackTable.pool_fields`).
         """
         columns: dict[str, Any] = {}
+        every_row = _is_every_row(positions, self.dataset.num_rows)
         for field, column in DATASET_FIELDS.items():
             if field in fields and column in self.dataset.column_names:
                 values = self._column(field, column)
-                if isinstance(values, list):
-                    columns[field] = [values[int(p)] for p in positions]
-                else:
-                    columns[field] = values[positions]
+                columns[field] = values if every_row else values[positions]
         if feedback is not None:
             columns.update(feedback.pool_fields(positions, fields & FEEDBACK_COLUMNS))
         return Pool(**columns)
@@ -68,8 +70,18 @@ class PoolBuilder:
     def _column(self, field: str, column: str) -> Any:
         with self._lock:
             if field not in self._cache:
-                self._cache[field] = column_to_numpy(self.dataset.table.column(column), field)
+                values = column_to_numpy(self.dataset.table.column(column), field)
+                encoded = isinstance(values, EncodedConcepts)
+                arrays = (values.starts, values.codes) if encoded else (values,)
+                for array in arrays:
+                    array.flags.writeable = False  # shared by every-row pools
+                self._cache[field] = values
             return self._cache[field]
+
+
+def _is_every_row(positions: np.ndarray, num_rows: int) -> bool:
+    """Whether ``positions`` is ``0, 1, ..., num_rows - 1``."""
+    return len(positions) == num_rows and bool((np.asarray(positions) == np.arange(num_rows)).all())
 
 
 def column_to_numpy(column: pa.ChunkedArray, field: str) -> Any:
@@ -78,7 +90,7 @@ def column_to_numpy(column: pa.ChunkedArray, field: str) -> Any:
     if field in {"embeddings", "pair_embeddings"}:
         return fixed_size_list_to_matrix(array)
     if field == "concepts":
-        return [list(row or []) for row in array.to_pylist()]
+        return EncodedConcepts.from_lists(array.to_pylist())
     if field == "reference_losses":
         return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.float32)
     return array.to_numpy(zero_copy_only=False)

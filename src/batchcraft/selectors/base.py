@@ -216,3 +216,12 @@ def check_range(
         left = "[" if low_inclusive else "("
         right = "]" if high_inclusive else ")"
         raise ConfigError(f"{name}={value!r} must be in {left}{low}, {high}{right}")
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` of a 1-D array: a sort and a mask, several times faster for ints."""
+    ordered = np.sort(values)
+    first = np.empty(len(ordered), dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return ordered[first]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import numpy as np
 
 from batchcraft.errors import ConfigError
+from batchcraft.selectors.base import sorted_unique
+from batchcraft.selectors.encoded_concepts import EncodedConcepts
 
 
 @dataclass(frozen=True, eq=False)
@@ -18,7 +21,6 @@ class ConceptRows:
     Attributes:
         row_of: (nnz,) row of each (row, concept) entry, sorted by row.
         concept_of: (nnz,) concept id of each entry.
-        row_concepts: per row, its sorted distinct concept ids (for Python loops).
         vocabulary: concept name of each id.
         concept_counts: (num_concepts,) rows of the pool carrying each concept.
         concepts_per_row: (num_rows,) distinct concepts per row.
@@ -26,14 +28,20 @@ class ConceptRows:
 
     row_of: np.ndarray
     concept_of: np.ndarray
-    row_concepts: list[list[int]]
     vocabulary: list[str]
     concept_counts: np.ndarray
     concepts_per_row: np.ndarray
 
     @property
     def num_rows(self) -> int:
-        return len(self.row_concepts)
+        return len(self.concepts_per_row)
+
+    @functools.cached_property
+    def row_concepts(self) -> list[list[int]]:
+        """Per row, its sorted distinct concept ids (for Python loops)."""
+        bounds = np.concatenate([[0], np.cumsum(self.concepts_per_row)]).tolist()
+        flat = self.concept_of.tolist()
+        return [flat[bounds[row] : bounds[row + 1]] for row in range(self.num_rows)]
 
     def row_sums(self, per_concept: np.ndarray) -> np.ndarray:
         """Σ over each row's concepts of ``per_concept[c]``, for all rows at once."""
@@ -43,8 +51,12 @@ class ConceptRows:
 
     @classmethod
     def from_pool_column(cls, concepts: Any) -> ConceptRows:
-        """From lists of concept names, or a scipy sparse (rows, concepts) indicator matrix."""
-        if hasattr(concepts, "tocoo"):
+        """From lists of concept names, `EncodedConcepts`, or a scipy sparse (rows, concepts) indicator matrix."""
+        if isinstance(concepts, EncodedConcepts):
+            num_rows = len(concepts)
+            rows, codes, names = concepts.row_codes()
+            vocabulary = [str(name) for name in names]
+        elif hasattr(concepts, "tocoo"):
             matrix = concepts.tocoo()
             keep = matrix.data != 0
             rows, codes = matrix.row[keep].astype(np.int64), matrix.col[keep].astype(np.int64)
@@ -60,14 +72,11 @@ class ConceptRows:
                 f"concepts must be lists of strings or a sparse matrix, got {type(concepts)}"
             )
         width = max(len(vocabulary), 1)
-        entries = np.unique(rows * width + codes)  # distinct, sorted by row then concept
+        entries = sorted_unique(rows * width + codes)  # distinct, sorted by row then concept
         row_of, concept_of = entries // width, entries % width
         per_row = np.bincount(row_of, minlength=num_rows)
-        bounds = np.concatenate([[0], np.cumsum(per_row)]).tolist()
-        flat = concept_of.tolist()
-        row_concepts = [flat[bounds[row] : bounds[row + 1]] for row in range(num_rows)]
         counts = np.bincount(concept_of, minlength=len(vocabulary))
-        return cls(row_of, concept_of, row_concepts, vocabulary, counts, per_row)
+        return cls(row_of, concept_of, vocabulary, counts, per_row)
 
 
 def _encode_lists(concepts: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:

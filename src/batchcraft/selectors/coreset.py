@@ -120,7 +120,10 @@ class CoresetSelector(BaseSelector):
         weights: list[np.ndarray] = [np.ones(len(small_rows), dtype=np.float32)]
         objective = 0.0
         for group, budget in zip(groups, budgets, strict=True):
-            similarity = distance_similarity(features[group])
+            # a group of every row is 0..n-1 in order: no copy of the features needed
+            similarity = distance_similarity(
+                features if len(group) == len(features) else features[group]
+            )
             result = facility_location(similarity, budget, epsilon=self.greedy_epsilon, rng=rng)
             picked.append(group[result.medoids])
             weights.append(result.counts.astype(np.float32))

@@ -18,6 +18,7 @@ import numpy as np
 
 from batchcraft._deps import require
 from batchcraft.errors import ConfigError
+from batchcraft.selectors.base import sorted_unique
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,7 +50,9 @@ def distance_similarity(features: np.ndarray) -> np.ndarray:
     than numpy's here), returned as a float32 numpy array.
     """
     torch = require("torch")
-    rows = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    array = np.ascontiguousarray(features, dtype=np.float32)
+    # torch wants writable memory; pools of every row share the dataset's read-only columns
+    rows = torch.from_numpy(array if array.flags.writeable else array.copy())
     squared_norms = (rows * rows).sum(dim=1)
     # squared distances, then distances, then similarities, all in one buffer
     matrix = torch.addmm(squared_norms[None, :], rows, rows.T, alpha=-2.0)
@@ -102,14 +105,15 @@ def facility_location(
         sample_size = math.ceil(num_rows / num_medoids * math.log(1.0 / epsilon))
     coverage = np.zeros(num_rows, dtype=np.float32)
     upper_bounds = similarity.sum(axis=0, dtype=np.float64)
+    everything = np.arange(num_rows)
     evaluations = num_rows
     medoids: list[int] = []
     while len(medoids) < num_medoids:
-        candidates = None
+        candidates = everything
         if sample_size < num_rows - len(medoids):
             assert rng is not None
             # a uniform sample of the remaining rows, cheaper than rng.choice over them
-            draws = np.unique(rng.integers(0, num_rows, size=sample_size))
+            draws = sorted_unique(np.asarray(rng.integers(0, num_rows, size=sample_size)))
             candidates = draws[np.isfinite(upper_bounds[draws])]
             if len(candidates) == 0:
                 candidates = np.flatnonzero(np.isfinite(upper_bounds))
@@ -131,13 +135,9 @@ def _next_medoid(
     coverage: np.ndarray,
     upper_bounds: np.ndarray,
     block_size: int,
-    candidates: np.ndarray | None,
+    positions: np.ndarray,
 ) -> tuple[int, int]:
-    """The candidate with the largest true gain; refreshes stale bounds in blocks.
-
-    ``candidates`` restricts the search (stochastic greedy); None means all rows.
-    """
-    positions = np.arange(len(upper_bounds)) if candidates is None else candidates
+    """The candidate (of ``positions``) with the largest true gain; refreshes stale bounds in blocks."""
     bounds = upper_bounds[positions]
     evaluated = 0
     covered = coverage.sum()
@@ -146,10 +146,12 @@ def _next_medoid(
     while True:
         local = np.argpartition(-bounds, block - 1)[:block]
         rows = similarity[positions[local]]  # rows, not columns: symmetric and contiguous
-        bounds[local] = np.maximum(rows, coverage[None, :]).sum(axis=1) - covered
-        evaluated += len(local)
-        winner = int(local[np.argmax(bounds[local])])
-        best_gain = bounds[winner]
+        gains = np.maximum(rows, coverage, out=rows).sum(axis=1)
+        gains -= covered
+        bounds[local] = gains
+        evaluated += block
+        best = int(np.argmax(gains))
+        winner, best_gain = int(local[best]), gains[best]
         bounds[winner] = -np.inf
         rest_bound = bounds.max(initial=-np.inf)
         bounds[winner] = best_gain

@@ -10,11 +10,7 @@ import numpy as np
 from batchcraft.errors import ConfigError
 from batchcraft.selectors.balanced_clustering import balanced_clusters, batches_from_clusters
 from batchcraft.selectors.base import BaseSelector, Selection, check_batch_size, check_range
-from batchcraft.selectors.negative_mining import (
-    false_negative_mask,
-    mine_hard_negatives,
-    top_negative_similarity,
-)
+from batchcraft.selectors.negative_mining import InBatchScores, mine_hard_negatives
 from batchcraft.selectors.pool import Pool
 
 
@@ -139,18 +135,18 @@ class HardNegativeSelector(BaseSelector):
     def _select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection:
         if len(pool) <= batch_size:  # a planned batch: keep it whole, in order
             indices = np.arange(len(pool), dtype=np.int64)
+            batch = pool
         else:  # a pool larger than the batch: the first batch of a plan over it
             indices = self._plan(pool, batch_size, rng, self.cluster_size)[0]
-        batch = pool.take(indices)
+            batch = pool.take(indices)
         anchors, positives = self._towers(batch)
-        mask = false_negative_mask(batch.labels, anchors, positives, self.false_negative_margin)
+        scores = InBatchScores(anchors, positives)
+        mask = scores.false_negative_mask(batch.labels, self.false_negative_margin)
         info: dict[str, Any] = {
             "selector": self.name,
             "false_negative_mask": mask,
             "accidental_positives": int(mask.sum()),
-            "top_negative_similarity": top_negative_similarity(
-                anchors, positives if positives is not None else anchors, mask, self.hardness_top
-            ),
+            "top_negative_similarity": scores.top_negative_similarity(mask, self.hardness_top),
         }
         if self.num_mined_negatives > 0 and positives is not None:
             info["mined_negatives"] = self.mine_negatives(pool, indices)

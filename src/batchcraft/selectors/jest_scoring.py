@@ -19,7 +19,9 @@ class SigmoidLossParameters:
 
 
 def _unit_rows(torch: Any, matrix: np.ndarray) -> Any:
-    tensor = torch.from_numpy(np.ascontiguousarray(matrix, dtype=np.float32))
+    array = np.ascontiguousarray(matrix, dtype=np.float32)
+    # torch wants writable memory; pools of every row share the dataset's read-only columns
+    tensor = torch.from_numpy(array if array.flags.writeable else array.copy())
     return tensor / tensor.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
@@ -98,16 +100,20 @@ class LearnabilityScorer:
             )
         row_index = None if rows is None else torch.from_numpy(rows)
         column_index = None if columns is None else torch.from_numpy(columns)
+
+        def take(values: Any, index: Any) -> Any:
+            # index_select: the same rows as values[index], several times faster
+            return values if index is None else torch.index_select(values, 0, index)
+
         terms = []
         for images, texts, head in self.models:
-            image_part = images if row_index is None else images[row_index]
-            text_part = texts if column_index is None else texts[column_index]
+            image_part, text_part = take(images, row_index), take(texts, column_index)
             logits = torch.addmm(torch.tensor(head.bias), image_part, text_part.T, alpha=head.scale)
             terms.append(torch.nn.functional.softplus(logits))
         block = terms[0].sub_(terms[1])
         if self.known is not None:
-            known_rows = self.known[0] if row_index is None else self.known[0][row_index]
-            known_columns = self.known[1] if column_index is None else self.known[1][column_index]
+            known_rows = take(self.known[0], row_index)
+            known_columns = take(self.known[1], column_index)
             block.mul_(known_rows[:, None] * known_columns[None, :])
         return block
 
@@ -152,7 +158,9 @@ class LearnabilityScorer:
             from_columns = self._off_diagonal(rows, chosen).sum(dim=1)
             gain = (from_rows + from_columns).to(self.torch.float64).numpy()
         positions = np.arange(self.size) if rows is None else rows
-        on_diagonal = np.isin(positions, chosen)
+        is_chosen = np.zeros(self.size, dtype=bool)
+        is_chosen[chosen] = True
+        on_diagonal = is_chosen[positions]  # np.isin(positions, chosen), without its sort
         gain[on_diagonal] += 2.0 * self.correction[positions[on_diagonal]]
         return gain
 

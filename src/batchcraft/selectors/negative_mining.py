@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ SAME_POSITIVE_COSINE = 1.0 - 1e-5
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
+    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
 def false_negative_mask(
@@ -37,34 +38,76 @@ def false_negative_mask(
         positives: (b, d) positive embeddings, or None.
         margin: the false-negative guard; None to skip it.
     """
-    size = len(labels) if labels is not None else len(positives) if positives is not None else 0
-    mask = np.zeros((size, size), dtype=bool)
-    if labels is not None:
-        _, codes = np.unique(np.asarray(labels), return_inverse=True)
-        mask |= codes[:, None] == codes[None, :]
-    if positives is not None:
-        unit_positives = _unit(positives)
-        mask |= unit_positives @ unit_positives.T >= SAME_POSITIVE_COSINE
-        if margin is not None and anchors is not None:
-            scores = _unit(anchors) @ unit_positives.T
-            mask |= scores >= np.diag(scores)[:, None] - margin
-    np.fill_diagonal(mask, False)
-    return mask
+    return InBatchScores(anchors, positives).false_negative_mask(labels, margin)
 
 
 def top_negative_similarity(
     anchors: np.ndarray, candidates: np.ndarray, mask: np.ndarray, top: int = 10
 ) -> float:
     """Mean over anchors of the mean cosine of their ``top`` hardest unmasked in-batch negatives."""
-    scores = _unit(anchors) @ _unit(candidates).T
-    scores[mask] = -np.inf
-    np.fill_diagonal(scores, -np.inf)
-    count = min(top, scores.shape[1] - 1)
-    if count < 1:
-        return 0.0
-    hardest = -np.sort(-scores, axis=1)[:, :count]
-    hardest = np.where(np.isfinite(hardest), hardest, np.nan)
-    return float(np.nanmean(hardest)) if np.isfinite(hardest).any() else 0.0
+    return InBatchScores(anchors, candidates).top_negative_similarity(mask, top)
+
+
+class InBatchScores:
+    """Cosines within a batch of anchors and positives, each computed once and shared.
+
+    Args:
+        anchors: (b, d) anchor embeddings, or None.
+        positives: (b, d) positive embeddings, or None (negatives are then
+            the other anchors, in `top_negative_similarity`).
+    """
+
+    def __init__(self, anchors: np.ndarray | None, positives: np.ndarray | None) -> None:
+        self.anchors = anchors
+        self.positives = positives
+
+    @functools.cached_property
+    def unit_anchors(self) -> np.ndarray:
+        """The anchors at unit norm."""
+        assert self.anchors is not None
+        return _unit(self.anchors)
+
+    @functools.cached_property
+    def unit_positives(self) -> np.ndarray:
+        """The positives (the anchors when there are none) at unit norm."""
+        positives = self.anchors if self.positives is None else self.positives
+        assert positives is not None
+        return _unit(positives)
+
+    @functools.cached_property
+    def anchor_scores(self) -> np.ndarray:
+        """(b, b) cosine of anchor i and positive j; shared, so callers must not modify it."""
+        return self.unit_anchors @ self.unit_positives.T
+
+    def false_negative_mask(self, labels: Any | None, margin: float | None) -> np.ndarray:
+        """See `false_negative_mask`."""
+        positives = self.positives
+        size = len(labels) if labels is not None else len(positives) if positives is not None else 0
+        mask = np.zeros((size, size), dtype=bool)
+        if labels is not None:
+            _, codes = np.unique(np.asarray(labels), return_inverse=True)
+            mask |= codes[:, None] == codes[None, :]
+        if positives is not None:
+            unit_positives = self.unit_positives
+            mask |= unit_positives @ unit_positives.T >= SAME_POSITIVE_COSINE
+            if margin is not None and self.anchors is not None:
+                scores = self.anchor_scores
+                mask |= scores >= np.diag(scores)[:, None] - margin
+        np.fill_diagonal(mask, False)
+        return mask
+
+    def top_negative_similarity(self, mask: np.ndarray, top: int = 10) -> float:
+        """See `top_negative_similarity` (``candidates`` are the positives)."""
+        scores = self.anchor_scores.copy()
+        scores[mask] = -np.inf
+        np.fill_diagonal(scores, -np.inf)
+        count = min(top, scores.shape[1] - 1)
+        if count < 1:
+            return 0.0
+        # the `count` largest per row, largest first: a partition, then a sort of those only
+        hardest = -np.sort(np.partition(-scores, count - 1, axis=1)[:, :count], axis=1)
+        hardest = np.where(np.isfinite(hardest), hardest, np.nan)
+        return float(np.nanmean(hardest)) if np.isfinite(hardest).any() else 0.0
 
 
 def mine_hard_negatives(

@@ -8,8 +8,9 @@ field                    shape / type                source
 ids                      (n,) str                    dataset ``id``
 embeddings               (n, d) float                dataset ``embedding`` (unit norm)
 pair_embeddings          (n, d) float                dataset ``pair_embedding``
-concepts                 n lists of str, or a        dataset ``concepts``
-                         scipy sparse (n, c) matrix
+concepts                 n lists of str, a scipy     dataset ``concepts``
+                         sparse (n, c) matrix, or
+                         `EncodedConcepts`
 sources                  (n,) str                    dataset ``source``
 labels                   (n,) int or str             dataset (class / positive id)
 reference_losses         (n,) float                  dataset ``ref_loss``
@@ -35,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 
 from batchcraft.errors import ConfigError
+from batchcraft.selectors.encoded_concepts import EncodedConcepts
 
 ROW_COLUMNS: tuple[str, ...] = (
     "ids",
@@ -158,7 +160,7 @@ class Pool:
         subset: dict[str, Any] = {}
         for name in self.present_columns():
             value = getattr(self, name)
-            if isinstance(value, np.ndarray) or hasattr(value, "tocsr"):
+            if isinstance(value, np.ndarray | EncodedConcepts) or hasattr(value, "tocsr"):
                 subset[name] = value[positions]
             else:
                 subset[name] = [value[int(position)] for position in positions]
