@@ -10,6 +10,7 @@ response with a single copy.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -89,7 +90,7 @@ class BatchEncoder:
     def _numpy_payloads(
         self, batches: list[RankBatch], everything: np.ndarray, matrices: list[np.ndarray]
     ) -> list[list[Any]]:
-        gathered = [np.take(matrix, everything, axis=0) for matrix in matrices]
+        gathered = [matrix.take(everything, axis=0) for matrix in matrices]
         payloads = []
         for batch, (start, stop) in zip(batches, _bounds(batches), strict=True):
             spliced = self._ipc.spliced(stop - start, [array[start:stop] for array in gathered])
@@ -107,13 +108,6 @@ class BatchEncoder:
         ]
 
     def _encoded(self, position: Position, batch: RankBatch, payload: list[Any]) -> Encoded:
-        size = sum(memoryview(part).nbytes for part in payload)
-        if size > self.max_payload_bytes:
-            raise MessageTooLargeError(
-                f"a batch of {len(batch.positions)} rows is {size} bytes, above the "
-                f"server's max message size {self.max_payload_bytes}; lower batch_size, "
-                "request fewer columns or raise --max-message-mb"
-            )
         following = self.job.next_position(position)
         batch_id = f"{self._prefix}{position.epoch}/s{position.step}/r{self.rank}"
         selector = str(batch.metrics.get("selector", self.job.config.selector))
@@ -128,12 +122,19 @@ class BatchEncoder:
             next=pb.Position(epoch=following.epoch, step=following.step),
             info_arrays={k: codec.npy_bytes(v) for k, v in batch.arrays.items()},
         )
-        return Encoded(batch_id, batch, encode_batch(header, payload), following, selector)
+        wire = encode_batch(header, payload)
+        if wire.nbytes > self.max_payload_bytes:
+            raise MessageTooLargeError(
+                f"a batch of {len(batch.positions)} rows is {wire.nbytes} bytes, above the "
+                f"server's max message size {self.max_payload_bytes}; lower batch_size, "
+                "request fewer columns or raise --max-message-mb"
+            )
+        return Encoded(batch_id, batch, wire, following, selector)
 
 
 def _bounds(batches: list[RankBatch]) -> list[tuple[int, int]]:
     """Each batch's rows in the gather of all of them."""
-    stops = np.cumsum([len(batch.positions) for batch in batches]).tolist()
+    stops = list(itertools.accumulate(len(batch.positions) for batch in batches))
     return list(zip([0, *stops[:-1]], stops, strict=True))
 
 

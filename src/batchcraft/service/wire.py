@@ -210,12 +210,21 @@ def _key(field: int) -> bytes:
 
 
 def _varint(value: int) -> bytes:
+    if value < len(_SMALL_VARINTS):
+        return _SMALL_VARINTS[value]
+    return _encode_varint(value)
+
+
+def _encode_varint(value: int) -> bytes:
     out = bytearray()
     while value >= 0x80:
         out.append(value & 0x7F | 0x80)
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+_SMALL_VARINTS = [_encode_varint(value) for value in range(1 << 14)]  # keys, lengths, paddings
 
 
 def _padding_field(payload_start: int) -> bytes:
