@@ -107,6 +107,13 @@ def test_same_positive_text_is_masked_without_labels() -> None:
     assert mask.tolist() == [[False, True, False], [True, False, False], [False, False, False]]
 
 
+def test_with_anchors_only_the_mask_covers_the_batch_and_masks_nothing() -> None:
+    anchors = np.random.default_rng(0).normal(size=(5, 4))
+    mask = false_negative_mask(None, anchors, None)
+    assert mask.shape == (5, 5) and not mask.any()
+    assert 0 < top_negative_similarity(anchors, anchors, mask, top=2) <= 1
+
+
 def test_margin_guard_masks_negatives_scoring_like_the_positive() -> None:
     anchors = np.array([[1.0, 0.0], [0.0, 1.0]])
     positives = np.array([[0.8, 0.6], [0.79, 0.61]])  # anchor 0 scores both alike

@@ -82,8 +82,8 @@ class InBatchScores:
     def false_negative_mask(self, labels: Any | None, margin: float | None) -> np.ndarray:
         """See `false_negative_mask`."""
         positives = self.positives
-        size = len(labels) if labels is not None else len(positives) if positives is not None else 0
-        mask = np.zeros((size, size), dtype=bool)
+        rows = next((x for x in (labels, positives, self.anchors) if x is not None), ())
+        mask = np.zeros((len(rows), len(rows)), dtype=bool)
         if labels is not None:
             _, codes = np.unique(np.asarray(labels), return_inverse=True)
             mask |= codes[:, None] == codes[None, :]
