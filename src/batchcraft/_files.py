@@ -80,8 +80,10 @@ def safe_file_name(name: str, *, keep_plain: bool = False) -> str:
     """A file name for ``name``, which may hold any character: a readable prefix of it
     plus a hash of it (distinct names never collide), or with ``keep_plain`` ``name``
     itself when it already is a plain file name."""
-    if keep_plain and _PLAIN_NAME.fullmatch(name):
-        return name
-    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:48].lstrip(".") or "_"
+    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:48]
+    if keep_plain:
+        if _PLAIN_NAME.fullmatch(name):
+            return name
+        readable = readable.lstrip(".") or "_"  # never a hidden file beside plain ones
     digest = hashlib.sha256(name.encode()).hexdigest()[:12]
     return f"{readable}-{digest}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -88,6 +89,18 @@ def test_a_cached_dataset_is_served_from_a_mapped_file(tmp_path: Path) -> None:
         ),
     )
     assert list((tmp_path / "cache").iterdir()) == [cached]  # nothing half-written left
+
+
+def test_a_torn_cache_file_is_rebuilt(tmp_path: Path) -> None:
+    root = write_curated_dataset(tmp_path / "d", num_rows=40, dim=4, num_shards=2)
+    expected = CuratedDataset.open(root).table
+    CuratedDataset.open(root, cache_dir=tmp_path / "cache")
+    (cached,) = (tmp_path / "cache").glob("*.arrow")
+    torn = tmp_path / "torn"
+    torn.write_bytes(cached.read_bytes()[:100])  # e.g. a power loss after the rename
+    os.replace(torn, cached)  # a new file: truncating a mapped one in place would fault
+    assert CuratedDataset.open(root, cache_dir=tmp_path / "cache").table.equals(expected)
+    assert cached.stat().st_mode & 0o044 == 0o044  # other servers' users may map it
 
 
 def test_a_changed_shard_gets_a_new_cache_and_a_missing_one_is_named(tmp_path: Path) -> None:

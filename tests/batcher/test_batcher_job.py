@@ -207,3 +207,17 @@ def test_every_selector_serves_an_epoch_without_repeats(tmp_path: Path, name: st
     assert len(served) == len(set(served)) > 0
     assert set(served) <= set(dataset.ids.tolist())
     assert all(len(ids) <= 4 for batches in per_rank for _, ids in batches)
+
+
+def test_checkpoint_directories_keep_their_names(tmp_path: Path) -> None:
+    from batchcraft.batcher.checkpoint import job_directory
+
+    # Existing checkpoints must still be found: readable prefix (leading dots kept) + hash.
+    assert job_directory(tmp_path, ".exp1").name == ".exp1-" + _sha12(".exp1")
+    assert job_directory(tmp_path, "a/b c").name == "a_b_c-" + _sha12("a/b c")
+
+
+def _sha12(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

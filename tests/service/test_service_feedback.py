@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
 from loss_selector import TopLossSelector
 
 from batchcraft.selectors import SELECTORS
-from batchcraft.service import BatchClient
+from batchcraft.service import BatchClient, BatchServiceError
 
 pytestmark = pytest.mark.grpc
 
@@ -117,3 +118,25 @@ def test_a_sync_trainer_that_stops_early_resumes_where_it_stopped(address: str) 
         assert second.last_meta is not None
         assert (second.last_meta.epoch, second.last_meta.step) == (0, 3)
     assert not set(following) & {i for b in head for i in b}
+
+
+def test_bad_feedback_in_a_sync_session_is_an_error_not_an_end(address: str) -> None:
+    def scorer(candidates: dict[str, Any]) -> np.ndarray:
+        return np.array([loss_of(i) for i in candidates["id"]])
+
+    trainer = BatchClient(
+        address,
+        "news",
+        "test_top_loss",
+        4,
+        columns=["id"],
+        scoring="sync",
+        scorer=scorer,
+        job="sync-bad-feedback",
+    )
+    with trainer, pytest.raises(BatchServiceError) as raised:
+        for index, _ in enumerate(trainer):
+            if index == 1:
+                trainer.report(["no-such-id"], losses=[1.0])
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "no-such-id" in str(raised.value)

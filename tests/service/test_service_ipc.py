@@ -50,8 +50,11 @@ def test_small_batches_are_serialised() -> None:
         pa.array(["a", "bb", None, "d"] * 8),
         pa.array([1.0, None, 3.0, 4.0] * 8),
         pa.FixedSizeListArray.from_arrays(pa.array([1.0, None] * 32, pa.float32()), 2),
+        pa.FixedSizeListArray.from_arrays(
+            pa.FixedSizeListArray.from_arrays(pa.array(np.arange(64, dtype=np.float32)), 1), 2
+        ),
     ],
-    ids=["strings", "null-floats", "null-in-lists"],
+    ids=["strings", "null-floats", "null-in-lists", "nested-lists"],
 )
 def test_columns_with_nulls_or_variable_width_are_serialised(column: pa.Array) -> None:
     batch = pa.RecordBatch.from_arrays([column], ["value"])

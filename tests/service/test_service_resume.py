@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,25 @@ def test_closing_a_client_mid_iteration_acknowledges_what_it_received(start_serv
     with client(address, job="closed", num_epochs=1) as second:
         tail = [list(b["id"]) for b in second]
     assert head + tail == uninterrupted
+
+
+@pytest.mark.parametrize("leave", ["break", "raise"])
+def test_a_script_that_leaves_the_loop_without_closing_exits(start_server, leave: str) -> None:  # type: ignore[no-untyped-def]
+    address = start_server()
+    script = f"""
+from batchcraft.service import BatchClient
+client = BatchClient({address!r}, "news", batch_size=6, seed=11, columns=["id"],
+                     num_epochs=2, job="script-{leave}", max_in_flight=8)
+for index, batch in enumerate(client):
+    if index == 2:
+        {"break" if leave == "break" else "raise RuntimeError('training step failed')"}
+print("script end", flush=True)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == (0 if leave == "break" else 1), result.stderr[-2000:]
+    if leave == "break":  # the loop's end acknowledged the three batches received
+        with client(address, job="script-break", num_epochs=1) as second:
+            next(iter(second))
+            assert second.last_meta is not None and second.last_meta.step == 3

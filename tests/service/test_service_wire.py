@@ -18,6 +18,7 @@ from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.synthetic import write_curated_dataset
 from batchcraft.service import BatchClient, BatchServiceError, ServerConfig, create_server
 from batchcraft.service.prefetch import prefetch
+from batchcraft.service.session import PACK_BYTES
 from batchcraft.service.wire import encode_batch, read_response, response_bytes
 
 pytestmark = pytest.mark.grpc
@@ -237,3 +238,25 @@ def test_closing_prefetch_stops_the_producer_and_runs_its_cleanup() -> None:
     assert [next(items) for _ in range(5)] == [0, 1, 2, 3, 4]
     items.close()  # type: ignore[attr-defined]
     assert cleaned.wait(5)
+
+
+def test_packed_messages_stay_within_the_packing_size(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Epochs of five 100 KB batches and a 1-row tail: the group after the tail is sized by
+    # the tail and may hold many full batches; no message may pass PACK_BYTES, so a client
+    # whose limit is a little above it is served.
+    root = write_curated_dataset(tmp_path / "d", num_rows=126, dim=1000, num_shards=1)
+    server = create_server(
+        DatasetRegistry([CuratedDataset.open(root, "d")]),
+        ServerConfig(fsync=False, max_in_flight=64),
+    ).start()
+    try:
+        client = BatchClient(
+            f"127.0.0.1:{server.port}", "d", batch_size=25, columns=["id", "embedding"],
+            num_epochs=8, max_in_flight=64, max_batches_per_message=64,
+            max_message_bytes=PACK_BYTES + (256 << 10),
+        )  # fmt: skip
+        with client:
+            served = [i for batch in client for i in batch["id"]]
+        assert sorted(served) == sorted(CuratedDataset.open(root).ids.tolist() * 8)
+    finally:
+        server.stop(grace=0)

@@ -96,14 +96,18 @@ class CuratedDataset:
         path = (
             Path(cache_dir) / f"{safe_file_name(name)}-{_cache_key(root, shards, kept_only)}.arrow"
         )
-        if not path.exists():
-            table = _read_rows(root, shards, kept_only)
-            with (
-                atomic_output(path, fsync=False) as temporary,
-                pa.ipc.new_file(str(temporary), table.schema) as writer,
-            ):
-                writer.write_table(table, max_chunksize=max(1, table.num_rows))
-            del table  # served from the mapped file from now on
+        if path.exists():
+            try:
+                return cls(name, root, manifest, _mapped_rows(path))
+            except DatasetError:
+                path.unlink(missing_ok=True)  # torn by a crash: build it again
+        table = _read_rows(root, shards, kept_only)
+        with (
+            atomic_output(path, mode=0o644) as temporary,  # readable by other servers' users
+            pa.ipc.new_file(str(temporary), table.schema) as writer,
+        ):
+            writer.write_table(table, max_chunksize=max(1, table.num_rows))
+        del table  # served from the mapped file from now on
         return cls(name, root, manifest, _mapped_rows(path))
 
     @property
@@ -181,6 +185,9 @@ def is_byte_numeric(kind: pa.DataType) -> bool:
     return (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and kind.bit_width % 8 == 0
 
 
+_CACHE_FORMAT = 1  # raise when the rows a cache file holds change for the same shards
+
+
 def _read_rows(root: Path, shards: list[Shard], kept_only: bool) -> pa.Table:
     """The rows of every shard in order, as one single-chunk table."""
     tables = [_read_shard(shard, kept_only) for shard in shards]
@@ -193,7 +200,7 @@ def _read_rows(root: Path, shards: list[Shard], kept_only: bool) -> pa.Table:
 def _cache_key(root: Path, shards: list[Shard], kept_only: bool) -> str:
     """A hash of what the served rows depend on: the manifest, each shard's identity."""
     digest = hashlib.sha256((root / "manifest.json").read_bytes())
-    digest.update(b"kept" if kept_only else b"all")
+    digest.update(f"{_CACHE_FORMAT}:{'kept' if kept_only else 'all'}".encode())
     for shard in shards:
         try:
             stat = shard.path.stat()

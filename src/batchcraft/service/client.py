@@ -28,8 +28,10 @@ import contextlib
 import json
 import os
 import queue
+import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -112,6 +114,12 @@ class BatchClient:
         reconnect_attempts: retries, resuming in place, when the server is unavailable.
         max_batches_per_message: let the server pack up to this many small
             batches into one message (1: one batch per message).
+
+    Attributes:
+        acknowledge_on_close: when the consumer stops early, tell the server which
+            batches it received before the call ends (so the server's cursor and
+            provenance log count them). Off where received is not consumed, e.g. in
+            a DataLoader worker whose prefetched batches the trainer may never take.
     """
 
     def __init__(
@@ -171,7 +179,9 @@ class BatchClient:
         self.opened: pb.SessionOpened | None = None
         self._next: Position | None = None
         self._requests: queue.Queue[pb.SessionRequest | None] | None = None
-        self._iterator: Generator[dict[str, Any], None, None] | None = None
+        self._iterator: weakref.ref[Generator[dict[str, Any], None, None]] | None = None
+        self._closed = False
+        self.acknowledge_on_close = True
         self._pending: list[pb.SessionRequest] = []
         self._channel: grpc.Channel | None = None
         self._pid = -1
@@ -179,7 +189,10 @@ class BatchClient:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         iterator = self._iterate()
-        self._iterator = iterator
+        # Weak: a loop left with `break` frees the generator at once, which ends the
+        # session gracefully (`_end_early`) right there, not whenever a cycle is collected.
+        self._iterator = weakref.ref(iterator)
+        self._closed = False
         return iterator
 
     def _iterate(self) -> Generator[dict[str, Any], None, None]:
@@ -190,6 +203,8 @@ class BatchClient:
                 return
             except grpc.RpcError as error:
                 code = error.code()  # type: ignore[attr-defined]
+                if self._closed:
+                    raise BatchServiceError(code, "the client was closed") from None
                 if code == grpc.StatusCode.UNAVAILABLE and attempts < self.reconnect_attempts:
                     attempts += 1
                     time.sleep(min(2.0, 0.1 * 2**attempts))
@@ -268,15 +283,20 @@ class BatchClient:
 
         A session the consumer stopped early ends gracefully: the server is told
         which batches were received (they count as served, on its cursor and in
-        its provenance log) before the call ends. Called from another thread
-        while the iteration runs, it cancels the call instead.
+        its provenance log) before the call ends (see ``acknowledge_on_close``).
+        Called from another thread while the consumer waits for a batch, it
+        cancels the call: the consumer gets `BatchServiceError` (CANCELLED). The
+        iteration never reconnects after `close`.
         """
-        iterator, self._iterator = self._iterator, None
+        self._closed = True
+        reference, self._iterator = self._iterator, None
+        iterator = reference() if reference is not None else None
         if iterator is not None:
             with contextlib.suppress(ValueError):  # ValueError: running in another thread
                 iterator.close()
-        if self._call is not None:
-            self._call.cancel()
+        call = self._call
+        if call is not None:
+            call.cancel()
         if self._channel is not None and self._pid == os.getpid():
             self._channel.close()
         self._channel = None
@@ -343,6 +363,8 @@ class BatchClient:
         """The consumer stopped: acknowledge what it received and let the server end the
         call. The server sends at most what credit remains before it sees the end of
         the requests; those batches were never yielded and are dropped here."""
+        if not self.acknowledge_on_close or sys.is_finalizing():
+            return  # the caller cancels (no thread may start while Python shuts down)
         if unacknowledged:
             ack = pb.Ack(count=unacknowledged, next=following)
             requests.put(pb.SessionRequest(ack=ack))

@@ -127,9 +127,8 @@ def _row_bytes(kind: pa.DataType) -> int:
 
 def _fixed_width(kind: pa.DataType) -> int | None:
     """Values per row of a byte-aligned numeric column or fixed-size list of one; else None."""
-    if pa.types.is_fixed_size_list(kind):
-        inner = _fixed_width(kind.value_type)
-        return None if inner != 1 else kind.list_size
+    if pa.types.is_fixed_size_list(kind):  # of numbers only (nested lists are serialised)
+        return kind.list_size if is_byte_numeric(kind.value_type) else None
     if is_byte_numeric(kind):
         return 1
     return None

@@ -190,9 +190,10 @@ class Session:
         return max(1, min(self.max_batches_per_message, by_size, credit))
 
     def _messages(self, group: list[Encoded]) -> Iterator[list[EncodedBatch]]:
-        """``group`` cut into messages within the size limit (a group is sized by one
-        batch's payload; headers and batches of other sizes may not fit in one message)."""
-        limit = self.limits.max_message_bytes - _HEADROOM
+        """``group`` cut into messages of at most `PACK_BYTES` and within the size limit
+        (a group is sized by the previous batch's payload; its batches may be larger).
+        A batch always fits a message of its own (the encoder checked its size)."""
+        limit = min(PACK_BYTES, self.limits.max_message_bytes - _HEADROOM)
         message: list[EncodedBatch] = []
         size = 0
         for item in group:
@@ -254,6 +255,7 @@ class Session:
                 break
             except queue.Empty:
                 if self._reader_done.is_set():
+                    self._raise_reader_error()  # the reader failed: report it, not a clean end
                     return False  # the client ended its requests: it has left, not failed
                 if time.monotonic() > deadline:
                     raise ConfigError(
@@ -355,6 +357,7 @@ class Session:
             while self._in_flight >= self.stream.max_in_flight:
                 self._raise_reader_error()
                 if self._reader_done.is_set() or not is_active():
+                    self._raise_reader_error()  # it may have failed since the check above
                     return False
                 self._credit.wait(_POLL)
         self._raise_reader_error()

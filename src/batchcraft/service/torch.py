@@ -71,6 +71,9 @@ class BatchDataset(IterableDataset):  # type: ignore[type-arg]
             state = client.state_dict()
             state["next"] = self._resume[stream_rank]
             client.load_state_dict(state)
+        # A worker's yielded batches wait in the DataLoader's prefetch queue: received
+        # is not consumed, so closing must not acknowledge them to the server.
+        client.acknowledge_on_close = info is None
         with client:
             for batch in client:
                 meta = client.last_meta
