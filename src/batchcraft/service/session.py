@@ -46,7 +46,7 @@ IsActive = Callable[[], bool]
 _POLL = 0.2
 PACK_BYTES = 2 << 20
 """Packing stops before a message's payload passes this: 64 KiB batches travel up to
-the client's ``max_batches_per_message`` to a message, 512 KiB batches four. Python
+the client's ``max_batches_per_message`` to a message, 512 KiB batches three. Python
 gRPC pays a fixed cost per message (thread hand-offs and a completion wait, about as
 much as sending 512 KiB), which packing pays once per message instead of per batch."""
 _HEADROOM = 64 << 10  # room for the response's header fields within the message limit
