@@ -318,12 +318,15 @@ def _concepts(
         annotated = _given_concepts(deduped, config.concept_column)
     else:
         annotated = frames.keep(_zero_shot_concepts(deduped, config, vocabulary, spec))
-        frames.release(deduped)
     counts["annotated"] = (
         annotated.where(F.size("concepts") > 0).count()
         if vocabulary or config.concept_column
         else 0
     )
+    if vocabulary is not None:
+        # Only now: releasing the rows before `annotated` is materialised by the count
+        # makes Spark recompute them from the corpus, embedding every text again.
+        frames.release(deduped)
     return annotated
 
 
