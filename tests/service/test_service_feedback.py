@@ -25,6 +25,17 @@ def loss_of(identifier: str) -> float:
     return float(int(identifier.split("-")[1]))
 
 
+def sync_loss_trainer(address: str, job: str) -> BatchClient:
+    """A sync-scoring trainer of batches of 4 whose model scores a row by its id's loss."""
+
+    def scorer(candidates: dict[str, Any]) -> np.ndarray:
+        return np.array([loss_of(i) for i in candidates["id"]])
+
+    return BatchClient(
+        address, "news", "test_top_loss", 4, columns=["id"], scoring="sync", scorer=scorer, job=job
+    )
+
+
 def test_async_loss_reports_steer_later_selections(address: str, kept_ids: list[str]) -> None:
     trainer = BatchClient(
         address, "news", "test_top_loss", 4, columns=["id"], max_in_flight=1, seed=2
@@ -92,20 +103,8 @@ def test_sync_round_with_a_torch_model_scorer(address: str) -> None:
 
 
 def test_a_sync_trainer_that_stops_early_resumes_where_it_stopped(address: str) -> None:
-    def scorer(candidates: dict[str, Any]) -> np.ndarray:
-        return np.array([loss_of(i) for i in candidates["id"]])
-
     def trainer() -> BatchClient:
-        return BatchClient(
-            address,
-            "news",
-            "test_top_loss",
-            4,
-            columns=["id"],
-            scoring="sync",
-            scorer=scorer,
-            job="sync-early",
-        )
+        return sync_loss_trainer(address, "sync-early")
 
     with trainer() as first:
         head = []
@@ -121,19 +120,7 @@ def test_a_sync_trainer_that_stops_early_resumes_where_it_stopped(address: str) 
 
 
 def test_bad_feedback_in_a_sync_session_is_an_error_not_an_end(address: str) -> None:
-    def scorer(candidates: dict[str, Any]) -> np.ndarray:
-        return np.array([loss_of(i) for i in candidates["id"]])
-
-    trainer = BatchClient(
-        address,
-        "news",
-        "test_top_loss",
-        4,
-        columns=["id"],
-        scoring="sync",
-        scorer=scorer,
-        job="sync-bad-feedback",
-    )
+    trainer = sync_loss_trainer(address, "sync-bad-feedback")
     with trainer, pytest.raises(BatchServiceError) as raised:
         for index, _ in enumerate(trainer):
             if index == 1:

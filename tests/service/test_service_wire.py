@@ -191,24 +191,33 @@ def test_a_batch_too_large_for_a_message_is_resource_exhausted(tmp_path) -> None
         server.stop(grace=0)
 
 
-def test_packed_messages_stay_within_the_message_limit(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # Epochs of five 100 KB batches and a 1-row tail: the group after a tail is sized by its
-    # payload and holds 16 full batches (1.6 MB), more than the 1 MiB limit allows.
+def serve_tail_epochs(tmp_path, config: ServerConfig, epochs: int, **client_options) -> None:  # type: ignore[no-untyped-def]
+    """Serve ``epochs`` epochs of five 100 KB batches and a 1-row tail; check each kept id
+    arrives once per epoch. The group after a tail is sized by the tail's payload, so it
+    asks for many full batches: the server must still cut it into messages that fit."""
     root = write_curated_dataset(tmp_path / "d", num_rows=126, dim=1000, num_shards=1)
-    server = create_server(
-        DatasetRegistry([CuratedDataset.open(root, "d")]),
-        ServerConfig(fsync=False, max_message_bytes=1 << 20, max_in_flight=32),
-    ).start()
+    server = create_server(DatasetRegistry([CuratedDataset.open(root, "d")]), config).start()
     try:
         client = BatchClient(
             f"127.0.0.1:{server.port}", "d", batch_size=25, columns=["id", "embedding"],
-            num_epochs=5, max_in_flight=32, max_batches_per_message=16,
+            num_epochs=epochs, **client_options,
         )  # fmt: skip
         with client:
             served = [i for batch in client for i in batch["id"]]
-        assert sorted(served) == sorted(CuratedDataset.open(root).ids.tolist() * 5)
+        assert sorted(served) == sorted(CuratedDataset.open(root).ids.tolist() * epochs)
     finally:
         server.stop(grace=0)
+
+
+def test_packed_messages_stay_within_the_message_limit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # 16 full batches (1.6 MB) would pass the server's 1 MiB limit.
+    serve_tail_epochs(
+        tmp_path,
+        ServerConfig(fsync=False, max_message_bytes=1 << 20, max_in_flight=32),
+        5,
+        max_in_flight=32,
+        max_batches_per_message=16,
+    )
 
 
 def test_prefetch_raises_the_producers_error_in_the_consumer() -> None:
@@ -241,22 +250,12 @@ def test_closing_prefetch_stops_the_producer_and_runs_its_cleanup() -> None:
 
 
 def test_packed_messages_stay_within_the_packing_size(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # Epochs of five 100 KB batches and a 1-row tail: the group after the tail is sized by
-    # the tail and may hold many full batches; no message may pass PACK_BYTES, so a client
-    # whose limit is a little above it is served.
-    root = write_curated_dataset(tmp_path / "d", num_rows=126, dim=1000, num_shards=1)
-    server = create_server(
-        DatasetRegistry([CuratedDataset.open(root, "d")]),
+    # No message may pass PACK_BYTES, so a client whose limit is a little above it is served.
+    serve_tail_epochs(
+        tmp_path,
         ServerConfig(fsync=False, max_in_flight=64),
-    ).start()
-    try:
-        client = BatchClient(
-            f"127.0.0.1:{server.port}", "d", batch_size=25, columns=["id", "embedding"],
-            num_epochs=8, max_in_flight=64, max_batches_per_message=64,
-            max_message_bytes=PACK_BYTES + (256 << 10),
-        )  # fmt: skip
-        with client:
-            served = [i for batch in client for i in batch["id"]]
-        assert sorted(served) == sorted(CuratedDataset.open(root).ids.tolist() * 8)
-    finally:
-        server.stop(grace=0)
+        8,
+        max_in_flight=64,
+        max_batches_per_message=64,
+        max_message_bytes=PACK_BYTES + (256 << 10),
+    )
