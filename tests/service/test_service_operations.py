@@ -105,6 +105,7 @@ def test_config_file_mirrors_flags_and_command_line_wins(tmp_path: Path, curated
     config = tmp_path / "serve.toml"
     config.write_text(
         f'max_in_flight = 5\nmax_message_mb = 64\ntoken_file = "{tmp_path / "token"}"\n'
+        f'tls_cert = "c.pem"\ntls_key = "k.pem"\ncache_dir = "cache"\n'
         f'[datasets]\nother = "{curated_dir}"\n'
     )
     parser = argparse.ArgumentParser()
@@ -115,6 +116,12 @@ def test_config_file_mirrors_flags_and_command_line_wins(tmp_path: Path, curated
     from batchcraft.service.cli import apply_config_file
 
     apply_config_file(args, parser)
+    assert (args.tls_cert, args.tls_key, args.cache_dir) == (
+        Path("c.pem"),
+        Path("k.pem"),
+        Path("cache"),
+    )  # paths, as the flags give them (TLS files are read with read_bytes)
+    args.tls_cert = args.tls_key = None
     settings = server_config(args)
     assert settings.max_in_flight == 7 and settings.max_message_bytes == 64 << 20
     assert settings.token == "abc"

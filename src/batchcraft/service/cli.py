@@ -28,7 +28,7 @@ from batchcraft.service.metrics import start_metrics_server
 from batchcraft.service.server import ServerConfig, create_server
 
 LOG = logging.getLogger("batchcraft.service")
-_PATH_SETTINGS = {
+_PATH_SETTINGS = {  # flags of type Path: config file strings become paths
     "port_file",
     "checkpoint_dir",
     "token_file",
@@ -195,14 +195,7 @@ def apply_config_file(args: argparse.Namespace, parser: argparse.ArgumentParser 
             raise ConfigError(f"unknown setting {key!r} in {args.config}")
         default = parser.get_default(dest) if parser is not None else None
         if getattr(args, dest) == default:
-            current = getattr(args, dest)
-            setattr(
-                args,
-                dest,
-                Path(value)
-                if isinstance(current, Path) or dest.endswith(("_dir", "_file", "_log"))
-                else value,
-            )
+            setattr(args, dest, Path(value) if dest in _PATH_SETTINGS else value)
 
 
 class _JsonFormatter(logging.Formatter):
