@@ -91,3 +91,40 @@ def test_batches_above_4_mib_are_served(tmp_path) -> None:  # type: ignore[no-un
         assert sum(s // (3000 * 4) for s in sizes) == 600
     finally:
         server.stop(grace=0)
+
+
+@pytest.mark.parametrize("packing", [1, 16])
+def test_wide_batches_gathered_into_responses_hold_the_datasets_rows(tmp_path, packing) -> None:  # type: ignore[no-untyped-def]
+    # 96 rows x (384 float32 + 128 int32) = 192 KiB: spliced batches, whose rows are gathered
+    # straight into the response. Each kept row arrives once per epoch, with its own tokens.
+    root = write_curated_dataset(
+        tmp_path / "wide", num_rows=960, dim=384, num_tokens=128, duplicate_every=10
+    )
+    dataset = CuratedDataset.open(root, "wide")  # the kept rows
+    embeddings = dataset.table["embedding"].to_pylist()
+    tokens = dataset.table["tokens"].to_pylist()
+    expected = sorted(
+        np.float32(e).tobytes() + np.int32(t).tobytes()
+        for e, t in zip(embeddings, tokens, strict=True)
+    )
+    server = create_server(DatasetRegistry([dataset]), ServerConfig(fsync=False)).start()
+    try:
+        client = BatchClient(
+            f"127.0.0.1:{server.port}",
+            "wide",
+            batch_size=96,
+            columns=["embedding", "tokens"],
+            num_epochs=2,
+            max_batches_per_message=packing,
+        )
+        with client:
+            batches = list(client)
+    finally:
+        server.stop(grace=0)
+    served = [
+        e.tobytes() + t.tobytes()
+        for batch in batches
+        for e, t in zip(batch["embedding"], batch["tokens"], strict=True)
+    ]
+    assert len(served) == 2 * len(expected)
+    assert sorted(served[: len(expected)]) == sorted(served[len(expected) :]) == expected

@@ -6,12 +6,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from batchcraft.service.assembly import Gather, join_parts
 from batchcraft.service.codec import NumpyConverter
 from batchcraft.service.ipc import IpcParts
 
 
 def read(parts: list, schema: pa.Schema) -> pa.RecordBatch:
-    return pa.ipc.read_record_batch(pa.py_buffer(b"".join(bytes(p) for p in parts)), schema)
+    return pa.ipc.read_record_batch(pa.py_buffer(join_parts(parts)), schema)
 
 
 def fixed_width_batch(rows: int = 96) -> pa.RecordBatch:
@@ -75,6 +76,9 @@ def test_numpy_gathers_splice_into_the_same_message() -> None:
     other = np.array([7, 7, 2, 95, 60, 11, 4, 8])
     got = parts.spliced(len(other), [np.take(v, other, axis=0) for v in views])
     assert got is not None and read(got, batch.schema).equals(batch.take(pa.array(other)))
+    # rows still to gather, written straight into the response, make the same message
+    deferred = parts.spliced(len(other), [Gather(v, other) for v in views])
+    assert deferred is not None and join_parts(deferred) == join_parts(got)
 
 
 def _numpy_view(column: pa.Array) -> np.ndarray:

@@ -1,11 +1,12 @@
 """`BatchEncoder`: one rank's batches of a job, selected, gathered and IPC-encoded for the wire.
 
-Everything heavy happens in Arrow: one gather of the projected rows per
-message (all the batches packed into it); a large fixed-width batch's IPC
-message is that gather's buffers behind a cached prefix, any other batch is
-serialised (`batchcraft.service.ipc`); the protobuf runtime only serialises
-the few header fields. `batchcraft.service.wire` joins it all into the
-response with a single copy.
+A large fixed-width batch's IPC message is its cached prefix followed by
+its rows, which are gathered from the dataset's column views only when the
+response is assembled, straight into it (`batchcraft.service.assembly`).
+Any other batch is gathered by Arrow (one gather for all the batches of a
+message) and serialised (`batchcraft.service.ipc`). The protobuf runtime
+only serialises the few header fields; `batchcraft.service.wire` joins it
+all into the response with a single copy.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.config import Position
 from batchcraft.batcher.job import Job, RankBatch
 from batchcraft.service import codec
+from batchcraft.service.assembly import Gather
 from batchcraft.service.ipc import IpcParts
 from batchcraft.service.status import MessageTooLargeError
 from batchcraft.service.wire import EncodedBatch, encode_batch
@@ -63,46 +65,42 @@ class BatchEncoder:
     def encode(self, positions: list[Position]) -> list[Encoded]:
         """Select, gather and encode the batches at ``positions`` (consecutive steps).
 
-        The rows of all of them are gathered at once and each batch's payload
-        is encoded from a zero-copy slice of the gather: for small packed
-        batches the per-call overhead of the gather would otherwise dominate.
-        Large null-free fixed-width batches are gathered with numpy straight
-        from the dataset's column views and spliced behind their IPC prefix
-        (`IpcParts.spliced`); any other batch is gathered by Arrow.
+        Large null-free fixed-width batches are spliced behind their IPC
+        prefix (`IpcParts.spliced`) as rows to gather from the dataset's
+        column views into the response. Other batches are gathered by Arrow,
+        all of them at once, and each is serialised from a zero-copy slice of
+        the gather: for small packed batches the per-call overhead of a
+        gather would otherwise dominate.
         """
         started = time.perf_counter()
         batches = [self.job.rank_batch(position, self.rank) for position in positions]
         self.selection_seconds = time.perf_counter() - started
-        everything = (
-            batches[0].positions
-            if len(batches) == 1
-            else np.concatenate([batch.positions for batch in batches])
-        )
         if self._matrices is not None and all(self._ipc.splices(len(b.positions)) for b in batches):
-            payloads = self._numpy_payloads(batches, everything, self._matrices)
+            payloads = self._numpy_payloads(batches, self._matrices)
         else:
-            payloads = self._arrow_payloads(batches, everything)
+            payloads = self._arrow_payloads(batches)
         return [
             self._encoded(position, batch, payload)
             for position, batch, payload in zip(positions, batches, payloads, strict=True)
         ]
 
     def _numpy_payloads(
-        self, batches: list[RankBatch], everything: np.ndarray, matrices: list[np.ndarray]
+        self, batches: list[RankBatch], matrices: list[np.ndarray]
     ) -> list[list[Any]]:
-        gathered = [matrix.take(everything, axis=0) for matrix in matrices]
         payloads = []
-        for batch, (start, stop) in zip(batches, _bounds(batches), strict=True):
-            spliced = self._ipc.spliced(stop - start, [array[start:stop] for array in gathered])
+        for batch in batches:
+            rows = batch.positions
+            spliced = self._ipc.spliced(len(rows), [Gather(matrix, rows) for matrix in matrices])
             if spliced is None:  # the first batch of its row count: Arrow learns the prefix
-                spliced = self._ipc.parts(self.job.dataset.rows(batch.positions, self.columns))
+                spliced = self._ipc.parts(self.job.dataset.rows(rows, self.columns))
             payloads.append(spliced)
         return payloads
 
-    def _arrow_payloads(self, batches: list[RankBatch], everything: np.ndarray) -> list[list[Any]]:
-        rows = self.job.dataset.rows(everything, self.columns)
+    def _arrow_payloads(self, batches: list[RankBatch]) -> list[list[Any]]:
         if len(batches) == 1:
-            return [self._ipc.parts(rows)]
+            return [self._ipc.parts(self.job.dataset.rows(batches[0].positions, self.columns))]
+        everything = np.concatenate([batch.positions for batch in batches])
+        rows = self.job.dataset.rows(everything, self.columns)
         return [
             self._ipc.parts(rows.slice(start, stop - start)) for start, stop in _bounds(batches)
         ]

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from batchcraft.batcher.dataset import is_byte_numeric
+from batchcraft.service.assembly import Gather
 
 _ALIGNMENT = 8
 SPLICE_MIN_BYTES = 128 << 10
@@ -47,17 +48,20 @@ class IpcParts:
         """Whether batches of ``num_rows`` null-free rows are spliced rather than serialised."""
         return self._eligible and num_rows * self._row_bytes >= self._min_bytes
 
-    def spliced(self, num_rows: int, arrays: list[np.ndarray]) -> list[Any] | None:
-        """The IPC message of a null-free batch given as numpy ``arrays`` (one per column,
-        rows on the first axis, C-contiguous), or None until `parts` has learned the
-        prefix of ``num_rows`` rows and checked that it fits."""
+    def spliced(self, num_rows: int, columns: list[np.ndarray | Gather]) -> list[Any] | None:
+        """The IPC message of a null-free batch whose ``columns`` are numpy arrays (rows
+        on the first axis, C-contiguous) or rows still to gather (`Gather`, written
+        straight into the response), or None until `parts` has learned the prefix of
+        ``num_rows`` rows and checked that it fits."""
         prefix = self._prefixes.get(num_rows)
         if prefix is None or not self.splices(num_rows):
             return None
         parts: list[Any] = [prefix]
-        for array in arrays:
-            size = array.nbytes
-            parts.append(array.reshape(-1).view(np.uint8))
+        for column in columns:
+            size = column.nbytes
+            parts.append(
+                column if isinstance(column, Gather) else column.reshape(-1).view(np.uint8)
+            )
             if size % _ALIGNMENT:
                 parts.append(_ZEROS[: -size % _ALIGNMENT])
         return parts

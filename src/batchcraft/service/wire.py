@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
+from batchcraft.service.assembly import join_parts, part_nbytes
 
 _LEN = 2  # protobuf wire type of length-delimited fields
 _RESPONSE_BATCH = 2  # SessionResponse.batch
@@ -36,7 +37,8 @@ class EncodedBatch:
 
     Attributes:
         header: a serialised `pb.Batch` without ``record_batch``.
-        payload: the IPC record-batch message, in bytes-like parts joined in order.
+        payload: the IPC record-batch message, in parts joined in order: bytes-like
+            objects and `batchcraft.service.assembly.Gather` rows.
         nbytes: payload size in bytes.
     """
 
@@ -47,17 +49,16 @@ class EncodedBatch:
 
 def encode_batch(header: pb.Batch, payload: Any) -> EncodedBatch:
     """Pair ``header`` (a `pb.Batch` without ``record_batch``) with its IPC ``payload``:
-    one bytes-like object, or a list of them (see `batchcraft.service.ipc`)."""
+    one bytes-like object, or a list of parts (see `batchcraft.service.ipc`)."""
     parts = tuple(payload) if isinstance(payload, list) else (payload,)
-    return EncodedBatch(
-        header.SerializeToString(), parts, sum(memoryview(part).nbytes for part in parts)
-    )
+    return EncodedBatch(header.SerializeToString(), parts, sum(map(part_nbytes, parts)))
 
 
 def response_bytes(batches: Sequence[EncodedBatch], *, packed: bool) -> bytes:
     """One serialised `SessionResponse`: ``batch`` (one) or ``batches`` (``packed``).
 
-    Each payload is copied once, into the returned bytes, at an aligned offset.
+    Each payload is copied once, into the returned bytes, at an aligned offset
+    (gathered rows straight from the dataset: `batchcraft.service.assembly`).
     Every length is a minimal varint, as the protobuf runtime would write it.
     """
     if not packed and len(batches) != 1:
@@ -67,7 +68,7 @@ def response_bytes(batches: Sequence[EncodedBatch], *, packed: bool) -> bytes:
     for _ in range(4):  # the body length depends on the paddings, which depend on its width
         parts, body_length = _layout(batches, len(outer) + width, packed)
         if len(_varint(body_length)) == width:
-            return b"".join([outer, _varint(body_length), *parts])
+            return join_parts([outer, _varint(body_length), *parts])
         width = len(_varint(body_length))
     raise AssertionError("the response layout did not converge")
 
