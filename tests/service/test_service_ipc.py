@@ -38,6 +38,34 @@ def test_every_slice_reads_back_equal_and_later_batches_skip_serialisation() -> 
     assert len(parts.parts(batch.slice(1, 32))) > 1
 
 
+def test_a_first_batch_holding_nan_still_teaches_its_row_count() -> None:
+    # NaN != NaN: a check by value equality would never splice this row count.
+    clean = fixed_width_batch()
+    embedding = clean.column(0).values.to_numpy().copy()
+    embedding[[3, 11]] = np.nan
+    loss = clean.column(3).to_numpy().copy()
+    loss[0] = np.nan
+    with_nan = pa.RecordBatch.from_arrays(
+        [
+            pa.FixedSizeListArray.from_arrays(pa.array(embedding), 5),
+            clean.column(1),
+            clean.column(2),
+            pa.array(loss),
+        ],
+        clean.schema.names,
+    )
+    parts = IpcParts(clean.schema, min_bytes=0)
+    assert len(parts.parts(with_nan.slice(0, 32))) == 1  # learned from this one
+    for piece in (with_nan.slice(0, 32), clean.slice(32, 32)):
+        spliced = parts.parts(piece)
+        assert len(spliced) > 1  # spliced, not serialised
+        back = read(spliced, clean.schema)
+        for got, want in zip(back.columns, piece.columns, strict=True):
+            got_values = got.flatten() if isinstance(got, pa.FixedSizeListArray) else got
+            want_values = want.flatten() if isinstance(want, pa.FixedSizeListArray) else want
+            np.testing.assert_array_equal(got_values.to_numpy(), want_values.to_numpy())
+
+
 def test_small_batches_are_serialised() -> None:
     batch = fixed_width_batch()
     parts = IpcParts(batch.schema, min_bytes=batch.nbytes + 1)

@@ -83,7 +83,8 @@ class IpcParts:
 
         Arrow may fill a buffer's padding with the bytes that follow it in
         memory where this module writes zeros, so the check is on layout (same
-        size) and content (decodes to an equal batch), not on every byte. The
+        size) and content (decodes to the same column bytes, NaNs included),
+        not on every byte. The
         prefix describes only sizes, which depend on nothing but the row
         count, so it then fits every null-free batch of that count.
         """
@@ -91,8 +92,8 @@ class IpcParts:
         body_size = pa.ipc.read_message(serialized).body.size
         prefix = serialized.to_pybytes()[: serialized.size - body_size]
         spliced = b"".join([prefix, *self._body(batch)])
-        fits = len(spliced) == serialized.size and batch.equals(
-            pa.ipc.read_record_batch(pa.py_buffer(spliced), batch.schema)
+        fits = len(spliced) == serialized.size and _same_values(
+            batch, pa.ipc.read_record_batch(pa.py_buffer(spliced), batch.schema)
         )
         self._prefixes[batch.num_rows] = prefix if fits else None
         return serialized
@@ -112,6 +113,20 @@ class IpcParts:
             if size % _ALIGNMENT:
                 parts.append(_ZEROS[: -size % _ALIGNMENT])
         return parts
+
+
+def _same_values(one: pa.RecordBatch, other: pa.RecordBatch) -> bool:
+    """Whether two null-free fixed-width batches hold the same bytes, column by column
+    (not `RecordBatch.equals`, for which a NaN differs from itself)."""
+    return all(
+        np.array_equal(_value_bytes(a), _value_bytes(b))
+        for a, b in zip(one.columns, other.columns, strict=True)
+    )
+
+
+def _value_bytes(column: pa.Array) -> np.ndarray:
+    values = column.flatten() if isinstance(column, pa.FixedSizeListArray) else column
+    return values.to_numpy(zero_copy_only=False).view(np.uint8)
 
 
 def _has_nulls(column: pa.Array) -> bool:
