@@ -7,10 +7,10 @@ and into the serialised string) and costs two large allocations per batch;
 reading it copies twice more. Protobuf's encoding is a concatenation of
 fields, in any order, so the server serialises only the small header fields
 of each `Batch` with the runtime and splices the IPC payload in with one
-``bytes.join``; the client locates ``record_batch`` in the received bytes
-and hands Arrow a zero-copy view of it. A `Batch.padding` field puts every
-payload at an 8-byte aligned offset of the message, so the arrays Arrow
-reads from it are aligned numpy/torch-ready views.
+copy (`batchcraft.service.assembly`); the client locates ``record_batch`` in
+the received bytes and hands Arrow a zero-copy view of it. A `Batch.padding`
+field puts every payload at an 8-byte aligned offset of the message, so the
+arrays Arrow reads from it are aligned numpy/torch-ready views.
 """
 
 from __future__ import annotations
