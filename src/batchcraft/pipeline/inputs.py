@@ -48,7 +48,12 @@ class InputFile:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A unit of parsing work: a byte range, a row group or a list of text files."""
+    """A unit of parsing work: a byte range, a row group or a list of text files.
+
+    ``file_index`` is the position of ``path`` among the planned input files. A chunk of
+    ``.txt`` files, whose records are files, also gives each of its ``paths`` own position
+    in ``file_indices`` (a source's ``.txt`` files need not be next to each other).
+    """
 
     file_index: int
     path: str
@@ -57,6 +62,13 @@ class Chunk:
     start: int
     end: int
     paths: tuple[str, ...] = ()
+    file_indices: tuple[int, ...] = ()
+
+    def file_index_of(self, record: int) -> int:
+        """The position among the input files of the file that holds ``record``."""
+        if self.file_indices:  # .txt: record `start + i` is the file `paths[i]`
+            return self.file_indices[record - self.start]
+        return self.file_index
 
 
 def discover(inputs: tuple[str, ...] | list[str], source: str | None = None) -> list[InputFile]:
@@ -201,7 +213,7 @@ def position_words(file: InputFile) -> tuple[str, str]:
 def plan_chunks(files: list[InputFile]) -> list[Chunk]:
     """Split the inputs into independently parseable chunks, in a deterministic order."""
     chunks: list[Chunk] = []
-    txt_groups: dict[str, list[str]] = {}
+    txt_groups: dict[str, list[int]] = {}  # source -> indices of its .txt files
     for index, file in enumerate(files):
         if file.format == "jsonl":
             for start in range(0, max(file.bytes, 1), JSONL_CHUNK_BYTES):
@@ -215,12 +227,12 @@ def plan_chunks(files: list[InputFile]) -> list[Chunk]:
         elif file.format == "csv":
             chunks.append(Chunk(index, file.path, "csv", file.source, 0, file.bytes))
         else:
-            txt_groups.setdefault(file.source, []).append(file.path)
-    first_txt = {f.path: i for i, f in enumerate(files)}
-    for source, paths in txt_groups.items():
-        for offset in range(0, len(paths), TXT_FILES_PER_CHUNK):
-            group = tuple(paths[offset : offset + TXT_FILES_PER_CHUNK])
+            txt_groups.setdefault(file.source, []).append(index)
+    for source, indices in txt_groups.items():
+        for offset in range(0, len(indices), TXT_FILES_PER_CHUNK):
+            group = indices[offset : offset + TXT_FILES_PER_CHUNK]
+            paths = tuple(files[i].path for i in group)
             chunks.append(
-                Chunk(first_txt[paths[0]], group[0], "txt", source, offset, offset, group)
+                Chunk(group[0], paths[0], "txt", source, offset, offset, paths, tuple(group))
             )
     return chunks

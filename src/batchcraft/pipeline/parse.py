@@ -254,7 +254,11 @@ def _preview(raw: Any) -> str:
 def _to_row(
     chunk: Chunk, record: int, payload: Any, raw: Any, mapping: ColumnMapping
 ) -> dict[str, Any]:
-    row: dict[str, Any] = {"file_index": chunk.file_index, "record": record, "source": chunk.source}
+    row: dict[str, Any] = {
+        "file_index": chunk.file_index_of(record),
+        "record": record,
+        "source": chunk.source,
+    }
     try:
         if isinstance(payload, _Reject):
             raise payload

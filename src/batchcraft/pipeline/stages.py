@@ -46,7 +46,10 @@ RAW_DDL = (
     "raw string, dedup_key string"
 )
 _VECTOR = T.ArrayType(T.FloatType())
-CHUNK_DDL = "file_index int, path string, format string, source string, start long, end long, paths array<string>"
+CHUNK_DDL = (
+    "file_index int, path string, format string, source string, start long, end long, "
+    "paths array<string>, file_indices array<int>"
+)
 
 
 def read_corpus(spark: SparkSession, chunks: list[Chunk], mapping: ColumnMapping) -> DataFrame:
@@ -58,6 +61,7 @@ def read_corpus(spark: SparkSession, chunks: list[Chunk], mapping: ColumnMapping
         for batch in batches:
             for values in batch.to_pylist():
                 values["paths"] = tuple(values["paths"] or ())
+                values["file_indices"] = tuple(values["file_indices"] or ())
                 yield from parse_chunk(Chunk(**values), mapping)
 
     return plan.mapInArrow(parse, RAW_DDL)
