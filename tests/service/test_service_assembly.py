@@ -64,3 +64,16 @@ def test_each_response_is_a_new_object(writer: str) -> None:
 
 def test_parts_without_gathers_are_joined(writer: str) -> None:
     assert join_parts([b"a", memoryview(b"bc"), np.uint8([100])]) == b"abcd"
+
+
+@pytest.mark.parametrize("rows", [[0, 6], [-1, 2], [3, 100]])
+def test_rows_out_of_range_raise_instead_of_sending_other_rows(writer: str, rows) -> None:  # type: ignore[no-untyped-def]
+    matrix = np.arange(12, dtype=np.int32).reshape(6, 2)
+    with pytest.raises(IndexError):
+        join_parts([b"head", Gather(matrix, np.array(rows))])
+
+
+def test_only_c_contiguous_matrices_are_gathered() -> None:
+    strided = np.ones((10, 3))[::5]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        Gather(strided, np.array([0, 1]))

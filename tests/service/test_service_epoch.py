@@ -7,10 +7,13 @@ import threading
 import numpy as np
 import pytest
 
+from batchcraft.batcher.config import JobConfig, Position
 from batchcraft.batcher.dataset import CuratedDataset
+from batchcraft.batcher.job import Job
 from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.synthetic import write_curated_dataset
 from batchcraft.service import BatchClient, ServerConfig, create_server
+from batchcraft.service.assembly import Gather
 
 pytestmark = pytest.mark.grpc
 
@@ -94,19 +97,20 @@ def test_batches_above_4_mib_are_served(tmp_path) -> None:  # type: ignore[no-un
 
 
 @pytest.mark.parametrize("packing", [1, 16])
-def test_wide_batches_gathered_into_responses_hold_the_datasets_rows(tmp_path, packing) -> None:  # type: ignore[no-untyped-def]
+def test_wide_batches_gathered_into_responses_hold_the_datasets_rows(  # type: ignore[no-untyped-def]
+    tmp_path, monkeypatch, packing
+) -> None:
     # 96 rows x (384 float32 + 128 int32) = 192 KiB: spliced batches, whose rows are gathered
-    # straight into the response. Each kept row arrives once per epoch, with its own tokens.
+    # straight into the response. Every batch holds the job's rows, in the job's order.
     root = write_curated_dataset(
         tmp_path / "wide", num_rows=960, dim=384, num_tokens=128, duplicate_every=10
     )
     dataset = CuratedDataset.open(root, "wide")  # the kept rows
-    embeddings = dataset.table["embedding"].to_pylist()
-    tokens = dataset.table["tokens"].to_pylist()
-    expected = sorted(
-        np.float32(e).tobytes() + np.int32(t).tobytes()
-        for e, t in zip(embeddings, tokens, strict=True)
-    )
+    embeddings = np.asarray(dataset.table["embedding"].to_pylist(), np.float32)
+    tokens = np.asarray(dataset.table["tokens"].to_pylist(), np.int32)
+    gathers: list[int] = []
+    into = Gather.into
+    monkeypatch.setattr(Gather, "into", lambda self, out: (gathers.append(1), into(self, out)))
     server = create_server(DatasetRegistry([dataset]), ServerConfig(fsync=False)).start()
     try:
         client = BatchClient(
@@ -115,16 +119,20 @@ def test_wide_batches_gathered_into_responses_hold_the_datasets_rows(tmp_path, p
             batch_size=96,
             columns=["embedding", "tokens"],
             num_epochs=2,
+            seed=4,
             max_batches_per_message=packing,
         )
         with client:
             batches = list(client)
     finally:
         server.stop(grace=0)
-    served = [
-        e.tobytes() + t.tobytes()
-        for batch in batches
-        for e, t in zip(batch["embedding"], batch["tokens"], strict=True)
-    ]
-    assert len(served) == 2 * len(expected)
-    assert sorted(served[: len(expected)]) == sorted(served[len(expected) :]) == expected
+    job = Job("expected", JobConfig("wide", batch_size=96, seed=4), dataset)
+    position = Position()
+    for batch in batches:
+        rows = job.rank_batch(position, 0).positions
+        np.testing.assert_array_equal(batch["embedding"], embeddings[rows])
+        np.testing.assert_array_equal(batch["tokens"], tokens[rows])
+        position = job.next_position(position)
+    assert position == Position(2, 0)  # two whole epochs
+    # every batch but the first (Arrow learns the row count's IPC prefix) gathered 2 columns
+    assert len(gathers) == 2 * (len(batches) - 1)

@@ -66,6 +66,22 @@ def test_a_first_batch_holding_nan_still_teaches_its_row_count() -> None:
             np.testing.assert_array_equal(got_values.to_numpy(), want_values.to_numpy())
 
 
+def test_a_row_count_whose_spliced_message_differs_is_always_serialised() -> None:
+    class Mismatched(IpcParts):
+        def _body(self, batch: pa.RecordBatch) -> list[object]:
+            body = [bytes(part) for part in super()._body(batch)]
+            body[0] = b"\x00" + body[0][1:]  # what a layout this module gets wrong would do
+            return body
+
+    batch = fixed_width_batch()
+    parts = Mismatched(batch.schema, min_bytes=0)
+    for offset in (0, 32, 64):
+        piece = batch.slice(offset, 32)
+        got = parts.parts(piece)
+        assert len(got) == 1 and read(got, batch.schema).equals(piece)
+    assert parts.spliced(32, [np.zeros((32, 5), np.float32)]) is None
+
+
 def test_small_batches_are_serialised() -> None:
     batch = fixed_width_batch()
     parts = IpcParts(batch.schema, min_bytes=batch.nbytes + 1)

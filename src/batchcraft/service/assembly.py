@@ -23,31 +23,51 @@ from typing import Any
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Gather:
     """Rows ``rows`` of the C-contiguous ``matrix`` (rows on the first axis), as bytes.
 
     Attributes:
         matrix: a C-contiguous array, one row per position.
-        rows: the positions, in order; every one must be in range.
+        rows: the positions, in order; each in ``[0, len(matrix))``.
     """
 
     matrix: np.ndarray
     rows: np.ndarray
 
+    def __post_init__(self) -> None:
+        if not self.matrix.flags.c_contiguous:
+            raise ValueError(f"gathered matrices must be C-contiguous, got {self.matrix.strides=}")
+
     @property
     def nbytes(self) -> int:
-        return len(self.rows) * self.matrix.strides[0]
+        return len(self.rows) * (self.matrix.nbytes // max(1, len(self.matrix)))
 
     def array(self) -> np.ndarray:
-        """The rows as a new array."""
+        """The rows as a new array.
+
+        Raises:
+            IndexError: a row is out of range.
+        """
+        self._check_rows()
         return self.matrix.take(self.rows, axis=0)
 
     def into(self, out: np.ndarray) -> None:
-        """Write the rows into the bytes ``out`` (a writable uint8 array of `nbytes`)."""
+        """Write the rows into the bytes ``out`` (a writable uint8 array of `nbytes`).
+
+        Raises:
+            IndexError: a row is out of range.
+        """
+        self._check_rows()
         target = out.view(self.matrix.dtype).reshape((len(self.rows), *self.matrix.shape[1:]))
-        # mode="clip" writes straight into ``out`` ("raise" buffers through a copy)
+        # mode="clip" writes straight into ``out`` ("raise" buffers through a copy); the
+        # range was checked above
         self.matrix.take(self.rows, axis=0, out=target, mode="clip")
+
+    def _check_rows(self) -> None:
+        """Negative rows are errors too: a position never counts from the end."""
+        if len(self.rows) and (self.rows.min() < 0 or self.rows.max() >= len(self.matrix)):
+            raise IndexError(f"rows outside [0, {len(self.matrix)}) in a gather")
 
 
 def part_nbytes(part: Any) -> int:
@@ -79,13 +99,17 @@ def join_parts(parts: list[Any]) -> bytes:
         return b"".join([_materialised(segment) for segment in segments])
     sizes = [part_nbytes(segment) for segment in segments]
     data, out = _uninitialised(sum(sizes))
-    offset = 0
-    for segment, size in zip(segments, sizes, strict=True):
-        if isinstance(segment, Gather):
-            segment.into(out[offset : offset + size])
-        else:
-            out[offset : offset + size] = np.frombuffer(segment, np.uint8)
-        offset += size
+    try:
+        offset = 0
+        for segment, size in zip(segments, sizes, strict=True):
+            if isinstance(segment, Gather):
+                segment.into(out[offset : offset + size])
+            else:
+                out[offset : offset + size] = np.frombuffer(segment, np.uint8)
+            offset += size
+    except BaseException:
+        del data, out  # never let a half-written object out, not even through a traceback
+        raise
     return data
 
 
