@@ -13,11 +13,11 @@ import pytest
 from batchcraft.errors import ConfigError, OutputError
 from batchcraft.pipeline.arrays import to_list_array, to_matrix
 from batchcraft.pipeline.cluster import assign, train_centroids
+from batchcraft.pipeline.cluster_stage import _sorted_by_id
 from batchcraft.pipeline.concepts import read_vocabulary, zero_shot_concepts
 from batchcraft.pipeline.config import CurateConfig, default_num_clusters, load_config_file
 from batchcraft.pipeline.embed import unit_norm
 from batchcraft.pipeline.output import StagedOutput, dataset_schema, to_contract
-from batchcraft.pipeline.stages import _sorted_by_id
 
 
 def blobs(seed: int = 0, per_blob: int = 200, dim: int = 16) -> tuple[np.ndarray, np.ndarray]:

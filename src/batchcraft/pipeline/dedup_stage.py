@@ -1,0 +1,195 @@
+"""The dedup stages: exact duplicates (same normalised text and pair), then semantic
+duplicates (SemDeDup within clusters, with a chain-safe keep rule).
+
+Duplicate pairs are found per cluster on the executors; the keep rule runs on the driver
+over the edge list when it is small enough, and distributed in rounds otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from batchcraft.pipeline.arrays import to_matrix
+from batchcraft.pipeline.config import DEFAULT_NEAR_EPS, KeepPolicy, check_keep_policy
+from batchcraft.pipeline.semdedup import cluster_edges, decide_edges
+
+
+def exact_dedup(df: DataFrame) -> DataFrame:
+    """Mark exact duplicates (same normalised text and pair): the smallest id of each group is kept.
+
+    Adds ``dup_of`` (the kept id) and ``dup_kind = 'exact'`` on the others, null on the kept row.
+    """
+    by_key = Window.partitionBy("dedup_key")
+    representative = F.min("id").over(by_key)
+    is_duplicate = F.col("id") != representative
+    return df.withColumn("dup_of", F.when(is_duplicate, representative)).withColumn(
+        "dup_kind", F.when(is_duplicate, F.lit("exact"))
+    )
+
+
+def semantic_dedup(
+    df: DataFrame,
+    eps: float,
+    near_eps: float = DEFAULT_NEAR_EPS,
+    keep_policy: KeepPolicy = "prototypical",
+    second_cluster: bool = True,
+    max_driver_edges: int = 1_000_000,
+    persist: Callable[[DataFrame], DataFrame] = DataFrame.persist,
+) -> DataFrame:
+    """SemDeDup within clusters (and second-nearest clusters), chain-safe keep rule.
+
+    Input columns: ``id``, ``embedding``, ``cluster``, ``centroid_sim`` (and ``second_cluster``).
+    Adds ``max_sim``, ``dup_of``, ``dup_kind`` (``near``/``semantic``) and ``keep``.
+    Up to ``max_driver_edges`` duplicate pairs, the keep rule runs on the driver (a bounded
+    amount of memory); beyond that it runs distributed, in rounds over the edge list.
+    ``persist`` caches the two intermediate edge lists; pass a function that also tracks
+    them to release them once the result is materialised.
+
+    Raises:
+        ConfigError: ``keep_policy`` is not one of prototypical, hardest, smallest_id.
+    """
+    check_keep_policy(keep_policy)
+    threshold, near_threshold = 1.0 - eps, 1.0 - near_eps
+    ranked = df.withColumn("priority", _priority(keep_policy))
+    edges, max_sims = _candidate_edges(ranked, threshold, second_cluster, persist)
+    edges = persist(edges)
+    if edges.count() <= max_driver_edges:
+        decisions = _keep_rule_on_driver(edges)
+    else:
+        decisions = _keep_rule(edges)
+    result = (
+        ranked.join(max_sims, "id", "left")
+        .join(decisions, "id", "left")
+        .withColumn("max_sim", F.coalesce("max_sim", F.lit(-1.0)).cast("float"))
+        .withColumn("keep", F.col("sem_dup_of").isNull())
+        .withColumn(
+            "dup_kind",
+            F.when(F.col("sem_dup_of").isNull(), F.lit(None).cast("string"))
+            .when(F.col("sem_dup_sim") >= near_threshold, F.lit("near"))
+            .otherwise(F.lit("semantic")),
+        )
+        .withColumn("dup_of", F.col("sem_dup_of"))
+    )
+    return result.drop("priority", "sem_dup_of", "sem_dup_sim")
+
+
+def _priority(keep_policy: KeepPolicy) -> F.Column:
+    """Smaller sorts first and survives first; ties are broken by the smaller id."""
+    if keep_policy == "prototypical":
+        return -F.col("centroid_sim").cast("double")
+    if keep_policy == "hardest":
+        return F.col("centroid_sim").cast("double")
+    assert keep_policy == "smallest_id", keep_policy  # checked by `semantic_dedup`
+    return F.lit(0.0)
+
+
+def _candidate_edges(
+    ranked: DataFrame,
+    threshold: float,
+    second_cluster: bool,
+    persist: Callable[[DataFrame], DataFrame],
+) -> tuple[DataFrame, DataFrame]:
+    members = ranked.select(F.col("cluster").alias("group"), "id", "priority", "embedding")
+    if second_cluster:
+        guests = ranked.where(F.col("second_cluster") >= 0).select(
+            F.col("second_cluster").alias("group"), "id", "priority", "embedding"
+        )
+        members = members.unionByName(guests)
+
+    def group_edges(table: pa.Table) -> pa.Table:
+        table = table.sort_by([("priority", "ascending"), ("id", "ascending")])
+        ids = np.asarray(table.column("id").to_pylist(), dtype=object)
+        edges, max_sim = cluster_edges(to_matrix(table.column("embedding")), threshold)
+        return pa.table(
+            {
+                "u": pa.array(np.concatenate([ids[edges.source], ids]), pa.string()),
+                "v": pa.array(
+                    np.concatenate([ids[edges.target], np.full(len(ids), None)]), pa.string()
+                ),
+                "sim": pa.array(np.concatenate([edges.similarity, max_sim]).astype(np.float32)),
+            }
+        )
+
+    found = members.groupBy("group").applyInArrow(group_edges, "u string, v string, sim float")
+    found = persist(found)
+    edges = found.where(F.col("v").isNotNull()).groupBy("u", "v").agg(F.max("sim").alias("sim"))
+    max_sims = (
+        found.where(F.col("v").isNull())
+        .groupBy(F.col("u").alias("id"))
+        .agg(F.max("sim").alias("max_sim"))
+    )
+    return edges, max_sims
+
+
+def _keep_rule_on_driver(edges: DataFrame) -> DataFrame:
+    """The keep rule on the driver, with ids kept in Arrow (no Python string per edge)."""
+    table = edges.orderBy("v", "u").toArrow()
+    count = table.num_rows
+    chunks = [*table.column("u").chunks, *table.column("v").chunks]
+    ends = pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+    nodes = pc.dictionary_encode(ends.cast(pa.string()))  # Spark may send large_string
+    index = nodes.indices.to_numpy().astype(np.int64)
+    sims = table.column("sim").to_numpy()
+    del table, ends
+    result = decide_edges(index[:count], index[count:], sims)
+    removed = np.flatnonzero(~result.keep)
+    decisions = pa.table(
+        {
+            "id": nodes.dictionary.take(pa.array(removed)),
+            "sem_dup_of": nodes.dictionary.take(pa.array(result.dup_of[removed])),
+            "sem_dup_sim": pa.array(result.dup_sim[removed], pa.float32()),
+        }
+    )
+    return edges.sparkSession.createDataFrame(
+        decisions, "id string, sem_dup_of string, sem_dup_sim float"
+    )
+
+
+def _keep_rule(edges: DataFrame) -> DataFrame:
+    """Greedy maximal independent set in priority order, computed in rounds over the edge list.
+
+    An undecided row is removed once any higher-priority neighbour is kept (pointing at the
+    most similar kept one) and kept once all its higher-priority neighbours are removed.
+    Each round decides at least the top undecided row of every component.
+    """
+    targets = edges.select(F.col("v").alias("id")).distinct()
+    roots = edges.select(F.col("u").alias("id")).distinct().join(targets, "id", "left_anti")
+    decided = roots.select(
+        "id",
+        F.lit(True).alias("kept"),
+        F.lit(None).cast("string").alias("sem_dup_of"),
+        F.lit(None).cast("float").alias("sem_dup_sim"),
+    )
+    undecided = targets
+    while True:
+        status = decided.select(F.col("id").alias("u"), F.col("kept").alias("u_kept"))
+        votes = (
+            edges.join(undecided.select(F.col("id").alias("v")), "v")
+            .join(status, "u", "left")
+            .groupBy("v")
+            .agg(
+                F.max(F.coalesce(F.col("u_kept").cast("int"), F.lit(0))).alias("any_kept"),
+                F.min(F.col("u_kept").isNotNull().cast("int")).alias("all_decided"),
+                F.max(F.when(F.col("u_kept"), F.struct("sim", "u"))).alias("best"),
+            )
+        )
+        newly = votes.where((F.col("any_kept") == 1) | (F.col("all_decided") == 1)).select(
+            F.col("v").alias("id"),
+            (F.col("any_kept") == 0).alias("kept"),
+            F.col("best.u").alias("sem_dup_of"),
+            F.col("best.sim").alias("sem_dup_sim"),
+        )
+        newly = newly.localCheckpoint()
+        if newly.isEmpty():
+            break
+        decided = decided.unionByName(newly).localCheckpoint()
+        undecided = undecided.join(newly.select("id"), "id", "left_anti")
+    if not undecided.isEmpty():  # pragma: no cover - impossible for a DAG of priorities
+        raise RuntimeError("semantic dedup keep rule did not converge")
+    return decided.where(~F.col("kept")).select("id", "sem_dup_of", "sem_dup_sim")

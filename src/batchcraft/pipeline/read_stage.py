@@ -1,0 +1,152 @@
+"""The read+validate stage: every input record parsed on the executors, then the checks
+that need the whole corpus (an id used twice, a precomputed vector of another length).
+
+Every record stays one row; a record failing a check keeps its row, with a ``reason``
+and a ``detail`` saying what was wrong and where.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from batchcraft.pipeline.inputs import Chunk, InputFile, position_words
+from batchcraft.pipeline.parse import RAW_PREVIEW_CHARS, ColumnMapping, parse_chunk
+
+RAW_DDL = (
+    "file_index int, record long, source string, id string, text string, pair_text string, "
+    "given_concepts array<string>, given_embedding array<float>, reason string, detail string, "
+    "raw string, dedup_key string"
+)
+CHUNK_DDL = (
+    "file_index int, path string, format string, source string, start long, end long, "
+    "paths array<string>, file_indices array<int>"
+)
+
+
+def read_corpus(spark: SparkSession, chunks: list[Chunk], mapping: ColumnMapping) -> DataFrame:
+    """Parse and validate every chunk on the executors: one row per input record."""
+    rows = [tuple(asdict(chunk).values()) for chunk in chunks]
+    plan = spark.createDataFrame(rows, CHUNK_DDL).repartition(max(1, len(chunks)))
+
+    def parse(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for values in batch.to_pylist():
+                values["paths"] = tuple(values["paths"] or ())
+                values["file_indices"] = tuple(values["file_indices"] or ())
+                yield from parse_chunk(Chunk(**values), mapping)
+
+    return plan.mapInArrow(parse, RAW_DDL)
+
+
+def reject_duplicate_ids(df: DataFrame, files: Sequence[InputFile] = ()) -> DataFrame:
+    """Reject, as ``duplicate_id``, every valid record whose id an earlier valid record has.
+
+    Only valid records compete for an id: a record already rejected for its own reason
+    (say ``missing_text``) keeps that reason and does not take the id from a later valid
+    record, which is kept. Among valid records the first in input order (file, then record
+    position) keeps the id. A rejected repeat gets a ``raw`` preview of its parsed fields,
+    and a ``detail`` that says where the record that kept the id is, so the pair can be
+    found: in ``files[file_index]`` (the input files as planned; without them, only the
+    file's index is named).
+    """
+    valid = F.col("reason").isNull()
+    # Valid records sort first, so a valid record's row number counts valid records only.
+    first = Window.partitionBy("id").orderBy(~valid, "file_index", "record")
+    repeat = valid & (F.row_number().over(first) > 1)
+    kept_by = F.first(F.struct("file_index", "record")).over(first)
+    marked = df.withColumn("_repeat", repeat).withColumn("_kept", F.when(repeat, kept_by))
+    detail = F.concat(F.lit("id already used by the valid record in "), F.col("_kept_at"))
+    return (
+        _with_kept_location(marked, files)
+        .withColumn(
+            "reason", F.when(F.col("_repeat"), F.lit("duplicate_id")).otherwise(F.col("reason"))
+        )
+        .withColumn("detail", F.when(F.col("_repeat"), detail).otherwise(F.col("detail")))
+        .withColumn("raw", F.when(F.col("_repeat"), _parsed_preview(df)).otherwise(F.col("raw")))
+        .select(*df.columns)
+    )
+
+
+def _with_kept_location(marked: DataFrame, files: Sequence[InputFile]) -> DataFrame:
+    """Add ``_kept_at``: where the record ``_kept`` (file index, position) is, in words.
+
+    The words of each file come from a small broadcast table rather than an expression
+    holding every path: a corpus may be many thousands of files.
+    """
+    position = F.col("_kept.record").cast("string")
+    if not files:
+        file_index = F.col("_kept.file_index").cast("string")
+        at = F.concat(F.lit("input file #"), file_index, F.lit(" at position "), position)
+        return marked.withColumn("_kept_at", at)
+    words = marked.sparkSession.createDataFrame(
+        [(index, *position_words(file)) for index, file in enumerate(files)],
+        "_kept_file int, _before string, _after string",
+    )
+    located = marked.join(
+        F.broadcast(words), F.col("_kept.file_index") == F.col("_kept_file"), "left"
+    )
+    return located.withColumn("_kept_at", F.concat("_before", position, "_after"))
+
+
+def _parsed_preview(df: DataFrame, vector_column: str = "given_embedding") -> F.Column:
+    """The ``raw`` preview of a record rejected after parsing (its raw text is not kept):
+    its parsed fields as JSON, at most RAW_PREVIEW_CHARS long."""
+    fields = {
+        "id": "id",
+        "text": "text",
+        "pair_text": "pair_text",
+        "concepts": "given_concepts",
+        "embedding": vector_column,
+    }
+    record = F.struct(*(F.col(c).alias(name) for name, c in fields.items() if c in df.columns))
+    return F.substring(F.to_json(record), 1, RAW_PREVIEW_CHARS)
+
+
+def embedding_dimension(df: DataFrame, column: str = "given_embedding") -> int | None:
+    """The expected length of precomputed vectors: the most common one among valid records.
+
+    A tie goes to the length seen first in input order. None when no record is valid.
+    """
+    lengths = (
+        df.where(F.col("reason").isNull())
+        .groupBy(F.size(column).alias("length"))
+        .agg(
+            F.count(F.lit(1)).alias("rows"), F.min(F.struct("file_index", "record")).alias("first")
+        )
+        .orderBy(F.desc("rows"), F.asc("first"))
+    )
+    top = lengths.first()
+    return None if top is None else int(top["length"])
+
+
+def reject_wrong_dimension(
+    df: DataFrame, dimension: int, column: str = "given_embedding"
+) -> DataFrame:
+    """Reject, as ``embedding_dimension``, the valid records whose vector is not ``dimension`` long.
+
+    Their vector is dropped and ``raw`` keeps a preview of the row (id, texts, vector).
+    """
+    wrong = F.col("reason").isNull() & (F.size(column) != dimension)
+    detail = F.format_string(
+        f"embedding has %d values where the corpus's vectors have {dimension} "
+        "(the most common length)",
+        F.size(column),
+    )
+    return (
+        df.withColumn("_wrong", wrong)
+        .withColumn(
+            "reason",
+            F.when(F.col("_wrong"), F.lit("embedding_dimension")).otherwise(F.col("reason")),
+        )
+        .withColumn("detail", F.when(F.col("_wrong"), detail).otherwise(F.col("detail")))
+        .withColumn(
+            "raw", F.when(F.col("_wrong"), _parsed_preview(df, column)).otherwise(F.col("raw"))
+        )
+        .withColumn(column, F.when(~F.col("_wrong"), F.col(column)))
+        .drop("_wrong")
+    )
