@@ -1,0 +1,133 @@
+"""Reading the records of one chunk, per input format (JSONL, Parquet, CSV, ``.txt``): pure,
+no Spark.
+
+Each reader yields ``(record, payload, raw)``: the record's position (see
+`inputs.position_words`), its fields as a dict (or a `Reject` when it cannot even be
+decoded) and what was read, for the preview of a rejected record.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from batchcraft.pipeline.inputs import Chunk
+from batchcraft.pipeline.validate import Reject, has_surrogates
+
+
+def read_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
+    """Yield (record number, payload or Reject, the raw record) for each record of a chunk."""
+    if chunk.format == "jsonl":
+        yield from _jsonl_records(chunk)
+    elif chunk.format == "parquet":
+        yield from _parquet_records(chunk)
+    elif chunk.format == "csv":
+        yield from _csv_records(chunk)
+    else:
+        yield from _txt_records(chunk)
+
+
+def _jsonl_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
+    with open(chunk.path, "rb") as handle:
+        position = chunk.start
+        if position > 0:  # the previous chunk owns the line that crosses our start
+            handle.seek(position - 1)
+            position += len(handle.readline()) - 1
+        while position < chunk.end:
+            line = handle.readline()
+            if not line:
+                break
+            record, position = position, position + len(line)
+            stripped = line.strip()
+            if stripped:
+                yield record, _decode_json(stripped), stripped
+
+
+def _decode_json(line: bytes) -> Any:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Reject("invalid_utf8", f"line is not valid UTF-8 at byte {exc.start}")
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return Reject("malformed_record", f"invalid JSON: {exc}")
+    if not isinstance(value, dict):
+        return Reject("malformed_record", f"a JSON {type(value).__name__} is not a record")
+    return value
+
+
+def _parquet_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
+    table, first_row = read_row_group(chunk)
+    yield from table_records(table, first_row)
+
+
+def read_row_group(chunk: Chunk) -> tuple[pa.Table, int]:
+    """The chunk's Parquet row group, and the file's row number of its first row."""
+    parquet = pq.ParquetFile(chunk.path)
+    first_row = sum(parquet.metadata.row_group(g).num_rows for g in range(chunk.start))
+    return parquet.read_row_group(chunk.start), first_row
+
+
+def table_records(table: pa.Table, first_row: int) -> Iterator[tuple[int, Any, Any]]:
+    """The records of a Parquet row group, numbered from ``first_row``."""
+    for index, name in enumerate(table.column_names):  # strings as bytes: bad UTF-8 is per row
+        column = table.column(name)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            table = table.set_column(index, name, column.cast(pa.binary()))
+    for offset, values in enumerate(table.to_pylist()):
+        yield first_row + offset, _decode_values(values), values
+
+
+def _csv_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
+    with open(chunk.path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t" if chunk.path.endswith(".tsv") else ",")
+        header = next(reader, None)
+        if header is None:
+            return
+        for number, fields in enumerate(reader, start=1):
+            if not fields:
+                continue
+            if len(fields) != len(header):
+                yield (
+                    number,
+                    Reject(
+                        "malformed_record",
+                        f"{len(fields)} fields where the header has {len(header)}",
+                    ),
+                    fields,
+                )
+                continue
+            payload: Any = dict(zip(header, fields, strict=True))
+            if any(has_surrogates(value) for value in fields):
+                payload = Reject("invalid_utf8", "a field is not valid UTF-8")
+            yield number, payload, fields
+
+
+def _txt_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
+    for offset, path in enumerate(chunk.paths):
+        with open(path, "rb") as handle:
+            content = handle.read()
+        try:
+            payload: Any = {"text": content.decode("utf-8"), "id": os.path.basename(path)}
+        except UnicodeDecodeError as exc:
+            payload = Reject("invalid_utf8", f"{path} is not valid UTF-8 at byte {exc.start}")
+        yield chunk.start + offset, payload, content
+
+
+def _decode_values(values: dict[str, Any]) -> Any:
+    decoded: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                return Reject("invalid_utf8", f"column {key!r} is not valid UTF-8")
+        decoded[key] = value
+    return decoded
