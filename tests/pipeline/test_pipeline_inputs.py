@@ -60,3 +60,13 @@ def test_sources_and_fingerprints(tmp_path: Path) -> None:
     assert [f.source for f in files] == ["books", "web"]
     assert all(len(f.sha256) == 64 for f in files)
     assert [f.source for f in discover([str(tmp_path / "web.jsonl")], source="crawl")] == ["crawl"]
+
+
+def test_txt_inputs_only_have_text_and_id(tmp_path: Path) -> None:
+    # Caught before Spark: otherwise every .txt record would be rejected at run time.
+    (tmp_path / "a.txt").write_text("one document")
+    files = discover([str(tmp_path / "a.txt")])
+    check_columns(files, {"--text-column": "text", "--id-column": "id"})
+    for flag, column in [("--text-column", "body"), ("--pair-column", "answer")]:
+        with pytest.raises(InputError, match=rf"{flag} '{column}' does not apply to .*a\.txt"):
+            check_columns(files, {"--text-column": "text", flag: column})

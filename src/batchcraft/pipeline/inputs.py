@@ -31,6 +31,7 @@ FORMATS = {
 }
 JSONL_CHUNK_BYTES = 32 * 1024 * 1024
 TXT_FILES_PER_CHUNK = 256
+TXT_COLUMNS = ("text", "id")  # the one record of a .txt file (readers._txt_records)
 _SNIFF_LINES = 2000
 _FULL_HASH_LIMIT = 1 << 30
 
@@ -145,12 +146,15 @@ def check_columns(files: list[InputFile], required: dict[str, str | None]) -> No
     """
     wanted = {flag: column for flag, column in required.items() if column}
     for file in files:
-        if file.format == "txt":
-            continue
         available = _columns_of(file)
         if available is None:  # empty file: nothing to check
             continue
         for flag, column in wanted.items():
+            if column not in available and file.format == "txt":
+                raise InputError(
+                    f"{flag} {column!r} does not apply to {file.path}: a .txt file is one "
+                    "record whose only columns are 'text' (its content) and 'id' (its file name)"
+                )
             if column not in available:
                 raise InputError(
                     f"{flag} {column!r} not found in {file.path}; its columns are {sorted(available)}"
@@ -158,6 +162,8 @@ def check_columns(files: list[InputFile], required: dict[str, str | None]) -> No
 
 
 def _columns_of(file: InputFile) -> set[str] | None:
+    if file.format == "txt":
+        return set(TXT_COLUMNS)
     try:
         if file.format == "parquet":
             return set(pq.read_schema(file.path).names)

@@ -16,7 +16,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from batchcraft.errors import BatchcraftError, InputError
+from batchcraft.errors import InputError
 from batchcraft.pipeline import stages
 from batchcraft.pipeline.accounting import account, check_balanced
 from batchcraft.pipeline.config import CurateConfig, default_num_clusters
@@ -225,10 +225,7 @@ def write(
 def _zero_shot_concepts(
     df: DataFrame, config: CurateConfig, vocabulary: list[str], spec: EncoderSpec | None
 ) -> DataFrame:
-    if spec is None:
-        raise BatchcraftError(
-            "zero-shot concepts need the encoder: do not combine --concepts with --embedding-column"
-        )
+    assert spec is not None, "CurateConfig refuses zero-shot concepts with precomputed vectors"
     vectors = cached_encoder(spec).encode(vocabulary)
     return stages.annotate_concepts(
         df, vectors, vocabulary, config.concept_threshold, config.max_concepts
