@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from batchcraft.errors import InputError
-from batchcraft.pipeline.inputs import check_columns, discover
+from batchcraft.pipeline.inputs import check_columns, discover, position_words
 
 
 def test_missing_path_names_it(tmp_path: Path) -> None:
@@ -70,3 +70,12 @@ def test_txt_inputs_only_have_text_and_id(tmp_path: Path) -> None:
     for flag, column in [("--text-column", "body"), ("--pair-column", "answer")]:
         with pytest.raises(InputError, match=rf"{flag} '{column}' does not apply to .*a\.txt"):
             check_columns(files, {"--text-column": "text", flag: column})
+
+
+def test_position_words_name_the_file_for_every_format(tmp_path: Path) -> None:
+    for name in ("a.txt", "b.txt", "c.jsonl"):
+        (tmp_path / name).write_text('{"text": "x"}\n')
+    files = discover([str(tmp_path)])
+    for record, file in enumerate(files):
+        before, after = position_words(file)
+        assert file.path in before + str(record) + after

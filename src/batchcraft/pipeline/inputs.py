@@ -205,7 +205,8 @@ def position_words(file: InputFile) -> tuple[str, str]:
     ``record`` is the line's byte offset in JSONL, the row (from 0) in Parquet, the data row
     (from 1, after the header) in CSV, and for ``.txt`` files the position (from 0) of the
     file among its source's ``.txt`` files: ``before + str(record) + after`` reads, e.g.,
-    "the line at byte 120 of /data/b.jsonl".
+    "the line at byte 120 of /data/b.jsonl" or "/data/c.txt, the .txt file at position 2 of
+    source 'data'".
     """
     if file.format == "jsonl":
         return "the line at byte ", f" of {file.path}"
@@ -213,7 +214,7 @@ def position_words(file: InputFile) -> tuple[str, str]:
         return "data row ", f" of {file.path}"
     if file.format == "parquet":
         return "row ", f" of {file.path}"
-    return "the .txt file at position ", f" of source {file.source!r}"
+    return f"{file.path}, the .txt file at position ", f" of source {file.source!r}"
 
 
 def plan_chunks(files: list[InputFile]) -> list[Chunk]:
