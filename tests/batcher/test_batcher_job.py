@@ -12,6 +12,7 @@ from batchcraft.batcher.config import JobConfig, Position, StreamConfig
 from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.errors import JobConflictError, UnknownDatasetError
 from batchcraft.batcher.job import Job
+from batchcraft.batcher.pools import PoolBuilder
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.errors import ConfigError
 from batchcraft.selectors import SELECTORS
@@ -103,6 +104,25 @@ def test_feedback_changes_later_selections(dataset: CuratedDataset, top_loss: No
     second = job.rank_batch(Position(0, 1), 0)
     assert sorted(second.positions.tolist()) == sorted(candidates[-4:].tolist())
     assert second.arrays["mask"].shape == (4,)
+
+
+def test_warm_up_without_feedback_gathers_no_pool(
+    dataset: CuratedDataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before any learner scores arrive, jest falls back to uniform: gathering its pool
+    # (embeddings of every candidate) first would be work thrown away on every batch.
+    built: list[int] = []
+    build = PoolBuilder.build
+    monkeypatch.setattr(
+        PoolBuilder, "build", lambda self, *args: (built.append(1), build(self, *args))[1]
+    )
+    job = Job("j", JobConfig("news", selector="jest", batch_size=4), dataset)
+    warm = job.rank_batch(Position(0, 0), 0)
+    assert warm.metrics == {"selector": "uniform", "fallback_from": "jest"} and not built
+    candidates = job.pool_positions(Position(0, 1))
+    job.feedback.update(candidates, {"learner_losses": np.arange(len(candidates), dtype=float)})
+    scored = job.rank_batch(Position(0, 1), 0)
+    assert scored.metrics["selector"] == "jest" and built == [1]
 
 
 def test_feedback_selection_is_cached_and_survives_restart(

@@ -76,6 +76,7 @@ class Job:
         self.plans: dict[int, list[np.ndarray]] = {}
         self.rounds: dict[Position, ScoringRound] = {}
         self._pools = PoolBuilder(dataset)
+        self._dataset_fields = self._pools.dataset_fields(self.fields)
         self._lock = threading.RLock()
         self._next_round = 0
         self.selections_made = 0
@@ -192,9 +193,9 @@ class Job:
         if whole is not None:  # no per-step generator or Pool needed (uniform)
             return GlobalSelection(position, candidates[whole.indices], None, dict(whole.info))
         rng = selection_rng(self.config.seed, position.epoch, position.step)
-        pool = self._pools.build(candidates, self.fields, self.feedback)
-        try:
-            chosen: Selection = self.selector.select(pool, count, rng)
+        feedback = self._feedback_fields(candidates)
+        try:  # before gathering the pool: during the warm-up it would be thrown away
+            self.selector.check_columns(self._dataset_fields | frozenset(feedback))
         except MissingColumnsError as exc:
             if not FEEDBACK_COLUMNS.intersection(exc.missing):
                 raise ConfigError(str(exc)) from exc
@@ -203,9 +204,15 @@ class Job:
             chosen = Selection(
                 indices, None, {"selector": "uniform", "fallback_from": self.selector.name}
             )
+        else:
+            pool = self._pools.build(candidates, self.fields, feedback)
+            chosen = self.selector.select(pool, count, rng)
         return GlobalSelection(
             position, candidates[chosen.indices], chosen.weights, dict(chosen.info)
         )
+
+    def _feedback_fields(self, positions: np.ndarray) -> dict[str, Any]:
+        return self.feedback.pool_fields(positions, self.fields & FEEDBACK_COLUMNS)
 
     def _select_count(self, position: Position, pool_length: int) -> int:
         if self.selector.epoch_level:
@@ -223,7 +230,7 @@ class Job:
 
     def _build_plan(self, epoch: int) -> list[np.ndarray]:
         everything = np.arange(self.dataset.num_rows, dtype=np.int64)
-        pool = self._pools.build(everything, self.fields, self.feedback)
+        pool = self._pools.build(everything, self.fields, self._feedback_fields(everything))
         rng = selection_rng(self.config.seed, epoch, 1 << 31)
         plan_epoch = getattr(self.selector, "plan_epoch")  # noqa: B009 - epoch-level only
         batches = [

@@ -10,13 +10,13 @@ per dataset (`EncodedConcepts`), so a pool gathers integer codes, not lists.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from batchcraft.batcher.dataset import CuratedDataset
-from batchcraft.batcher.feedback import FeedbackTable
 from batchcraft.selectors import FEEDBACK_COLUMNS, BaseSelector, Pool
 from batchcraft.selectors.encoded_concepts import EncodedConcepts
 
@@ -50,21 +50,25 @@ class PoolBuilder:
         self._cache: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def build(
-        self, positions: np.ndarray, fields: frozenset[str], feedback: FeedbackTable | None
-    ) -> Pool:
-        """The Pool of rows at ``positions`` with the dataset ``fields`` that exist.
+    def dataset_fields(self, fields: frozenset[str]) -> frozenset[str]:
+        """Which of ``fields`` the dataset has (what `build` gathers from it)."""
+        return frozenset(
+            field
+            for field, column in DATASET_FIELDS.items()
+            if field in fields and column in self.dataset.column_names
+        )
 
-        Feedback fields come from ``feedback`` (see `FeedbackTable.pool_fields`).
-        """
+    def build(
+        self, positions: np.ndarray, fields: frozenset[str], feedback: Mapping[str, Any]
+    ) -> Pool:
+        """The Pool of rows at ``positions`` with the dataset ``fields`` that exist and the
+        ``feedback`` fields of those rows (`FeedbackTable.pool_fields`)."""
         columns: dict[str, Any] = {}
         every_row = _is_every_row(positions, self.dataset.num_rows)
-        for field, column in DATASET_FIELDS.items():
-            if field in fields and column in self.dataset.column_names:
-                values = self._column(field, column)
-                columns[field] = values if every_row else values[positions]
-        if feedback is not None:
-            columns.update(feedback.pool_fields(positions, fields & FEEDBACK_COLUMNS))
+        for field in self.dataset_fields(fields):
+            values = self._column(field, DATASET_FIELDS[field])
+            columns[field] = values if every_row else values[positions]
+        columns.update(feedback)
         return Pool(**columns)
 
     def _column(self, field: str, column: str) -> Any:

@@ -6,9 +6,10 @@ with one method, ``select(pool, batch_size, rng) -> Selection``.
 How a batcher drives a selector:
 
 1. ``selector.required_columns`` must be present in every pool (missing ones
-   raise `MissingColumnsError`, a ValueError naming them);
-   ``selector.optional_columns`` are used when present (mostly trainer
-   feedback, see `batchcraft.selectors.pool.FEEDBACK_COLUMNS`).
+   raise `MissingColumnsError`, a ValueError naming them; some selectors accept
+   one of several sets, so ask ``selector.check_columns(names)`` before
+   gathering a pool); ``selector.optional_columns`` are used when present
+   (mostly trainer feedback, see `batchcraft.selectors.pool.FEEDBACK_COLUMNS`).
 2. Per batch, draw ``selector.pool_size(batch_size)`` candidate rows
    (``ceil(batch_size * pool_factor)``: 1× for uniform, r× for coreset,
    ``1 / (1 - filter_ratio)``× for concept and jest), build a `Pool` and call
@@ -166,9 +167,14 @@ class BaseSelector:
 
     def check_pool(self, pool: Pool) -> None:
         """Raise `MissingColumnsError` if ``pool`` lacks a required column."""
-        missing = sorted(column for column in self.required_columns if not pool.has(column))
+        self.check_columns(pool.present_columns())
+
+    def check_columns(self, present: frozenset[str]) -> None:
+        """Raise `MissingColumnsError` unless a pool with the per-row columns ``present``
+        can be selected from (callers may check before gathering the pool)."""
+        missing = sorted(self.required_columns - present)
         if missing:
-            raise MissingColumnsError(self.name, missing, sorted(pool.present_columns()))
+            raise MissingColumnsError(self.name, missing, sorted(present))
 
     def select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection:
         """Pick up to ``batch_size`` distinct rows of ``pool``.

@@ -97,15 +97,13 @@ class CoresetSelector(BaseSelector):
     def pool_factor(self) -> float:
         return self.pool_multiplier
 
-    def check_pool(self, pool: Pool) -> None:
-        if self.features == "auto" and not (
-            pool.has("embeddings") or pool.has("gradient_sketches")
-        ):
+    def check_columns(self, present: frozenset[str]) -> None:
+        if self.features == "auto" and not {"embeddings", "gradient_sketches"} & present:
             raise MissingColumnsError(
-                self.name, ["embeddings or gradient_sketches"], sorted(pool.present_columns())
+                self.name, ["embeddings or gradient_sketches"], sorted(present)
             )
         if self.features != "auto":
-            super().check_pool(pool)
+            super().check_columns(present)
 
     def _select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection:
         features, feature_name = self._features(pool)

@@ -60,15 +60,17 @@ class _LearnabilityScoring(BaseSelector):
     def pool_factor(self) -> float:
         return 1.0 / (1.0 - self.filter_ratio)
 
-    def check_pool(self, pool: Pool) -> None:
+    def check_columns(self, present: frozenset[str]) -> None:
         if self.scoring != "auto":
-            super().check_pool(pool)
-        elif self._resolve_scoring(pool) is None:
-            missing = sorted(column for column in PAIRWISE_COLUMNS if not pool.has(column))
+            super().check_columns(present)
+        elif not (PAIRWISE_COLUMNS.issubset(present) or PER_EXAMPLE_COLUMNS.issubset(present)):
             raise MissingColumnsError(
                 self.name,
-                [*missing, f"(or per-example {sorted(PER_EXAMPLE_COLUMNS)})"],
-                sorted(pool.present_columns()),
+                [
+                    *sorted(PAIRWISE_COLUMNS - present),
+                    f"(or per-example {sorted(PER_EXAMPLE_COLUMNS)})",
+                ],
+                sorted(present),
             )
 
     def _resolve_scoring(self, pool: Pool) -> str | None:
