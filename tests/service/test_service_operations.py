@@ -98,8 +98,13 @@ def test_metrics_endpoint_and_provenance_log(server, kept_ids: list[str], tmp_pa
     }
 
 
-def test_config_file_mirrors_flags_and_command_line_wins(tmp_path: Path, curated_dir: Path) -> None:
+@pytest.mark.parametrize("entry", ["batchcraft serve", "batchcraft.service.cli"])
+def test_config_file_mirrors_flags_and_command_line_wins(
+    tmp_path: Path, curated_dir: Path, entry: str
+) -> None:
     import argparse
+
+    from batchcraft.cli import build_parser
 
     (tmp_path / "token").write_text("abc\n")
     config = tmp_path / "serve.toml"
@@ -108,14 +113,16 @@ def test_config_file_mirrors_flags_and_command_line_wins(tmp_path: Path, curated
         f'tls_cert = "c.pem"\ntls_key = "k.pem"\ncache_dir = "cache"\n'
         f'[datasets]\nother = "{curated_dir}"\n'
     )
-    parser = argparse.ArgumentParser()
-    add_serve_arguments(parser)
-    args = parser.parse_args(
-        [str(curated_dir), "--name", "news", "--max-in-flight", "7", "--config", str(config)]
-    )
+    flags = [str(curated_dir), "--name", "news", "--max-in-flight", "7", "--config", str(config)]
+    if entry == "batchcraft serve":  # the console script's parser (its defaults once got lost)
+        args = build_parser().parse_args(["serve", *flags])
+    else:
+        parser = argparse.ArgumentParser()
+        add_serve_arguments(parser)
+        args = parser.parse_args(flags)
     from batchcraft.service.cli import apply_config_file
 
-    apply_config_file(args, parser)
+    apply_config_file(args)
     assert (args.tls_cert, args.tls_key, args.cache_dir) == (
         Path("c.pem"),
         Path("k.pem"),

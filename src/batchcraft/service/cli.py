@@ -91,12 +91,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML file with the same settings")
 
 
-def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
+def run_serve(args: argparse.Namespace) -> int:
     """Run the server until SIGTERM/SIGINT; return the exit code."""
     _configure_logging(args.log_level)
     try:
         if args.config is not None:
-            apply_config_file(args, parser)
+            apply_config_file(args)
         registry = DatasetRegistry(
             CuratedDataset.open(path, name, cache_dir=args.cache_dir)
             for name, path in dataset_paths(args)
@@ -130,7 +130,7 @@ def serve_main(argv: list[str] | None = None) -> int:
     """Entry point: parse ``argv`` as ``batchcraft serve`` arguments and serve."""
     parser = argparse.ArgumentParser(prog="batchcraft serve", description=__doc__.splitlines()[0])
     add_serve_arguments(parser)
-    return run_serve(parser.parse_args(argv), parser)
+    return run_serve(parser.parse_args(argv))
 
 
 def dataset_paths(args: argparse.Namespace) -> list[tuple[str, Path]]:
@@ -182,8 +182,14 @@ def provenance_dir(args: argparse.Namespace) -> Path | None:
     return None
 
 
-def apply_config_file(args: argparse.Namespace, parser: argparse.ArgumentParser | None) -> None:
-    """Fill flags left at their defaults from the TOML file ``args.config``."""
+def apply_config_file(args: argparse.Namespace) -> None:
+    """Fill flags left at their defaults from the TOML file ``args.config``.
+
+    The defaults come from the serve flags themselves, so this works the same for
+    ``batchcraft serve`` and ``python -m batchcraft.service.cli``.
+    """
+    defaults = argparse.ArgumentParser()
+    add_serve_arguments(defaults)
     try:
         values: dict[str, Any] = tomllib.loads(args.config.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
@@ -193,8 +199,7 @@ def apply_config_file(args: argparse.Namespace, parser: argparse.ArgumentParser 
         dest = key.replace("-", "_")
         if not hasattr(args, dest) or dest in {"paths", "name", "config"}:
             raise ConfigError(f"unknown setting {key!r} in {args.config}")
-        default = parser.get_default(dest) if parser is not None else None
-        if getattr(args, dest) == default:
+        if getattr(args, dest) == defaults.get_default(dest):
             setattr(args, dest, Path(value) if dest in _PATH_SETTINGS else value)
 
 
