@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from batchcraft.pipeline.embed import EncoderSpec, SentenceEncoder, resolve_model_path
+from batchcraft.pipeline.encoder import EncoderSpec, SentenceEncoder, resolve_model_path
 from batchcraft.pipeline.normalize import dedup_key, normalize_text
 from batchcraft.pipeline.semdedup import cluster_edges, greedy_keep, priority_order
 from batchcraft.synth import generate_corpus

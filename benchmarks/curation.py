@@ -46,7 +46,7 @@ def bench_embed(texts: int) -> dict[str, Any]:
     from sentence_transformers import SentenceTransformer
 
     from batchcraft.pipeline import stages
-    from batchcraft.pipeline.embed import EncoderSpec, resolve_model_path, resolve_precision
+    from batchcraft.pipeline.encoder import EncoderSpec, resolve_model_path, resolve_precision
     from batchcraft.pipeline.session import spark_session
 
     sentences = corpus_texts(texts)

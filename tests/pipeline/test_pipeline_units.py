@@ -16,7 +16,7 @@ from batchcraft.pipeline.cluster import assign, train_centroids
 from batchcraft.pipeline.cluster_stage import _sorted_by_id
 from batchcraft.pipeline.concepts import read_vocabulary, zero_shot_concepts
 from batchcraft.pipeline.config import CurateConfig, default_num_clusters, load_config_file
-from batchcraft.pipeline.embed import unit_norm
+from batchcraft.pipeline.encoder import unit_norm
 from batchcraft.pipeline.output import StagedOutput, dataset_schema, to_contract
 
 
@@ -175,3 +175,15 @@ def test_parquet_written_by_contract_reads_back(tmp_path: Path) -> None:
     )
     assert write_parquet([batch], tmp_path / "p.parquet", schema) == 1
     assert pq.read_table(tmp_path / "p.parquet").schema == schema
+
+
+def test_stage_functions_import_from_the_package() -> None:
+    # The README's `from batchcraft.pipeline import embed, ...`: a submodule named `embed`
+    # once shadowed the stage function as soon as the job had imported it.
+    import batchcraft.pipeline as package
+    import batchcraft.pipeline.encoder  # noqa: F401 - what the job imports first
+    from batchcraft.pipeline import embed, stages
+
+    assert embed is stages.embed
+    for name in package._STAGES:
+        assert getattr(package, name) is getattr(stages, name), name

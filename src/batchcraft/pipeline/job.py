@@ -19,7 +19,7 @@ from batchcraft.errors import ConfigError
 from batchcraft.pipeline import job_steps
 from batchcraft.pipeline.concepts import read_vocabulary
 from batchcraft.pipeline.config import CurateConfig
-from batchcraft.pipeline.embed import resolve_model_path
+from batchcraft.pipeline.encoder import resolve_model_path
 from batchcraft.pipeline.frames import PersistedFrames
 from batchcraft.pipeline.inputs import InputFile, check_columns, discover
 from batchcraft.pipeline.manifest import build_manifest

@@ -20,7 +20,7 @@ from batchcraft.errors import InputError
 from batchcraft.pipeline import stages
 from batchcraft.pipeline.accounting import account, check_balanced
 from batchcraft.pipeline.config import CurateConfig, default_num_clusters
-from batchcraft.pipeline.embed import EncoderSpec, cached_encoder, resolve_precision
+from batchcraft.pipeline.encoder import EncoderSpec, cached_encoder, resolve_precision
 from batchcraft.pipeline.frames import PersistedFrames
 from batchcraft.pipeline.inputs import InputFile, plan_chunks
 from batchcraft.pipeline.parse import ColumnMapping

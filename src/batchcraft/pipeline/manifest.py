@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchcraft import __version__
 from batchcraft.pipeline.config import CurateConfig
-from batchcraft.pipeline.embed import EncoderSpec, model_name
+from batchcraft.pipeline.encoder import EncoderSpec, model_name
 from batchcraft.pipeline.inputs import InputFile
 from batchcraft.pipeline.output import SCHEMA_VERSION
 
