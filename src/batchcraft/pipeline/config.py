@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
-
-import tomllib
 
 from batchcraft.errors import ConfigError
 

@@ -47,7 +47,7 @@ def build_manifest(
     return {
         "schema_version": SCHEMA_VERSION,
         "created_by": f"batchcraft {__version__}",
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "num_rows": sum(s["num_rows"] for s in shards),
         "num_kept": sum(s["num_kept"] for s in shards),
         "has_pairs": config.pair_column is not None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +121,7 @@ def build_report(
     report: dict[str, Any] = {
         "report_version": REPORT_VERSION,
         "generated_by": f"batchcraft {__version__}",
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "dataset": {
             "path": str(dataset_dir),
             "name": dataset_dir.resolve().name,

@@ -16,10 +16,9 @@ import logging
 import signal
 import sys
 import threading
+import tomllib
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.registry import DatasetRegistry
