@@ -172,3 +172,40 @@ def test_tls_with_token_through_the_serve_cli(
     with pytest.raises(BatchServiceError) as caught:  # a certificate the client does not trust
         first_batch(server.address, token="s3cret", root_certificates=other.read_bytes())
     assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_sessions_at_the_limit_leave_health_checks_a_thread(start_server) -> None:  # type: ignore[no-untyped-def]
+    address = start_server(max_workers=4)  # room for 2 sessions
+    held = [
+        BatchClient(address, "news", batch_size=4, job=f"held-{i}", num_epochs=0) for i in range(2)
+    ]
+    streams = [iter(client) for client in held]
+    for stream in streams:
+        next(stream)  # both sessions stay open, waiting for acks
+    try:
+        with pytest.raises(BatchServiceError, match="maximum of 2 sessions") as caught:
+            first_batch(address, job="third")
+        assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        with grpc.insecure_channel(address) as channel:  # a liveness probe still answers
+            response = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+            assert response.status == health_pb2.HealthCheckResponse.SERVING
+            listed = BatchClient(address, "news", batch_size=4).list_datasets()
+            assert [d["name"] for d in listed] == ["news"]
+    finally:
+        for client in held:
+            client.close()
+    assert len(first_batch(address, job="after")["id"]) == 4  # a closed session frees its slot
+
+
+def test_a_second_server_cannot_take_a_port_in_use(start_server, curated_dir) -> None:  # type: ignore[no-untyped-def]
+    from batchcraft.batcher.dataset import CuratedDataset
+    from batchcraft.batcher.registry import DatasetRegistry
+    from batchcraft.errors import ConfigError
+    from batchcraft.service import ServerConfig, create_server
+
+    port = start_server().rsplit(":", 1)[1]
+    registry = DatasetRegistry([CuratedDataset.open(curated_dir, "news")])
+    with pytest.raises(ConfigError, match=f"cannot bind 127.0.0.1:{port}"):
+        create_server(registry, ServerConfig(address=f"127.0.0.1:{port}", fsync=False))

@@ -78,7 +78,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-provenance", action="store_true", help="do not write the provenance log"
     )
-    parser.add_argument("--max-workers", type=int, default=64, help="RPC threads (2 per session)")
+    parser.add_argument(
+        "--max-workers", type=int, default=64, help="RPC threads; sessions may use half of them"
+    )
     parser.add_argument("--no-fsync", action="store_true", help="do not fsync checkpoints")
     parser.add_argument(
         "--prefetch",

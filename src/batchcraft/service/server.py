@@ -30,7 +30,7 @@ from batchcraft.service.metrics import Metrics
 from batchcraft.service.provenance import ProvenanceLog
 from batchcraft.service.session import Session as RankSession
 from batchcraft.service.session import SessionLimits
-from batchcraft.service.status import abort
+from batchcraft.service.status import SessionLimitError, abort
 
 LOG = logging.getLogger("batchcraft.service")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["BatchService"].full_name
@@ -60,7 +60,8 @@ class ServerConfig:
         max_message_bytes: gRPC message size limit, both directions.
         checkpoint_interval: seconds between periodic checkpoints.
         sync_timeout: seconds a synchronous scoring round waits for all ranks.
-        max_workers: threads serving RPCs (two per open session).
+        max_workers: threads serving RPCs; at most half of them serve sessions, so health
+            checks and listing always find one (more sessions get RESOURCE_EXHAUSTED).
         provenance_dir: where the per-batch provenance log goes (see
             `batchcraft.service.provenance`); None disables it. The serve CLI
             defaults it to ``<checkpoint_dir>/provenance``.
@@ -121,6 +122,10 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         self.config = config
         self.metrics = Metrics()
         self.provenance = ProvenanceLog(config.provenance_dir) if config.provenance_dir else None
+        # Sessions are capped here, not with grpc's maximum_concurrent_rpcs, so that health
+        # checks and ListDatasets always find a thread: at the cap they would be refused too.
+        self.max_sessions = config.max_workers // 2
+        self._session_slots = threading.BoundedSemaphore(self.max_sessions)
         self.limits = SessionLimits(
             config.max_message_bytes,
             config.sync_timeout,
@@ -129,6 +134,23 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         )
 
     def Session(
+        self, request_iterator: Iterator[pb.SessionRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.SessionResponse | bytes]:
+        if not self._session_slots.acquire(blocking=False):
+            self.metrics.inc("batchcraft_errors_total")
+            abort(
+                context,
+                SessionLimitError(
+                    f"the server runs its maximum of {self.max_sessions} sessions "
+                    "(--max-workers / 2); retry later or raise --max-workers"
+                ),
+            )
+        try:
+            yield from self._session(request_iterator, context)
+        finally:
+            self._session_slots.release()
+
+    def _session(
         self, request_iterator: Iterator[pb.SessionRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.SessionResponse | bytes]:
         try:
@@ -310,9 +332,9 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
     interceptors = [TokenAuthInterceptor(config.token)] if config.token else []
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
-        options=channel_options(config.max_message_bytes),
+        # no SO_REUSEPORT: a second server on a busy port must fail, not share its traffic
+        options=[*channel_options(config.max_message_bytes), ("grpc.so_reuseport", 0)],
         interceptors=interceptors,
-        maximum_concurrent_rpcs=config.max_workers // 2,
     )
     jobs = JobRegistry(datasets, config.checkpoint_dir, fsync=config.fsync)
     servicer = BatchServicer(datasets, jobs, config)
@@ -324,11 +346,16 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    if config.tls_cert is not None and config.tls_key is not None:
-        credentials = grpc.ssl_server_credentials([(config.tls_key, config.tls_cert)])
-        port = server.add_secure_port(config.address, credentials)
-    else:
-        port = server.add_insecure_port(config.address)
+    try:
+        if config.tls_cert is not None and config.tls_key is not None:
+            credentials = grpc.ssl_server_credentials([(config.tls_key, config.tls_cert)])
+            port = server.add_secure_port(config.address, credentials)
+        else:
+            port = server.add_insecure_port(config.address)
+    except RuntimeError:  # grpc's "Failed to bind"
+        port = 0
     if port == 0:
-        raise ConfigError(f"cannot bind {config.address}")
+        raise ConfigError(
+            f"cannot bind {config.address}: the port is in use or the host is not local"
+        )
     return BatchServer(server, port, servicer, health_servicer)

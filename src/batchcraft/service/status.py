@@ -20,6 +20,10 @@ class AuthenticationError(BatchcraftError):
     """A request carries no bearer token or a wrong one."""
 
 
+class SessionLimitError(BatchcraftError):
+    """The server already runs as many sessions as it has threads for."""
+
+
 def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status code and message a client receives for ``error``."""
     if isinstance(error, UnknownDatasetError):
@@ -28,7 +32,7 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.INVALID_ARGUMENT, str(error)
     if isinstance(error, AuthenticationError):
         return grpc.StatusCode.UNAUTHENTICATED, str(error)
-    if isinstance(error, MessageTooLargeError):
+    if isinstance(error, MessageTooLargeError | SessionLimitError):
         return grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)
     if isinstance(error, JobConflictError | DatasetError):
         return grpc.StatusCode.FAILED_PRECONDITION, str(error)
