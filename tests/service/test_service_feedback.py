@@ -127,3 +127,20 @@ def test_bad_feedback_in_a_sync_session_is_an_error_not_an_end(address: str) -> 
                 trainer.report(["no-such-id"], losses=[1.0])
     assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "no-such-id" in str(raised.value)
+
+
+@pytest.mark.parametrize("moment_first", [False, True])
+def test_moments_that_do_not_fit_the_sketches_are_refused(address: str, moment_first: bool) -> None:
+    # Accepted, such a moment would make every later coreset selection of the job fail.
+    trainer = BatchClient(address, "news", "coreset", 4, columns=["id"], job=f"m-{moment_first}")
+    with trainer, pytest.raises(BatchServiceError, match="first_moment has 3 values") as raised:
+        for index, batch in enumerate(trainer):
+            ids = list(batch["id"])
+            sketches = np.ones((len(ids), 4))
+            if index == 0 and moment_first:
+                trainer.report(ids, gradient_first_moment=np.zeros(3))
+            elif index == 0:
+                trainer.report(ids, gradient_sketches=sketches, gradient_first_moment=np.zeros(3))
+            elif index == 1 and moment_first:
+                trainer.report(ids, gradient_sketches=sketches)
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT

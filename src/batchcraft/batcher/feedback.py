@@ -57,13 +57,29 @@ class FeedbackTable:
         checked = {name: _check_rows(name, value, len(positions)) for name, value in rows.items()}
         _check_names(scalars or {}, SCALAR_FEEDBACK)
         _check_names(vectors or {}, VECTOR_FEEDBACK)
+        moments = {k: np.asarray(v, np.float32) for k, v in (vectors or {}).items()}
         with self._lock:
+            self._check_moments(checked, moments)
             for name, value in checked.items():
                 table = self._table(name, value.shape[1:])
                 table[positions] = value
             self.scalars.update({k: float(v) for k, v in (scalars or {}).items()})
-            self.vectors.update({k: np.asarray(v, np.float32) for k, v in (vectors or {}).items()})
+            self.vectors.update(moments)
             self.num_updates += 1
+
+    def _check_moments(self, rows: dict[str, np.ndarray], moments: dict[str, np.ndarray]) -> None:
+        """The optimiser moments must be 1-D and as wide as the gradient sketches, whichever
+        of them arrives first: a mismatch accepted here would fail every later selection."""
+        sketches = rows.get("gradient_sketches", self.rows.get("gradient_sketches"))
+        stored = {k: v for k, v in self.vectors.items() if k not in moments}
+        for name, vector in {**stored, **moments}.items():
+            if vector.ndim != 1:
+                raise FeedbackError(f"feedback {name} has shape {vector.shape}; expected 1-D")
+            if sketches is not None and len(vector) != sketches.shape[1]:
+                raise FeedbackError(
+                    f"feedback {name} has {len(vector)} values but gradient_sketches rows "
+                    f"have {sketches.shape[1]}"
+                )
 
     def pool_fields(self, positions: np.ndarray, wanted: frozenset[str]) -> dict[str, Any]:
         """Feedback Pool fields for the rows at ``positions`` (see module docstring)."""

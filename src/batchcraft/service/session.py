@@ -282,11 +282,14 @@ class Session:
             ids, columns = codec.read_feedback(codec.read_stream(feedback.rows))
         except (pa.ArrowException, ValueError) as exc:
             raise FeedbackError(f"cannot decode feedback rows: {exc}") from exc
+        try:
+            vectors = {name: codec.read_vector(data) for name, data in feedback.vectors.items()}
+        except ValueError as exc:
+            raise FeedbackError(f"cannot decode feedback vectors (float32 values): {exc}") from exc
         positions = self.job.dataset.positions_of(ids)
         unknown = [ids[i] for i in np.flatnonzero(positions < 0)[:3]]
         if unknown:
             raise FeedbackError(f"feedback names ids that are not served: {unknown}")
-        vectors = {name: codec.read_vector(data) for name, data in feedback.vectors.items()}
         self.job.feedback.update(positions, columns, dict(feedback.scalars), vectors)
         self.metrics.inc("batchcraft_feedback_rows_total", len(ids), **self._labels)
         return positions
