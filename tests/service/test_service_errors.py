@@ -31,6 +31,11 @@ def first_batch(address: str, **kwargs: object) -> dict:
         ({"selector": "nope"}, grpc.StatusCode.INVALID_ARGUMENT, "unknown selector 'nope'"),
         ({"columns": ["id", "nope"]}, grpc.StatusCode.INVALID_ARGUMENT, "unknown column 'nope'"),
         ({"selector_params": {"bogus": 1}}, grpc.StatusCode.INVALID_ARGUMENT, "bogus"),
+        (
+            {"selector": "coreset", "selector_params": {"pool_multiplier": "abc"}},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "bad parameters .*pool_multiplier",
+        ),
     ],
 )
 def test_bad_requests_get_their_status_code(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import time
 import urllib.request
 from pathlib import Path
@@ -148,3 +149,45 @@ def test_provenance_defaults_to_the_checkpoint_dir(tmp_path: Path) -> None:
     assert server_config(chosen).provenance_dir == Path("p")
     off = parser.parse_args(["--checkpoint-dir", str(state), "--no-provenance"])
     assert server_config(off).provenance_dir is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "config", "message"),
+    [
+        (["--token-file", "missing-token"], None, "missing-token"),
+        (["--tls-cert", "c.pem", "--tls-key", "k.pem"], None, "c.pem"),
+        (["--port", "99999"], None, "--port 99999 is not a port"),
+        ([], 'max_in_flight = "16"\n', "max_in_flight = '16' .*expected int"),
+        ([], "prefetch = 1\n", "prefetch = 1 .*expected bool"),
+        ([], 'datasets = "x"\n', "datasets .* must be a table"),
+    ],
+)
+def test_serve_flag_errors_are_one_line_exit_2(  # type: ignore[no-untyped-def]
+    tmp_path: Path, curated_dir: Path, capsys, monkeypatch, extra, config, message
+) -> None:
+    from batchcraft.service.cli import serve_main
+
+    monkeypatch.chdir(tmp_path)
+    flags = [str(curated_dir), "--port", "0", *extra]
+    if config is not None:
+        (tmp_path / "serve.toml").write_text(config)
+        flags += ["--config", "serve.toml"]
+    assert serve_main(flags) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("batchcraft serve: error:") and len(err.strip().splitlines()) == 1
+    assert re.search(message, err), err
+
+
+def test_a_metrics_port_in_use_is_a_one_line_error(
+    tmp_path: Path, curated_dir: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    from batchcraft.service.cli import serve_main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert serve_main([str(curated_dir), "--port", "0", "--metrics-port", str(port)]) == 2
+    assert "batchcraft serve: error:" in capsys.readouterr().err

@@ -43,4 +43,7 @@ def get_selector(name: str, **params: Any) -> BaseSelector:
     unknown = sorted(set(params) - set(valid))
     if unknown:
         raise ConfigError(f"unknown parameters {unknown} for selector {name!r}; valid: {valid}")
-    return selector_class(**params)
+    try:
+        return selector_class(**params)
+    except TypeError as exc:  # a value of the wrong type, e.g. "abc" for a number
+        raise ConfigError(f"bad parameters {params} for selector {name!r}: {exc}") from None

@@ -105,13 +105,13 @@ def run_serve(args: argparse.Namespace) -> int:
         if len(registry) == 0:
             raise ConfigError("no dataset to serve: give a curated dataset directory")
         server = create_server(registry, server_config(args))
-    except BatchcraftError as error:
+        if args.metrics_port is not None:
+            metrics = start_metrics_server(server.servicer.metrics, args.host, args.metrics_port)
+            LOG.info(json.dumps({"event": "metrics", "port": metrics.server_address[1]}))
+    except (BatchcraftError, OSError) as error:  # OSError: a file or port the flags name
         print(f"batchcraft serve: error: {error}", file=sys.stderr)
         return 2
     server.start()
-    if args.metrics_port is not None:
-        metrics = start_metrics_server(server.servicer.metrics, args.host, args.metrics_port)
-        LOG.info(json.dumps({"event": "metrics", "port": metrics.server_address[1]}))
     if args.port_file is not None:
         args.port_file.write_text(str(server.port))
     provenance = server.servicer.config.provenance_dir
@@ -153,6 +153,8 @@ def dataset_paths(args: argparse.Namespace) -> list[tuple[str, Path]]:
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
     """A ServerConfig from parsed flags (files are read here, at the edge)."""
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port} is not a port (0-65535; 0 picks a free one)")
     token = args.token_file.read_text().strip() if args.token_file else None
     if args.token_file is not None and not token:
         raise ConfigError(f"token file {args.token_file} is empty")
@@ -196,12 +198,29 @@ def apply_config_file(args: argparse.Namespace) -> None:
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"cannot read config file {args.config}: {error}") from error
     args.datasets = values.pop("datasets", {})
+    if not isinstance(args.datasets, dict):
+        raise ConfigError(f'datasets in {args.config} must be a table of name = "path"')
+    kinds = {action.dest: _setting_kind(action) for action in defaults._actions}
     for key, value in values.items():
         dest = key.replace("-", "_")
         if not hasattr(args, dest) or dest in {"paths", "name", "config"}:
             raise ConfigError(f"unknown setting {key!r} in {args.config}")
+        kind = kinds.get(dest, str)
+        accepted = (int, float) if kind is float else kind  # 2 for a float setting is fine
+        if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):
+            raise ConfigError(f"{key} = {value!r} in {args.config}: expected {kind.__name__}")
         if getattr(args, dest) == defaults.get_default(dest):
-            setattr(args, dest, Path(value) if dest in _PATH_SETTINGS else value)
+            setattr(args, dest, Path(str(value)) if dest in _PATH_SETTINGS else value)
+
+
+def _setting_kind(action: argparse.Action) -> type:
+    """The TOML type of a flag's value: bool for switches, else the flag's type (paths are
+    strings in TOML)."""
+    if isinstance(action, argparse._StoreTrueAction):
+        return bool
+    if action.type in (int, float):
+        return action.type  # type: ignore[return-value]
+    return str
 
 
 class _JsonFormatter(logging.Formatter):
