@@ -107,6 +107,9 @@ def test_token_auth(start_server) -> None:  # type: ignore[no-untyped-def]
             first_batch(address, token=token)
         assert caught.value.code == grpc.StatusCode.UNAUTHENTICATED
     assert len(first_batch(address, token="s3cret")["id"]) == 4
+    with pytest.raises(BatchServiceError, match="wrong bearer token") as caught:
+        BatchClient(address, "news", batch_size=4, token="wrong").list_datasets()
+    assert caught.value.code == grpc.StatusCode.UNAUTHENTICATED
     with grpc.insecure_channel(address) as channel:  # probes need no token
         response = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(), timeout=5

@@ -51,6 +51,45 @@ def test_state_from_other_parameters_is_refused(address: str) -> None:
         client(address, batch_size=7).load_state_dict(state)
     with pytest.raises(ConfigError, match="version"):
         client(address).load_state_dict({**state, "version": 99})
+    with pytest.raises(ConfigError, match="the state is of job 'resume'"):
+        client(address, job="another").load_state_dict(state)
+
+
+def test_reconnects_are_budgeted_per_outage_not_per_run(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import grpc
+
+    class Unavailable(grpc.RpcError):
+        def code(self) -> grpc.StatusCode:
+            return grpc.StatusCode.UNAVAILABLE
+
+        def details(self) -> str:
+            return "restarting"
+
+    trainer = BatchClient("127.0.0.1:1", "news", batch_size=4, reconnect_attempts=1)
+    outages = iter(range(4))
+
+    def session():  # type: ignore[no-untyped-def]
+        # one batch, then the server goes away: four restarts in one run
+        trainer._received += 1
+        yield {"id": ["a"]}
+        if next(outages, None) is not None:
+            raise Unavailable()
+
+    monkeypatch.setattr(trainer, "_session", session)
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    assert len(list(trainer)) == 5
+
+
+def test_a_finished_job_says_why_it_yields_nothing(start_server, caplog) -> None:  # type: ignore[no-untyped-def]
+    address = start_server()
+    with client(address, job="done", num_epochs=1) as first:
+        assert len(list(first)) == 17
+    with (
+        caplog.at_level("WARNING", logger="batchcraft.client"),
+        client(address, job="done", num_epochs=1) as again,
+    ):
+        assert list(again) == []
+    assert "already served its 1 epoch(s)" in caplog.text
 
 
 def test_sigkill_restart_resume_serves_each_kept_id_once(

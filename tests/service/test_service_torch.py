@@ -41,3 +41,25 @@ def test_state_dict_resumes_in_process(address: str, kept_ids: list[str]) -> Non
     resumed.load_state_dict(state)
     tail = [i for batch in resumed for i in batch["id"]]
     assert sorted(head + tail) == sorted(kept_ids)
+
+
+def test_a_state_resumes_only_the_same_job_and_streams(address: str) -> None:
+    from batchcraft.errors import ConfigError
+    from batchcraft.service import BatchClient
+
+    kwargs = {"batch_size": 8, "columns": ["id"], "seed": 9, "job": "torch-streams"}
+    dataset = BatchDataset(address, "news", world_size=2, **kwargs)
+    iterator = iter(dataset)
+    dataset.mark_consumed(next(iterator))
+    state = dataset.state_dict()
+    assert state["streams"] == 2 and state["job"] == "torch-streams"
+    del iterator
+    wider = BatchDataset(address, "news", world_size=3, **kwargs)
+    wider.load_state_dict(state)
+    with pytest.raises(ConfigError, match="saved with 2 streams"):
+        next(iter(wider))
+    with pytest.raises(ConfigError, match="the state is of job 'torch-streams'"):
+        BatchDataset(address, "news", **{**kwargs, "job": "other"}).load_state_dict(state)
+    client_state = BatchClient(address, "news", batch_size=8).state_dict()
+    with pytest.raises(ConfigError, match=r"not a batchcraft\.BatchDataset state"):
+        BatchDataset(address, "news", **kwargs).load_state_dict(client_state)

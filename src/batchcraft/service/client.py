@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import queue
 import sys
@@ -49,6 +50,7 @@ from batchcraft.service import codec
 from batchcraft.service.server import SERVICE_NAME, channel_options
 from batchcraft.service.wire import BatchView, read_response
 
+LOG = logging.getLogger("batchcraft.client")
 STATE_FORMAT = "batchcraft.BatchClient"
 STATE_VERSION = 1
 _END_TIMEOUT = 5.0  # seconds a stopped session waits for the server to end the call
@@ -186,6 +188,7 @@ class BatchClient:
         self._channel: grpc.Channel | None = None
         self._pid = -1
         self._call: Any = None
+        self._received = 0  # batches decoded, over every session of this client
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         iterator = self._iterate()
@@ -198,6 +201,7 @@ class BatchClient:
     def _iterate(self) -> Generator[dict[str, Any], None, None]:
         attempts = 0
         while True:
+            received = self._received
             try:
                 yield from self._session()
                 return
@@ -205,6 +209,8 @@ class BatchClient:
                 code = error.code()  # type: ignore[attr-defined]
                 if self._closed:
                     raise BatchServiceError(code, "the client was closed") from None
+                if self._received > received:
+                    attempts = 0  # the budget is per outage, not per run
                 if code == grpc.StatusCode.UNAVAILABLE and attempts < self.reconnect_attempts:
                     attempts += 1
                     time.sleep(min(2.0, 0.1 * 2**attempts))
@@ -262,12 +268,26 @@ class BatchClient:
             raise ConfigError(
                 f"state was saved with different parameters (saved, current): {different}"
             )
+        if self.job and state["job"] and state["job"] != self.job:
+            raise ConfigError(
+                f"the state is of job {state['job']!r}, this client's is {self.job!r}"
+            )
         self.job = state["job"] or self.job
         self._next = None if state["next"] is None else Position(*state["next"])
 
     def list_datasets(self) -> list[dict[str, Any]]:
-        """The server's registered datasets."""
-        response = self._stub().ListDatasets(pb.ListDatasetsRequest(), metadata=self._metadata())
+        """The server's registered datasets.
+
+        Raises:
+            BatchServiceError: the call failed (unreachable server, wrong token ...).
+        """
+        try:
+            response = self._stub().ListDatasets(
+                pb.ListDatasetsRequest(), metadata=self._metadata()
+            )
+        except grpc.RpcError as error:
+            code, details = error.code(), error.details()  # type: ignore[attr-defined]
+            raise BatchServiceError(code, details or "") from None
         return [
             {
                 "name": d.name,
@@ -327,6 +347,7 @@ class BatchClient:
                         )
                     for view in response:
                         batch = self._decode(view, converter)
+                        self._received += 1
                         unacknowledged += 1
                         if unacknowledged >= ack_every or self._finished(self.opened):
                             ack = pb.Ack(count=unacknowledged, next=view.header.next)
@@ -342,6 +363,7 @@ class BatchClient:
                 if kind == "opened":
                     self.opened = response.opened
                     self.job = response.opened.job
+                    _warn_if_finished(response.opened)
                     schema = codec.read_schema(response.opened.arrow_schema)
                     converter = codec.NumpyConverter(schema)
                     # Credit returns at half window: the server never waits for it.
@@ -469,6 +491,17 @@ class BatchClient:
 
     def _metadata(self) -> list[tuple[str, str]]:
         return [("authorization", f"Bearer {self.token}")] if self.token else []
+
+
+def _warn_if_finished(opened: pb.SessionOpened) -> None:
+    """An iteration that will yield nothing is almost always a job id used again."""
+    if opened.num_epochs and opened.start.epoch >= opened.num_epochs:
+        LOG.warning(
+            "job %r already served its %d epoch(s) to this rank: nothing to iterate. Pass "
+            "another job= for a new run, or a larger num_epochs to continue this one.",
+            opened.job,
+            opened.num_epochs,
+        )
 
 
 def _drain(requests: queue.Queue[pb.SessionRequest | None]) -> Iterator[pb.SessionRequest]:

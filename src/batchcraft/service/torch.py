@@ -9,13 +9,16 @@ number each, and the whole epoch is served once across them.
 
 Every yielded batch is a dict of tensors (numeric columns), lists (strings),
 ``"weight"`` when the selector weights rows, and ``"position"`` — an int64
-tensor ``[epoch, step, stream_rank]`` identifying the batch.
+tensor ``[epoch, step, stream_rank, num_streams]`` identifying the batch.
 
 Checkpointing: ``state_dict()`` returns the next position of every stream
 whose batches were passed to `BatchDataset.mark_consumed` (with
 ``num_workers=0`` this happens automatically). With workers, call
 ``dataset.mark_consumed(batch)`` in the training loop for each batch used;
-``load_state_dict`` makes each worker resume where its stream stopped.
+``load_state_dict`` makes each worker resume where its stream stopped; the
+state records the job and the number of streams, and resuming with another
+number of workers or another job is an error (its streams would be other
+parts of each batch).
 """
 
 from __future__ import annotations
@@ -26,11 +29,14 @@ from typing import Any
 import numpy as np
 
 from batchcraft._deps import require
+from batchcraft.errors import ConfigError
 from batchcraft.service.client import STATE_VERSION, BatchClient
 
 require("torch")  # raises MissingDependencyError naming the package
 import torch  # noqa: E402
 from torch.utils.data import IterableDataset, get_worker_info  # noqa: E402
+
+_FORMAT = "batchcraft.BatchDataset"
 
 
 class BatchDataset(IterableDataset):  # type: ignore[type-arg]
@@ -55,11 +61,20 @@ class BatchDataset(IterableDataset):  # type: ignore[type-arg]
         self.client_kwargs = client_kwargs
         self._positions: dict[int, list[int]] = {}
         self._resume: dict[int, list[int]] = {}
+        self._streams: int | None = None  # streams of the consumed batches (state_dict)
+        self._resume_streams: int | None = None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
         workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
         stream_rank = self.rank * workers + worker
+        streams = self.world_size * workers
+        if self._resume and self._resume_streams not in (None, streams):
+            raise ConfigError(
+                f"the state was saved with {self._resume_streams} streams (world_size x "
+                f"num_workers), this DataLoader has {streams}: resume with the same number "
+                "of workers, or start a new job"
+            )
         client = BatchClient(
             self.target,
             self.dataset,
@@ -80,7 +95,7 @@ class BatchDataset(IterableDataset):  # type: ignore[type-arg]
                 assert meta is not None
                 tensors = to_tensors(batch)
                 tensors["position"] = torch.tensor(
-                    [meta.epoch, meta.step, stream_rank], dtype=torch.int64
+                    [meta.epoch, meta.step, stream_rank, streams], dtype=torch.int64
                 )
                 if info is None:
                     self.mark_consumed(tensors, client.state_dict()["next"])
@@ -88,21 +103,38 @@ class BatchDataset(IterableDataset):  # type: ignore[type-arg]
 
     def mark_consumed(self, batch: dict[str, Any], next_position: list[int] | None = None) -> None:
         """Record that ``batch`` was used (its stream resumes after it)."""
-        epoch, step, stream_rank = (int(v) for v in batch["position"].tolist())
+        epoch, step, stream_rank, streams = (int(v) for v in batch["position"].tolist())
         self._positions[stream_rank] = next_position or [epoch, step + 1]
+        self._streams = streams
 
     def state_dict(self) -> dict[str, Any]:
         """Per-stream resume positions (JSON-serialisable)."""
         return {
-            "format": "batchcraft.BatchDataset",
+            "format": _FORMAT,
             "version": STATE_VERSION,
+            "job": self.client_kwargs.get("job"),
+            "streams": self._streams,
             "next": dict(self._positions),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume every stream from ``state`` on the next iteration."""
+        """Resume every stream from ``state`` on the next iteration.
+
+        Raises:
+            ConfigError: not a `BatchDataset` state of this version, or of another job.
+        """
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
+            raise ConfigError(f"not a {_FORMAT} state: {str(state)[:80]!r}")
+        if state.get("version") != STATE_VERSION:
+            raise ConfigError(f"state version {state.get('version')!r}; supported: {STATE_VERSION}")
+        job = self.client_kwargs.get("job")
+        if state.get("job") != job:
+            raise ConfigError(
+                f"the state is of job {state.get('job')!r}, this dataset's is {job!r}"
+            )
         self._resume = {int(rank): list(position) for rank, position in state["next"].items()}
         self._positions = dict(self._resume)
+        self._resume_streams = self._streams = state.get("streams")
 
 
 def to_tensors(batch: dict[str, Any]) -> dict[str, Any]:
