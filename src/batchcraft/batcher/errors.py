@@ -19,6 +19,10 @@ class JobConflictError(BatchcraftError):
     """A job id is already in use with different parameters."""
 
 
+class CheckpointSaveError(BatchcraftError):
+    """Jobs could not be checkpointed; the message names each job, its directory and error."""
+
+
 class FeedbackError(ConfigError):
     """Trainer feedback names unknown ids or columns, or has the wrong shape."""
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from batchcraft.batcher.checkpoint import restore_job, save_job
+from batchcraft.batcher.checkpoint import job_directory, restore_job, save_job
 from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.dataset import CuratedDataset
-from batchcraft.batcher.errors import JobConflictError, UnknownDatasetError
+from batchcraft.batcher.errors import CheckpointSaveError, JobConflictError, UnknownDatasetError
 from batchcraft.batcher.job import Job
+
+LOG = logging.getLogger("batchcraft.batcher")
 
 
 class DatasetRegistry:
@@ -65,6 +69,7 @@ class JobRegistry:
         self._jobs: dict[str, Job] = {}
         self._saved_feedback: dict[str, int] = {}
         self._saved_selections: dict[str, int] = {}
+        self._failing: set[str] = set()  # job ids whose last periodic save failed
         self._lock = threading.Lock()
         # One writer at a time: a slow periodic snapshot must never replace a newer one.
         self._save_lock = threading.Lock()
@@ -95,15 +100,23 @@ class JobRegistry:
             return job
 
     def save(self, job: Job, *, with_feedback: bool | None = None) -> None:
-        """Checkpoint ``job`` (feedback only if it changed, unless forced)."""
+        """Checkpoint ``job`` (feedback only if it changed, unless forced).
+
+        Raises:
+            OSError: a file could not be written. The caller decides: the
+                periodic saver logs it and retries, `save_all` reports every
+                failed job, a write-ahead save (`persist_selections`) must fail.
+        """
         if self.checkpoint_dir is None:
             return
         with self._save_lock:
             updates = job.feedback.num_updates
-            self._saved_selections[job.job_id] = job.selections_made
+            selections = job.selections_made
             if with_feedback is None:
                 with_feedback = updates != self._saved_feedback.get(job.job_id)
             save_job(job, self.checkpoint_dir, feedback=with_feedback, fsync=self.fsync)
+            # Only once written: a failed save must leave the next one still due.
+            self._saved_selections[job.job_id] = selections
             if with_feedback:
                 self._saved_feedback[job.job_id] = updates
 
@@ -119,13 +132,62 @@ class JobRegistry:
             self.save(job, with_feedback=False)
 
     def save_all(self) -> None:
-        """Checkpoint every job."""
-        with self._lock:
-            jobs = list(self._jobs.values())
-        for job in jobs:
-            self.save(job)
+        """Checkpoint every job (at shutdown); one job failing does not stop the others.
+
+        Raises:
+            CheckpointSaveError: naming every job that could not be saved (each
+                is also logged): their state since their last checkpoint is lost
+                when the process exits.
+        """
+        failures = self._save_each()
+        if failures:
+            listed = "; ".join(
+                f"job {job.job_id!r} in {self._directory(job)}: {type(error).__name__}: {error}"
+                for job, error in failures
+            )
+            raise CheckpointSaveError(
+                f"could not checkpoint {len(failures)} job(s): {listed}"
+            ) from failures[0][1]
 
     def run_periodic_saves(self, interval: float, stop: threading.Event) -> None:
-        """Save every job every ``interval`` seconds until ``stop`` is set (thread target)."""
+        """Save every job every ``interval`` seconds until ``stop`` is set (thread target).
+
+        A job whose save fails is logged and tried again at the next interval;
+        the other jobs are saved as usual.
+        """
         while not stop.wait(interval):
-            self.save_all()
+            self._save_each()
+
+    def _save_each(self) -> list[tuple[Job, Exception]]:
+        """Save every job; log and return the ones that failed."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        failures = []
+        for job in jobs:
+            try:
+                self.save(job)
+            # Any error: it must not end the loop, or no job would be checkpointed again.
+            except Exception as error:
+                failures.append((job, error))
+                self._failing.add(job.job_id)
+                self._log_failure(job, error)
+            else:
+                if job.job_id in self._failing:
+                    self._failing.discard(job.job_id)
+                    event = {"event": "checkpoint_recovered", "job": job.job_id}
+                    LOG.info(json.dumps({**event, "path": str(self._directory(job))}))
+        return failures
+
+    def _log_failure(self, job: Job, error: Exception) -> None:
+        event = {
+            "event": "checkpoint_failed",
+            "job": job.job_id,
+            "path": str(self._directory(job)),
+            "error": f"{type(error).__name__}: {error}",
+        }
+        # A disk problem explains itself; anything else is a bug worth its traceback.
+        LOG.warning(json.dumps(event), exc_info=not isinstance(error, OSError))
+
+    def _directory(self, job: Job) -> Path:
+        assert self.checkpoint_dir is not None  # only jobs of a registry that saves
+        return job_directory(self.checkpoint_dir, job.job_id)
