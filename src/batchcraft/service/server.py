@@ -332,8 +332,15 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
     interceptors = [TokenAuthInterceptor(config.token)] if config.token else []
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
-        # no SO_REUSEPORT: a second server on a busy port must fail, not share its traffic
-        options=[*channel_options(config.max_message_bytes), ("grpc.so_reuseport", 0)],
+        options=[
+            *channel_options(config.max_message_bytes),
+            # no SO_REUSEPORT: a second server on a busy port must fail, not share its traffic
+            ("grpc.so_reuseport", 0),
+            # ping idle connections: a trainer host that died (no FIN) ends its sessions,
+            # freeing their threads and credit, within about a minute and a half
+            ("grpc.keepalive_time_ms", 60_000),
+            ("grpc.keepalive_timeout_ms", 20_000),
+        ],
         interceptors=interceptors,
     )
     jobs = JobRegistry(datasets, config.checkpoint_dir, fsync=config.fsync)
