@@ -1,4 +1,4 @@
-"""Checkpoints: saving survives errors."""
+"""Checkpoints: corrupt ones named, saving survives errors."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 from loss_selector import TopLossSelector
@@ -17,9 +18,10 @@ from loss_selector import TopLossSelector
 from batchcraft.batcher.checkpoint import job_directory
 from batchcraft.batcher.config import JobConfig, Position
 from batchcraft.batcher.dataset import CuratedDataset
-from batchcraft.batcher.errors import CheckpointSaveError
+from batchcraft.batcher.errors import CheckpointError, CheckpointSaveError, JobConflictError
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.selectors import SELECTORS
+from batchcraft.service.status import status_for
 
 CONFIG = JobConfig("news", batch_size=10, seed=1)
 
@@ -57,6 +59,61 @@ def break_directory(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
     directory.parent.mkdir(parents=True, exist_ok=True)
     directory.write_text("not a directory")
+
+
+# -- a corrupt checkpoint is named, with how to recover, and kept --
+
+STATE_DAMAGE: dict[str, Callable[[bytes], bytes]] = {
+    "truncated": lambda data: data[: len(data) // 2],
+    "empty": lambda data: b"",
+    "not an object": lambda data: b"[]",
+    "missing keys": lambda data: b'{"version": 1, "job_id": "R"}',
+    "bad cursor": lambda data: data.replace(b'"cursors": {"0": [0, 3]}', b'"cursors": {"0": 3}'),
+    "bad config": lambda data: data.replace(b'"batch_size": 10', b'"batch_size": "ten"'),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(STATE_DAMAGE))
+def test_a_corrupt_state_file_is_named_and_kept(
+    dataset: CuratedDataset, tmp_path: Path, damage: str
+) -> None:
+    directory = checkpoint(tmp_path, dataset)
+    path = directory / "state.json"
+    damaged = STATE_DAMAGE[damage](path.read_bytes())
+    assert damaged != path.read_bytes()
+    path.write_bytes(damaged)
+    restarted = registry(tmp_path, dataset)
+    with pytest.raises(CheckpointError, match=f"checkpoint {path} of job 'R'") as refused:
+        restarted.get_or_create("R", CONFIG)
+    assert f"move {directory} aside" in str(refused.value)
+    assert path.read_bytes() == damaged  # nothing discarded behind the user's back
+    shutil.move(directory, tmp_path / "aside")  # the advice works
+    assert restarted.get_or_create("R", CONFIG).cursors == {}
+
+
+FEEDBACK_DAMAGE: dict[str, Callable[[bytes], bytes]] = {
+    "truncated": lambda data: data[: len(data) // 2],
+    "empty": lambda data: b"",
+    "garbage": lambda data: b"PK\x03\x04garbage",
+    "not a zip": lambda data: b"\x93NUMPY is not what this is",
+}
+
+
+@pytest.mark.parametrize("damage", sorted(FEEDBACK_DAMAGE))
+def test_a_corrupt_feedback_file_is_named(
+    dataset: CuratedDataset, tmp_path: Path, damage: str
+) -> None:
+    directory = checkpoint(tmp_path, dataset)
+    path = directory / "feedback.npz"
+    path.write_bytes(FEEDBACK_DAMAGE[damage](path.read_bytes()))
+    with pytest.raises(CheckpointError, match=f"checkpoint {path} of job 'R' is corrupt") as bad:
+        registry(tmp_path, dataset).get_or_create("R", CONFIG)
+    assert f"move {directory} aside" in str(bad.value)
+
+
+def test_unusable_checkpoints_reach_clients_as_failed_precondition() -> None:
+    for error in (CheckpointError("corrupt"), JobConflictError("other parameters")):
+        assert status_for(error)[0] == grpc.StatusCode.FAILED_PRECONDITION
 
 
 # -- saving: one failing job stops neither the saver nor the other jobs --

@@ -1,10 +1,16 @@
 """Save and restore job state atomically under a checkpoint directory.
 
-Layout: ``<dir>/jobs/<job-key>/state.json`` (config, per-rank cursors, cached
-selections and epoch plans) and ``feedback.npz`` (the feedback table). Each
-file is written to a temporary file in the same directory, flushed, fsynced
-and moved into place with ``os.replace``, so a reader (or a restarted
-server) sees either the old or the new file, never a torn one.
+Layout: ``<dir>/jobs/<job-key>/state.json`` (config, per-rank cursors,
+cached selections and epoch plans) and ``feedback.npz`` (the feedback
+table). Each file is written to a temporary file in the same directory,
+flushed, fsynced and moved into place with ``os.replace``, so a reader (or a
+restarted server) sees either the old or the new file, never a torn one.
+
+Restoring is two steps: `read_checkpoint` parses and checks ``state.json``,
+and `restore_job` checks that the dataset has the row count the state was
+saved for and loads it, with the feedback table, into a fresh job. A file
+that cannot be used raises `CheckpointError` naming it; nothing is discarded
+silently.
 
 Cached selections keep their JSON-serialisable info; per-row info arrays
 (masks) are not saved.
@@ -14,18 +20,43 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from batchcraft._files import atomic_write, json_default, safe_file_name
-from batchcraft.batcher.config import Position
+from batchcraft.batcher.config import JobConfig, Position
+from batchcraft.batcher.errors import CheckpointError
 from batchcraft.batcher.feedback import FeedbackTable
 from batchcraft.batcher.job import GlobalSelection, Job
-from batchcraft.errors import DatasetError
 
 STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SavedJob:
+    """The parsed and checked ``state.json`` of one job (see `read_checkpoint`).
+
+    Attributes:
+        path: the ``state.json`` it was read from.
+        config: the job's saved configuration.
+        dataset_rows: kept rows of the dataset when it was saved.
+    """
+
+    path: Path
+    config: JobConfig
+    dataset_rows: int
+    cursors: dict[int, Position]
+    selections: list[GlobalSelection]
+    plans: dict[int, list[np.ndarray]]
+
+    @property
+    def directory(self) -> Path:
+        """The job's checkpoint directory."""
+        return self.path.parent
 
 
 def job_directory(root: Path, job_id: str) -> Path:
@@ -48,7 +79,11 @@ def job_state(job: Job) -> dict[str, Any]:
 
 
 def save_job(job: Job, root: Path, *, feedback: bool = True, fsync: bool = True) -> None:
-    """Write the job's state (and, if ``feedback``, its feedback table)."""
+    """Write the job's state (and, if ``feedback``, its feedback table).
+
+    Raises:
+        OSError: a file could not be written (the previous checkpoint is left intact).
+    """
     directory = job_directory(root, job.job_id)
     if feedback:
         buffer = io.BytesIO()
@@ -57,37 +92,125 @@ def save_job(job: Job, root: Path, *, feedback: bool = True, fsync: bool = True)
     atomic_write(directory / "state.json", json.dumps(job_state(job)).encode(), fsync=fsync)
 
 
-def restore_job(job: Job, root: Path) -> bool:
-    """Load saved state into a fresh ``job``; False if there is none.
+def recovery_hint(directory: Path, job_id: str) -> str:
+    """How a user gets past a checkpoint that cannot be used."""
+    return (
+        f"to start job {job_id!r} afresh, move {directory} aside (or delete it), "
+        "or use another job id"
+    )
+
+
+def read_checkpoint(root: Path, job_id: str) -> SavedJob | None:
+    """The saved state of ``job_id`` under ``root``; None if it has none.
 
     Raises:
-        DatasetError: the saved state belongs to a different dataset version.
+        CheckpointError: ``state.json`` is unreadable, corrupt, of another state
+            version or of another job; the message names it and how to recover.
     """
-    directory = job_directory(root, job.job_id)
-    path = directory / "state.json"
-    if not path.exists():
-        return False
-    state = json.loads(path.read_text())
+    path = job_directory(root, job_id) / "state.json"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _unusable(path, job_id, f"cannot be read ({exc})") from exc
+    try:
+        state = json.loads(data)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise _unusable(path, job_id, f"is not valid JSON ({exc}); it may be truncated") from exc
+    if not isinstance(state, dict):
+        raise _unusable(path, job_id, f"holds a JSON {type(state).__name__}, not an object")
     if state.get("version") != STATE_VERSION:
-        raise DatasetError(f"{path}: state version {state.get('version')} != {STATE_VERSION}")
-    if state["dataset_rows"] != job.dataset.num_rows:
-        raise DatasetError(
-            f"{path} was saved for {state['dataset_rows']} kept rows, but dataset "
-            f"{job.dataset.name!r} now has {job.dataset.num_rows}; remove the job's checkpoint"
+        raise _unusable(
+            path,
+            job_id,
+            f"has state version {state.get('version')!r}; this server reads {STATE_VERSION}",
         )
+    if state.get("job_id", job_id) != job_id:
+        raise _unusable(path, job_id, f"holds job {state['job_id']!r}")
+    try:
+        return _parse_state(path, state)
+    except KeyError as exc:
+        raise _unusable(path, job_id, f"lacks the key {exc}") from exc
+    except (TypeError, ValueError, AttributeError) as exc:  # ConfigError is a ValueError
+        raise _unusable(path, job_id, f"is corrupt ({exc})") from exc
+
+
+def restore_job(job: Job, saved: SavedJob) -> None:
+    """Load ``saved`` (read for ``job.job_id``, with ``job.config``) into a fresh ``job``.
+
+    Raises:
+        CheckpointError: the state was saved for another row count, or
+            ``feedback.npz`` is unreadable or corrupt.
+    """
+    _check_dataset(job, saved)
+    feedback = _read_feedback(saved.directory / "feedback.npz", job)
     with job._lock:
-        job.cursors = {int(r): Position(*p) for r, p in state["cursors"].items()}
-        for item in state["selections"]:
-            selection = _selection_from_json(item)
-            job.selections[selection.position] = selection
-        job.plans = {
-            int(e): [np.asarray(b, np.int64) for b in plan] for e, plan in state["plans"].items()
-        }
-    feedback_path = directory / "feedback.npz"
-    if feedback_path.exists():
-        with np.load(feedback_path) as arrays:
-            job.feedback = FeedbackTable.from_arrays(job.dataset.num_rows, dict(arrays))
-    return True
+        job.cursors = dict(saved.cursors)
+        job.selections = {s.position: s for s in saved.selections}
+        job.plans = {epoch: list(plan) for epoch, plan in saved.plans.items()}
+        if feedback is not None:
+            job.feedback = feedback
+
+
+def _check_dataset(job: Job, saved: SavedJob) -> None:
+    dataset = job.dataset
+    if saved.dataset_rows != dataset.num_rows:
+        raise _unusable(
+            saved.path,
+            job.job_id,
+            f"was saved for {saved.dataset_rows} kept rows, but dataset {dataset.name!r} "
+            f"({dataset.root}) now has {dataset.num_rows}",
+        )
+
+
+def _read_feedback(path: Path, job: Job) -> FeedbackTable | None:
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return FeedbackTable.from_arrays(job.dataset.num_rows, dict(arrays))
+    except FileNotFoundError:
+        return None  # none saved yet: the job had no feedback
+    # A torn or foreign file: not a zip (pickle refused: ValueError), a bad zip, too short
+    # (EOFError), a bare .npy (TypeError: not a context manager), bad array shapes.
+    except (OSError, ValueError, TypeError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise _unusable(path, job.job_id, f"is corrupt ({type(exc).__name__}: {exc})") from exc
+
+
+def _unusable(path: Path, job_id: str, problem: str) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {path} of job {job_id!r} {problem}; {recovery_hint(path.parent, job_id)}"
+    )
+
+
+def _parse_state(path: Path, state: dict[str, Any]) -> SavedJob:
+    """``state`` as typed values; raises KeyError, TypeError or ValueError if malformed."""
+    config = JobConfig(**state["config"])
+    rows = int(state["dataset_rows"])
+    cursors = {int(rank): _position(p) for rank, p in state["cursors"].items()}
+    for rank in cursors:
+        if not 0 <= rank < config.world_size:
+            raise ValueError(f"cursor of rank {rank}, but world_size={config.world_size}")
+    plans = {
+        int(epoch): [_positions(batch, rows) for batch in plan]
+        for epoch, plan in state["plans"].items()
+    }
+    selections = [_selection_from_json(item, rows) for item in state["selections"]]
+    return SavedJob(path, config, rows, cursors, selections, plans)
+
+
+def _position(value: Any) -> Position:
+    epoch, step = value
+    return Position(int(epoch), int(step))
+
+
+def _positions(value: Any, num_rows: int) -> np.ndarray:
+    """Dataset positions: a 1-D int64 array within ``[0, num_rows)``."""
+    positions = np.asarray(value, np.int64)
+    if positions.ndim != 1:
+        raise ValueError(f"positions must be a list of integers, got shape {positions.shape}")
+    if positions.size and (positions.min() < 0 or positions.max() >= num_rows):
+        raise ValueError(f"positions outside [0, {num_rows})")
+    return positions
 
 
 def _selection_json(selection: GlobalSelection) -> dict[str, Any]:
@@ -100,11 +223,14 @@ def _selection_json(selection: GlobalSelection) -> dict[str, Any]:
     }
 
 
-def _selection_from_json(item: dict[str, Any]) -> GlobalSelection:
+def _selection_from_json(item: dict[str, Any], num_rows: int) -> GlobalSelection:
+    positions = _positions(item["positions"], num_rows)
     weights = item["weights"]
-    return GlobalSelection(
-        Position(*item["position"]),
-        np.asarray(item["positions"], np.int64),
-        None if weights is None else np.asarray(weights, np.float32),
-        item["info"],
-    )
+    if weights is not None:
+        weights = np.asarray(weights, np.float32)
+        if weights.shape != positions.shape:
+            raise ValueError(f"{len(weights)} weights for {len(positions)} selected rows")
+    info = item["info"]
+    if not isinstance(info, dict):
+        raise TypeError(f"selection info must be an object, got {info!r}")
+    return GlobalSelection(_position(item["position"]), positions, weights, info)

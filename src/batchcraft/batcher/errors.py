@@ -19,6 +19,11 @@ class JobConflictError(BatchcraftError):
     """A job id is already in use with different parameters."""
 
 
+class CheckpointError(DatasetError):
+    """A job's checkpoint cannot be restored: unreadable or corrupt. The
+    message names the file and how to start the job afresh."""
+
+
 class CheckpointSaveError(BatchcraftError):
     """Jobs could not be checkpointed; the message names each job, its directory and error."""
 

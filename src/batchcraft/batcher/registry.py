@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from batchcraft.batcher.checkpoint import job_directory, restore_job, save_job
+from batchcraft.batcher.checkpoint import job_directory, read_checkpoint, restore_job, save_job
 from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.errors import CheckpointSaveError, JobConflictError, UnknownDatasetError
@@ -80,6 +80,7 @@ class JobRegistry:
         Raises:
             UnknownDatasetError: ``config.dataset`` is not registered.
             JobConflictError: the job exists with different parameters.
+            CheckpointError: the job's checkpoint is unreadable or corrupt.
             ConfigError: the selector or its parameters are invalid.
         """
         dataset = self.datasets.get(config.dataset)
@@ -92,9 +93,12 @@ class JobRegistry:
                         f"got {config.canonical_json()}"
                     )
                 return job
-            job = Job(job_id, config, dataset)
+            saved = None
             if self.checkpoint_dir is not None:
-                restore_job(job, self.checkpoint_dir)
+                saved = read_checkpoint(self.checkpoint_dir, job_id)
+            job = Job(job_id, config, dataset)
+            if saved is not None:
+                restore_job(job, saved)
             self._jobs[job_id] = job
             self._saved_feedback[job_id] = job.feedback.num_updates
             return job
