@@ -1,4 +1,4 @@
-"""Checkpoints: corrupt ones named, saving survives errors."""
+"""Checkpoints: refused for other parameters or data, corrupt ones named, saving survives errors."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from batchcraft.batcher.config import JobConfig, Position
 from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.errors import CheckpointError, CheckpointSaveError, JobConflictError
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
+from batchcraft.batcher.synthetic import write_curated_dataset
 from batchcraft.selectors import SELECTORS
 from batchcraft.service.status import status_for
 
@@ -59,6 +60,66 @@ def break_directory(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
     directory.parent.mkdir(parents=True, exist_ok=True)
     directory.write_text("not a directory")
+
+
+# -- a checkpoint is only restored for the parameters and data it was saved with --
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"batch_size": 25, "seed": 99},  # would serve 2 batches, skipping 75 rows
+        {"world_size": 2},
+        {"selector": "jest"},
+        {"last_batch": "drop"},
+        {"dataset": "copy"},  # the same rows registered under another name
+    ],
+)
+def test_a_checkpoint_is_refused_for_other_parameters(
+    dataset: CuratedDataset, curated_dir: Path, tmp_path: Path, changes: dict
+) -> None:
+    directory = checkpoint(tmp_path, dataset)
+    restarted = registry(tmp_path, dataset, CuratedDataset.open(curated_dir, "copy"))
+    other = JobConfig(**{**json.loads(CONFIG.canonical_json()), **changes})
+    with pytest.raises(JobConflictError) as refused:
+        restarted.get_or_create("R", other)
+    message = str(refused.value)
+    assert str(directory / "state.json") in message and "move" in message
+    for name, value in changes.items():
+        assert f"{name} {getattr(CONFIG, name)!r} -> {value!r}" in message
+    assert restarted.get_or_create("R", CONFIG).cursors == {0: Position(0, 3)}
+
+
+def test_a_running_job_is_refused_for_other_parameters_alike(dataset: CuratedDataset) -> None:
+    jobs = JobRegistry(DatasetRegistry([dataset]))
+    jobs.get_or_create("R", CONFIG)
+    with pytest.raises(JobConflictError, match=r"job 'R' is running .*\(batch_size 10 -> 25\)"):
+        jobs.get_or_create("R", JobConfig("news", batch_size=25, seed=1))
+
+
+def test_a_checkpoint_of_another_dataset_version_is_refused(tmp_path: Path) -> None:
+    root = write_curated_dataset(tmp_path / "news", num_rows=40, num_shards=2)
+    directory = checkpoint(tmp_path / "state", CuratedDataset.open(root, "news"))
+    # Curated again: as many rows, a new manifest (the pipeline stamps each run).
+    manifest = json.loads((root / "manifest.json").read_text())
+    (root / "manifest.json").write_text(json.dumps({**manifest, "created_at": "2031-01-01"}))
+    recurated = CuratedDataset.open(root, "news")
+    with pytest.raises(CheckpointError, match="another version of dataset 'news'") as refused:
+        registry(tmp_path / "state", recurated).get_or_create("R", CONFIG)
+    assert str(directory / "state.json") in str(refused.value)
+    assert f"move {directory} aside" in str(refused.value)
+
+
+def test_a_checkpoint_saved_before_fingerprints_still_loads(
+    dataset: CuratedDataset, tmp_path: Path
+) -> None:
+    directory = checkpoint(tmp_path, dataset)
+    state = json.loads((directory / "state.json").read_text())
+    del state["dataset_fingerprint"]
+    (directory / "state.json").write_text(json.dumps(state))
+    job = registry(tmp_path, dataset).get_or_create("R", CONFIG)
+    assert job.cursors == {0: Position(0, 3)}
+    assert job.feedback.reported("learner_losses", np.arange(6)).tolist() == [True] * 5 + [False]
 
 
 # -- a corrupt checkpoint is named, with how to recover, and kept --

@@ -1,16 +1,16 @@
 """Save and restore job state atomically under a checkpoint directory.
 
-Layout: ``<dir>/jobs/<job-key>/state.json`` (config, per-rank cursors,
-cached selections and epoch plans) and ``feedback.npz`` (the feedback
+Layout: ``<dir>/jobs/<job-key>/state.json`` (config, dataset identity, per-rank
+cursors, cached selections and epoch plans) and ``feedback.npz`` (the feedback
 table). Each file is written to a temporary file in the same directory,
 flushed, fsynced and moved into place with ``os.replace``, so a reader (or a
 restarted server) sees either the old or the new file, never a torn one.
 
-Restoring is two steps: `read_checkpoint` parses and checks ``state.json``,
-and `restore_job` checks that the dataset has the row count the state was
-saved for and loads it, with the feedback table, into a fresh job. A file
-that cannot be used raises `CheckpointError` naming it; nothing is discarded
-silently.
+Restoring is two steps: `read_checkpoint` parses and checks ``state.json``
+(the registry then compares the saved config with the requested one), and
+`restore_job` checks that the dataset is the one the state was saved for and
+loads it, with the feedback table, into a fresh job. A file that cannot be
+used raises `CheckpointError` naming it; nothing is discarded silently.
 
 Cached selections keep their JSON-serialisable info; per-row info arrays
 (masks) are not saved.
@@ -18,8 +18,10 @@ Cached selections keep their JSON-serialisable info; per-row info arrays
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import weakref
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +31,15 @@ import numpy as np
 
 from batchcraft._files import atomic_write, json_default, safe_file_name
 from batchcraft.batcher.config import JobConfig, Position
+from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.errors import CheckpointError
 from batchcraft.batcher.feedback import FeedbackTable
 from batchcraft.batcher.job import GlobalSelection, Job
 
+# Version 1 gained the optional "dataset_fingerprint"; files written without it still load.
 STATE_VERSION = 1
+
+_FINGERPRINTS: weakref.WeakKeyDictionary[CuratedDataset, str] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -44,11 +50,13 @@ class SavedJob:
         path: the ``state.json`` it was read from.
         config: the job's saved configuration.
         dataset_rows: kept rows of the dataset when it was saved.
+        dataset_fingerprint: `dataset_fingerprint` then; None in older checkpoints.
     """
 
     path: Path
     config: JobConfig
     dataset_rows: int
+    dataset_fingerprint: str | None
     cursors: dict[int, Position]
     selections: list[GlobalSelection]
     plans: dict[int, list[np.ndarray]]
@@ -64,6 +72,22 @@ def job_directory(root: Path, job_id: str) -> Path:
     return root / "jobs" / safe_file_name(job_id)
 
 
+def dataset_fingerprint(dataset: CuratedDataset) -> str:
+    """A hash of ``dataset``'s manifest, which identifies one curation run.
+
+    Saved positions index the kept rows, so a checkpoint is only valid for the
+    dataset it was saved with: a re-curated dataset (a new manifest, with its
+    own ``created_at`` and counts) gets another fingerprint even when it keeps
+    as many rows.
+    """
+    found = _FINGERPRINTS.get(dataset)
+    if found is None:
+        text = json.dumps(dataset.manifest, sort_keys=True)
+        found = hashlib.sha256(text.encode()).hexdigest()[:16]
+        _FINGERPRINTS[dataset] = found
+    return found
+
+
 def job_state(job: Job) -> dict[str, Any]:
     """The JSON-serialisable state of ``job`` (without the feedback table)."""
     with job._lock:
@@ -72,6 +96,7 @@ def job_state(job: Job) -> dict[str, Any]:
             "job_id": job.job_id,
             "config": json.loads(job.config.canonical_json()),
             "dataset_rows": job.dataset.num_rows,
+            "dataset_fingerprint": dataset_fingerprint(job.dataset),
             "cursors": {str(rank): [p.epoch, p.step] for rank, p in job.cursors.items()},
             "selections": [_selection_json(s) for s in job.selections.values()],
             "plans": {str(e): [b.tolist() for b in plan] for e, plan in job.plans.items()},
@@ -140,8 +165,8 @@ def restore_job(job: Job, saved: SavedJob) -> None:
     """Load ``saved`` (read for ``job.job_id``, with ``job.config``) into a fresh ``job``.
 
     Raises:
-        CheckpointError: the state was saved for another row count, or
-            ``feedback.npz`` is unreadable or corrupt.
+        CheckpointError: the state was saved for another version of the dataset,
+            or ``feedback.npz`` is unreadable or corrupt.
     """
     _check_dataset(job, saved)
     feedback = _read_feedback(saved.directory / "feedback.npz", job)
@@ -161,6 +186,15 @@ def _check_dataset(job: Job, saved: SavedJob) -> None:
             job.job_id,
             f"was saved for {saved.dataset_rows} kept rows, but dataset {dataset.name!r} "
             f"({dataset.root}) now has {dataset.num_rows}",
+        )
+    current = dataset_fingerprint(dataset)
+    if saved.dataset_fingerprint is not None and saved.dataset_fingerprint != current:
+        raise _unusable(
+            saved.path,
+            job.job_id,
+            f"was saved for another version of dataset {dataset.name!r} (manifest "
+            f"fingerprint {saved.dataset_fingerprint}; {dataset.root} now has {current}), "
+            "so its positions would name other rows",
         )
 
 
@@ -186,6 +220,9 @@ def _parse_state(path: Path, state: dict[str, Any]) -> SavedJob:
     """``state`` as typed values; raises KeyError, TypeError or ValueError if malformed."""
     config = JobConfig(**state["config"])
     rows = int(state["dataset_rows"])
+    fingerprint = state.get("dataset_fingerprint")
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        raise TypeError(f"dataset_fingerprint={fingerprint!r} must be a string")
     cursors = {int(rank): _position(p) for rank, p in state["cursors"].items()}
     for rank in cursors:
         if not 0 <= rank < config.world_size:
@@ -195,7 +232,7 @@ def _parse_state(path: Path, state: dict[str, Any]) -> SavedJob:
         for epoch, plan in state["plans"].items()
     }
     selections = [_selection_from_json(item, rows) for item in state["selections"]]
-    return SavedJob(path, config, rows, cursors, selections, plans)
+    return SavedJob(path, config, rows, fingerprint, cursors, selections, plans)
 
 
 def _position(value: Any) -> Position:

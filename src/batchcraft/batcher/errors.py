@@ -20,8 +20,8 @@ class JobConflictError(BatchcraftError):
 
 
 class CheckpointError(DatasetError):
-    """A job's checkpoint cannot be restored: unreadable or corrupt. The
-    message names the file and how to start the job afresh."""
+    """A job's checkpoint cannot be restored: unreadable, corrupt, or saved for another
+    version of the dataset. The message names the file and how to start the job afresh."""
 
 
 class CheckpointSaveError(BatchcraftError):

@@ -6,9 +6,16 @@ import json
 import logging
 import threading
 from collections.abc import Iterable
+from dataclasses import fields
 from pathlib import Path
 
-from batchcraft.batcher.checkpoint import job_directory, read_checkpoint, restore_job, save_job
+from batchcraft.batcher.checkpoint import (
+    job_directory,
+    read_checkpoint,
+    recovery_hint,
+    restore_job,
+    save_job,
+)
 from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.errors import CheckpointSaveError, JobConflictError, UnknownDatasetError
@@ -77,25 +84,33 @@ class JobRegistry:
     def get_or_create(self, job_id: str, config: JobConfig) -> Job:
         """The job ``job_id``, created (and restored from its checkpoint) on first use.
 
+        A job id keeps its config: asking for it with another one is refused
+        alike whether the job is running or only checkpointed.
+
         Raises:
             UnknownDatasetError: ``config.dataset`` is not registered.
-            JobConflictError: the job exists with different parameters.
-            CheckpointError: the job's checkpoint is unreadable or corrupt.
+            JobConflictError: the job runs, or was checkpointed, with different parameters.
+            CheckpointError: the job's checkpoint is corrupt or of another dataset version.
             ConfigError: the selector or its parameters are invalid.
         """
         dataset = self.datasets.get(config.dataset)
         with self._lock:
             job = self._jobs.get(job_id)
             if job is not None:
-                if job.config != config:
-                    raise JobConflictError(
-                        f"job {job_id!r} is running with {job.config.canonical_json()}; "
-                        f"got {config.canonical_json()}"
-                    )
+                hint = "use another job id for other parameters"
+                check_same_config(job_id, job.config, config, "is running", hint=hint)
                 return job
             saved = None
             if self.checkpoint_dir is not None:
                 saved = read_checkpoint(self.checkpoint_dir, job_id)
+            if saved is not None:
+                check_same_config(
+                    job_id,
+                    saved.config,
+                    config,
+                    f"was checkpointed in {saved.path}",
+                    hint=f"resume it with those; {recovery_hint(saved.directory, job_id)}",
+                )
             job = Job(job_id, config, dataset)
             if saved is not None:
                 restore_job(job, saved)
@@ -195,3 +210,28 @@ class JobRegistry:
     def _directory(self, job: Job) -> Path:
         assert self.checkpoint_dir is not None  # only jobs of a registry that saves
         return job_directory(self.checkpoint_dir, job.job_id)
+
+
+def check_same_config(
+    job_id: str, existing: JobConfig, requested: JobConfig, where: str, *, hint: str = ""
+) -> None:
+    """Refuse ``requested`` unless it equals the config job ``job_id`` already has.
+
+    Args:
+        where: how the job has ``existing``, e.g. ``"is running"``.
+        hint: what the user can do instead (appended to the message).
+
+    Raises:
+        JobConflictError: naming both configs and the fields that differ.
+    """
+    if requested == existing:
+        return
+    changed = ", ".join(
+        f"{name} {getattr(existing, name)!r} -> {getattr(requested, name)!r}"
+        for name in (field.name for field in fields(JobConfig))
+        if getattr(existing, name) != getattr(requested, name)
+    )
+    raise JobConflictError(
+        f"job {job_id!r} {where} with {existing.canonical_json()}; got "
+        f"{requested.canonical_json()} ({changed})" + (f"; {hint}" if hint else "")
+    )
