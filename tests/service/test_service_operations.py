@@ -191,3 +191,24 @@ def test_a_metrics_port_in_use_is_a_one_line_error(
         port = taken.getsockname()[1]
         assert serve_main([str(curated_dir), "--port", "0", "--metrics-port", str(port)]) == 2
     assert "batchcraft serve: error:" in capsys.readouterr().err
+
+
+def test_a_failed_save_at_session_end_does_not_fail_a_served_epoch(  # type: ignore[no-untyped-def]
+    start_server, kept_ids: list[str], monkeypatch, caplog
+) -> None:
+    from batchcraft.batcher.registry import JobRegistry
+    from batchcraft.service import BatchClient
+
+    address = start_server()
+
+    def unwritable(self, job) -> None:  # type: ignore[no-untyped-def]
+        raise OSError("disk full")
+
+    monkeypatch.setattr(JobRegistry, "save", unwritable)
+    with (
+        caplog.at_level("WARNING", logger="batchcraft.service"),
+        BatchClient(address, "news", batch_size=8, columns=["id"], job="save-fails") as client,
+    ):
+        served = [i for batch in client for i in batch["id"]]
+    assert sorted(served) == sorted(kept_ids)
+    assert "session_save_failed" in caplog.text and "disk full" in caplog.text

@@ -123,7 +123,11 @@ def run_serve(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     stop.wait()
-    server.stop(grace=2.0)
+    try:
+        server.stop(grace=2.0)
+    except BatchcraftError as error:  # a job's state could not be saved
+        print(f"batchcraft serve: error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -317,9 +317,11 @@ class BatchServer:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
         self._stop.set()
-        self.servicer.jobs.save_all()
-        if self.servicer.provenance is not None:
-            self.servicer.provenance.close()
+        try:
+            self.servicer.jobs.save_all()  # raises CheckpointSaveError naming what was lost
+        finally:
+            if self.servicer.provenance is not None:
+                self.servicer.provenance.close()
 
     def wait(self) -> None:
         """Block until the server terminates."""

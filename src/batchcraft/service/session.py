@@ -17,6 +17,8 @@ packing is what lets small batches reach thousands per second.
 from __future__ import annotations
 
 import collections
+import json
+import logging
 import queue
 import threading
 import time
@@ -34,7 +36,7 @@ from batchcraft.batcher.errors import FeedbackError
 from batchcraft.batcher.job import Job, RankBatch
 from batchcraft.batcher.registry import JobRegistry
 from batchcraft.batcher.rounds import ScoringRound
-from batchcraft.errors import ConfigError
+from batchcraft.errors import BatchcraftError, ConfigError
 from batchcraft.service import codec
 from batchcraft.service.encoder import BatchEncoder, Encoded
 from batchcraft.service.metrics import Metrics
@@ -43,6 +45,7 @@ from batchcraft.service.provenance import ProvenanceLog
 from batchcraft.service.wire import EncodedBatch, response_bytes
 
 IsActive = Callable[[], bool]
+LOG = logging.getLogger("batchcraft.service")
 _POLL = 0.2
 PACK_BYTES = 2 << 20
 """Packing stops before a message's payload passes this: 64 KiB batches travel up to
@@ -153,7 +156,20 @@ class Session:
         finally:
             self.metrics.inc("batchcraft_sessions", -1.0)
             self.metrics.set("batchcraft_in_flight", 0.0, **self._labels)
+            self._save_job()
+
+    def _save_job(self) -> None:
+        """Save the job as the session ends. A failure is logged, not sent: the batches
+        were served, and the periodic saver retries (selections a later batch depends
+        on were already saved ahead of sending it, `persist_selections`)."""
+        try:
             self.registry.save(self.job)
+        except (OSError, BatchcraftError) as error:
+            LOG.warning(
+                json.dumps(
+                    {"event": "session_save_failed", "job": self.job.job_id, "error": str(error)}
+                )
+            )
 
     def _responses(self, is_active: IsActive) -> Iterator[pb.SessionResponse | bytes]:
         """Score requests and batch responses, under flow control, then wait for the last acks."""
