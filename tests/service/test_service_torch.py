@@ -63,3 +63,48 @@ def test_a_state_resumes_only_the_same_job_and_streams(address: str) -> None:
     client_state = BatchClient(address, "news", batch_size=8).state_dict()
     with pytest.raises(ConfigError, match=r"not a batchcraft\.BatchDataset state"):
         BatchDataset(address, "news", **kwargs).load_state_dict(client_state)
+
+
+@pytest.mark.filterwarnings("ignore:.*pin_memory.*:UserWarning")  # no accelerator here
+def test_batches_for_a_gpu_trainer_pin_and_move(address: str, kept_ids: list[str]) -> None:
+    # No GPU here: pinning falls back to ordinary memory, and the DataLoader's own
+    # pin_memory path and the non-blocking move still yield every row as tensors.
+    from batchcraft.service.torch import to_device
+
+    dataset = BatchDataset(
+        address, "news", batch_size=8, columns=["id", "embedding"], job="gpu", pin_memory=True
+    )
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, pin_memory=True)
+    served = []
+    for batch in loader:
+        moved = to_device(batch, torch.device("cpu"))
+        assert moved["embedding"].dtype == torch.float32 and moved["embedding"].shape[1] == 8
+        assert moved["embedding"].is_pinned() == torch.cuda.is_available()
+        moved["embedding"].add_(1.0)  # writable: a copy, not a view of the received message
+        served += moved["id"]
+    assert sorted(served) == sorted(kept_ids)
+
+
+def test_pinned_tensors_hold_the_arrays_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from batchcraft.service import torch as service_torch
+
+    arrays = {
+        "f": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "i": np.arange(4, dtype=np.int64),
+        "u": np.arange(3, dtype=np.uint8),
+    }
+    tensors = service_torch.to_tensors({**arrays, "ids": ["a", "b"]}, pin_memory=True)
+    assert tensors["ids"] == ["a", "b"]
+    for name, array in arrays.items():
+        np.testing.assert_array_equal(tensors[name].numpy(), array)
+    if not torch.cuda.is_available():  # run the pinned branch, with pinning itself faked away
+        empty = torch.empty
+        monkeypatch.setattr(
+            torch, "empty", lambda *args, pin_memory=False, **kwargs: empty(*args, **kwargs)
+        )
+    for array in arrays.values():
+        tensor = service_torch._tensor(array, pinned=True)
+        assert tensor.dtype == torch.from_numpy(array).dtype
+        np.testing.assert_array_equal(tensor.numpy(), array)

@@ -11,6 +11,11 @@ Every yielded batch is a dict of tensors (numeric columns), lists (strings),
 ``"weight"`` when the selector weights rows, and ``"position"`` — an int64
 tensor ``[epoch, step, stream_rank, num_streams]`` identifying the batch.
 
+On a GPU: ``DataLoader(..., pin_memory=True)`` (or ``BatchDataset(...,
+pin_memory=True)`` without workers) puts batches in page-locked memory, and
+`to_device` then copies them with ``non_blocking=True``, overlapping the copy
+with the host's work on the next batch.
+
 Checkpointing: ``state_dict()`` returns the next position of every stream
 whose batches were passed to `BatchDataset.mark_consumed` (with
 ``num_workers=0`` this happens automatically). With workers, call
@@ -46,14 +51,26 @@ class BatchDataset(IterableDataset):  # type: ignore[type-arg]
         target: ``host:port`` of the server.
         dataset: registered dataset name.
         rank: the trainer's rank; ``world_size`` trainer ranks share the job.
+        pin_memory: without DataLoader workers, put every tensor in page-locked
+            memory (when CUDA is available) for asynchronous `to_device` copies.
+            With workers, pass ``pin_memory=True`` to the DataLoader instead:
+            tensors cross from the workers through shared memory, unpinned.
         **client_kwargs: everything else `BatchClient` takes (selector,
             batch_size, seed, columns, token, num_epochs, job ...).
     """
 
     def __init__(
-        self, target: str, dataset: str, *, rank: int = 0, world_size: int = 1, **client_kwargs: Any
+        self,
+        target: str,
+        dataset: str,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        pin_memory: bool = False,
+        **client_kwargs: Any,
     ):
         super().__init__()
+        self.pin_memory = pin_memory
         self.target = target
         self.dataset = dataset
         self.rank = rank
@@ -93,7 +110,7 @@ class BatchDataset(IterableDataset):  # type: ignore[type-arg]
             for batch in client:
                 meta = client.last_meta
                 assert meta is not None
-                tensors = to_tensors(batch)
+                tensors = to_tensors(batch, self.pin_memory and info is None)
                 tensors["position"] = torch.tensor(
                     [meta.epoch, meta.step, stream_rank, streams], dtype=torch.int64
                 )
@@ -137,9 +154,43 @@ class BatchDataset(IterableDataset):  # type: ignore[type-arg]
         self._resume_streams = self._streams = state.get("streams")
 
 
-def to_tensors(batch: dict[str, Any]) -> dict[str, Any]:
-    """numpy arrays become tensors (copied: Arrow buffers are read-only); others stay."""
+def to_tensors(batch: dict[str, Any], pin_memory: bool = False) -> dict[str, Any]:
+    """numpy arrays become tensors; other values (lists of strings) stay.
+
+    Each array is copied once (the received message is read-only): into page-locked
+    memory with ``pin_memory`` when CUDA is available, so that `to_device` can copy
+    it to the GPU asynchronously, else into ordinary memory.
+    """
+    pinned = pin_memory and torch.cuda.is_available()
     return {
-        name: torch.from_numpy(np.array(value)) if isinstance(value, np.ndarray) else value
+        name: _tensor(value, pinned) if isinstance(value, np.ndarray) else value
         for name, value in batch.items()
     }
+
+
+def to_device(batch: dict[str, Any], device: Any, non_blocking: bool = True) -> dict[str, Any]:
+    """Every tensor of ``batch`` on ``device``; other values stay.
+
+    With ``non_blocking`` (the default), copies from pinned memory to a GPU are
+    asynchronous: the host can prepare the next batch while they run.
+
+    Example:
+        >>> batch = to_device(to_tensors({"x": np.ones(2, np.float32), "t": ["a"]}), "cpu")
+        >>> batch["x"].device.type, batch["t"]
+        ('cpu', ['a'])
+    """
+    return {
+        name: value.to(device, non_blocking=non_blocking)
+        if isinstance(value, torch.Tensor)
+        else value
+        for name, value in batch.items()
+    }
+
+
+def _tensor(array: np.ndarray, pinned: bool) -> Any:
+    if not pinned:
+        return torch.from_numpy(np.array(array))
+    dtype = torch.from_numpy(np.empty(0, array.dtype)).dtype
+    tensor = torch.empty(array.shape, dtype=dtype, pin_memory=True)
+    tensor.numpy()[...] = array
+    return tensor
