@@ -254,10 +254,7 @@ class BatchClient:
             ConfigError: the state is not a client state of a supported version,
                 or was made for different parameters.
         """
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ConfigError(f"not a {STATE_FORMAT} state: {str(state)[:80]!r}")
-        if state.get("version") != STATE_VERSION:
-            raise ConfigError(f"state version {state.get('version')!r}; supported: {STATE_VERSION}")
+        check_state(state, STATE_FORMAT, self.job)
         mine = self.state_dict()["config"]
         different = {
             k: (state["config"].get(k), mine[k])
@@ -267,10 +264,6 @@ class BatchClient:
         if different:
             raise ConfigError(
                 f"state was saved with different parameters (saved, current): {different}"
-            )
-        if self.job and state["job"] and state["job"] != self.job:
-            raise ConfigError(
-                f"the state is of job {state['job']!r}, this client's is {self.job!r}"
             )
         self.job = state["job"] or self.job
         self._next = None if state["next"] is None else Position(*state["next"])
@@ -491,6 +484,18 @@ class BatchClient:
 
     def _metadata(self) -> list[tuple[str, str]]:
         return [("authorization", f"Bearer {self.token}")] if self.token else []
+
+
+def check_state(state: Any, state_format: str, job: str | None) -> None:
+    """Raise `ConfigError` unless ``state`` is a ``state_format`` resume token of this
+    version and, when both name one, of the job ``job``."""
+    if not isinstance(state, dict) or state.get("format") != state_format:
+        raise ConfigError(f"not a {state_format} state: {str(state)[:80]!r}")
+    if state.get("version") != STATE_VERSION:
+        raise ConfigError(f"state version {state.get('version')!r}; supported: {STATE_VERSION}")
+    saved = state.get("job")
+    if job and saved and saved != job:
+        raise ConfigError(f"the state is of job {saved!r}, this one's is {job!r}")
 
 
 def _warn_if_finished(opened: pb.SessionOpened) -> None:

@@ -35,7 +35,7 @@ import numpy as np
 
 from batchcraft._deps import require
 from batchcraft.errors import ConfigError
-from batchcraft.service.client import STATE_VERSION, BatchClient
+from batchcraft.service.client import STATE_VERSION, BatchClient, check_state
 
 require("torch")  # raises MissingDependencyError naming the package
 import torch  # noqa: E402
@@ -140,15 +140,7 @@ class BatchDataset(IterableDataset):  # type: ignore[type-arg]
         Raises:
             ConfigError: not a `BatchDataset` state of this version, or of another job.
         """
-        if not isinstance(state, dict) or state.get("format") != _FORMAT:
-            raise ConfigError(f"not a {_FORMAT} state: {str(state)[:80]!r}")
-        if state.get("version") != STATE_VERSION:
-            raise ConfigError(f"state version {state.get('version')!r}; supported: {STATE_VERSION}")
-        job = self.client_kwargs.get("job")
-        if state.get("job") != job:
-            raise ConfigError(
-                f"the state is of job {state.get('job')!r}, this dataset's is {job!r}"
-            )
+        check_state(state, _FORMAT, self.client_kwargs.get("job"))
         self._resume = {int(rank): list(position) for rank, position in state["next"].items()}
         self._positions = dict(self._resume)
         self._resume_streams = self._streams = state.get("streams")
