@@ -40,11 +40,11 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from batchcraft.batcher.config import JobConfig, Position
-from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.job import Job
-from batchcraft.batcher.synthetic import write_curated_dataset
+from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.selectors import SELECTORS
 from batchcraft.service import BatchClient
+from batchcraft.synth.curated import write_curated_dataset
 
 COLUMNS = ["embedding", "tokens"]
 SIZES = {"512KiB": 256, "64KiB": 32}

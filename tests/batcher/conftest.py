@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from batchcraft.batcher.dataset import CuratedDataset
-from batchcraft.batcher.synthetic import write_curated_dataset
+from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.synth.curated import write_curated_dataset
 
 
 @pytest.fixture(scope="session")

@@ -17,12 +17,12 @@ from loss_selector import TopLossSelector
 
 from batchcraft.batcher.checkpoint import job_directory
 from batchcraft.batcher.config import JobConfig, Position
-from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.errors import CheckpointError, CheckpointSaveError, JobConflictError
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
-from batchcraft.batcher.synthetic import write_curated_dataset
+from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.selectors import SELECTORS
 from batchcraft.service.status import status_for
+from batchcraft.synth.curated import write_curated_dataset
 
 CONFIG = JobConfig("news", batch_size=10, seed=1)
 

@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchcraft.batcher.dataset import CuratedDataset
-from batchcraft.batcher.pools import fixed_size_list_to_matrix
-from batchcraft.batcher.synthetic import write_curated_dataset
+from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.dataset.arrays import to_matrix
 from batchcraft.errors import DatasetError
+from batchcraft.synth.curated import write_curated_dataset
 
 
 def kept_ids(root: Path) -> list[str]:
@@ -181,6 +181,6 @@ def test_nullable_embeddings_become_nan_rows() -> None:
 
     values = pa.array(np.arange(4, dtype=np.float32))
     array = pa.FixedSizeListArray.from_arrays(values, 2, mask=pa.array([False, True]))
-    matrix = fixed_size_list_to_matrix(array)
+    matrix = to_matrix(array)
     assert matrix[0].tolist() == [0.0, 1.0]
     assert np.isnan(matrix[1]).all()

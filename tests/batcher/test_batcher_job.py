@@ -9,11 +9,11 @@ import pytest
 from loss_selector import TopLossSelector
 
 from batchcraft.batcher.config import JobConfig, Position, StreamConfig
-from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.errors import JobConflictError, UnknownDatasetError
 from batchcraft.batcher.job import Job
 from batchcraft.batcher.pools import PoolBuilder
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
+from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import ConfigError
 from batchcraft.selectors import SELECTORS
 
@@ -206,7 +206,7 @@ def test_stream_config_checks_rank_and_columns() -> None:
 def test_selector_needing_absent_dataset_columns_is_rejected(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    from batchcraft.batcher.synthetic import write_curated_dataset
+    from batchcraft.synth.curated import write_curated_dataset
 
     root = write_curated_dataset(tmp_path / "d", num_rows=10, num_shards=1)
     path = root / "data" / "part-00000.parquet"
@@ -217,7 +217,7 @@ def test_selector_needing_absent_dataset_columns_is_rejected(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("name", sorted(SELECTORS))
 def test_every_selector_serves_an_epoch_without_repeats(tmp_path: Path, name: str) -> None:
-    from batchcraft.batcher.synthetic import write_curated_dataset
+    from batchcraft.synth.curated import write_curated_dataset
 
     root = write_curated_dataset(tmp_path / "d", num_rows=120, num_shards=2, with_pairs=True)
     dataset = CuratedDataset.open(root, "d")

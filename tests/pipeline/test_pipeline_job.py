@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
-from batchcraft.pipeline.arrays import to_matrix
+from batchcraft.dataset.arrays import to_matrix
 
 pytestmark = pytest.mark.spark
 

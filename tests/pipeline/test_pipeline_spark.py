@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from pipeline_helpers import Curated, curate_synth
 
-from batchcraft.pipeline.arrays import to_matrix
+from batchcraft.dataset.arrays import to_matrix
 from batchcraft.pipeline.semdedup import cluster_edges, greedy_keep, priority_order
 
 pytestmark = [pytest.mark.spark, pytest.mark.model]

@@ -10,14 +10,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from batchcraft.dataset.arrays import to_list_array, to_matrix
+from batchcraft.dataset.schema import row_schema, to_contract
 from batchcraft.errors import ConfigError, OutputError
-from batchcraft.pipeline.arrays import to_list_array, to_matrix
 from batchcraft.pipeline.cluster import assign, train_centroids
 from batchcraft.pipeline.cluster_stage import _sorted_by_id
 from batchcraft.pipeline.concepts import read_vocabulary, zero_shot_concepts
 from batchcraft.pipeline.config import CurateConfig, default_num_clusters, load_config_file
 from batchcraft.pipeline.encoder import unit_norm
-from batchcraft.pipeline.output import StagedOutput, dataset_schema, to_contract
+from batchcraft.pipeline.output import StagedOutput
 
 
 def blobs(seed: int = 0, per_blob: int = 200, dim: int = 16) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +111,7 @@ def test_contract_conversion_makes_fixed_size_vectors() -> None:
     batch = pa.RecordBatch.from_pydict(
         {"id": ["a", "b"], "embedding": to_list_array(vectors), "keep": [True, False]}
     )
-    converted = to_contract(batch, dataset_schema(3))
+    converted = to_contract(batch, row_schema(3))
     assert converted.schema.field("embedding").type == pa.list_(pa.float32(), 3)
     np.testing.assert_array_equal(to_matrix(converted.column("embedding")), vectors)
     assert converted.column("pair_embedding").null_count == 2
@@ -168,7 +169,7 @@ def test_vectors_of_any_finite_scale_come_out_unit_norm() -> None:
 def test_parquet_written_by_contract_reads_back(tmp_path: Path) -> None:
     from batchcraft.pipeline.output import write_parquet
 
-    schema = dataset_schema(2)
+    schema = row_schema(2)
     batch = to_contract(
         pa.RecordBatch.from_pydict({"id": ["a"], "embedding": to_list_array(np.ones((1, 2)))}),
         schema,

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batchcraft.pipeline.output import dataset_schema
+from batchcraft.dataset.schema import row_schema
 
 DIM = 8
 NUM_CLUSTERS = 6
@@ -236,7 +236,7 @@ def _manifest(
 
 
 def _write_rows(path: Path, frame: pd.DataFrame, row_group_size: int) -> None:
-    schema = dataset_schema(DIM)  # the pipeline's own contract schema
+    schema = row_schema(DIM)  # the pipeline's own contract schema
     columns = {
         name: frame[name].tolist() if name in frame else [None] * len(frame)
         for name in schema.names

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.registry import DatasetRegistry
-from batchcraft.batcher.synthetic import write_curated_dataset
+from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.service import BatchServer, ServerConfig, create_server
+from batchcraft.synth.curated import write_curated_dataset
 
 pytestmark = pytest.mark.grpc
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from batchcraft.batcher.config import JobConfig, Position
-from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.job import Job
 from batchcraft.batcher.registry import DatasetRegistry
-from batchcraft.batcher.synthetic import write_curated_dataset
+from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.service import BatchClient, ServerConfig, create_server
 from batchcraft.service.assembly import Gather
+from batchcraft.synth.curated import write_curated_dataset
 
 pytestmark = pytest.mark.grpc
 

@@ -14,8 +14,8 @@ import pytest
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.api.v1 import batch_service_pb2_grpc as pb_grpc
-from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.service import BatchClient, ServerConfig, create_server
 from batchcraft.service.cli import add_serve_arguments, dataset_paths, server_config
 from batchcraft.service.metrics import start_metrics_server

@@ -11,9 +11,10 @@ import pytest
 
 from batchcraft.batcher.config import Position
 from batchcraft.batcher.job import RankBatch
-from batchcraft.report.provenance import describe_format, read_provenance
+from batchcraft.dataset.provenance import describe_format, numeric_info
+from batchcraft.report.provenance import read_provenance
 from batchcraft.service import BatchClient
-from batchcraft.service.provenance import ProvenanceLog, numeric_info
+from batchcraft.service.provenance import ProvenanceLog
 
 pytestmark = pytest.mark.grpc
 

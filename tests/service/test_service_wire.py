@@ -13,13 +13,13 @@ import pytest
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.api.v1 import batch_service_pb2_grpc as pb_grpc
-from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.registry import DatasetRegistry
-from batchcraft.batcher.synthetic import write_curated_dataset
+from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.service import BatchClient, BatchServiceError, ServerConfig, create_server
 from batchcraft.service.prefetch import prefetch
 from batchcraft.service.session import PACK_BYTES
 from batchcraft.service.wire import encode_batch, read_response, response_bytes
+from batchcraft.synth.curated import write_curated_dataset
 
 pytestmark = pytest.mark.grpc
 SIZES = [0, 1, 7, 127, 128, 16_383, 16_384, 70_001, (1 << 21) + 3]

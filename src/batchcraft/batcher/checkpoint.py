@@ -31,10 +31,10 @@ import numpy as np
 
 from batchcraft._files import atomic_write, json_default, safe_file_name
 from batchcraft.batcher.config import JobConfig, Position
-from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.errors import CheckpointError
 from batchcraft.batcher.feedback import FeedbackTable
 from batchcraft.batcher.job import GlobalSelection, Job
+from batchcraft.batcher.served_dataset import CuratedDataset
 
 # Version 1 gained the optional "dataset_fingerprint"; files written without it still load.
 STATE_VERSION = 1

@@ -18,15 +18,7 @@ from typing import Any
 import numpy as np
 
 from batchcraft.batcher.errors import FeedbackError
-
-ROW_FEEDBACK = (
-    "learner_losses",
-    "learner_embeddings",
-    "learner_pair_embeddings",
-    "gradient_sketches",
-)
-SCALAR_FEEDBACK = ("learner_logit_scale", "learner_logit_bias")
-VECTOR_FEEDBACK = ("gradient_first_moment", "gradient_second_moment")
+from batchcraft.dataset.fields import ROW_FEEDBACK, SCALAR_FEEDBACK, VECTOR_FEEDBACK, feedback_ndim
 
 
 class FeedbackTable:
@@ -152,7 +144,7 @@ def _check_rows(name: str, value: np.ndarray, count: int) -> np.ndarray:
     if name not in ROW_FEEDBACK:
         raise FeedbackError(f"unknown feedback column {name!r}; valid: {list(ROW_FEEDBACK)}")
     array = np.asarray(value, dtype=np.float32)
-    expected_ndim = 1 if name == "learner_losses" else 2
+    expected_ndim = feedback_ndim(name)
     if array.ndim != expected_ndim or array.shape[0] != count:
         raise FeedbackError(
             f"feedback {name} has shape {array.shape}; expected {count} rows"

@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 
 from batchcraft.batcher.config import JobConfig, Position
-from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.feedback import FeedbackTable
 from batchcraft.batcher.order import EpochLayout, epoch_permutation, rank_slice, selection_rng
-from batchcraft.batcher.pools import DATASET_FIELDS, PoolBuilder, selector_fields, uses_feedback
+from batchcraft.batcher.pools import PoolBuilder, selector_fields, uses_feedback
 from batchcraft.batcher.rounds import ScoringRound
+from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.dataset.fields import FEEDBACK_FIELDS, POOL_FIELD_COLUMNS
 from batchcraft.errors import ConfigError, DatasetError
 from batchcraft.selectors import (
-    FEEDBACK_COLUMNS,
     BaseSelector,
     MissingColumnsError,
     Selection,
@@ -197,7 +197,7 @@ class Job:
         try:  # before gathering the pool: during the warm-up it would be thrown away
             self.selector.check_columns(self._dataset_fields | frozenset(feedback))
         except MissingColumnsError as exc:
-            if not FEEDBACK_COLUMNS.intersection(exc.missing):
+            if not FEEDBACK_FIELDS.intersection(exc.missing):
                 raise ConfigError(str(exc)) from exc
             # No feedback yet (async warm-up): a uniform draw of the same size.
             indices = rng.permutation(len(candidates))[:count]
@@ -212,7 +212,7 @@ class Job:
         )
 
     def _feedback_fields(self, positions: np.ndarray) -> dict[str, Any]:
-        return self.feedback.pool_fields(positions, self.fields & FEEDBACK_COLUMNS)
+        return self.feedback.pool_fields(positions, self.fields & FEEDBACK_FIELDS)
 
     def _select_count(self, position: Position, pool_length: int) -> int:
         if self.selector.epoch_level:
@@ -244,7 +244,7 @@ class Job:
 
 def _check_dataset_columns(selector: BaseSelector, dataset: CuratedDataset) -> None:
     needed = {
-        DATASET_FIELDS.get(name, name) for name in selector.required_columns - FEEDBACK_COLUMNS
+        POOL_FIELD_COLUMNS.get(name, name) for name in selector.required_columns - FEEDBACK_FIELDS
     }
     missing = sorted(needed - set(dataset.column_names))
     if missing:

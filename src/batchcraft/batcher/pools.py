@@ -14,22 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-from batchcraft.batcher.dataset import CuratedDataset
-from batchcraft.selectors import FEEDBACK_COLUMNS, BaseSelector, Pool
+from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.dataset.fields import FEEDBACK_FIELDS, POOL_FIELD_COLUMNS
+from batchcraft.selectors import BaseSelector, Pool
 from batchcraft.selectors.encoded_concepts import EncodedConcepts
-
-DATASET_FIELDS: dict[str, str] = {
-    "ids": "id",
-    "embeddings": "embedding",
-    "pair_embeddings": "pair_embedding",
-    "concepts": "concepts",
-    "sources": "source",
-    "labels": "label",
-    "reference_losses": "ref_loss",
-}
-"""Pool field -> curated-dataset column."""
+from batchcraft.selectors.pool import column_to_field
 
 
 def selector_fields(selector: BaseSelector) -> frozenset[str]:
@@ -39,7 +29,7 @@ def selector_fields(selector: BaseSelector) -> frozenset[str]:
 
 def uses_feedback(selector: BaseSelector) -> bool:
     """Whether the selector's choices can depend on trainer feedback."""
-    return bool(selector_fields(selector) & FEEDBACK_COLUMNS)
+    return bool(selector_fields(selector) & FEEDBACK_FIELDS)
 
 
 class PoolBuilder:
@@ -54,7 +44,7 @@ class PoolBuilder:
         """Which of ``fields`` the dataset has (what `build` gathers from it)."""
         return frozenset(
             field
-            for field, column in DATASET_FIELDS.items()
+            for field, column in POOL_FIELD_COLUMNS.items()
             if field in fields and column in self.dataset.column_names
         )
 
@@ -66,7 +56,7 @@ class PoolBuilder:
         columns: dict[str, Any] = {}
         every_row = _is_every_row(positions, self.dataset.num_rows)
         for field in self.dataset_fields(fields):
-            values = self._column(field, DATASET_FIELDS[field])
+            values = self._column(field, POOL_FIELD_COLUMNS[field])
             columns[field] = values if every_row else values[positions]
         columns.update(feedback)
         return Pool(**columns)
@@ -74,7 +64,7 @@ class PoolBuilder:
     def _column(self, field: str, column: str) -> Any:
         with self._lock:
             if field not in self._cache:
-                values = column_to_numpy(self.dataset.table.column(column), field)
+                values = column_to_field(self.dataset.table.column(column), field)
                 encoded = isinstance(values, EncodedConcepts)
                 arrays = (values.starts, values.codes) if encoded else (values,)
                 for array in arrays:
@@ -86,27 +76,3 @@ class PoolBuilder:
 def _is_every_row(positions: np.ndarray, num_rows: int) -> bool:
     """Whether ``positions`` is ``0, 1, ..., num_rows - 1``."""
     return len(positions) == num_rows and bool((np.asarray(positions) == np.arange(num_rows)).all())
-
-
-def column_to_numpy(column: pa.ChunkedArray, field: str) -> Any:
-    """Convert one dataset column to what `Pool` expects for ``field``."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if field in {"embeddings", "pair_embeddings"}:
-        return fixed_size_list_to_matrix(array)
-    if field == "concepts":
-        return EncodedConcepts.from_lists(array.to_pylist())
-    if field == "reference_losses":
-        return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.float32)
-    return array.to_numpy(zero_copy_only=False)
-
-
-def fixed_size_list_to_matrix(array: pa.Array) -> np.ndarray:
-    """(n, d) float32 matrix of a fixed_size_list column; null rows become NaN."""
-    width = array.type.list_size
-    matrix = np.full((len(array), width), np.nan, dtype=np.float32)
-    valid = np.ones(len(array), dtype=bool)
-    if array.null_count:
-        valid = array.is_valid().to_numpy(zero_copy_only=False)
-    values = array.flatten().to_numpy(zero_copy_only=False)
-    matrix[valid] = values.reshape(-1, width).astype(np.float32, copy=False)
-    return matrix

@@ -17,9 +17,9 @@ from batchcraft.batcher.checkpoint import (
     save_job,
 )
 from batchcraft.batcher.config import JobConfig
-from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.errors import CheckpointSaveError, JobConflictError, UnknownDatasetError
 from batchcraft.batcher.job import Job
+from batchcraft.batcher.served_dataset import CuratedDataset
 
 LOG = logging.getLogger("batchcraft.batcher")
 

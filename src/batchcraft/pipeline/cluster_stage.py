@@ -13,8 +13,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from batchcraft.dataset.arrays import to_list_array, to_matrix
 from batchcraft.errors import BatchcraftError
-from batchcraft.pipeline.arrays import to_list_array, to_matrix
 from batchcraft.pipeline.cluster import assign, train_centroids
 from batchcraft.pipeline.config import DEFAULT_KMEANS_ITERATIONS, DEFAULT_KMEANS_SAMPLE_SIZE
 from batchcraft.pipeline.schemas import extend_schema

@@ -10,7 +10,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from batchcraft.pipeline.arrays import to_matrix
+from batchcraft.dataset.arrays import to_matrix
 from batchcraft.pipeline.concepts import zero_shot_concepts
 from batchcraft.pipeline.schemas import extend_schema
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from batchcraft.dataset.schema import similarity_threshold
 from batchcraft.errors import ConfigError
 
 KeepPolicy = Literal["prototypical", "hardest", "smallest_id"]
@@ -150,12 +151,12 @@ class CurateConfig:
     @property
     def threshold(self) -> float:
         """Cosine at or above which two rows are semantic duplicates."""
-        return 1.0 - self.eps
+        return similarity_threshold(self.eps)
 
     @property
     def near_threshold(self) -> float:
         """Cosine at or above which a semantic duplicate is labelled ``near``."""
-        return 1.0 - self.near_eps
+        return similarity_threshold(self.near_eps)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form, as recorded in the manifest."""

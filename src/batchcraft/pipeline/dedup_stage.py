@@ -15,7 +15,8 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from batchcraft.pipeline.arrays import to_matrix
+from batchcraft.dataset.arrays import to_matrix
+from batchcraft.dataset.schema import similarity_threshold
 from batchcraft.pipeline.config import DEFAULT_NEAR_EPS, KeepPolicy, check_keep_policy
 from batchcraft.pipeline.semdedup import cluster_edges, decide_edges
 
@@ -55,7 +56,7 @@ def semantic_dedup(
         ConfigError: ``keep_policy`` is not one of prototypical, hardest, smallest_id.
     """
     check_keep_policy(keep_policy)
-    threshold, near_threshold = 1.0 - eps, 1.0 - near_eps
+    threshold, near_threshold = similarity_threshold(eps), similarity_threshold(near_eps)
     ranked = df.withColumn("priority", _priority(keep_policy))
     edges, max_sims = _candidate_edges(ranked, threshold, second_cluster, persist)
     edges = persist(edges)

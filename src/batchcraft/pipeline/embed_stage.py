@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 from pyspark.sql import DataFrame
 
-from batchcraft.pipeline.arrays import to_list_array, to_matrix
+from batchcraft.dataset.arrays import to_list_array, to_matrix
 from batchcraft.pipeline.encoder import EncoderSpec, cached_encoder, unit_norm
 from batchcraft.pipeline.schemas import VECTOR, extend_schema
 

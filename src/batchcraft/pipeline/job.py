@@ -15,6 +15,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from batchcraft.dataset.manifest import write_manifest
 from batchcraft.errors import ConfigError
 from batchcraft.pipeline import job_steps
 from batchcraft.pipeline.concepts import read_vocabulary
@@ -23,7 +24,7 @@ from batchcraft.pipeline.encoder import resolve_model_path
 from batchcraft.pipeline.frames import PersistedFrames
 from batchcraft.pipeline.inputs import InputFile, check_columns, discover
 from batchcraft.pipeline.manifest import build_manifest
-from batchcraft.pipeline.output import StagedOutput, write_manifest
+from batchcraft.pipeline.output import StagedOutput
 from batchcraft.pipeline.progress import StageClock
 from batchcraft.pipeline.session import spark_session
 

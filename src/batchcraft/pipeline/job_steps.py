@@ -16,6 +16,7 @@ import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from batchcraft.dataset import layout
 from batchcraft.errors import InputError
 from batchcraft.pipeline import stages
 from batchcraft.pipeline.accounting import account, check_balanced
@@ -216,7 +217,7 @@ def write(
     rows = with_exact_duplicates(annotated, unique.duplicates)
     shards = write_rows(rows, staging, dimension, config, unique.num_rows)
     write_rejects(unique.outcomes.where(F.col("reason").isNotNull()), files, staging)
-    np.save(staging / "centroids.npy", kmeans.centroids.astype(np.float32))
+    np.save(layout.centroids_path(staging), kmeans.centroids.astype(np.float32))
     accounting = account(unique.outcomes, rows)
     check_balanced(accounting)
     return shards, accounting

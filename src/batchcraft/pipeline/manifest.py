@@ -11,10 +11,10 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from batchcraft import __version__
+from batchcraft.dataset.schema import SCHEMA_VERSION
 from batchcraft.pipeline.config import CurateConfig
 from batchcraft.pipeline.encoder import EncoderSpec, model_name
 from batchcraft.pipeline.inputs import InputFile
-from batchcraft.pipeline.output import SCHEMA_VERSION
 
 if TYPE_CHECKING:  # stages imports pyspark; the manifest needs only the fit's values
     from batchcraft.pipeline.stages import KMeansFit

@@ -14,10 +14,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from batchcraft.dataset.arrays import is_vector_type
 from batchcraft.pipeline.inputs import Chunk
 from batchcraft.pipeline.readers import read_records, read_row_group, table_records
 from batchcraft.pipeline.validate import CheckedVector, ColumnMapping, Reject, validate_record
-from batchcraft.pipeline.vectors import is_vector_type, vector_problems
+from batchcraft.pipeline.vectors import vector_problems
 
 REJECT_REASONS = (
     "missing_text",

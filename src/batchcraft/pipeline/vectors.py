@@ -19,14 +19,6 @@ _ALL_ZEROS = "is all zeros: a zero vector has no direction to scale to unit norm
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def is_vector_type(kind: pa.DataType) -> bool:
-    """Whether an Arrow column of this type holds vectors: lists of numbers."""
-    is_list = pa.types.is_list(kind) or pa.types.is_large_list(kind)
-    if not (is_list or pa.types.is_fixed_size_list(kind)):
-        return False
-    return pa.types.is_floating(kind.value_type) or pa.types.is_integer(kind.value_type)
-
-
 def vector_problem(values: Any) -> str | None:
     """What is wrong with one vector given as a Python list (a JSON array), or None."""
     if values is None:

@@ -17,15 +17,11 @@ from pyspark import TaskContext
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from batchcraft.dataset import layout
+from batchcraft.dataset.schema import REJECTS_SCHEMA, row_schema, to_contract
 from batchcraft.pipeline.config import CurateConfig, default_num_shards
 from batchcraft.pipeline.inputs import InputFile
-from batchcraft.pipeline.output import (
-    REJECTS_SCHEMA,
-    dataset_schema,
-    number_shards,
-    to_contract,
-    write_parquet,
-)
+from batchcraft.pipeline.output import number_shards, write_parquet
 
 CONTRACT_COLUMNS = (
     "id",
@@ -72,8 +68,8 @@ def write_rows(
 ) -> list[dict[str, Any]]:
     """Write the rows as ``data/part-*.parquet`` shards sorted by id; the manifest's
     description of each shard (path, rows, kept rows)."""
-    schema = dataset_schema(dimension, config.embedding_dtype)
-    data_dir = str(staging / "data")
+    schema = row_schema(dimension, config.embedding_dtype)
+    data_dir = str(layout.data_dir(staging))
     num_shards = config.num_shards or default_num_shards(num_unique)
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -95,7 +91,7 @@ def write_rows(
     )
     counts = {row["name"]: (row["rows"], row["kept"]) for row in written}
     shards = []
-    for original, path in zip(sorted(counts), number_shards(staging / "data"), strict=True):
+    for original, path in zip(sorted(counts), number_shards(staging), strict=True):
         rows_in, kept = counts[original]
         shards.append({"path": f"data/{path.name}", "num_rows": rows_in, "num_kept": kept})
     return shards
@@ -105,7 +101,7 @@ def write_rejects(rejects: DataFrame, files: list[InputFile], staging: Path) -> 
     """Write the rejects, in input order, as ``rejects/part-00000.parquet`` (an empty file
     when there are none, so readers always find the schema)."""
     paths = {index: file.path for index, file in enumerate(files)}
-    rejects_dir = str(staging / "rejects")
+    rejects_dir = str(layout.rejects_dir(staging))
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         tables = []
@@ -132,5 +128,5 @@ def write_rejects(rejects: DataFrame, files: list[InputFile], staging: Path) -> 
     rejects.repartition(1).sortWithinPartitions("file_index", "record").mapInArrow(
         write, "rows long"
     ).collect()
-    if not any((staging / "rejects").iterdir()):
-        write_parquet([], staging / "rejects" / "part-00000.parquet", REJECTS_SCHEMA)
+    if not any(layout.rejects_dir(staging).iterdir()):
+        write_parquet([], layout.rejects_dir(staging) / "part-00000.parquet", REJECTS_SCHEMA)

@@ -9,7 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batchcraft.report.manifest import DedupSettings
+from batchcraft.dataset.manifest import DedupSettings
+from batchcraft.dataset.schema import similarity_threshold
 from batchcraft.report.sampling import GroupedSample
 
 BIN_WIDTH = 0.005
@@ -60,7 +61,9 @@ class DuplicateStats:
         similarity = max_sim[stage]
         for index, eps in enumerate(self.eps_grid):
             # float32 comparison, like the pipeline's (similarities are float32).
-            self.at_or_above[index] += int(np.count_nonzero(similarity >= np.float32(1.0 - eps)))
+            self.at_or_above[index] += int(
+                np.count_nonzero(similarity >= np.float32(similarity_threshold(eps)))
+            )
         category = np.select(
             [keep[stage], kinds[stage] == "near", kinds[stage] == "semantic"], [0, 1, 2], 3
         )
@@ -135,7 +138,7 @@ def duplicate_section(
         what_if.append(
             {
                 "eps": eps,
-                "threshold": round(1.0 - eps, 6),
+                "threshold": round(similarity_threshold(eps), 6),
                 "rows_at_or_above": count,
                 "percent_of_stage_input": _percent(count, stats.stage_rows),
                 "chosen": chosen,

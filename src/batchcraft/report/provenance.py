@@ -1,42 +1,20 @@
-"""Reader of the batch service's provenance log (the only module that knows its format).
+"""Reader of the batch service's provenance log.
 
-A provenance log is a directory of JSON Lines files (``*.jsonl``, searched
-recursively), one record per served batch::
-
-    {"job": "run-1", "batch_id": "run-1/0/0/17", "epoch": 0, "step": 17, "rank": 0,
-     "selector": "jest", "ids": ["a1", "b7", ...],
-     "info": {"learnability": 0.42, "hardness": 0.61}, "time": 1767225600.0}
-
-``info`` holds the selector's per-batch metrics (any numeric keys). Blank lines are
+The record format is `batchcraft.dataset.provenance`'s. The log is a directory
+of JSON Lines files (``*.jsonl``, searched recursively). Blank lines are
 skipped; malformed lines are counted and reported, never fatal.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 
-REQUIRED_FIELDS = {"job": str, "epoch": int, "step": int, "rank": int, "selector": str, "ids": list}
+from batchcraft.dataset.provenance import BatchRecord, parse_record
+
 FLUSH_EVERY = 1_000_000  # served ids buffered in Python lists before aggregation in Arrow
-
-
-@dataclass(frozen=True)
-class BatchRecord:
-    """One served batch without its ids (those are aggregated into ``ProvenanceLog.served``)."""
-
-    job: str
-    batch_id: str
-    epoch: int
-    step: int
-    rank: int
-    selector: str
-    size: int
-    info: dict[str, float]
-    time: float | None
 
 
 @dataclass
@@ -106,38 +84,6 @@ def _sum_times(table: pa.Table) -> pa.Table:
     return grouped.rename_columns(["job", "epoch", "id", "times"])
 
 
-def _parse(line: str) -> tuple[BatchRecord, list[str]]:
-    """One JSONL line as a BatchRecord plus its ids; ValueError when malformed."""
-    record = json.loads(line)
-    if not isinstance(record, dict):
-        raise ValueError("not a JSON object")
-    for name, kind in REQUIRED_FIELDS.items():
-        if not isinstance(record.get(name), kind) or isinstance(record.get(name), bool):
-            raise ValueError(f"field {name!r} must be {kind.__name__}, got {record.get(name)!r}")
-    ids = [str(value) for value in record["ids"]]
-    info = record.get("info") or {}
-    if not isinstance(info, dict):
-        raise ValueError(f"field 'info' must be an object, got {info!r}")
-    metrics = {
-        str(name): float(value)
-        for name, value in info.items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
-    }
-    time = record.get("time")
-    batch = BatchRecord(
-        job=record["job"],
-        batch_id=str(record.get("batch_id", "")),
-        epoch=record["epoch"],
-        step=record["step"],
-        rank=record["rank"],
-        selector=record["selector"],
-        size=len(ids),
-        info=metrics,
-        time=float(time) if isinstance(time, int | float) else None,
-    )
-    return batch, ids
-
-
 def read_provenance(directory: Path) -> ProvenanceLog | None:
     """Read every ``*.jsonl`` file under ``directory``; None when there is no log."""
     if not directory.is_dir():
@@ -153,7 +99,7 @@ def read_provenance(directory: Path) -> ProvenanceLog | None:
                 if not line.strip():
                     continue
                 try:
-                    batch, ids = _parse(line)
+                    batch, ids = parse_record(line)
                 except ValueError as exc:  # json.JSONDecodeError is a ValueError
                     log.malformed += 1
                     log.first_error = log.first_error or f"{path.name}:{number}: {exc}"
@@ -162,12 +108,3 @@ def read_provenance(directory: Path) -> ProvenanceLog | None:
                 buffer.add(batch.job, batch.epoch, ids)
     log.served = buffer.table()
     return log
-
-
-def describe_format() -> dict[str, Any]:
-    """The record format this reader implements (embedded in report.json)."""
-    return {
-        "files": "*.jsonl under the provenance directory (recursive), one JSON object per line",
-        "required": {name: kind.__name__ for name, kind in REQUIRED_FIELDS.items()},
-        "optional": {"batch_id": "str", "info": "{metric: number}", "time": "float (unix s)"},
-    }

@@ -9,8 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from batchcraft.dataset.provenance import describe_format
 from batchcraft.report.idhash import HashIndex
-from batchcraft.report.provenance import ProvenanceLog, describe_format
+from batchcraft.report.provenance import ProvenanceLog
 
 MAX_POINTS = 200
 TOP_CONCEPTS = 20

@@ -13,6 +13,14 @@ import numpy as np
 
 from batchcraft import __version__
 from batchcraft._files import atomic_write, jsonable
+from batchcraft.dataset import layout
+from batchcraft.dataset.manifest import (
+    dedup_settings,
+    list_rejects,
+    list_shards,
+    load_centroids,
+    read_manifest,
+)
 from batchcraft.errors import DatasetError
 from batchcraft.report import checks
 from batchcraft.report.clusters import ClusterStats, cluster_section
@@ -21,13 +29,6 @@ from batchcraft.report.counts import RowCounts, scan_rejects
 from batchcraft.report.duplicates import DuplicateStats, duplicate_section
 from batchcraft.report.fetch import fetch_rows, truncate
 from batchcraft.report.funnel import build_funnel, reconcile
-from batchcraft.report.manifest import (
-    dedup_settings,
-    list_rejects,
-    list_shards,
-    load_centroids,
-    load_manifest,
-)
 from batchcraft.report.page import render_page
 from batchcraft.report.provenance import ProvenanceLog, read_provenance
 from batchcraft.report.render_clusters import clusters_html, concepts_html
@@ -39,6 +40,7 @@ from batchcraft.report.scan import DEFAULT_BATCH_SIZE, Accumulator, scan
 from batchcraft.report.serving import ExposureStats, serving_section
 
 REPORT_VERSION = 1
+MANIFEST_KEYS = ("num_rows", "num_kept", "counts")  # what the funnel reconciles against
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,13 @@ def _num_clusters(manifest: dict[str, Any], centroids: np.ndarray | None) -> int
     return recorded
 
 
+def _shards(dataset_dir: Path, manifest: dict[str, Any]) -> list[Path]:
+    data_dir = layout.data_dir(dataset_dir)
+    if not data_dir.is_dir():
+        raise DatasetError(f"{data_dir} not found: a curated dataset keeps its rows there")
+    return [shard.path for shard in list_shards(dataset_dir, manifest)]
+
+
 def _provenance(dataset_dir: Path, provenance_dir: Path | None) -> ProvenanceLog | None:
     if provenance_dir is None:
         return read_provenance(dataset_dir / "provenance")
@@ -88,8 +97,8 @@ def build_report(
     Returns:
         The JSON document and the HTML page.
     """
-    manifest = load_manifest(dataset_dir)
-    shards = list_shards(dataset_dir)
+    manifest = read_manifest(dataset_dir, required=MANIFEST_KEYS)
+    shards = _shards(dataset_dir, manifest)
     centroids = load_centroids(dataset_dir)
     num_clusters = _num_clusters(manifest, centroids)
     log = _provenance(dataset_dir, provenance_dir)

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from batchcraft.dataset.arrays import to_matrix
+from batchcraft.dataset.fields import COLUMN_POOL_FIELDS, FEEDBACK_FIELDS, MATRIX_POOL_FIELDS
 from batchcraft.errors import ConfigError
 from batchcraft.selectors.encoded_concepts import EncodedConcepts
 
@@ -53,18 +55,7 @@ ROW_COLUMNS: tuple[str, ...] = (
 )
 """Per-row columns of a `Pool`, in declaration order."""
 
-FEEDBACK_COLUMNS: frozenset[str] = frozenset(
-    {
-        "learner_losses",
-        "learner_embeddings",
-        "learner_pair_embeddings",
-        "gradient_sketches",
-        "gradient_first_moment",
-        "gradient_second_moment",
-        "learner_logit_scale",
-        "learner_logit_bias",
-    }
-)
+FEEDBACK_COLUMNS: frozenset[str] = FEEDBACK_FIELDS
 """Columns that come from the trainer rather than from the curated dataset."""
 
 _MATRIX_COLUMNS = frozenset(
@@ -77,17 +68,6 @@ _MATRIX_COLUMNS = frozenset(
     }
 )
 _FLOAT_VECTOR_COLUMNS = frozenset({"reference_losses", "learner_losses"})
-
-# Dataset column name (see DESIGN.md) -> Pool field.
-_ARROW_COLUMNS = {
-    "id": "ids",
-    "embedding": "embeddings",
-    "pair_embedding": "pair_embeddings",
-    "concepts": "concepts",
-    "source": "sources",
-    "label": "labels",
-    "ref_loss": "reference_losses",
-}
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,17 +159,11 @@ class Pool:
         unknown = sorted(set(feedback) - valid)
         if unknown:
             raise ConfigError(f"unknown Pool fields {unknown}; valid: {sorted(valid)}")
-        columns: dict[str, Any] = {}
-        for column_name, field_name in _ARROW_COLUMNS.items():
-            if column_name not in table.schema.names:
-                continue
-            column = table.column(column_name)
-            if field_name in _MATRIX_COLUMNS:
-                columns[field_name] = _fixed_size_list_to_numpy(column)
-            elif field_name == "concepts":
-                columns[field_name] = [list(row or []) for row in column.to_pylist()]
-            else:
-                columns[field_name] = column.to_numpy(zero_copy_only=False)
+        columns = {
+            field: column_to_field(table.column(column), field, encode=False)
+            for column, field in COLUMN_POOL_FIELDS.items()
+            if column in table.schema.names
+        }
         return cls(**columns, **feedback)
 
 
@@ -198,9 +172,19 @@ def _row_count(value: Any) -> int:
     return int(shape[0]) if shape is not None else len(value)
 
 
-def _fixed_size_list_to_numpy(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    width = column.type.list_size
-    flat = column.flatten().to_numpy(zero_copy_only=False)
-    return flat.reshape(len(column), width).astype(np.float32, copy=False)
+def column_to_field(column: pa.Array | pa.ChunkedArray, field: str, *, encode: bool = True) -> Any:
+    """One curated-dataset column as what `Pool` expects for ``field``.
+
+    Vectors become float32 matrices (`batchcraft.dataset.arrays.to_matrix`: a
+    null row is a row of NaN), ``reference_losses`` a float32 vector, concepts
+    `EncodedConcepts` (``encode``) or lists of strings.
+    """
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if field in MATRIX_POOL_FIELDS:
+        return to_matrix(array)
+    if field == "concepts":
+        rows = array.to_pylist()
+        return EncodedConcepts.from_lists(rows) if encode else [list(r or []) for r in rows]
+    if field == "reference_losses":
+        return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.float32)
+    return array.to_numpy(zero_copy_only=False)

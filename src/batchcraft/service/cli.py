@@ -20,8 +20,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import BatchcraftError, ConfigError
 from batchcraft.service.metrics import start_metrics_server
 from batchcraft.service.server import ServerConfig, create_server

@@ -43,8 +43,8 @@ import numpy as np
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.api.v1 import batch_service_pb2_grpc as pb_grpc
 from batchcraft.batcher.config import JobConfig, Position, ScoringMode, StreamConfig
-from batchcraft.batcher.feedback import SCALAR_FEEDBACK, VECTOR_FEEDBACK
 from batchcraft.batcher.order import LastBatch
+from batchcraft.dataset.fields import SCALAR_FEEDBACK, VECTOR_FEEDBACK
 from batchcraft.errors import BatchcraftError, ConfigError
 from batchcraft.service import codec
 from batchcraft.service.server import SERVICE_NAME, channel_options

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from batchcraft.dataset.arrays import fixed_size_values
+
 
 def schema_bytes(schema: pa.Schema) -> bytes:
     """IPC-serialised schema (for ``SessionOpened.arrow_schema``)."""
@@ -140,17 +142,6 @@ def _convert(column: pa.Array, width: int | None) -> Any:
 def column_to_python(column: pa.Array) -> Any:
     """numpy for numeric and fixed-size numeric list columns, else a Python list."""
     return _convert(column, _numpy_width(column.type))
-
-
-def fixed_size_values(column: pa.FixedSizeListArray) -> np.ndarray:
-    """The child values of a fixed-size list column as a flat numpy view.
-
-    Slices the child array by the column's offset instead of ``flatten()``,
-    which dispatches a compute kernel and costs ~10x more per batch.
-    """
-    width = column.type.list_size
-    values = column.values.slice(column.offset * width, len(column) * width)
-    return values.to_numpy(zero_copy_only=False)
 
 
 def feedback_batch(ids: list[str] | np.ndarray, columns: dict[str, np.ndarray]) -> pa.RecordBatch:

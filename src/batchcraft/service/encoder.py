@@ -24,6 +24,7 @@ from batchcraft._files import json_default
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.config import Position
 from batchcraft.batcher.job import Job, RankBatch
+from batchcraft.dataset import provenance
 from batchcraft.service import codec
 from batchcraft.service.assembly import Gather
 from batchcraft.service.ipc import IpcParts
@@ -57,7 +58,6 @@ class BatchEncoder:
         self.rank = rank
         self.columns = columns
         self.max_payload_bytes = max_payload_bytes
-        self._prefix = f"{job.job_id}/e"
         self.selection_seconds = 0.0  # of the latest `encode` call's selections
         self._ipc = IpcParts(job.dataset.table.select(columns).schema)
         self._matrices = job.dataset.matrices(columns)
@@ -107,7 +107,7 @@ class BatchEncoder:
 
     def _encoded(self, position: Position, batch: RankBatch, payload: list[Any]) -> Encoded:
         following = self.job.next_position(position)
-        batch_id = f"{self._prefix}{position.epoch}/s{position.step}/r{self.rank}"
+        batch_id = provenance.batch_id(self.job.job_id, position.epoch, position.step, self.rank)
         selector = str(batch.metrics.get("selector", self.job.config.selector))
         header = pb.Batch(
             batch_id=batch_id,

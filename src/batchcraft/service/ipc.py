@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from batchcraft.batcher.dataset import is_byte_numeric
+from batchcraft.dataset.arrays import is_byte_numeric
 from batchcraft.service.assembly import Gather
 
 _ALIGNMENT = 8

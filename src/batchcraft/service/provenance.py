@@ -1,19 +1,8 @@
-"""The per-batch provenance log, in the format `batchcraft.report.provenance` reads.
+"""The per-batch provenance log: appends the records of `batchcraft.dataset.provenance`.
 
-Layout: ``<provenance_dir>/<dataset>/<job-key>.jsonl``, one JSON object per
-line and per batch a trainer received::
-
-    {"job": "run-1", "epoch": 0, "step": 17, "rank": 0, "selector": "jest",
-     "ids": ["a1", "b7", ...], "batch_id": "run-1/e0/s17/r0",
-     "info": {"learnability": 0.42}, "time": 1767225600.0}
-
-``job``, ``epoch``, ``step``, ``rank``, ``selector`` (the selector that made
-the batch, e.g. ``uniform`` while a feedback selector waits for feedback)
-and ``ids`` are always present; ``info`` keeps the selector's finite numeric
-metrics. One directory per dataset, so ``batchcraft report DATASET
---provenance-dir <provenance_dir>/<dataset>`` summarises exactly that
-dataset's exposure. Names that are not plain file names (``a-z A-Z 0-9 _ . -``)
-become a safe prefix plus a hash.
+Layout and record format are stated there. One directory per dataset, so
+``batchcraft report DATASET --provenance-dir <provenance_dir>/<dataset>``
+summarises exactly that dataset's exposure.
 
 A batch is logged when the client acknowledges it (`Session` calls `record`
 from its ack handler), so batches a disconnected client never received are
@@ -27,19 +16,13 @@ the torn one as malformed).
 from __future__ import annotations
 
 import collections
-import json
-import math
 import os
 import threading
-import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from batchcraft._files import safe_file_name
-from batchcraft.batcher.dataset import CuratedDataset
 from batchcraft.batcher.job import RankBatch
+from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.dataset.provenance import encode_record, log_path
 
 
 class ProvenanceLog:
@@ -60,11 +43,7 @@ class ProvenanceLog:
 
     def path_for(self, dataset: str, job_id: str) -> Path:
         """The file that holds the records of ``job_id`` on ``dataset``."""
-        return (
-            self.directory
-            / safe_file_name(dataset, keep_plain=True)
-            / f"{safe_file_name(job_id, keep_plain=True)}.jsonl"
-        )
+        return log_path(self.directory, dataset, job_id)
 
     def record(
         self,
@@ -75,8 +54,16 @@ class ProvenanceLog:
         selector: str,
     ) -> None:
         """Append the record of one received batch."""
-        entry = batch_record(batch_id, job_id, dataset, batch, selector)
-        line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        line = encode_record(
+            batch_id=batch_id,
+            job=job_id,
+            epoch=batch.position.epoch,
+            step=batch.position.step,
+            rank=batch.rank,
+            selector=selector,
+            ids=dataset.ids[batch.positions].tolist(),
+            metrics=batch.metrics,
+        )
         with self._lock:  # close() may run concurrently, from the server's shutdown
             if self._closed:
                 return
@@ -106,35 +93,6 @@ class ProvenanceLog:
                 os.write(descriptor, b"\n")
             self._files[key] = descriptor
         return descriptor
-
-
-def batch_record(
-    batch_id: str, job_id: str, dataset: CuratedDataset, batch: RankBatch, selector: str
-) -> dict[str, Any]:
-    """The provenance record of one batch (see the module docstring)."""
-    return {
-        "job": job_id,
-        "epoch": int(batch.position.epoch),
-        "step": int(batch.position.step),
-        "rank": int(batch.rank),
-        "selector": selector,
-        "ids": [str(identifier) for identifier in dataset.ids[batch.positions].tolist()],
-        "batch_id": batch_id,
-        "info": numeric_info(batch.metrics),
-        "time": round(time.time(), 6),
-    }
-
-
-def numeric_info(metrics: dict[str, Any]) -> dict[str, float | int]:
-    """The finite numeric entries of a selector's per-batch metrics."""
-    info: dict[str, float | int] = {}
-    for name, value in metrics.items():
-        if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
-            continue
-        number = value.item() if isinstance(value, np.generic) else value
-        if isinstance(number, int) or math.isfinite(number):
-            info[str(name)] = number
-    return info
 
 
 def _ends_mid_line(path: Path) -> bool:

@@ -1,8 +1,7 @@
 """`CuratedDataset`: the kept rows of a curated dataset directory, loaded for serving.
 
-The directory follows the contract in DESIGN.md: ``manifest.json``,
-``data/part-*.parquet`` (listed in the manifest's ``shards``, else globbed in
-sorted order) and ``centroids.npy``. Every shard is opened and checked when the
+The directory follows the contract of `batchcraft.dataset` (manifest, shards
+listed by `batchcraft.dataset.manifest.list_shards`). Every shard is opened and checked when the
 dataset is opened, so a missing or corrupt file is reported at server start,
 naming the file. Kept rows (``keep = true``) of all shards are concatenated,
 in shard order, into one in-memory Arrow table; a row's *position* is its
@@ -12,8 +11,6 @@ index in that table.
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +20,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from batchcraft._files import atomic_output, safe_file_name
+from batchcraft.dataset import layout
+from batchcraft.dataset.arrays import matrix_view
+from batchcraft.dataset.manifest import Shard, list_shards, read_manifest
+from batchcraft.dataset.schema import ID, KEEP, REQUIRED_COLUMNS
 from batchcraft.errors import DatasetError
-
-SUPPORTED_SCHEMA_VERSIONS = (1,)
-REQUIRED_COLUMNS = ("id",)
-
-
-@dataclass(frozen=True)
-class Shard:
-    """One Parquet file of the dataset and its row counts."""
-
-    path: Path
-    num_rows: int
-    num_kept: int
 
 
 class CuratedDataset:
@@ -50,7 +39,7 @@ class CuratedDataset:
         self.root = root
         self.manifest = manifest
         self.table = table
-        ids = table.column("id").to_numpy(zero_copy_only=False).astype(object)
+        ids = table.column(ID).to_numpy(zero_copy_only=False).astype(object)
         self.ids: np.ndarray = ids
         self._position = {identifier: index for index, identifier in enumerate(ids.tolist())}
         if len(self._position) != len(ids):
@@ -89,7 +78,7 @@ class CuratedDataset:
         manifest = read_manifest(root)
         shards = list_shards(root, manifest)
         if not shards:
-            raise DatasetError(f"dataset {root} has no shards under {root / 'data'}")
+            raise DatasetError(f"dataset {root} has no shards under {layout.data_dir(root)}")
         name = name or root.resolve().name
         if cache_dir is None:
             return cls(name, root, manifest, _read_rows(root, shards, kept_only))
@@ -145,7 +134,7 @@ class CuratedDataset:
         key = tuple(columns)
         if key not in self._matrices:
             projection = self._projection(columns)
-            found = [_matrix(column) for column in projection.columns]
+            found = [matrix_view(column) for column in projection.columns]
             usable = [m for m in found if m is not None]
             self._matrices[key] = usable if len(usable) == len(found) else None
         return self._matrices[key]
@@ -159,30 +148,6 @@ class CuratedDataset:
             found = batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
             self._projections[key] = found
         return found
-
-
-def _matrix(column: pa.Array) -> np.ndarray | None:
-    """``column``'s values as a numpy view (rows on the first axis), or None."""
-    if column.null_count:
-        return None
-    kind = column.type
-    if pa.types.is_fixed_size_list(kind):
-        values = column.values  # the whole child: the list's own offset is applied below
-        if values.null_count or not is_byte_numeric(values.type):
-            return None
-        width = kind.list_size
-        flat = values.to_numpy(zero_copy_only=True)
-        return flat[column.offset * width : (column.offset + len(column)) * width].reshape(
-            -1, width
-        )
-    if is_byte_numeric(kind):
-        return column.to_numpy(zero_copy_only=True)
-    return None
-
-
-def is_byte_numeric(kind: pa.DataType) -> bool:
-    """Whether ``kind`` is an integer or floating type of whole bytes."""
-    return (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and kind.bit_width % 8 == 0
 
 
 _CACHE_FORMAT = 1  # raise when the rows a cache file holds change for the same shards
@@ -199,7 +164,7 @@ def _read_rows(root: Path, shards: list[Shard], kept_only: bool) -> pa.Table:
 
 def _cache_key(root: Path, shards: list[Shard], kept_only: bool) -> str:
     """A hash of what the served rows depend on: the manifest, each shard's identity."""
-    digest = hashlib.sha256((root / "manifest.json").read_bytes())
+    digest = hashlib.sha256(layout.manifest_path(root).read_bytes())
     digest.update(f"{_CACHE_FORMAT}:{'kept' if kept_only else 'all'}".encode())
     for shard in shards:
         try:
@@ -221,46 +186,6 @@ def _mapped_rows(path: Path) -> pa.Table:
     return table if table.num_rows == 0 else table.combine_chunks()
 
 
-def read_manifest(root: Path) -> dict[str, Any]:
-    """Load and check ``root/manifest.json``."""
-    path = root / "manifest.json"
-    if not root.is_dir():
-        raise DatasetError(f"dataset directory {root} does not exist")
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DatasetError(f"dataset {root} has no manifest: {path} is missing") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"cannot read manifest {path}: {exc}") from exc
-    if not isinstance(manifest, dict):
-        raise DatasetError(f"manifest {path} must hold a JSON object")
-    version = manifest.get("schema_version")
-    if version not in SUPPORTED_SCHEMA_VERSIONS:
-        raise DatasetError(
-            f"manifest {path}: schema_version={version!r} is not supported "
-            f"(supported: {list(SUPPORTED_SCHEMA_VERSIONS)})"
-        )
-    return manifest
-
-
-def list_shards(root: Path, manifest: dict[str, Any]) -> list[Shard]:
-    """The shards named by the manifest, or ``data/part-*.parquet`` in sorted order."""
-    listed = manifest.get("shards")
-    if listed is None:
-        paths = sorted((root / "data").glob("part-*.parquet"))
-        return [Shard(path, -1, -1) for path in paths]
-    shards = []
-    for entry in listed:
-        if not isinstance(entry, dict) or "path" not in entry:
-            raise DatasetError(f"manifest {root / 'manifest.json'}: bad shard entry {entry!r}")
-        shards.append(
-            Shard(
-                root / entry["path"], int(entry.get("num_rows", -1)), int(entry.get("num_kept", -1))
-            )
-        )
-    return shards
-
-
 def _read_shard(shard: Shard, kept_only: bool) -> pa.Table:
     if not shard.path.is_file():
         raise DatasetError(f"shard {shard.path} is listed in the manifest but missing")
@@ -275,6 +200,6 @@ def _read_shard(shard: Shard, kept_only: bool) -> pa.Table:
         raise DatasetError(
             f"shard {shard.path} has {table.num_rows} rows, the manifest says {shard.num_rows}"
         )
-    if kept_only and "keep" in table.column_names:
-        table = table.filter(pc.fill_null(table.column("keep"), False))
+    if kept_only and KEEP in table.column_names:
+        table = table.filter(pc.fill_null(table.column(KEEP), False))
     return table

@@ -6,12 +6,15 @@ For tests, benchmarks and demos of the service without running the pipeline.
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from batchcraft.dataset import layout
+from batchcraft.dataset.manifest import write_manifest
+from batchcraft.dataset.schema import SCHEMA_VERSION
 
 SOURCES = ("news", "web", "books")
 CONCEPTS = ("cat", "dog", "car", "tree", "boat", "sun", "rain", "city")
@@ -41,29 +44,31 @@ def write_curated_dataset(
         seed: seed of the random content.
     """
     root = Path(root)
-    (root / "data").mkdir(parents=True, exist_ok=True)
-    (root / "rejects").mkdir(exist_ok=True)
+    layout.data_dir(root).mkdir(parents=True, exist_ok=True)
+    layout.rejects_dir(root).mkdir(exist_ok=True)
     rng = np.random.default_rng(seed)
     table = _table(num_rows, dim, duplicate_every, with_pairs, num_tokens, rng)
     shards = []
     bounds = np.linspace(0, num_rows, num_shards + 1).astype(int)
     for index, (start, stop) in enumerate(itertools.pairwise(bounds.tolist())):
         part = table.slice(start, stop - start)
-        relative = f"data/part-{index:05d}.parquet"
+        relative = layout.shard_name(index)
         pq.write_table(part, root / relative)
         kept = int(np.asarray(part.column("keep")).sum())
         shards.append({"path": relative, "num_rows": part.num_rows, "num_kept": kept})
     centroids = rng.standard_normal((4, dim)).astype(np.float32)
-    np.save(root / "centroids.npy", centroids / np.linalg.norm(centroids, axis=1, keepdims=True))
+    np.save(
+        layout.centroids_path(root), centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+    )
     manifest = {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "num_rows": num_rows,
         "num_kept": sum(s["num_kept"] for s in shards),
         "embedding": {"model": "synthetic", "dim": dim, "dtype": "float32", "normalized": True},
         "has_pairs": with_pairs,
         "shards": shards,
     }
-    (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    write_manifest(root, manifest)
     return root
 
 
