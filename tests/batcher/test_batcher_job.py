@@ -14,6 +14,7 @@ from batchcraft.batcher.job import Job
 from batchcraft.batcher.pools import PoolBuilder
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.batcher.stream import RankStream
 from batchcraft.errors import ConfigError
 from batchcraft.selectors import SELECTORS
 
@@ -25,13 +26,13 @@ def top_loss(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def serve(job: Job, rank: int, start: Position, count: int) -> list[tuple[Position, list[str]]]:
     """``count`` batches of ``rank`` from ``start``, advancing its cursor like a session."""
+    stream = RankStream(job, rank)
+    stream.reset(start)
     out = []
-    position = job.normalize(start)
     for _ in range(count):
-        batch = job.rank_batch(position, rank)
-        out.append((position, job.dataset.ids[batch.positions].tolist()))
-        position = job.next_position(position)
-        job.advance(rank, position)
+        batch = stream.next()
+        out.append((batch.position, job.dataset.ids[batch.positions].tolist()))
+        job.advance(rank, stream.position)
     return out
 
 

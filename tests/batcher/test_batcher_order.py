@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
-from batchcraft.batcher.order import EpochLayout, epoch_permutation, rank_slice, selection_rng
+from batchcraft.batcher.config import JobConfig, Position
+from batchcraft.batcher.job import Job
+from batchcraft.batcher.order import EpochLayout, epoch_permutation, selection_rng
+from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.batcher.stream import RankStream
 from batchcraft.errors import ConfigError
 
 
@@ -15,13 +21,22 @@ def rank_batches(
     layout: EpochLayout, seed: int, epoch: int, world_size: int
 ) -> list[list[np.ndarray]]:
     """Uniform serving of one epoch: per rank, the list of its batches (row positions)."""
-    order = epoch_permutation(layout.num_rows, seed, epoch)
-    per_rank: list[list[np.ndarray]] = [[] for _ in range(world_size)]
-    for step in range(layout.steps):
-        start, stop = layout.pool_bounds(step)
-        selected = order[start:stop][: layout.select_count(step)]
-        for rank in range(world_size):
-            per_rank[rank].append(selected[rank_slice(len(selected), rank, world_size)])
+    ids = pa.table({"id": [str(row) for row in range(layout.num_rows)]})
+    dataset = CuratedDataset("rows", Path("."), {}, ids)
+    config = JobConfig(
+        "rows",
+        batch_size=layout.global_batch_size // world_size,
+        world_size=world_size,
+        seed=seed,
+        last_batch=layout.last_batch,
+    )
+    job = Job("order", config, dataset)
+    assert job.layout == layout
+    per_rank = []
+    for rank in range(world_size):
+        stream = RankStream(job, rank, num_epochs=epoch + 1)
+        stream.reset(Position(epoch, 0))
+        per_rank.append([batch.positions for batch in stream])
     return per_rank
 
 

@@ -1,0 +1,195 @@
+"""`RankStream`: one rank's batches of a job, as a stream that can be saved and resumed.
+
+In the manner of torchdata.nodes: `RankStream.reset` places the stream (at
+the start, or at a saved state), `RankStream.next` returns the next batch,
+`RankStream.state` is what `reset` needs to continue exactly after the
+batches returned so far. Everyone who walks a rank's batches (the service
+session, the benchmarks, the tests) walks them through this class.
+
+The stream owns the write-ahead rule for selections that depend on feedback:
+before such a selection leaves the stream, the job is saved (``persist``,
+e.g. `JobRegistry.persist_selections`), so that after a crash every rank
+still receives its part of the same selection.
+
+Example:
+    >>> stream = RankStream(job, rank=0, num_epochs=1)     # doctest: +SKIP
+    >>> first = stream.next()                               # doctest: +SKIP
+    >>> saved = stream.state()                              # {"epoch": 0, "step": 1}
+    >>> stream.reset(saved)                                 # continues with step 1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from batchcraft.batcher.config import Position
+from batchcraft.batcher.errors import FeedbackError
+from batchcraft.batcher.job import Job, RankBatch
+from batchcraft.batcher.rounds import ScoringRound
+from batchcraft.errors import ConfigError
+
+Persist = Callable[[Job], None]
+STATE_KEYS = ("epoch", "step")
+
+
+class RankStream:
+    """Rank ``rank``'s batches of ``job``, resumable from `state`.
+
+    Args:
+        job: the job (its selections are shared by all ranks).
+        rank: this rank, in ``[0, job.config.world_size)``.
+        num_epochs: stop after this many epochs counted from epoch 0; 0 is endless.
+        persist: called with the job after batches were selected and before they
+            are returned (the write-ahead save of feedback-dependent selections).
+    """
+
+    def __init__(
+        self, job: Job, rank: int, *, num_epochs: int = 0, persist: Persist | None = None
+    ) -> None:
+        if not 0 <= rank < job.config.world_size:
+            raise ConfigError(f"rank={rank} must be in [0, {job.config.world_size})")
+        if num_epochs < 0:
+            raise ConfigError(f"num_epochs={num_epochs} must be >= 0 (0 = endless)")
+        self.job = job
+        self.rank = rank
+        self.num_epochs = num_epochs
+        self._persist = persist
+        self._position = Position()
+
+    @property
+    def position(self) -> Position:
+        """Where the next batch comes from."""
+        return self._position
+
+    def reset(self, state: Mapping[str, Any] | Position | None = None) -> None:
+        """Continue from ``state`` (a `state` result or a `Position`); None: the start.
+
+        A position past its epoch's last step continues with the next epoch.
+
+        Raises:
+            ConfigError: ``state`` is not a state of a stream.
+        """
+        self._position = self.job.normalize(_position_of(state))
+
+    def state(self) -> dict[str, int]:
+        """The position of the next batch, as plain JSON (what `reset` takes)."""
+        return {"epoch": self._position.epoch, "step": self._position.step}
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the requested epochs are all served."""
+        return self.num_epochs != 0 and self._position.epoch >= self.num_epochs
+
+    def scoring_round(self) -> ScoringRound | None:
+        """The synchronous scoring round the next batch waits for, if any."""
+        if self.exhausted or not self.job.needs_scores:
+            return None
+        return self.job.scoring_round(self._position)
+
+    def next(self) -> RankBatch:
+        """The next batch.
+
+        Raises:
+            StopIteration: the requested epochs are served.
+        """
+        (batch,) = self.take(1)
+        return batch
+
+    def take(self, count: int) -> list[RankBatch]:
+        """Up to ``count`` consecutive batches (fewer at the end of the last epoch).
+
+        The job is persisted once, after all of them were selected.
+
+        Raises:
+            StopIteration: the stream is exhausted.
+        """
+        if self.exhausted:
+            raise StopIteration
+        batches: list[RankBatch] = []
+        while len(batches) < max(1, count) and not self.exhausted:
+            batches.append(self.job.rank_batch(self._position, self.rank))
+            self._position = self.job.next_position(self._position)
+        if self._persist is not None:
+            self._persist(self.job)
+        return batches
+
+    def report(
+        self,
+        ids: list[str],
+        rows: dict[str, np.ndarray],
+        scalars: Mapping[str, float] | None = None,
+        vectors: Mapping[str, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Record the trainer's feedback on the rows ``ids``; returns their positions.
+
+        Args:
+            ids: served row ids.
+            rows: per-row feedback arrays by name (`batchcraft.dataset.fields.ROW_FEEDBACK`).
+            scalars: pool-level numbers (``SCALAR_FEEDBACK``).
+            vectors: pool-level vectors (``VECTOR_FEEDBACK``).
+
+        Raises:
+            FeedbackError: an id is not served, a name is unknown, a shape is wrong.
+        """
+        positions = self.job.dataset.positions_of(ids)
+        unknown = [ids[i] for i in np.flatnonzero(positions < 0)[:3]]
+        if unknown:
+            raise FeedbackError(f"feedback names ids that are not served: {unknown}")
+        self.job.feedback.update(positions, rows, dict(scalars or {}), dict(vectors or {}))
+        return positions
+
+    def score(
+        self,
+        scoring: ScoringRound,
+        round_id: int,
+        ids: list[str],
+        rows: dict[str, np.ndarray],
+        scalars: Mapping[str, float] | None = None,
+        vectors: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Record this rank's scores of ``scoring``'s candidates (all of them, no other row).
+
+        Raises:
+            FeedbackError: the scores are for another round, miss a candidate or
+                name another row (see also `report`).
+        """
+        if round_id != scoring.round_id:
+            raise FeedbackError(
+                f"scores are for round {round_id}, expected round {scoring.round_id}"
+            )
+        expected = scoring.slice_for(self.rank)
+        positions = self.report(ids, rows, scalars, vectors)
+        if sorted(positions.tolist()) != sorted(expected.tolist()):
+            raise FeedbackError(
+                f"scores of round {scoring.round_id} cover {len(positions)} rows; they must "
+                f"cover exactly the {len(expected)} candidates sent"
+            )
+        scoring.mark_scored(self.rank)
+
+    def following(self, batch: RankBatch) -> Position:
+        """The position after ``batch`` (what a trainer that received it has consumed)."""
+        return self.job.next_position(batch.position)
+
+    def __iter__(self) -> Iterator[RankBatch]:
+        return self
+
+    def __next__(self) -> RankBatch:
+        return self.next()
+
+
+def _position_of(state: Mapping[str, Any] | Position | None) -> Position:
+    if state is None:
+        return Position()
+    if isinstance(state, Position):
+        return state
+    if not isinstance(state, Mapping) or set(state) != set(STATE_KEYS):
+        raise ConfigError(
+            f"a stream state is a mapping with keys {list(STATE_KEYS)}, got {state!r}"
+        )
+    values = [state[key] for key in STATE_KEYS]
+    if not all(isinstance(value, int) and not isinstance(value, bool) for value in values):
+        raise ConfigError(f"stream state values must be integers, got {state!r}")
+    return Position(*values)
