@@ -201,7 +201,9 @@ def _check_dataset(job: Job, saved: SavedJob) -> None:
 def _read_feedback(path: Path, job: Job) -> FeedbackTable | None:
     try:
         with np.load(path, allow_pickle=False) as arrays:
-            return FeedbackTable.from_arrays(job.dataset.num_rows, dict(arrays))
+            return FeedbackTable.from_arrays(
+                job.dataset.num_rows, dict(arrays), job.feedback.estimator
+            )
     except FileNotFoundError:
         return None  # none saved yet: the job had no feedback
     # A torn or foreign file: not a zip (pickle refused: ValueError), a bad zip, too short

@@ -1,35 +1,61 @@
 """`FeedbackTable`: the latest per-example signals reported by the trainer.
 
 Losses and embeddings are stored by dataset position; a row never reported
-holds NaN. Selectors see them through `FeedbackTable.pool_fields`:
-
-* ``learner_losses``: rows without a report get the mean of the reported
-  losses (a neutral prior), and the column is left out if nothing was
-  reported yet;
-* matrices (``learner_embeddings`` ...): present only when every row of the
-  pool has been reported (a selector cannot compare embeddings with holes).
+holds NaN. Selectors see them through `FeedbackTable.pool_fields`, which
+leaves a column out until something was reported for it, and then gives every
+row of the pool a value: its own report, or for the rows not reported an
+estimate (`batchcraft.batcher.estimates`). Without an estimator, unreported
+losses get the mean of the reported ones and a matrix is given only when every
+row of the pool was reported.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 import numpy as np
 
 from batchcraft.batcher.errors import FeedbackError
+from batchcraft.batcher.estimates import FeedbackEstimator
 from batchcraft.dataset.fields import ROW_FEEDBACK, SCALAR_FEEDBACK, VECTOR_FEEDBACK, feedback_ndim
 
 
-class FeedbackTable:
-    """Per-row feedback arrays of one job, safe to update from several threads."""
+@dataclass(frozen=True)
+class PoolFeedback:
+    """The feedback Pool fields of one pool, and how much of it the trainer reported.
 
-    def __init__(self, num_rows: int) -> None:
+    Attributes:
+        fields: Pool field -> values (arrays with a value for every pool row).
+        scored_share: the smallest share, over the per-row fields, of pool rows
+            with a report of their own (None when no per-row field is given).
+        estimates: per-row field -> how its unreported rows were estimated.
+    """
+
+    fields: dict[str, Any]
+    scored_share: float | None = None
+    estimates: dict[str, str] = dataclass_field(default_factory=dict)
+
+
+class FeedbackTable:
+    """Per-row feedback arrays of one job, safe to update from several threads.
+
+    Args:
+        num_rows: rows of the dataset.
+        estimator: estimates the rows not reported (None: the plain rule of the
+            module docstring).
+    """
+
+    def __init__(self, num_rows: int, estimator: FeedbackEstimator | None = None) -> None:
         self.num_rows = num_rows
+        self.estimator = estimator
         self.rows: dict[str, np.ndarray] = {}
         self.scalars: dict[str, float] = {}
         self.vectors: dict[str, np.ndarray] = {}
         self.num_updates = 0
+        self._reported: dict[str, np.ndarray] = {}  # name -> which rows hold a report
         self._lock = threading.Lock()
 
     def update(
@@ -55,6 +81,7 @@ class FeedbackTable:
             for name, value in checked.items():
                 table = self._table(name, value.shape[1:])
                 table[positions] = value
+                self._reported_mask(name)[positions] = _has_value(value)
             self.scalars.update({k: float(v) for k, v in (scalars or {}).items()})
             self.vectors.update(moments)
             self.num_updates += 1
@@ -73,28 +100,33 @@ class FeedbackTable:
                     f"have {sketches.shape[1]}"
                 )
 
-    def pool_fields(self, positions: np.ndarray, wanted: frozenset[str]) -> dict[str, Any]:
+    def pool_fields(self, positions: np.ndarray, wanted: frozenset[str]) -> PoolFeedback:
         """Feedback Pool fields for the rows at ``positions`` (see module docstring)."""
         fields: dict[str, Any] = {}
+        shares: list[float] = []
+        estimates: dict[str, str] = {}
         with self._lock:
-            for name in wanted:
+            for name in sorted(wanted):
                 if name in self.rows:
                     value = self._rows_for(name, positions)
                     if value is not None:
                         fields[name] = value
+                        share = float(self._reported_mask(name)[positions].mean())
+                        shares.append(share if len(positions) else 1.0)
+                        if share < 1.0 and self.estimator is not None:
+                            estimates[name] = self.estimator.method(name)
                 elif name in self.scalars:
                     fields[name] = self.scalars[name]
                 elif name in self.vectors:
                     fields[name] = self.vectors[name].copy()
-        return fields
+        return PoolFeedback(fields, min(shares) if shares else None, estimates)
 
     def reported(self, name: str, positions: np.ndarray) -> np.ndarray:
         """Boolean mask: which rows have a reported value for ``name``."""
         with self._lock:
             if name not in self.rows:
                 return np.zeros(len(positions), dtype=bool)
-            values = self.rows[name][positions]
-            return ~np.isnan(values.reshape(len(positions), -1)).any(axis=1)
+            return self._reported_mask(name)[positions]
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Everything as named arrays (for ``np.savez``)."""
@@ -107,9 +139,14 @@ class FeedbackTable:
         return arrays
 
     @classmethod
-    def from_arrays(cls, num_rows: int, arrays: dict[str, np.ndarray]) -> FeedbackTable:
+    def from_arrays(
+        cls,
+        num_rows: int,
+        arrays: dict[str, np.ndarray],
+        estimator: FeedbackEstimator | None = None,
+    ) -> FeedbackTable:
         """Inverse of `to_arrays`."""
-        table = cls(num_rows)
+        table = cls(num_rows, estimator)
         for key, value in arrays.items():
             kind, _, name = key.partition("/")
             if kind == "rows" and value.shape[0] == num_rows:
@@ -125,9 +162,22 @@ class FeedbackTable:
         if table is None or table.shape[1:] != trailing:
             table = np.full((self.num_rows, *trailing), np.nan, dtype=np.float32)
             self.rows[name] = table
+            self._reported[name] = np.zeros(self.num_rows, dtype=bool)
         return table
 
+    def _reported_mask(self, name: str) -> np.ndarray:
+        """Which rows hold a report of ``name`` (call with the lock held)."""
+        found = self._reported.get(name)
+        if found is None:  # restored from a checkpoint: computed once
+            found = _has_value(self.rows[name])
+            self._reported[name] = found
+        return found
+
     def _rows_for(self, name: str, positions: np.ndarray) -> np.ndarray | None:
+        if self.estimator is not None:
+            return self.estimator.fill(
+                name, self.rows[name], self._reported_mask(name), positions, self.num_updates
+            )
         values = self.rows[name][positions]
         missing = np.isnan(values.reshape(len(positions), -1)).any(axis=1)
         if not missing.any():
@@ -157,3 +207,8 @@ def _check_names(values: dict[str, Any], valid: tuple[str, ...]) -> None:
     unknown = sorted(set(values) - set(valid))
     if unknown:
         raise FeedbackError(f"unknown feedback values {unknown}; valid: {list(valid)}")
+
+
+def _has_value(values: np.ndarray) -> np.ndarray:
+    """Which rows of a feedback array hold a value (no NaN)."""
+    return ~np.isnan(values.reshape(len(values), -1)).any(axis=1)

@@ -11,6 +11,7 @@ restart — receive disjoint parts of the same selection.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from batchcraft.batcher.config import JobConfig, Position
-from batchcraft.batcher.feedback import FeedbackTable
+from batchcraft.batcher.estimates import FeedbackEstimator
+from batchcraft.batcher.feedback import FeedbackTable, PoolFeedback
 from batchcraft.batcher.order import EpochLayout, epoch_permutation, rank_slice, selection_rng
 from batchcraft.batcher.pools import PoolBuilder, selector_fields, uses_feedback
 from batchcraft.batcher.rounds import ScoringRound
@@ -32,6 +34,7 @@ from batchcraft.selectors import (
     get_selector,
 )
 
+LOG = logging.getLogger("batchcraft.batcher")
 _PERMUTATIONS_KEPT = 3
 
 
@@ -70,12 +73,13 @@ class Job:
         self.fields = selector_fields(self.selector)
         _check_dataset_columns(self.selector, dataset)
         self.pure = not uses_feedback(self.selector) and not self.selector.epoch_level
-        self.feedback = FeedbackTable(dataset.num_rows)
         self.cursors: dict[int, Position] = {}
         self.selections: dict[Position, GlobalSelection] = {}
         self.plans: dict[int, list[np.ndarray]] = {}
         self.rounds: dict[Position, ScoringRound] = {}
         self._pools = PoolBuilder(dataset)
+        self.feedback = FeedbackTable(dataset.num_rows, self._estimator())
+        self.fallbacks = 0  # selections drawn uniformly while no feedback existed
         self._dataset_fields = self._pools.dataset_fields(self.fields)
         self._lock = threading.RLock()
         self._next_round = 0
@@ -85,6 +89,11 @@ class Job:
         self.layout = EpochLayout(
             dataset.num_rows, pool_size, config.global_batch_size, config.last_batch
         )
+
+    def _estimator(self) -> FeedbackEstimator | None:
+        if not uses_feedback(self.selector):
+            return None
+        return FeedbackEstimator(self._pools.curated, self._pools.clusters(), self.config.seed)
 
     @property
     def needs_scores(self) -> bool:
@@ -195,23 +204,38 @@ class Job:
         rng = selection_rng(self.config.seed, position.epoch, position.step)
         feedback = self._feedback_fields(candidates)
         try:  # before gathering the pool: during the warm-up it would be thrown away
-            self.selector.check_columns(self._dataset_fields | frozenset(feedback))
+            self.selector.check_columns(self._dataset_fields | frozenset(feedback.fields))
         except MissingColumnsError as exc:
             if not FEEDBACK_FIELDS.intersection(exc.missing):
                 raise ConfigError(str(exc)) from exc
-            # No feedback yet (async warm-up): a uniform draw of the same size.
-            indices = rng.permutation(len(candidates))[:count]
-            chosen = Selection(
-                indices, None, {"selector": "uniform", "fallback_from": self.selector.name}
-            )
+            chosen = self._fallback(exc, rng, len(candidates), count)
         else:
-            pool = self._pools.build(candidates, self.fields, feedback)
+            pool = self._pools.build(candidates, self.fields, feedback.fields)
             chosen = self.selector.select(pool, count, rng)
+            chosen.info.update(_feedback_info(feedback))
         return GlobalSelection(
             position, candidates[chosen.indices], chosen.weights, dict(chosen.info)
         )
 
-    def _feedback_fields(self, positions: np.ndarray) -> dict[str, Any]:
+    def _fallback(
+        self, missing: MissingColumnsError, rng: np.random.Generator, size: int, count: int
+    ) -> Selection:
+        """No feedback reported yet (async warm-up): a uniform draw of the same size,
+        counted, logged once per job and marked in the batch's info."""
+        with self._lock:
+            self.fallbacks += 1
+            first = self.fallbacks == 1
+        if first:
+            fields = {"job": self.job_id, "selector": self.selector.name}
+            fields["missing"] = ", ".join(missing.missing)
+            LOG.warning(
+                "feedback_fallback: uniform batches until the trainer reports feedback",
+                extra={"event": "feedback_fallback", **fields},
+            )
+        info = {"selector": "uniform", "fallback_from": self.selector.name}
+        return Selection(rng.permutation(size)[:count], None, info)
+
+    def _feedback_fields(self, positions: np.ndarray) -> PoolFeedback:
         return self.feedback.pool_fields(positions, self.fields & FEEDBACK_FIELDS)
 
     def _select_count(self, position: Position, pool_length: int) -> int:
@@ -230,7 +254,7 @@ class Job:
 
     def _build_plan(self, epoch: int) -> list[np.ndarray]:
         everything = np.arange(self.dataset.num_rows, dtype=np.int64)
-        pool = self._pools.build(everything, self.fields, self._feedback_fields(everything))
+        pool = self._pools.build(everything, self.fields, self._feedback_fields(everything).fields)
         rng = selection_rng(self.config.seed, epoch, 1 << 31)
         plan_epoch = getattr(self.selector, "plan_epoch")  # noqa: B009 - epoch-level only
         batches = [
@@ -252,6 +276,15 @@ def _check_dataset_columns(selector: BaseSelector, dataset: CuratedDataset) -> N
             f"selector {selector.name!r} needs dataset columns {missing}, which dataset "
             f"{dataset.name!r} lacks; it has {dataset.column_names}"
         )
+
+
+def _feedback_info(feedback: PoolFeedback) -> dict[str, Any]:
+    """What a selection records about the feedback it used (none: nothing)."""
+    if feedback.scored_share is None:
+        return {}
+    info: dict[str, Any] = {"feedback_scored": round(feedback.scored_share, 4)}
+    info.update({f"estimate_{name}": method for name, method in feedback.estimates.items()})
+    return info
 
 
 def _slice_aligned(value: np.ndarray, part: slice, size: int) -> np.ndarray:

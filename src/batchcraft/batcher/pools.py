@@ -17,6 +17,7 @@ import numpy as np
 
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.dataset.fields import FEEDBACK_FIELDS, POOL_FIELD_COLUMNS
+from batchcraft.dataset.schema import CLUSTER
 from batchcraft.selectors import BaseSelector, Pool
 from batchcraft.selectors.encoded_concepts import EncodedConcepts
 from batchcraft.selectors.pool import column_to_field
@@ -47,6 +48,24 @@ class PoolBuilder:
             for field, column in POOL_FIELD_COLUMNS.items()
             if field in fields and column in self.dataset.column_names
         )
+
+    def curated(self, field: str) -> np.ndarray | None:
+        """Pool field ``field`` of every dataset row (shared, read-only), or None when the
+        dataset lacks its column."""
+        column = POOL_FIELD_COLUMNS.get(field)
+        if column is None or column not in self.dataset.column_names:
+            return None
+        values = self._column(field, column)
+        return values if isinstance(values, np.ndarray) else None
+
+    def clusters(self) -> np.ndarray | None:
+        """The dataset's ``cluster`` of every row (int64), or None without a complete column."""
+        if CLUSTER not in self.dataset.column_names:
+            return None
+        column = self.dataset.table.column(CLUSTER)
+        if column.null_count:
+            return None
+        return np.asarray(column.to_numpy(), dtype=np.int64)
 
     def build(
         self, positions: np.ndarray, fields: frozenset[str], feedback: Mapping[str, Any]
