@@ -23,8 +23,8 @@ from typing import Any
 from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import BatchcraftError, ConfigError
-from batchcraft.service.metrics import start_metrics_server
 from batchcraft.service.server import ServerConfig, create_server
+from batchcraft.service.server.metrics import start_metrics_server
 
 LOG = logging.getLogger("batchcraft.service")
 _PATH_SETTINGS = {  # flags of type Path: config file strings become paths

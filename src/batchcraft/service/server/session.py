@@ -37,12 +37,12 @@ from batchcraft.batcher.job import Job, RankBatch
 from batchcraft.batcher.registry import JobRegistry
 from batchcraft.batcher.rounds import ScoringRound
 from batchcraft.errors import BatchcraftError, ConfigError
-from batchcraft.service import codec
-from batchcraft.service.encoder import BatchEncoder, Encoded
-from batchcraft.service.metrics import Metrics
-from batchcraft.service.prefetch import prefetch
-from batchcraft.service.provenance import ProvenanceLog
-from batchcraft.service.wire import EncodedBatch, response_bytes
+from batchcraft.service.server.metrics import Metrics
+from batchcraft.service.server.prefetch import prefetch
+from batchcraft.service.server.provenance import ProvenanceLog
+from batchcraft.service.server.rank_batches import BatchEncoder, Encoded
+from batchcraft.service.wire import codec
+from batchcraft.service.wire.response import EncodedBatch, response_bytes
 
 IsActive = Callable[[], bool]
 LOG = logging.getLogger("batchcraft.service")
@@ -232,7 +232,7 @@ class Session:
             positions.append(following)
         group = self.encoder.encode(positions)
         self.registry.persist_selections(self.job)
-        self.metrics.inc("batchcraft_selection_seconds_sum", self.encoder.selection_seconds)
+        self.metrics.inc("batchcraft_selection_seconds_sum", sum(self.encoder.selection_seconds))
         self.metrics.inc("batchcraft_selection_seconds_count", len(group))
         self._batch_bytes = group[-1].wire.nbytes
         with self._credit:
