@@ -64,7 +64,7 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         self, request_iterator: Iterator[pb.SessionRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.SessionResponse | bytes]:
         if not self._session_slots.acquire(blocking=False):
-            self.metrics.inc("batchcraft_errors_total")
+            self.metrics.errors.inc()
             abort(
                 context,
                 SessionLimitError(
@@ -95,7 +95,7 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         except Exception as error:
             if not context.is_active():
                 return
-            self.metrics.inc("batchcraft_errors_total")
+            self.metrics.errors.inc()
             abort(context, error)
 
     def ListDatasets(
