@@ -11,7 +11,6 @@ flags given on the command line win.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import BatchcraftError, ConfigError
+from batchcraft.logs import configure_json_logging, log_event
 from batchcraft.service.server import ServerConfig, create_server
 from batchcraft.service.server.metrics import start_metrics_server
 
@@ -94,7 +94,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Run the server until SIGTERM/SIGINT; return the exit code."""
-    _configure_logging(args.log_level)
+    configure_json_logging(args.log_level)
     try:
         if args.config is not None:
             apply_config_file(args)
@@ -107,7 +107,7 @@ def run_serve(args: argparse.Namespace) -> int:
         server = create_server(registry, server_config(args))
         if args.metrics_port is not None:
             metrics = start_metrics_server(server.servicer.metrics, args.host, args.metrics_port)
-            LOG.info(json.dumps({"event": "metrics", "port": metrics.server_address[1]}))
+            log_event(LOG, logging.INFO, "metrics", port=metrics.server_address[1])
     except (BatchcraftError, OSError) as error:  # OSError: a file or port the flags name
         print(f"batchcraft serve: error: {error}", file=sys.stderr)
         return 2
@@ -116,7 +116,7 @@ def run_serve(args: argparse.Namespace) -> int:
         args.port_file.write_text(str(server.port))
     provenance = server.servicer.config.provenance_dir
     if provenance is not None:
-        LOG.info(json.dumps({"event": "provenance", "directory": str(provenance)}))
+        log_event(LOG, logging.INFO, "provenance", directory=str(provenance))
     names = [dataset.name for dataset in registry]
     print(f"batchcraft serve: listening on {args.host}:{server.port} datasets={names}", flush=True)
     stop = threading.Event()
@@ -225,25 +225,6 @@ def _setting_kind(action: argparse.Action) -> type:
     if action.type in (int, float):
         return action.type  # type: ignore[return-value]
     return str
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": round(record.created, 3),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def _configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter())
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
 if __name__ == "__main__":

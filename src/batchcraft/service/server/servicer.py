@@ -20,6 +20,7 @@ from batchcraft.api.v1 import batch_service_pb2_grpc as pb_grpc
 from batchcraft.batcher.config import JobConfig, Position, StreamConfig
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.errors import ConfigError
+from batchcraft.logs import log_event
 from batchcraft.service.server.config import ServerConfig
 from batchcraft.service.server.metrics import Metrics
 from batchcraft.service.server.provenance import ProvenanceLog
@@ -85,11 +86,13 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
             if first is None or first.WhichOneof("kind") != "open":
                 raise ConfigError("the first message of a session must be 'open'")
             session = self._open(first.open)
-            LOG.info(
-                "session %s opened: job=%s rank=%d",
-                session.session_id,
-                session.job.job_id,
-                session.stream.rank,
+            log_event(
+                LOG,
+                logging.INFO,
+                "session_opened",
+                session=session.session_id,
+                job=session.job.job_id,
+                rank=session.stream.rank,
             )
             yield from session.run(request_iterator, _liveness(context))
         except Exception as error:

@@ -17,7 +17,6 @@ packing is what lets small batches reach thousands per second.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import queue
 import threading
@@ -37,6 +36,7 @@ from batchcraft.batcher.job import Job, RankBatch
 from batchcraft.batcher.registry import JobRegistry
 from batchcraft.batcher.rounds import ScoringRound
 from batchcraft.errors import BatchcraftError, ConfigError
+from batchcraft.logs import log_event
 from batchcraft.service.server.metrics import Metrics
 from batchcraft.service.server.prefetch import prefetch
 from batchcraft.service.server.provenance import ProvenanceLog
@@ -166,10 +166,8 @@ class Session:
         try:
             self.registry.save(self.job)
         except (OSError, BatchcraftError) as error:
-            LOG.warning(
-                json.dumps(
-                    {"event": "session_save_failed", "job": self.job.job_id, "error": str(error)}
-                )
+            log_event(
+                LOG, logging.WARNING, "session_save_failed", job=self.job.job_id, error=str(error)
             )
 
     def _responses(self, is_active: IsActive) -> Iterator[pb.SessionResponse | bytes]:
