@@ -1,16 +1,18 @@
 """Structured log events, and a formatter that writes one JSON object per line.
 
-A log call names an event and its fields (`log_event`). The record's message
-is the event itself (`Event`), whose text is the event as compact JSON, so any
-handler (pytest's caplog, a library user's plain ``basicConfig``) shows every
-field. `JsonFormatter` writes each record as one JSON object with the event
-name and its fields as top-level keys beside ``time``, ``level`` and
-``logger``: nothing is encoded twice. Records that are not events (third-party
-libraries, plain messages) keep their text under ``message``.
+A log call names an event and its fields, in either of two ways:
 
-Example:
-    >>> import logging
-    >>> log_event(logging.getLogger("batchcraft.service"), logging.INFO, "metrics", port=9100)
+* ``log_event(LOG, logging.INFO, "metrics", port=9100)``: the record's message is
+  the event itself (`Event`), whose text is the event as compact JSON, so any
+  handler (pytest's caplog, a library user's plain ``basicConfig``) shows every
+  field;
+* ``LOG.info("a sentence for people", extra={"event": "metrics", "port": 9100})``,
+  the standard library's way, where the message stays a sentence.
+
+`JsonFormatter` writes each record as one JSON object with ``time``, ``level``
+and ``logger``, then the event name and its fields as top-level keys (from
+`Event`, or the record's ``extra`` attributes), and ``message`` for anything
+that is not an `Event`: nothing is encoded twice.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ from batchcraft._files import json_default
 
 RESERVED_KEYS = frozenset({"time", "level", "logger", "event", "message", "exception"})
 """Keys the formatter writes itself; no event field may take one of them."""
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",  # set by Formatter.format
+    "asctime",
+}
+"""What every record carries; any other attribute came from a log call's ``extra``."""
 
 
 @dataclass(frozen=True)
@@ -77,11 +84,15 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
         }
+        fields: Mapping[str, Any]
         if isinstance(record.msg, Event) and not record.args:
             entry["event"] = record.msg.name
-            entry.update(record.msg.fields)
+            fields = record.msg.fields
         else:
             entry["message"] = record.getMessage()
+            fields = {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES}
+        for key, value in fields.items():
+            entry.setdefault(key, value)  # the formatter's own keys win
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=json_default)

@@ -51,18 +51,20 @@ def json_lines(emit) -> list[dict]:  # type: ignore[no-untyped-def]
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
-def test_events_keep_tracebacks_and_plain_messages_stay_messages() -> None:
+def test_events_keep_tracebacks_extra_fields_are_top_level_and_messages_stay() -> None:
     def emit(logger: logging.Logger) -> None:
         try:
             raise OSError("disk full")
         except OSError as error:
             log_event(logger, logging.WARNING, "save_failed", exc_info=error, path=Path("/x"))
         logger.info("plain %d", 7)
+        logger.info("a sentence", extra={"event": "fallback", "job": "j"})
 
-    event, plain = json_lines(emit)
+    event, plain, extra = json_lines(emit)
     assert (event["event"], event["path"], event["level"]) == ("save_failed", "/x", "WARNING")
-    assert "OSError: disk full" in event["exception"]
+    assert "OSError: disk full" in event["exception"] and "message" not in event
     assert plain["message"] == "plain 7" and "event" not in plain
+    assert (extra["event"], extra["job"], extra["message"]) == ("fallback", "j", "a sentence")
 
 
 def test_an_event_field_may_not_take_a_key_of_the_formatter() -> None:
