@@ -21,7 +21,7 @@ from batchcraft.batcher.errors import CheckpointError, CheckpointSaveError, JobC
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.selectors import SELECTORS
-from batchcraft.service.status import status_for
+from batchcraft.service.server.status import status_for
 from batchcraft.synth.curated import write_curated_dataset
 
 CONFIG = JobConfig("news", batch_size=10, seed=1)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from batchcraft.service import assembly
-from batchcraft.service.assembly import Gather, join_parts, part_nbytes
+from batchcraft.service.wire import assembly
+from batchcraft.service.wire.assembly import Gather, join_parts, part_nbytes
 
 MATRICES = {
     "float32-rows": np.random.default_rng(0).random((50, 7), dtype=np.float32),

@@ -12,7 +12,7 @@ from batchcraft.batcher.job import Job
 from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.service import BatchClient, ServerConfig, create_server
-from batchcraft.service.assembly import Gather
+from batchcraft.service.wire.assembly import Gather
 from batchcraft.synth.curated import write_curated_dataset
 
 pytestmark = pytest.mark.grpc

@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from batchcraft.service.assembly import Gather, join_parts
-from batchcraft.service.codec import NumpyConverter
-from batchcraft.service.ipc import IpcParts
+from batchcraft.service.wire.assembly import Gather, join_parts
+from batchcraft.service.wire.codec import NumpyConverter
+from batchcraft.service.wire.ipc import IpcParts
 
 
 def read(parts: list, schema: pa.Schema) -> pa.RecordBatch:

@@ -18,7 +18,7 @@ from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.service import BatchClient, ServerConfig, create_server
 from batchcraft.service.cli import add_serve_arguments, dataset_paths, server_config
-from batchcraft.service.metrics import start_metrics_server
+from batchcraft.service.server.metrics import start_metrics_server
 
 pytestmark = pytest.mark.grpc
 

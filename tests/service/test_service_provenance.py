@@ -14,7 +14,7 @@ from batchcraft.batcher.job import RankBatch
 from batchcraft.dataset.provenance import describe_format, numeric_info
 from batchcraft.report.provenance import read_provenance
 from batchcraft.service import BatchClient
-from batchcraft.service.provenance import ProvenanceLog
+from batchcraft.service.server.provenance import ProvenanceLog
 
 pytestmark = pytest.mark.grpc
 

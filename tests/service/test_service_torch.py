@@ -9,7 +9,7 @@ import pytest
 pytestmark = pytest.mark.grpc
 torch = pytest.importorskip("torch")
 
-from batchcraft.service.torch import BatchDataset  # noqa: E402
+from batchcraft.service.client.torch import BatchDataset  # noqa: E402
 
 
 def test_dataloader_with_two_workers_yields_the_epoch_once(
@@ -69,7 +69,7 @@ def test_a_state_resumes_only_the_same_job_and_streams(address: str) -> None:
 def test_batches_for_a_gpu_trainer_pin_and_move(address: str, kept_ids: list[str]) -> None:
     # No GPU here: pinning falls back to ordinary memory, and the DataLoader's own
     # pin_memory path and the non-blocking move still yield every row as tensors.
-    from batchcraft.service.torch import to_device
+    from batchcraft.service.client.torch import to_device
 
     dataset = BatchDataset(
         address, "news", batch_size=8, columns=["id", "embedding"], job="gpu", pin_memory=True
@@ -88,7 +88,7 @@ def test_batches_for_a_gpu_trainer_pin_and_move(address: str, kept_ids: list[str
 def test_pinned_tensors_hold_the_arrays_values(monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 
-    from batchcraft.service import torch as service_torch
+    from batchcraft.service.client import torch as service_torch
 
     arrays = {
         "f": np.arange(6, dtype=np.float32).reshape(2, 3),

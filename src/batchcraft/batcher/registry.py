@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterable
@@ -20,6 +19,7 @@ from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.errors import CheckpointSaveError, JobConflictError, UnknownDatasetError
 from batchcraft.batcher.job import Job
 from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.logs import log_event
 
 LOG = logging.getLogger("batchcraft.batcher")
 
@@ -193,19 +193,21 @@ class JobRegistry:
             else:
                 if job.job_id in self._failing:
                     self._failing.discard(job.job_id)
-                    event = {"event": "checkpoint_recovered", "job": job.job_id}
-                    LOG.info(json.dumps({**event, "path": str(self._directory(job))}))
+                    path = str(self._directory(job))
+                    log_event(LOG, logging.INFO, "checkpoint_recovered", job=job.job_id, path=path)
         return failures
 
     def _log_failure(self, job: Job, error: Exception) -> None:
-        event = {
-            "event": "checkpoint_failed",
-            "job": job.job_id,
-            "path": str(self._directory(job)),
-            "error": f"{type(error).__name__}: {error}",
-        }
         # A disk problem explains itself; anything else is a bug worth its traceback.
-        LOG.warning(json.dumps(event), exc_info=not isinstance(error, OSError))
+        log_event(
+            LOG,
+            logging.WARNING,
+            "checkpoint_failed",
+            exc_info=not isinstance(error, OSError),
+            job=job.job_id,
+            path=str(self._directory(job)),
+            error=f"{type(error).__name__}: {error}",
+        )
 
     def _directory(self, job: Job) -> Path:
         assert self.checkpoint_dir is not None  # only jobs of a registry that saves

@@ -11,7 +11,6 @@ flags given on the command line win.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
@@ -23,8 +22,9 @@ from typing import Any
 from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import BatchcraftError, ConfigError
-from batchcraft.service.metrics import start_metrics_server
+from batchcraft.logs import configure_json_logging, log_event
 from batchcraft.service.server import ServerConfig, create_server
+from batchcraft.service.server.metrics import start_metrics_server
 
 LOG = logging.getLogger("batchcraft.service")
 _PATH_SETTINGS = {  # flags of type Path: config file strings become paths
@@ -39,62 +39,121 @@ _PATH_SETTINGS = {  # flags of type Path: config file strings become paths
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``serve`` flags to ``parser``."""
+    """Add the ``serve`` flags to ``parser``; every flag's help shows its default."""
     parser.add_argument("paths", nargs="*", type=Path, help="curated dataset directories")
     parser.add_argument(
         "--name",
         action="append",
         default=[],
         metavar="NAME[=PATH]",
-        help="name of the next positional dataset, or NAME=PATH to register another one",
+        help="name of the next positional dataset, or NAME=PATH to register another one "
+        "(default: a dataset is named after its directory)",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 for all)")
-    parser.add_argument("--port", type=int, default=50051, help="port (0 picks a free one)")
-    parser.add_argument("--port-file", type=Path, help="write the bound port to this file")
-    parser.add_argument("--checkpoint-dir", type=Path, help="persist job state here")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind, 0.0.0.0 for all (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=50051, help="port, 0 picks a free one (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port-file", type=Path, help="write the bound port to this file (default: none)"
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        help="persist job state here (default: none, job state lives in memory)",
+    )
     parser.add_argument(
         "--cache-dir",
         type=Path,
         help="memory-map each dataset's served rows from an Arrow file kept here (built on "
-        "first start): rows live in the page cache, shared by servers, not on the heap",
+        "first start): rows live in the page cache, shared by servers, not on the heap "
+        "(default: none, rows on the heap)",
     )
     parser.add_argument(
-        "--checkpoint-interval", type=float, default=2.0, help="seconds between checkpoints"
+        "--checkpoint-interval",
+        type=float,
+        default=2.0,
+        help="seconds between checkpoints (default: %(default)s)",
     )
-    parser.add_argument("--token-file", type=Path, help="require this bearer token")
-    parser.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key)")
-    parser.add_argument("--tls-key", type=Path, help="PEM private key")
-    parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     parser.add_argument(
-        "--max-in-flight", type=int, default=8, help="unacknowledged batches per stream"
+        "--token-file",
+        type=Path,
+        help="require the bearer token in this file (default: none, no authentication)",
     )
-    parser.add_argument("--max-message-mb", type=int, default=256, help="gRPC message size limit")
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        help="PEM certificate chain, with --tls-key (default: none, plaintext)",
+    )
+    parser.add_argument(
+        "--tls-key", type=Path, help="PEM private key, with --tls-cert (default: none, plaintext)"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus /metrics on this port, 0 picks a free one (default: none, "
+        "no metrics endpoint)",
+    )
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=8,
+        help="unacknowledged batches per stream (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-message-mb",
+        type=int,
+        default=256,
+        help="gRPC message size limit in MiB (default: %(default)s)",
+    )
     parser.add_argument(
         "--provenance-dir",
         type=Path,
         help="per-batch provenance log, one directory per dataset, for `batchcraft report "
-        "DATASET --provenance-dir DIR/NAME` (default: CHECKPOINT_DIR/provenance)",
+        "DATASET --provenance-dir DIR/NAME` (default: CHECKPOINT_DIR/provenance, none "
+        "without a checkpoint dir)",
     )
     parser.add_argument(
-        "--no-provenance", action="store_true", help="do not write the provenance log"
+        "--no-provenance",
+        action="store_true",
+        help="do not write the provenance log (default: off, the log is written)",
     )
     parser.add_argument(
-        "--max-workers", type=int, default=64, help="RPC threads; sessions may use half of them"
+        "--max-workers",
+        type=int,
+        default=64,
+        help="RPC threads; sessions may use half of them (default: %(default)s)",
     )
-    parser.add_argument("--no-fsync", action="store_true", help="do not fsync checkpoints")
+    parser.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="do not fsync checkpoints (default: off, checkpoints are fsynced)",
+    )
     parser.add_argument(
         "--prefetch",
         action="store_true",
         help="encode each session's next message on its own thread while the current one is "
-        "sent (more CPU per batch; worth it only with cores to spare)",
+        "sent: more CPU per batch, worth it only with cores to spare (default: off)",
     )
-    parser.add_argument("--log-level", default="INFO", help="logging level")
-    parser.add_argument("--config", type=Path, help="TOML file with the same settings")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        help="logging level of the JSON logs on stderr (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML file with the same settings; flags given on the command line win "
+        "(default: none)",
+    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
     """Run the server until SIGTERM/SIGINT; return the exit code."""
-    _configure_logging(args.log_level)
+    configure_json_logging(args.log_level)
     try:
         if args.config is not None:
             apply_config_file(args)
@@ -107,7 +166,7 @@ def run_serve(args: argparse.Namespace) -> int:
         server = create_server(registry, server_config(args))
         if args.metrics_port is not None:
             metrics = start_metrics_server(server.servicer.metrics, args.host, args.metrics_port)
-            LOG.info(json.dumps({"event": "metrics", "port": metrics.server_address[1]}))
+            log_event(LOG, logging.INFO, "metrics", port=metrics.server_address[1])
     except (BatchcraftError, OSError) as error:  # OSError: a file or port the flags name
         print(f"batchcraft serve: error: {error}", file=sys.stderr)
         return 2
@@ -116,7 +175,7 @@ def run_serve(args: argparse.Namespace) -> int:
         args.port_file.write_text(str(server.port))
     provenance = server.servicer.config.provenance_dir
     if provenance is not None:
-        LOG.info(json.dumps({"event": "provenance", "directory": str(provenance)}))
+        log_event(LOG, logging.INFO, "provenance", directory=str(provenance))
     names = [dataset.name for dataset in registry]
     print(f"batchcraft serve: listening on {args.host}:{server.port} datasets={names}", flush=True)
     stop = threading.Event()
@@ -225,25 +284,6 @@ def _setting_kind(action: argparse.Action) -> type:
     if action.type in (int, float):
         return action.type  # type: ignore[return-value]
     return str
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": round(record.created, 3),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def _configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter())
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ and into the serialised string) and costs two large allocations per batch;
 reading it copies twice more. Protobuf's encoding is a concatenation of
 fields, in any order, so the server serialises only the small header fields
 of each `Batch` with the runtime and splices the IPC payload in with one
-copy (`batchcraft.service.assembly`); the client locates ``record_batch`` in
+copy (`batchcraft.service.wire.assembly`); the client locates ``record_batch`` in
 the received bytes and hands Arrow a zero-copy view of it. A `Batch.padding`
 field puts every payload at an 8-byte aligned offset of the message, so the
 arrays Arrow reads from it are aligned numpy/torch-ready views.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
-from batchcraft.service.assembly import join_parts, part_nbytes
+from batchcraft.service.wire.assembly import join_parts, part_nbytes
 
 _LEN = 2  # protobuf wire type of length-delimited fields
 _RESPONSE_BATCH = 2  # SessionResponse.batch
@@ -38,7 +38,7 @@ class EncodedBatch:
     Attributes:
         header: a serialised `pb.Batch` without ``record_batch``.
         payload: the IPC record-batch message, in parts joined in order: bytes-like
-            objects and `batchcraft.service.assembly.Gather` rows.
+            objects and `batchcraft.service.wire.assembly.Gather` rows.
         nbytes: payload size in bytes.
     """
 
@@ -49,7 +49,7 @@ class EncodedBatch:
 
 def encode_batch(header: pb.Batch, payload: Any) -> EncodedBatch:
     """Pair ``header`` (a `pb.Batch` without ``record_batch``) with its IPC ``payload``:
-    one bytes-like object, or a list of parts (see `batchcraft.service.ipc`)."""
+    one bytes-like object, or a list of parts (see `batchcraft.service.wire.ipc`)."""
     parts = tuple(payload) if isinstance(payload, list) else (payload,)
     return EncodedBatch(header.SerializeToString(), parts, sum(map(part_nbytes, parts)))
 
@@ -58,7 +58,7 @@ def response_bytes(batches: Sequence[EncodedBatch], *, packed: bool) -> bytes:
     """One serialised `SessionResponse`: ``batch`` (one) or ``batches`` (``packed``).
 
     Each payload is copied once, into the returned bytes, at an aligned offset
-    (gathered rows straight from the dataset: `batchcraft.service.assembly`).
+    (gathered rows straight from the dataset: `batchcraft.service.wire.assembly`).
     Every length is a minimal varint, as the protobuf runtime would write it.
     """
     if not packed and len(batches) != 1:

@@ -35,7 +35,8 @@ import numpy as np
 
 from batchcraft._deps import require
 from batchcraft.errors import ConfigError
-from batchcraft.service.client import STATE_VERSION, BatchClient, check_state
+from batchcraft.service.client import BatchClient
+from batchcraft.service.client.state import STATE_VERSION, check_state
 
 require("torch")  # raises MissingDependencyError naming the package
 import torch  # noqa: E402

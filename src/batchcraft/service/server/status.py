@@ -8,6 +8,7 @@ import grpc
 
 from batchcraft.batcher.errors import JobConflictError, SessionTimeoutError, UnknownDatasetError
 from batchcraft.errors import BatchcraftError, ConfigError, DatasetError
+from batchcraft.logs import log_event
 
 LOG = logging.getLogger("batchcraft.service")
 
@@ -40,7 +41,13 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.ABORTED, str(error)
     if isinstance(error, BatchcraftError):
         return grpc.StatusCode.INTERNAL, str(error)
-    LOG.exception("internal error", exc_info=error)
+    log_event(
+        LOG,
+        logging.ERROR,
+        "internal_error",
+        exc_info=error,
+        error=f"{type(error).__name__}: {error}",
+    )
     return grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}: {error}"
 
 

@@ -1,7 +1,7 @@
 """Arrow IPC record-batch messages as a list of parts, without serialising into a new buffer.
 
 ``RecordBatch.serialize()`` copies every column into one fresh buffer, and the
-response that carries it (`batchcraft.service.wire`) copies it once more. An
+response that carries it (`batchcraft.service.wire.response`) copies it once more. An
 IPC message is a metadata prefix followed by the column buffers, each padded
 to 8 bytes; for a batch whose columns are fixed-width and null-free the
 prefix depends only on the row count. `IpcParts` serialises the first batch
@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from batchcraft.dataset.arrays import is_byte_numeric
-from batchcraft.service.assembly import Gather
+from batchcraft.service.wire.assembly import Gather
 
 _ALIGNMENT = 8
 SPLICE_MIN_BYTES = 128 << 10

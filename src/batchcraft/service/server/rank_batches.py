@@ -1,35 +1,35 @@
 """`BatchEncoder`: one rank's batches of a job, selected, gathered and IPC-encoded for the wire.
 
+This is the server's side of the wire format (`batchcraft.service.wire`): it
+asks the job for the rank's selections, so it lives with the server, not in
+the format package the client shares.
+
 A large fixed-width batch's IPC message is its cached prefix followed by
 its rows, which are gathered from the dataset's column views only when the
-response is assembled, straight into it (`batchcraft.service.assembly`).
+response is assembled, straight into it (`batchcraft.service.wire.assembly`).
 Any other batch is gathered by Arrow (one gather for all the batches of a
-message) and serialised (`batchcraft.service.ipc`). The protobuf runtime
-only serialises the few header fields; `batchcraft.service.wire` joins it
-all into the response with a single copy.
+message) and serialised (`batchcraft.service.wire.ipc`). The protobuf runtime
+only serialises the few header fields (`batchcraft.service.wire.header`);
+`batchcraft.service.wire.response` joins it all into the response with a single copy.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-from batchcraft._files import json_default
-from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.config import Position
 from batchcraft.batcher.job import Job, RankBatch
 from batchcraft.dataset import provenance
-from batchcraft.service import codec
-from batchcraft.service.assembly import Gather
-from batchcraft.service.ipc import IpcParts
-from batchcraft.service.status import MessageTooLargeError
-from batchcraft.service.wire import EncodedBatch, encode_batch
+from batchcraft.service.server.status import MessageTooLargeError
+from batchcraft.service.wire.assembly import Gather
+from batchcraft.service.wire.header import batch_header
+from batchcraft.service.wire.ipc import IpcParts
+from batchcraft.service.wire.response import EncodedBatch, encode_batch
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,11 @@ class BatchEncoder:
         self.rank = rank
         self.columns = columns
         self.max_payload_bytes = max_payload_bytes
-        self.selection_seconds = 0.0  # of the latest `encode` call's selections
+        # Timings of the latest `encode` call, for the server's metrics: each batch's
+        # selection, and the whole call (select, gather, encode), which every batch of
+        # the call waits for before its message can leave.
+        self.selection_seconds: list[float] = []
+        self.encode_seconds = 0.0
         self._ipc = IpcParts(job.dataset.table.select(columns).schema)
         self._matrices = job.dataset.matrices(columns)
 
@@ -73,16 +77,25 @@ class BatchEncoder:
         gather would otherwise dominate.
         """
         started = time.perf_counter()
-        batches = [self.job.rank_batch(position, self.rank) for position in positions]
-        self.selection_seconds = time.perf_counter() - started
+        self.selection_seconds = []
+        batches = [self._select(position) for position in positions]
         if self._matrices is not None and all(self._ipc.splices(len(b.positions)) for b in batches):
             payloads = self._numpy_payloads(batches, self._matrices)
         else:
             payloads = self._arrow_payloads(batches)
-        return [
+        encoded = [
             self._encoded(position, batch, payload)
             for position, batch, payload in zip(positions, batches, payloads, strict=True)
         ]
+        self.encode_seconds = time.perf_counter() - started
+        return encoded
+
+    def _select(self, position: Position) -> RankBatch:
+        """The rank's batch at ``position``, timed (`selection_seconds`)."""
+        started = time.perf_counter()
+        batch = self.job.rank_batch(position, self.rank)
+        self.selection_seconds.append(time.perf_counter() - started)
+        return batch
 
     def _numpy_payloads(
         self, batches: list[RankBatch], matrices: list[np.ndarray]
@@ -109,16 +122,16 @@ class BatchEncoder:
         following = self.job.next_position(position)
         batch_id = provenance.batch_id(self.job.job_id, position.epoch, position.step, self.rank)
         selector = str(batch.metrics.get("selector", self.job.config.selector))
-        header = pb.Batch(
+        header = batch_header(
             batch_id=batch_id,
-            position=pb.Position(epoch=position.epoch, step=position.step),
+            position=position,
+            following=following,
             rank=self.rank,
             num_rows=len(batch.positions),
-            weights=_weights_bytes(batch),
             selector=selector,
-            info_json=_INFO_JSON.encode(batch.metrics),
-            next=pb.Position(epoch=following.epoch, step=following.step),
-            info_arrays={k: codec.npy_bytes(v) for k, v in batch.arrays.items()},
+            weights=batch.weights,
+            info=batch.metrics,
+            info_arrays=batch.arrays,
         )
         wire = encode_batch(header, payload)
         if wire.nbytes > self.max_payload_bytes:
@@ -134,13 +147,3 @@ def _bounds(batches: list[RankBatch]) -> list[tuple[int, int]]:
     """Each batch's rows in the gather of all of them."""
     stops = list(itertools.accumulate(len(batch.positions) for batch in batches))
     return list(zip([0, *stops[:-1]], stops, strict=True))
-
-
-def _weights_bytes(batch: RankBatch) -> bytes:
-    if batch.weights is None:
-        return b""
-    return codec.stream_bytes(pa.RecordBatch.from_pydict({"weight": pa.array(batch.weights)}))
-
-
-# One encoder for every batch: ``json.dumps(..., default=...)`` builds a new one per call.
-_INFO_JSON = json.JSONEncoder(default=json_default)

@@ -17,7 +17,6 @@ packing is what lets small batches reach thousands per second.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import queue
 import threading
@@ -37,12 +36,13 @@ from batchcraft.batcher.job import Job, RankBatch
 from batchcraft.batcher.registry import JobRegistry
 from batchcraft.batcher.rounds import ScoringRound
 from batchcraft.errors import BatchcraftError, ConfigError
-from batchcraft.service import codec
-from batchcraft.service.encoder import BatchEncoder, Encoded
-from batchcraft.service.metrics import Metrics
-from batchcraft.service.prefetch import prefetch
-from batchcraft.service.provenance import ProvenanceLog
-from batchcraft.service.wire import EncodedBatch, response_bytes
+from batchcraft.logs import log_event
+from batchcraft.service.server.metrics import Metrics
+from batchcraft.service.server.prefetch import prefetch
+from batchcraft.service.server.provenance import ProvenanceLog
+from batchcraft.service.server.rank_batches import BatchEncoder, Encoded
+from batchcraft.service.wire import codec
+from batchcraft.service.wire.response import EncodedBatch, response_bytes
 
 IsActive = Callable[[], bool]
 LOG = logging.getLogger("batchcraft.service")
@@ -103,7 +103,9 @@ class Session:
         self._scores: queue.Queue[pb.Scores] = queue.Queue()
         self._error: BaseException | None = None
         self._reader_done = threading.Event()
-        self._labels = {"dataset": job.dataset.name, "job": job.job_id, "rank": str(stream.rank)}
+        self._metrics = metrics.stream(
+            job.dataset.name, job.config.selector, job.job_id, stream.rank
+        )
         # Batches sent but not yet acknowledged, oldest first, for the provenance log
         # (without their payloads: a stalled client must not pin them).
         self._unlogged: collections.deque[_Sent] = collections.deque()
@@ -145,7 +147,7 @@ class Session:
         """
         reader = threading.Thread(target=self._read, args=(requests,), daemon=True)
         reader.start()
-        self.metrics.inc("batchcraft_sessions", 1.0)
+        self._metrics.open()
         try:
             yield self.opened()
             if self.limits.prefetch:
@@ -154,8 +156,7 @@ class Session:
             else:
                 yield from self._responses(is_active)
         finally:
-            self.metrics.inc("batchcraft_sessions", -1.0)
-            self.metrics.set("batchcraft_in_flight", 0.0, **self._labels)
+            self._metrics.close()
             self._save_job()
 
     def _save_job(self) -> None:
@@ -165,10 +166,8 @@ class Session:
         try:
             self.registry.save(self.job)
         except (OSError, BatchcraftError) as error:
-            LOG.warning(
-                json.dumps(
-                    {"event": "session_save_failed", "job": self.job.job_id, "error": str(error)}
-                )
+            log_event(
+                LOG, logging.WARNING, "session_save_failed", job=self.job.job_id, error=str(error)
             )
 
     def _responses(self, is_active: IsActive) -> Iterator[pb.SessionResponse | bytes]:
@@ -232,8 +231,7 @@ class Session:
             positions.append(following)
         group = self.encoder.encode(positions)
         self.registry.persist_selections(self.job)
-        self.metrics.inc("batchcraft_selection_seconds_sum", self.encoder.selection_seconds)
-        self.metrics.inc("batchcraft_selection_seconds_count", len(group))
+        self._metrics.batches_made(self.encoder.selection_seconds, self.encoder.encode_seconds)
         self._batch_bytes = group[-1].wire.nbytes
         with self._credit:
             if self.provenance is not None:
@@ -242,13 +240,9 @@ class Session:
                         _Sent(item.batch_id, item.batch, item.selector, item.following)
                     )
             self._in_flight += len(group)
-            self.metrics.set("batchcraft_in_flight", self._in_flight, **self._labels)
+            self._metrics.set_in_flight(self._in_flight)
         rows = sum(len(item.batch.positions) for item in group)
-        self.metrics.inc("batchcraft_batches_total", len(group), **self._labels)
-        self.metrics.inc("batchcraft_rows_total", rows, **self._labels)
-        self.metrics.inc(
-            "batchcraft_bytes_total", sum(i.wire.nbytes for i in group), **self._labels
-        )
+        self._metrics.sent(len(group), rows, sum(i.wire.nbytes for i in group))
         return group
 
     def _score_request(self, scoring: ScoringRound) -> pb.SessionResponse:
@@ -307,7 +301,7 @@ class Session:
         if unknown:
             raise FeedbackError(f"feedback names ids that are not served: {unknown}")
         self.job.feedback.update(positions, columns, dict(feedback.scalars), vectors)
-        self.metrics.inc("batchcraft_feedback_rows_total", len(ids), **self._labels)
+        self._metrics.feedback(len(ids))
         return positions
 
     def _read(self, requests: Iterator[pb.SessionRequest]) -> None:
@@ -348,7 +342,7 @@ class Session:
         with self._credit:
             self._in_flight = max(0, self._in_flight - count)
             self._credit.notify_all()
-            self.metrics.set("batchcraft_in_flight", self._in_flight, **self._labels)
+            self._metrics.set_in_flight(self._in_flight)
 
     def _acknowledged(self, ack: pb.Ack, count: int) -> list[_Sent]:
         """Pop the unlogged batches ``ack`` covers: those before ``ack.next``, else ``count``."""
@@ -367,9 +361,7 @@ class Session:
             return
         steps = max(1, self.job.steps_in(mine.epoch))
         lead = max(p.epoch * steps + p.step for p in cursors.values())
-        self.metrics.set(
-            "batchcraft_rank_lag_steps", lead - (mine.epoch * steps + mine.step), **self._labels
-        )
+        self._metrics.set_rank_lag(lead - (mine.epoch * steps + mine.step))
 
     def _wait_for_credit(self, is_active: IsActive) -> bool:
         with self._credit:

@@ -1,0 +1,138 @@
+"""`create_server`: the gRPC server with the servicer, health, reflection and auth wired in.
+
+`BatchServer` is the started server plus its background checkpointing; tests
+start it on port 0 and read the bound port from ``server.port``.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from batchcraft.api.v1 import batch_service_pb2 as pb
+from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
+from batchcraft.errors import ConfigError
+from batchcraft.service.server.auth import TokenAuthInterceptor
+from batchcraft.service.server.config import ServerConfig
+from batchcraft.service.server.servicer import BatchServicer
+from batchcraft.service.wire.channel import SERVICE_NAME, channel_options
+
+
+def serialize_response(response: pb.SessionResponse | bytes) -> bytes:
+    """Serialise a `SessionResponse`; batches arrive already serialised (see `wire`)."""
+    if isinstance(response, bytes):
+        return response
+    return response.SerializeToString()
+
+
+def add_servicer(servicer: BatchServicer, server: grpc.Server) -> None:
+    """Register ``servicer`` as the generated code would, but with `serialize_response`.
+
+    The generated ``add_BatchServiceServicer_to_server`` serialises every
+    response with the protobuf runtime; `Session` yields batches already
+    serialised, with their Arrow payloads spliced in without copies.
+    """
+    handlers = {
+        "Session": grpc.stream_stream_rpc_method_handler(
+            servicer.Session,
+            request_deserializer=pb.SessionRequest.FromString,
+            response_serializer=serialize_response,
+        ),
+        "ListDatasets": grpc.unary_unary_rpc_method_handler(
+            servicer.ListDatasets,
+            request_deserializer=pb.ListDatasetsRequest.FromString,
+            response_serializer=pb.ListDatasetsResponse.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
+class BatchServer:
+    """A started gRPC server plus its background checkpointing and metrics."""
+
+    def __init__(
+        self, server: grpc.Server, port: int, servicer: BatchServicer, health: health.HealthServicer
+    ):
+        self.server = server
+        self.port = port
+        self.servicer = servicer
+        self.health = health
+        self._stop = threading.Event()
+        self._saver: threading.Thread | None = None
+
+    def start(self) -> BatchServer:
+        """Start serving and periodic checkpoints."""
+        self.server.start()
+        jobs = self.servicer.jobs
+        if jobs.checkpoint_dir is not None:
+            interval = self.servicer.config.checkpoint_interval
+            self._saver = threading.Thread(
+                target=jobs.run_periodic_saves,
+                args=(interval, self._stop),
+                name="checkpoints",
+                daemon=True,
+            )
+            self._saver.start()
+        return self
+
+    def stop(self, grace: float | None = 1.0) -> None:
+        """Stop accepting RPCs, end open ones after ``grace`` s, and save every job."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        self._stop.set()
+        try:
+            self.servicer.jobs.save_all()  # raises CheckpointSaveError naming what was lost
+        finally:
+            if self.servicer.provenance is not None:
+                self.servicer.provenance.close()
+
+    def wait(self) -> None:
+        """Block until the server terminates."""
+        self.server.wait_for_termination()
+
+
+def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None) -> BatchServer:
+    """Build (not start) a server for ``datasets``; the bound port is ``server.port``."""
+    config = config or ServerConfig()
+    interceptors = [TokenAuthInterceptor(config.token)] if config.token else []
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
+        options=[
+            *channel_options(config.max_message_bytes),
+            # no SO_REUSEPORT: a second server on a busy port must fail, not share its traffic
+            ("grpc.so_reuseport", 0),
+            # ping idle connections: a trainer host that died (no FIN) ends its sessions,
+            # freeing their threads and credit, within about a minute and a half
+            ("grpc.keepalive_time_ms", 60_000),
+            ("grpc.keepalive_timeout_ms", 20_000),
+        ],
+        interceptors=interceptors,
+    )
+    jobs = JobRegistry(datasets, config.checkpoint_dir, fsync=config.fsync)
+    servicer = BatchServicer(datasets, jobs, config)
+    add_servicer(servicer, server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    try:
+        if config.tls_cert is not None and config.tls_key is not None:
+            credentials = grpc.ssl_server_credentials([(config.tls_key, config.tls_cert)])
+            port = server.add_secure_port(config.address, credentials)
+        else:
+            port = server.add_insecure_port(config.address)
+    except RuntimeError:  # grpc's "Failed to bind"
+        port = 0
+    if port == 0:
+        raise ConfigError(
+            f"cannot bind {config.address}: the port is in use or the host is not local"
+        )
+    return BatchServer(server, port, servicer, health_servicer)

@@ -1,0 +1,67 @@
+"""`ServerConfig`: how the server listens, authenticates, limits and persists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from batchcraft.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the server listens, authenticates, limits and persists.
+
+    Attributes:
+        address: ``host:port`` to bind; port 0 picks a free port.
+        checkpoint_dir: where job state is saved; None keeps it in memory.
+        token: bearer token every call (except health) must carry; None disables auth.
+        tls_cert: PEM certificate chain; with ``tls_key`` enables TLS.
+        tls_key: PEM private key.
+        max_in_flight: default, and upper bound, of unacknowledged batches per session.
+        max_message_bytes: gRPC message size limit, both directions.
+        checkpoint_interval: seconds between periodic checkpoints.
+        sync_timeout: seconds a synchronous scoring round waits for all ranks.
+        max_workers: threads serving RPCs; at most half of them serve sessions, so health
+            checks and listing always find one (more sessions get RESOURCE_EXHAUSTED).
+        provenance_dir: where the per-batch provenance log goes (see
+            `batchcraft.service.server.provenance`); None disables it. The serve CLI
+            defaults it to ``<checkpoint_dir>/provenance``.
+        fsync: fsync checkpoint files.
+        prefetch: encode each session's next batches on a background thread
+            while the current message is sent (see `batchcraft.service.server.prefetch`).
+            Off by default: on a 2-core machine shared with the trainer it costs
+            more CPU per batch (thread hand-offs) than the overlap gains.
+        max_batches_per_message: cap on small batches packed into one message.
+    """
+
+    address: str = "127.0.0.1:0"
+    checkpoint_dir: Path | None = None
+    token: str | None = None
+    tls_cert: bytes | None = None
+    tls_key: bytes | None = None
+    max_in_flight: int = 8
+    max_message_bytes: int = 256 << 20
+    checkpoint_interval: float = 2.0
+    sync_timeout: float = 300.0
+    max_workers: int = 64
+    provenance_dir: Path | None = None
+    fsync: bool = True
+    prefetch: bool = False
+    max_batches_per_message: int = 64
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_in_flight <= 1024:
+            raise ConfigError(f"max_in_flight={self.max_in_flight} must be in [1, 1024]")
+        if not (1 << 20) <= self.max_message_bytes <= (2**31 - 1):
+            raise ConfigError(
+                f"max_message_bytes={self.max_message_bytes} must be in [1 MiB, 2 GiB)"
+            )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("tls_cert and tls_key must be given together")
+        if self.checkpoint_interval <= 0 or self.sync_timeout <= 0:
+            raise ConfigError(f"{self.checkpoint_interval=} and {self.sync_timeout=} must be > 0")
+        if not 1 <= self.max_batches_per_message <= 1024:
+            raise ConfigError(f"{self.max_batches_per_message=} must be in [1, 1024]")
+        if self.max_workers < 4:
+            raise ConfigError(f"max_workers={self.max_workers} must be >= 4")

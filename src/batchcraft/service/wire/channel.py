@@ -1,0 +1,16 @@
+"""What both ends of a channel agree on: the service's full name and the message size options."""
+
+from __future__ import annotations
+
+from batchcraft.api.v1 import batch_service_pb2 as pb
+
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["BatchService"].full_name
+SESSION_METHOD = f"/{SERVICE_NAME}/Session"
+
+
+def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """Message size limits, set explicitly on both sides (the default is 4 MiB)."""
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+    ]
