@@ -39,9 +39,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from batchcraft.batcher.config import JobConfig, Position
+from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.job import Job
 from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.batcher.stream import RankStream
 from batchcraft.selectors import SELECTORS
 from batchcraft.service import BatchClient
 from batchcraft.synth.curated import write_curated_dataset
@@ -52,11 +53,9 @@ SIZES = {"512KiB": 256, "64KiB": 32}
 
 def job_batches(dataset: CuratedDataset, batch_size: int, count: int) -> Iterator[pa.RecordBatch]:
     """The first ``count`` uniform batches of the job both servers serve."""
-    job = Job("bench", JobConfig("bench", batch_size=batch_size, seed=0), dataset)
-    position = Position()
+    stream = RankStream(Job("bench", JobConfig("bench", batch_size=batch_size, seed=0), dataset), 0)
     for _ in range(count):
-        yield dataset.rows(job.rank_batch(position, 0).positions, COLUMNS)
-        position = job.next_position(position)
+        yield dataset.rows(stream.next().positions, COLUMNS)
 
 
 class BatchFlightServer(flight.FlightServerBase):

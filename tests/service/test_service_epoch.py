@@ -11,6 +11,7 @@ from batchcraft.batcher.config import JobConfig, Position
 from batchcraft.batcher.job import Job
 from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.batcher.stream import RankStream
 from batchcraft.service import BatchClient, ServerConfig, create_server
 from batchcraft.service.wire.assembly import Gather
 from batchcraft.synth.curated import write_curated_dataset
@@ -126,13 +127,11 @@ def test_wide_batches_gathered_into_responses_hold_the_datasets_rows(  # type: i
             batches = list(client)
     finally:
         server.stop(grace=0)
-    job = Job("expected", JobConfig("wide", batch_size=96, seed=4), dataset)
-    position = Position()
+    expected = RankStream(Job("expected", JobConfig("wide", batch_size=96, seed=4), dataset), 0)
     for batch in batches:
-        rows = job.rank_batch(position, 0).positions
+        rows = expected.next().positions
         np.testing.assert_array_equal(batch["embedding"], embeddings[rows])
         np.testing.assert_array_equal(batch["tokens"], tokens[rows])
-        position = job.next_position(position)
-    assert position == Position(2, 0)  # two whole epochs
+    assert expected.position == Position(2, 0)  # two whole epochs
     # every batch but the first (Arrow learns the row count's IPC prefix) gathered 2 columns
     assert len(gathers) == 2 * (len(batches) - 1)

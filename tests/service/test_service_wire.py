@@ -16,8 +16,8 @@ from batchcraft.api.v1 import batch_service_pb2_grpc as pb_grpc
 from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.service import BatchClient, BatchServiceError, ServerConfig, create_server
+from batchcraft.service.server.packing import PACK_BYTES
 from batchcraft.service.server.prefetch import prefetch
-from batchcraft.service.server.session import PACK_BYTES
 from batchcraft.service.wire.response import encode_batch, read_response, response_bytes
 from batchcraft.synth.curated import write_curated_dataset
 

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -58,6 +59,7 @@ class RankStream:
         self.num_epochs = num_epochs
         self._persist = persist
         self._position = Position()
+        self.selection_seconds: list[float] = []  # of each batch of the latest `take`
 
     @property
     def position(self) -> Position:
@@ -109,8 +111,11 @@ class RankStream:
         if self.exhausted:
             raise StopIteration
         batches: list[RankBatch] = []
+        self.selection_seconds = []
         while len(batches) < max(1, count) and not self.exhausted:
+            started = time.perf_counter()
             batches.append(self.job.rank_batch(self._position, self.rank))
+            self.selection_seconds.append(time.perf_counter() - started)
             self._position = self.job.next_position(self._position)
         if self._persist is not None:
             self._persist(self.job)

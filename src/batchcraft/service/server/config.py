@@ -65,3 +65,20 @@ class ServerConfig:
             raise ConfigError(f"{self.max_batches_per_message=} must be in [1, 1024]")
         if self.max_workers < 4:
             raise ConfigError(f"max_workers={self.max_workers} must be >= 4")
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """Server-side limits every session obeys.
+
+    Attributes:
+        max_message_bytes: the gRPC message size limit.
+        sync_timeout: seconds a synchronous scoring round waits.
+        max_batches_per_message: cap on the batches packed into one message.
+        prefetch: produce responses on a background thread (`prefetch`).
+    """
+
+    max_message_bytes: int
+    sync_timeout: float
+    max_batches_per_message: int = 64
+    prefetch: bool = False

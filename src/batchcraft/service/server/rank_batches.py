@@ -44,7 +44,7 @@ class Encoded:
 
 
 class BatchEncoder:
-    """Encodes rank ``rank``'s batch of ``job`` at any position.
+    """Encodes rank ``rank``'s batches of ``job`` (as its `RankStream` returns them).
 
     Args:
         job: the job whose selections are served.
@@ -58,16 +58,12 @@ class BatchEncoder:
         self.rank = rank
         self.columns = columns
         self.max_payload_bytes = max_payload_bytes
-        # Timings of the latest `encode` call, for the server's metrics: each batch's
-        # selection, and the whole call (select, gather, encode), which every batch of
-        # the call waits for before its message can leave.
-        self.selection_seconds: list[float] = []
-        self.encode_seconds = 0.0
+        self.encode_seconds = 0.0  # of the latest `encode` call (gather and encode)
         self._ipc = IpcParts(job.dataset.table.select(columns).schema)
         self._matrices = job.dataset.matrices(columns)
 
-    def encode(self, positions: list[Position]) -> list[Encoded]:
-        """Select, gather and encode the batches at ``positions`` (consecutive steps).
+    def encode(self, batches: list[RankBatch]) -> list[Encoded]:
+        """Gather and encode ``batches`` (consecutive steps of the rank).
 
         Large null-free fixed-width batches are spliced behind their IPC
         prefix (`IpcParts.spliced`) as rows to gather from the dataset's
@@ -77,25 +73,15 @@ class BatchEncoder:
         gather would otherwise dominate.
         """
         started = time.perf_counter()
-        self.selection_seconds = []
-        batches = [self._select(position) for position in positions]
         if self._matrices is not None and all(self._ipc.splices(len(b.positions)) for b in batches):
             payloads = self._numpy_payloads(batches, self._matrices)
         else:
             payloads = self._arrow_payloads(batches)
         encoded = [
-            self._encoded(position, batch, payload)
-            for position, batch, payload in zip(positions, batches, payloads, strict=True)
+            self._encoded(batch, payload) for batch, payload in zip(batches, payloads, strict=True)
         ]
         self.encode_seconds = time.perf_counter() - started
         return encoded
-
-    def _select(self, position: Position) -> RankBatch:
-        """The rank's batch at ``position``, timed (`selection_seconds`)."""
-        started = time.perf_counter()
-        batch = self.job.rank_batch(position, self.rank)
-        self.selection_seconds.append(time.perf_counter() - started)
-        return batch
 
     def _numpy_payloads(
         self, batches: list[RankBatch], matrices: list[np.ndarray]
@@ -118,7 +104,8 @@ class BatchEncoder:
             self._ipc.parts(rows.slice(start, stop - start)) for start, stop in _bounds(batches)
         ]
 
-    def _encoded(self, position: Position, batch: RankBatch, payload: list[Any]) -> Encoded:
+    def _encoded(self, batch: RankBatch, payload: list[Any]) -> Encoded:
+        position = batch.position
         following = self.job.next_position(position)
         batch_id = provenance.batch_id(self.job.job_id, position.epoch, position.step, self.rank)
         selector = str(batch.metrics.get("selector", self.job.config.selector))

@@ -21,11 +21,10 @@ from batchcraft.batcher.config import JobConfig, Position, StreamConfig
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.errors import ConfigError
 from batchcraft.logs import log_event
-from batchcraft.service.server.config import ServerConfig
+from batchcraft.service.server.config import ServerConfig, SessionLimits
 from batchcraft.service.server.metrics import Metrics
 from batchcraft.service.server.provenance import ProvenanceLog
 from batchcraft.service.server.session import Session as RankSession
-from batchcraft.service.server.session import SessionLimits
 from batchcraft.service.server.status import SessionLimitError, abort
 
 LOG = logging.getLogger("batchcraft.service")
