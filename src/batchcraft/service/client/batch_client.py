@@ -34,6 +34,7 @@ from batchcraft.batcher.config import JobConfig, Position, ScoringMode, StreamCo
 from batchcraft.batcher.order import LastBatch
 from batchcraft.errors import ConfigError
 from batchcraft.service.client.connection import BatchServiceError, Connection
+from batchcraft.service.client.fallback import FallbackWatch
 from batchcraft.service.client.feedback import Scorer, feedback_message
 from batchcraft.service.client.meta import BatchMeta
 from batchcraft.service.client.reconnect import ReconnectBudget
@@ -135,6 +136,7 @@ class BatchClient:
         self._iterator: weakref.ref[Generator[dict[str, Any], None, None]] | None = None
         self._closed = False
         self._received = 0  # batches decoded, over every session of this client
+        self._fallbacks = FallbackWatch(selector, max_in_flight)
 
     @property
     def target(self) -> str:
@@ -191,6 +193,7 @@ class BatchClient:
         if losses is not None:
             feedback["learner_losses"] = losses
         message = pb.SessionRequest(feedback=feedback_message(list(ids), feedback))
+        self._fallbacks.reported = True
         if self._requests is not None:
             self._requests.put(message)
         else:
@@ -267,6 +270,7 @@ class BatchClient:
                 self._next = Position(header.next.epoch, header.next.step)
                 self._last_header, self._last_meta = header, None
                 self._received += 1
+                self._fallbacks.received(header.selector)
                 try:
                     yield batch
                 except GeneratorExit:

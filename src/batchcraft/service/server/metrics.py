@@ -46,6 +46,13 @@ class Metrics:
         self.feedback_rows = Counter(
             "batchcraft_feedback_rows", "Feedback rows received.", TOTAL_LABELS, registry=registry
         )
+        self.fallback_batches = Counter(
+            "batchcraft_feedback_fallback_batches",
+            "Batches of a feedback selector drawn uniformly because the job had no feedback "
+            "yet (its info says fallback_from).",
+            TOTAL_LABELS,
+            registry=registry,
+        )
         self.selection_seconds = Histogram(
             "batchcraft_selection_seconds",
             "Seconds the selector took for one batch.",
@@ -101,6 +108,7 @@ class StreamMetrics:
         self._rows = metrics.rows.labels(*totals)
         self._bytes = metrics.bytes.labels(*totals)
         self._feedback_rows = metrics.feedback_rows.labels(*totals)
+        self._fallback_batches = metrics.fallback_batches.labels(*totals)
         self._selection_seconds = metrics.selection_seconds.labels(*totals)
         self._batch_latency_seconds = metrics.batch_latency_seconds.labels(*totals)
         self._stream = (dataset, job, str(rank))
@@ -130,9 +138,12 @@ class StreamMetrics:
             self._selection_seconds.observe(seconds)
             self._batch_latency_seconds.observe(message_seconds)
 
-    def sent(self, batches: int, rows: int, payload_bytes: int) -> None:
-        """``batches`` batches of ``rows`` rows in all left for the client."""
+    def sent(self, batches: int, rows: int, payload_bytes: int, fallbacks: int = 0) -> None:
+        """``batches`` batches of ``rows`` rows in all left for the client, ``fallbacks`` of
+        them a feedback selector's uniform draws while no feedback existed."""
         self._batches.inc(batches)
+        if fallbacks:
+            self._fallback_batches.inc(fallbacks)
         self._rows.inc(rows)
         self._bytes.inc(payload_bytes)
 

@@ -181,7 +181,8 @@ class Session:
             self._sent.add([Sent(i.batch_id, i.batch, i.selector, i.following) for i in group])
         self.credit.spend(len(group))
         rows = sum(len(item.batch.positions) for item in group)
-        self._metrics.sent(len(group), rows, sum(i.wire.nbytes for i in group))
+        fallbacks = sum("fallback_from" in item.batch.metrics for item in group)
+        self._metrics.sent(len(group), rows, sum(i.wire.nbytes for i in group), fallbacks)
         return group
 
     def _score_request(self, scoring: ScoringRound) -> pb.SessionResponse:

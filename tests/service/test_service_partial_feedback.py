@@ -1,0 +1,73 @@
+"""A trainer through gRPC that reports losses only for the rows it received."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from noisy_labels import NOISE, Learner, noisy_dataset
+
+from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.service import BatchClient, ServerConfig, create_server
+
+pytestmark = pytest.mark.grpc
+
+
+@pytest.fixture
+def noisy_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    dataset, noisy = noisy_dataset(tmp_path / "noisy")
+    server = create_server(DatasetRegistry([dataset]), ServerConfig(fsync=False)).start()
+    yield server, dataset, noisy
+    server.stop(grace=0)
+
+
+def test_jest_selects_from_the_second_report_and_avoids_noisy_labels(noisy_server) -> None:  # type: ignore[no-untyped-def]
+    server, dataset, noisy = noisy_server
+    learner = Learner(noisy)
+    position = {identifier: row for row, identifier in enumerate(dataset.ids.tolist())}
+    client = BatchClient(
+        f"127.0.0.1:{server.port}", "noisy", "jest", 32, columns=["id"], job="t", max_in_flight=2
+    )
+    served_by, shares, noisy_share = [], [], []
+    with client:
+        for batch in client:
+            rows = np.array([position[i] for i in batch["id"]])
+            meta = client.last_meta
+            assert meta is not None
+            served_by.append(meta.selector)
+            if meta.selector == "jest":
+                shares.append(meta.info["feedback_scored"])
+                noisy_share.append(noisy[rows].mean())
+            client.report(batch["id"], losses=learner.train(rows))
+    # the server selects up to max_in_flight batches ahead: those precede the first report
+    fallbacks = served_by.count("uniform")
+    assert served_by[:fallbacks] == ["uniform"] * fallbacks and fallbacks <= 3
+    assert set(served_by[fallbacks:]) == {"jest"}
+    assert np.mean(noisy_share) < NOISE / 3  # measured: 5.9% against 30%
+    assert all(0.0 <= share <= 1.0 for share in shares)
+    fallback_metric = server.servicer.metrics.value(
+        "batchcraft_feedback_fallback_batches_total", dataset="noisy", selector="jest"
+    )
+    assert fallback_metric == fallbacks
+
+
+def test_a_client_that_never_reports_is_warned_once(
+    noisy_server, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    server, _, _ = noisy_server
+    client = BatchClient(
+        f"127.0.0.1:{server.port}",
+        "noisy",
+        "jest",
+        32,
+        columns=["id"],
+        job="silent",
+        max_in_flight=2,
+    )
+    with caplog.at_level(logging.WARNING, logger="batchcraft.client"), client:
+        batches = list(client)
+    warnings = [r for r in caplog.records if "uniform batches in a row" in r.getMessage()]
+    assert len(batches) > 10 and len(warnings) == 1
+    assert "client.report" in warnings[0].getMessage()
