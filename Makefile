@@ -26,6 +26,7 @@ lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 	$(PY) scripts/gen_protos.py --check
+	$(VENV)/bin/lint-imports --no-cache  # the architecture contracts in pyproject.toml
 
 protos: setup
 	$(PY) scripts/gen_protos.py
