@@ -21,6 +21,7 @@ from batchcraft.dataset import layout
 from batchcraft.dataset.arrays import to_fixed_size_list
 from batchcraft.dataset.manifest import write_manifest
 from batchcraft.dataset.schema import SCHEMA_VERSION
+from batchcraft.errors import ConfigError
 
 DIM = 16
 
@@ -145,3 +146,13 @@ def test_async_pairwise_jest_selects_from_partly_scored_pools(tmp_path: Path) ->
     steps = job.steps_in(0)
     assert {i["feedback_scored"] for i in infos[1:steps]} == {0.0}
     assert 0 < infos[-1]["feedback_scored"] < 1
+
+
+def test_a_selector_the_dataset_can_never_satisfy_is_refused_up_front(tmp_path: Path) -> None:
+    # no ref_loss and no pair embeddings: no feedback can ever make jest select
+    vectors = np.eye(4, DIM, dtype=np.float32)
+    table = pa.table({"id": list("abcd"), "embedding": to_fixed_size_list(vectors)})
+    dataset = CuratedDataset("plain", tmp_path, {}, table)
+    with pytest.raises(ConfigError, match=r"'jest' needs dataset columns \['pair_embedding'"):
+        Job("j", JobConfig("plain", "jest", batch_size=2), dataset)
+    Job("j", JobConfig("plain", "coreset", batch_size=2), dataset)  # embeddings suffice

@@ -267,10 +267,18 @@ class Job:
 
 
 def _check_dataset_columns(selector: BaseSelector, dataset: CuratedDataset) -> None:
+    """Refuse a selector the dataset can never satisfy, whatever feedback arrives: the
+    uniform fallback is for feedback not reported yet, never for a column the data lacks."""
     needed = {
         POOL_FIELD_COLUMNS.get(name, name) for name in selector.required_columns - FEEDBACK_FIELDS
     }
     missing = sorted(needed - set(dataset.column_names))
+    if not missing:
+        has = {f for f, column in POOL_FIELD_COLUMNS.items() if column in dataset.column_names}
+        try:
+            selector.check_columns(frozenset(has) | FEEDBACK_FIELDS)
+        except MissingColumnsError as exc:
+            missing = [POOL_FIELD_COLUMNS.get(name, name) for name in exc.missing]
     if missing:
         raise ConfigError(
             f"selector {selector.name!r} needs dataset columns {missing}, which dataset "
