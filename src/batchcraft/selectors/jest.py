@@ -68,7 +68,7 @@ class _LearnabilityScoring(BaseSelector):
                 self.name,
                 [
                     *sorted(PAIRWISE_COLUMNS - present),
-                    f"(or per-example {sorted(PER_EXAMPLE_COLUMNS)})",
+                    f"(or per-example {sorted(PER_EXAMPLE_COLUMNS - present)})",
                 ],
                 sorted(present),
             )
