@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -157,6 +158,19 @@ class CurateConfig:
     def near_threshold(self) -> float:
         """Cosine at or above which a semantic duplicate is labelled ``near``."""
         return similarity_threshold(self.near_eps)
+
+    @classmethod
+    def from_call(
+        cls, inputs: str | Sequence[str] | CurateConfig, out: str | None, params: dict[str, Any]
+    ) -> CurateConfig:
+        """The config of a ``curate(inputs, out, **params)`` call (``inputs`` may be a
+        complete config already, returned as it is)."""
+        if isinstance(inputs, CurateConfig):
+            return inputs
+        if out is None:
+            raise ConfigError("curate() needs an output directory: curate(inputs, out, ...)")
+        paths = (inputs,) if isinstance(inputs, str) else tuple(inputs)
+        return cls(inputs=paths, out=str(out), **params)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form, as recorded in the manifest."""

@@ -1,5 +1,6 @@
 """The cluster stage: spherical k-means fitted on a bounded sample in one executor task,
-then every row assigned to its nearest and second-nearest centroids."""
+then every row assigned to its nearest and second-nearest centroids. `cluster_step` is
+this stage in the curation job."""
 
 from __future__ import annotations
 
@@ -15,9 +16,15 @@ from pyspark.sql import types as T
 
 from batchcraft.dataset.arrays import to_list_array, to_matrix
 from batchcraft.errors import BatchcraftError
-from batchcraft.pipeline.cluster import assign, train_centroids
-from batchcraft.pipeline.config import DEFAULT_KMEANS_ITERATIONS, DEFAULT_KMEANS_SAMPLE_SIZE
-from batchcraft.pipeline.schemas import extend_schema
+from batchcraft.pipeline.cluster.kmeans import assign, train_centroids
+from batchcraft.pipeline.config import (
+    DEFAULT_KMEANS_ITERATIONS,
+    DEFAULT_KMEANS_SAMPLE_SIZE,
+    CurateConfig,
+    default_num_clusters,
+)
+from batchcraft.pipeline.frames import PersistedFrames
+from batchcraft.pipeline.spark_schema import extend_schema
 
 
 @dataclass(frozen=True)
@@ -134,3 +141,26 @@ def assign_clusters(df: DataFrame, centroids: np.ndarray) -> DataFrame:
         "second_sim": T.FloatType(),
     }
     return df.mapInArrow(assign_batch, extend_schema(df, added))
+
+
+def cluster_step(
+    config: CurateConfig,
+    embedded: DataFrame,
+    num_rows: int,
+    frames: PersistedFrames,
+    counts: dict[str, int],
+) -> tuple[KMeansFit, DataFrame]:
+    """The k-means fit, and the rows with their clusters (cached)."""
+    kmeans = fit_kmeans(
+        embedded,
+        config.num_clusters or default_num_clusters(num_rows),
+        config.kmeans_sample_size,
+        config.kmeans_iterations,
+        config.seed,
+        num_rows,
+    )
+    clustered = frames.keep(assign_clusters(embedded, kmeans.centroids))
+    counts["clusters"] = len(kmeans.centroids)
+    counts["sampled"] = kmeans.sample_size
+    counts["rows"] = clustered.count()
+    return kmeans, clustered
