@@ -147,7 +147,7 @@ def curate_config(args: argparse.Namespace) -> Any:
 
 
 def _curate(args: argparse.Namespace) -> int:
-    from batchcraft.pipeline import curate
+    from batchcraft.curation import curate
 
     manifest = curate(curate_config(args))
     print(summary(manifest, args.out))
@@ -166,7 +166,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from batchcraft.pipeline import curate
+    from batchcraft.curation import curate
     from batchcraft.pipeline.config import CurateConfig
     from batchcraft.synth import generate_corpus
 

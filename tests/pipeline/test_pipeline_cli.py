@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,3 +63,33 @@ def test_config_file_is_overridden_by_flags(tmp_path: Path) -> None:
     )
     config = curate_config(args)
     assert (config.eps, config.keep_policy) == (0.2, "hardest")
+
+
+@pytest.mark.parametrize(
+    "command", [["curate", "c.jsonl", "--out", "o"], ["demo", "--rows", "300"]]
+)
+def test_curate_and_demo_run_the_job_and_the_report_through_batchcraft_curate(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import batchcraft.curation
+
+    configs = []
+
+    def recording_curate(config: Any) -> dict[str, Any]:
+        configs.append(config)
+        counts = dict.fromkeys(
+            ("in", "rejected", "exact_duplicates", "near_duplicates", "semantic_duplicates"), 0
+        )
+        return {
+            "counts": {"total": {**counts, "kept": 0}, "rejected_by_reason": {}},
+            "semantic_dedup": {"eps": config.eps},
+            "clustering": {"num_clusters": 1},
+            "timings": {},
+        }
+
+    monkeypatch.setattr(batchcraft.curation, "curate", recording_curate)
+    monkeypatch.chdir(tmp_path)
+    if command[0] == "demo":
+        command = [*command, "--dir", str(tmp_path / "demo")]
+    assert main(command) == 0
+    assert [config.write_report for config in configs] == [True]

@@ -3,7 +3,8 @@ Spark session, and writes the dataset and its manifest atomically.
 
 Each step is the ``*_step`` function of its folder's ``stage`` module (what it caches and
 counts); this module only orders them and releases each frame once no later step reads
-it.
+it. The job writes the dataset only and imports no report: the caller asks for the
+report (``batchcraft.curate`` and the ``batchcraft curate`` command do).
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def curate(
     """Run the whole curation job and return the manifest it wrote.
 
     Everything a user can get wrong about the inputs is checked before Spark starts. The
-    dataset is built in a staging directory and renamed into place only on success.
+    dataset is built in a staging directory and renamed into place only on success. No
+    report is written: ``batchcraft.curate`` runs this job and then writes the report
+    (``write_report`` is read there, not here).
 
     Args:
         inputs: Input paths/globs, or a complete CurateConfig.
@@ -62,10 +65,7 @@ def curate(
     config = CurateConfig.from_call(inputs, out, params)
     checked = _check_before_spark(config)
     with StagedOutput(config.out, config.overwrite) as output:
-        manifest = _run_in_session(spark, checked, output.staging)
-    if config.write_report:
-        _write_report(Path(config.out))
-    return manifest
+        return _run_in_session(spark, checked, output.staging)
 
 
 @dataclass(frozen=True)
@@ -157,11 +157,3 @@ def _run(
     )
     write_manifest(staging, manifest)
     return manifest
-
-
-def _write_report(directory: Path) -> None:
-    try:
-        from batchcraft.report import write_report
-    except ImportError:  # the report package is optional at this stage of the job
-        return
-    write_report(directory)
