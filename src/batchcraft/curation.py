@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any
 
-from batchcraft.pipeline.config import KEEP_POLICIES, CurateConfig, Precision, load_config_file
+from batchcraft.pipeline.config import KEEP_POLICIES, PRECISIONS, CurateConfig, load_config_file
 
 if TYPE_CHECKING:  # pyspark is imported by the job, when it runs
     from pyspark.sql import SparkSession
@@ -83,7 +83,7 @@ _CURATE_FLAGS: dict[str, dict[str, Any]] = {
     },
     "--precision": {
         "dest": "precision",
-        "choices": list(get_args(Precision)),
+        "choices": list(PRECISIONS),
         "help": "encoder precision; auto: bf16 on CPUs with AMX/AVX-512-BF16, fp16 on CUDA, "
         "else fp32 (default: {default})",
     },

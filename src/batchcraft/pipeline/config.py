@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from batchcraft.dataset.schema import similarity_threshold
+from batchcraft.dataset.schema import EMBEDDING_DTYPES, EmbeddingDtype, similarity_threshold
 from batchcraft.errors import ConfigError
 
 KeepPolicy = Literal["prototypical", "hardest", "smallest_id"]
 KEEP_POLICIES: tuple[KeepPolicy, ...] = get_args(KeepPolicy)
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 DEFAULT_EPS = 0.08
 """Default SemDeDup eps (duplicates at cosine >= 0.92), chosen from benchmarks/choose_eps.py."""
@@ -98,7 +99,7 @@ class CurateConfig:
     max_concepts: int = 3
     max_text_bytes: int = 100_000
     num_shards: int | None = None
-    embedding_dtype: Literal["float32", "float16"] = "float32"
+    embedding_dtype: EmbeddingDtype = "float32"
     seed: int = 0
     overwrite: bool = False
     write_report: bool = True
@@ -107,24 +108,24 @@ class CurateConfig:
     def __post_init__(self) -> None:
         if not self.inputs:
             raise ConfigError("no input given: pass at least one file, directory or glob")
+        self._check_ranges()
+        self._check_choices()
+
+    def _check_ranges(self) -> None:
         _check(0.0 < self.eps < 1.0, f"eps={self.eps} must be in (0, 1)")
         _check(0.0 < self.near_eps <= self.eps, f"near_eps={self.near_eps} must be in (0, eps]")
         _check(
             self.num_clusters is None or self.num_clusters >= 1,
             f"num_clusters={self.num_clusters} must be >= 1",
         )
-        _check(
-            self.kmeans_iterations >= 1, f"kmeans_iterations={self.kmeans_iterations} must be >= 1"
-        )
-        _check(
-            self.kmeans_sample_size >= 1,
-            f"kmeans_sample_size={self.kmeans_sample_size} must be >= 1",
-        )
-        _check(
-            self.encode_batch_size >= 1, f"encode_batch_size={self.encode_batch_size} must be >= 1"
-        )
-        _check(self.max_text_bytes >= 1, f"max_text_bytes={self.max_text_bytes} must be >= 1")
-        _check(self.max_concepts >= 1, f"max_concepts={self.max_concepts} must be >= 1")
+        for name in (
+            "kmeans_iterations",
+            "kmeans_sample_size",
+            "encode_batch_size",
+            "max_text_bytes",
+            "max_concepts",
+        ):
+            _check(getattr(self, name) >= 1, f"{name}={getattr(self, name)} must be >= 1")
         _check(
             -1.0 <= self.concept_threshold <= 1.0,
             f"concept_threshold={self.concept_threshold} must be in [-1, 1]",
@@ -133,13 +134,15 @@ class CurateConfig:
             self.num_shards is None or self.num_shards >= 1,
             f"num_shards={self.num_shards} must be >= 1",
         )
+
+    def _check_choices(self) -> None:
         check_keep_policy(self.keep_policy)
         _check(
-            self.precision in ("auto", "fp32", "bf16", "fp16"),
-            f"precision={self.precision!r} must be one of auto, fp32, bf16, fp16",
+            self.precision in PRECISIONS,
+            f"precision={self.precision!r} must be one of {', '.join(PRECISIONS)}",
         )
         _check(
-            self.embedding_dtype in ("float32", "float16"),
+            self.embedding_dtype in EMBEDDING_DTYPES,
             f"embedding_dtype={self.embedding_dtype!r} must be float32 or float16",
         )
         _check(

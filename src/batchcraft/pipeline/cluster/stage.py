@@ -5,7 +5,7 @@ this stage in the curation job."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +72,21 @@ def fit_kmeans(
     cutoff = int(min(1.0, sample_size / max(total, 1)) * buckets)
     chosen = F.pmod(F.xxhash64(F.col("id"), F.lit(seed)), F.lit(buckets)) < F.lit(cutoff)
     sample = df.where(chosen).select("id", "embedding").repartition(1)
+    train = _trainer(num_clusters, iterations, seed)
+    found = sample.mapInArrow(train, "centroid array<float>, rows long").toArrow()
+    if found.num_rows == 0:
+        raise BatchcraftError(
+            f"the k-means sample of about {sample_size} of {total} rows came out empty; "
+            "raise kmeans_sample_size"
+        )
+    return KMeansFit(to_matrix(found.column("centroid")), int(found.column("rows")[0].as_py()))
+
+
+def _trainer(
+    num_clusters: int, iterations: int, seed: int
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The task that trains k-means on the whole sample (one partition): one row per
+    centroid, each with the sample's row count."""
 
     def train(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         received = [batch for batch in batches if batch.num_rows]
@@ -92,13 +107,7 @@ def fit_kmeans(
         rows = pa.array(np.full(len(centroids), len(vectors), dtype=np.int64))
         yield pa.RecordBatch.from_arrays([to_list_array(centroids), rows], ["centroid", "rows"])
 
-    found = sample.mapInArrow(train, "centroid array<float>, rows long").toArrow()
-    if found.num_rows == 0:
-        raise BatchcraftError(
-            f"the k-means sample of about {sample_size} of {total} rows came out empty; "
-            "raise kmeans_sample_size"
-        )
-    return KMeansFit(to_matrix(found.column("centroid")), int(found.column("rows")[0].as_py()))
+    return train
 
 
 def _sorted_by_id(sample: pa.Table) -> np.ndarray:
