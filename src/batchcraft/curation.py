@@ -33,8 +33,8 @@ def curate(
     ``report.json`` into the dataset with `batchcraft.report.write_report`.
 
     Example:
-        >>> import batchcraft
-        >>> batchcraft.curate("corpus/*.jsonl", "curated/", id_column="id")  # doctest: +SKIP
+        >>> from batchcraft.curation import curate
+        >>> curate("corpus/*.jsonl", "curated/", id_column="id")  # doctest: +SKIP
     """
     from batchcraft.pipeline import curate as run_job
 

@@ -1,4 +1,5 @@
-"""The job writes the dataset; `batchcraft.curate` (and the command) also write its report."""
+"""The job writes the dataset; `batchcraft.curation.curate` (and the command) also write its
+report."""
 
 from __future__ import annotations
 
@@ -21,10 +22,8 @@ def write_corpus(path: Path) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
-def test_the_job_writes_no_report_and_batchcraft_curate_writes_it(
-    spark: Any, tmp_path: Path
-) -> None:
-    import batchcraft
+def test_the_job_writes_no_report_and_curation_curate_writes_it(spark: Any, tmp_path: Path) -> None:
+    from batchcraft.curation import curate
     from batchcraft.pipeline import curate as run_job
 
     write_corpus(tmp_path / "c.jsonl")
@@ -34,15 +33,13 @@ def test_the_job_writes_no_report_and_batchcraft_curate_writes_it(
     assert job_manifest["parameters"]["write_report"] is True
     assert not (tmp_path / "job" / "report.html").exists(), "the job writes the dataset only"
 
-    manifest = batchcraft.curate(
-        str(tmp_path / "c.jsonl"), str(tmp_path / "out"), spark=spark, **params
-    )
+    manifest = curate(str(tmp_path / "c.jsonl"), str(tmp_path / "out"), spark=spark, **params)
     assert (tmp_path / "out" / "report.html").is_file()
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["warnings"] == []
     assert manifest["counts"] == job_manifest["counts"]
 
-    batchcraft.curate(
+    curate(
         str(tmp_path / "c.jsonl"),
         str(tmp_path / "quiet"),
         spark=spark,

@@ -1,11 +1,11 @@
 """The offline curation pipeline (Spark): validate, exact dedup, embed, cluster, SemDeDup, concepts.
 
 ``curate(...)`` runs the whole job and writes the curated dataset (the report is the
-caller's to ask for: ``batchcraft.curate`` does both). The stages are also importable one by
-one as Spark DataFrame -> DataFrame functions (``embed``, ``fit_centroids``,
-``assign_clusters``, ``semantic_dedup``, ``annotate_concepts``, ``exact_dedup``,
-``read_corpus``) for teams that run their own SparkSession. pyspark is imported only when
-one of them is first used.
+caller's to ask for: ``batchcraft.curation.curate`` does both). The stages are also
+importable one by one as Spark DataFrame -> DataFrame functions (``embed``,
+``fit_centroids``, ``assign_clusters``, ``semantic_dedup``, ``annotate_concepts``,
+``exact_dedup``, ``read_corpus``) for teams that run their own SparkSession. pyspark is
+imported only when one of them is first used.
 
 Each step lives in a folder of its own (``read/``, ``dedup/``, ``embedding/``, ``cluster/``,
 ``concepts/``, ``write/``): its pure per-batch functions (numpy/pyarrow, no Spark) beside its

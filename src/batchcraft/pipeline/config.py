@@ -70,9 +70,9 @@ class CurateConfig:
         seed: Seed of sampling and k-means.
         overwrite: Replace an existing output directory.
         write_report: Write report.html/report.json after curation. Read by the callers
-            that write the report (``batchcraft.curate``, the ``batchcraft curate`` and
-            ``demo`` commands), not by the job: ``batchcraft.pipeline.curate`` writes the
-            dataset only.
+            that write the report (``batchcraft.curation.curate``, the ``batchcraft
+            curate`` and ``demo`` commands), not by the job: ``batchcraft.pipeline.curate``
+            writes the dataset only.
     """
 
     inputs: tuple[str, ...]

@@ -4,7 +4,7 @@ Spark session, and writes the dataset and its manifest atomically.
 Each step is the ``*_step`` function of its folder's ``stage`` module (what it caches and
 counts); this module only orders them and releases each frame once no later step reads
 it. The job writes the dataset only and imports no report: the caller asks for the
-report (``batchcraft.curate`` and the ``batchcraft curate`` command do).
+report (``batchcraft.curation.curate`` and the ``batchcraft curate`` command do).
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def curate(
 
     Everything a user can get wrong about the inputs is checked before Spark starts. The
     dataset is built in a staging directory and renamed into place only on success. No
-    report is written: ``batchcraft.curate`` runs this job and then writes the report
-    (``write_report`` is read there, not here).
+    report is written: ``batchcraft.curation.curate`` runs this job, then writes the
+    report (``write_report`` is read there, not here).
 
     Args:
         inputs: Input paths/globs, or a complete CurateConfig.
