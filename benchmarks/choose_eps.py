@@ -16,9 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from batchcraft.pipeline.encoder import EncoderSpec, SentenceEncoder, resolve_model_path
-from batchcraft.pipeline.normalize import dedup_key, normalize_text
-from batchcraft.pipeline.semdedup import cluster_edges, greedy_keep, priority_order
+from batchcraft.pipeline.dedup.exact import dedup_key
+from batchcraft.pipeline.dedup.semantic import cluster_edges, greedy_keep, priority_order
+from batchcraft.pipeline.embedding.sentence_encoder import (
+    EncoderSpec,
+    SentenceEncoder,
+    resolve_model_path,
+)
+from batchcraft.pipeline.read.normalize import normalize_text
 from batchcraft.synth import generate_corpus
 
 EPS_GRID = (0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.15, 0.20)

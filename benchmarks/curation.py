@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from batchcraft.pipeline.cluster import assign, train_centroids
+from batchcraft.pipeline.cluster.kmeans import assign, train_centroids
 from batchcraft.pipeline.config import default_num_clusters
-from batchcraft.pipeline.semdedup import cluster_edges, decide_edges
+from batchcraft.pipeline.dedup.semantic import cluster_edges, decide_edges
 from batchcraft.synth import generate_corpus, synthetic_embeddings, write_embeddings_parquet
 
 
@@ -45,9 +45,13 @@ def bench_embed(texts: int) -> dict[str, Any]:
     os.environ["HF_HUB_OFFLINE"] = "1"
     from sentence_transformers import SentenceTransformer
 
-    from batchcraft.pipeline import stages
-    from batchcraft.pipeline.encoder import EncoderSpec, resolve_model_path, resolve_precision
-    from batchcraft.pipeline.session import spark_session
+    from batchcraft.pipeline import embed
+    from batchcraft.pipeline.embedding.sentence_encoder import (
+        EncoderSpec,
+        resolve_model_path,
+        resolve_precision,
+    )
+    from batchcraft.pipeline.spark import spark_session
 
     sentences = corpus_texts(texts)
     path = resolve_model_path(None)
@@ -65,9 +69,9 @@ def bench_embed(texts: int) -> dict[str, Any]:
     )
     frame = frame.repartition(2 * spark.sparkContext.defaultParallelism, "id").persist()
     frame.count()
-    stages.embed(frame, spec).count()  # warm-up: every Python worker loads the model once
+    embed(frame, spec).count()  # warm-up: every Python worker loads the model once
     start = time.perf_counter()
-    embedded = stages.embed(frame, spec).select("id", "embedding").toArrow()
+    embedded = embed(frame, spec).select("id", "embedding").toArrow()
     stage_seconds = time.perf_counter() - start
     spark.stop()
     order = np.argsort(embedded.column("id").to_pylist())

@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from batchcraft.errors import ConfigError
+from batchcraft.pipeline.dedup.exact import exact_dedup_form
 from batchcraft.synth import (
     DEFAULT_SOURCES,
     SynthCorpus,
     generate_corpus,
     load_corpus,
-    normalize_text,
     synthetic_embeddings,
     write_embeddings_parquet,
 )
@@ -101,7 +101,7 @@ def test_concepts_are_long_tailed_and_mentioned_by_the_text(
     near = corpus.duplicates_of_kind("near")  # a typo may hit a concept name
     for row_id, record in rows.items():
         if row_id not in near:
-            text = normalize_text(record["text"])
+            text = exact_dedup_form(record["text"])
             assert all(tag in text for tag in record["tags"]), record
 
 
@@ -138,7 +138,7 @@ def test_exact_duplicates_normalise_to_their_original_and_others_do_not(
 ) -> None:
     variants = set()
     for duplicate, (kind, original) in corpus.duplicates.items():
-        same = normalize_text(rows[duplicate]["text"]) == normalize_text(rows[original]["text"])
+        same = exact_dedup_form(rows[duplicate]["text"]) == exact_dedup_form(rows[original]["text"])
         assert same == (kind == "exact"), (kind, rows[duplicate]["text"])
         if kind == "exact":
             assert rows[duplicate]["answer"] == rows[original]["answer"]

@@ -3,41 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from batchcraft import __version__
+from batchcraft import __version__, curation
 from batchcraft.errors import BatchcraftError
-from batchcraft.pipeline.config import KEEP_POLICIES
-
-_CURATE_FLAGS: dict[str, dict[str, Any]] = {
-    "--text-column": {"dest": "text_column"},
-    "--id-column": {"dest": "id_column"},
-    "--pair-column": {"dest": "pair_column"},
-    "--concept-column": {"dest": "concept_column"},
-    "--embedding-column": {
-        "dest": "embedding_column",
-        "help": "column of precomputed vectors (skips the embed stage): a list column in "
-        "Parquet, a JSON array in JSONL and in CSV cells",
-    },
-    "--source": {"dest": "source"},
-    "--master": {"dest": "master"},
-    "--model": {"dest": "model"},
-    "--precision": {"dest": "precision", "choices": ["auto", "fp32", "bf16", "fp16"]},
-    "--num-clusters": {"dest": "num_clusters", "type": int},
-    "--eps": {"dest": "eps", "type": float},
-    "--near-eps": {"dest": "near_eps", "type": float},
-    "--keep-policy": {"dest": "keep_policy", "choices": list(KEEP_POLICIES)},
-    "--concepts": {"dest": "concepts_file"},
-    "--concept-threshold": {"dest": "concept_threshold", "type": float},
-    "--max-text-bytes": {"dest": "max_text_bytes", "type": int},
-    "--num-shards": {"dest": "num_shards", "type": int},
-    "--seed": {"dest": "seed", "type": int},
-    "--kmeans-sample-size": {"dest": "kmeans_sample_size", "type": int},
-}
+from batchcraft.pipeline.config import CurateConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,38 +18,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="batchcraft", description=__doc__)
     parser.add_argument("--version", action="version", version=f"batchcraft {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    curate = commands.add_parser("curate", help="curate a corpus into a dataset (Spark job)")
-    curate.add_argument(
-        "inputs", nargs="+", help="JSONL/Parquet/CSV files, directories of .txt files, globs"
+    curation.add_curate_arguments(
+        commands.add_parser("curate", help="curate a corpus into a dataset (Spark job)")
     )
-    curate.add_argument("--out", required=True, help="output directory of the curated dataset")
-    for flag, options in _CURATE_FLAGS.items():
-        curate.add_argument(flag, default=None, **options)
-    curate.add_argument("--config", help="TOML file whose keys mirror these flags")
-    curate.add_argument(
-        "--overwrite", action="store_true", default=None, help="replace an existing --out"
+    _add_synth_arguments(
+        commands.add_parser("synth", help="write the deterministic synthetic demo corpus")
     )
-    curate.add_argument(
-        "--no-second-cluster",
-        dest="second_cluster",
-        action="store_false",
-        default=None,
-        help="compare rows only inside their nearest cluster (SemDeDup as published)",
+    _add_demo_arguments(
+        commands.add_parser("demo", help="synth + curate (local Spark) + report, with a summary")
     )
-    curate.add_argument("--no-report", dest="write_report", action="store_false", default=None)
-
-    synth = commands.add_parser("synth", help="write the deterministic synthetic demo corpus")
-    synth.add_argument("out", help="output directory")
-    synth.add_argument("--rows", type=int, default=3000)
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--no-bad-rows", dest="bad_rows", action="store_false")
-
-    demo = commands.add_parser("demo", help="synth + curate (local Spark) + report, with a summary")
-    demo.add_argument("--dir", default="demo", help="working directory of the demo")
-    demo.add_argument("--rows", type=int, default=3000)
-    demo.add_argument("--master", default="local[*]")
-
     _add_optional(
         commands,
         "report",
@@ -92,6 +42,34 @@ def build_parser() -> argparse.ArgumentParser:
         "serve curated datasets to trainers over gRPC",
     )
     return parser
+
+
+def _add_synth_arguments(synth: argparse.ArgumentParser) -> None:
+    synth.add_argument("out", help="output directory")
+    synth.add_argument(
+        "--rows", type=int, default=3000, help="rows, duplicates included (default: %(default)s)"
+    )
+    synth.add_argument(
+        "--seed", type=int, default=0, help="seed of every random choice (default: %(default)s)"
+    )
+    synth.add_argument(
+        "--no-bad-rows",
+        dest="bad_rows",
+        action="store_false",
+        help="leave out the records a reader must reject (default: write them, in bad/)",
+    )
+
+
+def _add_demo_arguments(demo: argparse.ArgumentParser) -> None:
+    demo.add_argument(
+        "--dir", default="demo", help="working directory of the demo (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--rows", type=int, default=3000, help="rows of the synthetic corpus (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--master", default=CurateConfig.master, help="Spark master URL (default: %(default)s)"
+    )
 
 
 def _add_optional(commands: Any, name: str, module: str, adder: str, help_text: str) -> None:
@@ -134,22 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def curate_config(args: argparse.Namespace) -> Any:
-    """CurateConfig from a config file (if any) overridden by the flags actually given."""
-    from batchcraft.pipeline.config import CurateConfig, load_config_file
-
-    values: dict[str, Any] = load_config_file(args.config) if args.config else {}
-    fields = {f.name for f in dataclasses.fields(CurateConfig)}
-    values.update({k: v for k, v in vars(args).items() if k in fields and v is not None})
-    values["inputs"] = tuple(args.inputs)
-    values["out"] = args.out
-    return CurateConfig(**values)
-
-
 def _curate(args: argparse.Namespace) -> int:
-    from batchcraft.pipeline import curate
-
-    manifest = curate(curate_config(args))
+    manifest = curation.curate(curation.curate_config(args))
     print(summary(manifest, args.out))
     return 0
 
@@ -166,8 +130,6 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from batchcraft.pipeline import curate
-    from batchcraft.pipeline.config import CurateConfig
     from batchcraft.synth import generate_corpus
 
     workdir = Path(args.dir)
@@ -182,7 +144,7 @@ def _demo(args: argparse.Namespace) -> int:
         master=args.master,
         overwrite=True,
     )
-    manifest = curate(config)
+    manifest = curation.curate(config)
     print(summary(manifest, config.out))
     return 0
 

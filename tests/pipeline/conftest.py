@@ -11,7 +11,7 @@ from pipeline_helpers import Curated, curate_synth
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
-    from batchcraft.pipeline.session import spark_session
+    from batchcraft.pipeline.spark import spark_session
 
     session = spark_session("local[2]")
     yield session

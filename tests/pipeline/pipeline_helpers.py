@@ -48,8 +48,8 @@ def curate_synth(spark: Any, corpus: Any, out: Path, **overrides: Any) -> Curate
 
 
 def recording_encoder(log_dir: Path, dimension: int = 16) -> Callable[[Any], Any]:
-    """A stand-in for `embed.cached_encoder` whose encoder writes each batch of texts it
-    encodes to a new file in ``log_dir`` (read them back with `encoded_texts`).
+    """A stand-in for `sentence_encoder.cached_encoder` whose encoder writes each batch of
+    texts it encodes to a new file in ``log_dir`` (read them back with `encoded_texts`).
 
     Its vectors are unit-norm, random and a pure function of the text. Everything it needs
     is defined inside this function: Spark then ships it to the executors' Python workers

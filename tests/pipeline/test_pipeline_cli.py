@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,8 @@ def test_bad_parameter_names_the_value(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_config_file_is_overridden_by_flags(tmp_path: Path) -> None:
-    from batchcraft.cli import build_parser, curate_config
+    from batchcraft.cli import build_parser
+    from batchcraft.curation import curate_config
 
     (tmp_path / "curate.toml").write_text('eps = 0.05\nkeep_policy = "hardest"\n')
     args = build_parser().parse_args(
@@ -62,3 +64,58 @@ def test_config_file_is_overridden_by_flags(tmp_path: Path) -> None:
     )
     config = curate_config(args)
     assert (config.eps, config.keep_policy) == (0.2, "hardest")
+
+
+@pytest.mark.parametrize(
+    "command", [["curate", "c.jsonl", "--out", "o"], ["demo", "--rows", "300"]]
+)
+def test_curate_and_demo_run_the_job_and_the_report_through_batchcraft_curate(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import batchcraft.curation
+
+    configs = []
+
+    def recording_curate(config: Any) -> dict[str, Any]:
+        configs.append(config)
+        counts = dict.fromkeys(
+            ("in", "rejected", "exact_duplicates", "near_duplicates", "semantic_duplicates"), 0
+        )
+        return {
+            "counts": {"total": {**counts, "kept": 0}, "rejected_by_reason": {}},
+            "semantic_dedup": {"eps": config.eps},
+            "clustering": {"num_clusters": 1},
+            "timings": {},
+        }
+
+    monkeypatch.setattr(batchcraft.curation, "curate", recording_curate)
+    monkeypatch.chdir(tmp_path)
+    if command[0] == "demo":
+        command = [*command, "--dir", str(tmp_path / "demo")]
+    assert main(command) == 0
+    assert [config.write_report for config in configs] == [True]
+
+
+@pytest.mark.parametrize("command", ["curate", "synth", "demo"])
+def test_every_flag_has_a_help_line_showing_its_default(command: str) -> None:
+    import argparse
+
+    from batchcraft.cli import build_parser
+
+    commands = next(
+        action
+        for action in build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    parser = commands.choices[command]
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        name = action.option_strings[0] if action.option_strings else action.dest
+        assert action.help and action.help != argparse.SUPPRESS, f"{command} {name}: no help"
+        if not action.option_strings:
+            continue
+        assert "default: " in action.help or action.required, f"{command} {name}: no default"
+        # A parser default of None (the config file may set it) would show as "None".
+        assert not (action.default is None and "%(default)s" in action.help), name
+    assert "None" not in parser.format_help()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from batchcraft.errors import ConfigError
-from batchcraft.pipeline.encoder import (
+from batchcraft.pipeline.embedding.sentence_encoder import (
     EncoderSpec,
     SentenceEncoder,
     resolve_model_path,
@@ -37,7 +37,7 @@ def test_bf16_embeddings_agree_with_fp32() -> None:
 
 
 def test_auto_precision_is_fp32_without_native_support(monkeypatch: pytest.MonkeyPatch) -> None:
-    import batchcraft.pipeline.encoder as embed
+    import batchcraft.pipeline.embedding.sentence_encoder as embed
 
     monkeypatch.setattr(embed, "native_low_precision", lambda: None)
     assert resolve_precision("auto") == "fp32"

@@ -18,7 +18,9 @@ VOCABULARY = ["science", "sports", "music"]
 def test_zero_shot_concepts_embed_no_text_twice(
     spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from batchcraft.pipeline import curate, embed_stage, job_steps
+    from batchcraft.pipeline import curate
+    from batchcraft.pipeline.concepts import stage as concepts_stage
+    from batchcraft.pipeline.embedding import stage as embedding_stage
 
     records = [{"text": f"question {i}", "answer": f"answer {i}"} for i in range(120)]
     records += [records[3], records[40]]  # exact duplicates take their original's vectors
@@ -28,8 +30,8 @@ def test_zero_shot_concepts_embed_no_text_twice(
     log_dir = tmp_path / "encoded"
     log_dir.mkdir()
     fake = recording_encoder(log_dir)
-    monkeypatch.setattr(embed_stage, "cached_encoder", fake)  # rows, on the executors
-    monkeypatch.setattr(job_steps, "cached_encoder", fake)  # the vocabulary, on the driver
+    monkeypatch.setattr(embedding_stage, "cached_encoder", fake)  # rows, on the executors
+    monkeypatch.setattr(concepts_stage, "cached_encoder", fake)  # the vocabulary, on the driver
 
     curate(
         str(tmp_path / "c.jsonl"),

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from batchcraft.errors import InputError
-from batchcraft.pipeline.inputs import check_columns, discover, position_words
+from batchcraft.pipeline.read.inputs import check_columns, discover, position_words
 
 
 def test_missing_path_names_it(tmp_path: Path) -> None:

@@ -259,7 +259,7 @@ def test_duplicate_id_check_uses_shuffle_partitions_scaled_to_the_input(run: Run
 
 
 def test_expected_dimension_is_the_most_common_then_the_first_seen(spark: Any) -> None:
-    from batchcraft.pipeline.stages import embedding_dimension
+    from batchcraft.pipeline import embedding_dimension
 
     def frame(lengths: list[int], rejected: frozenset[int] = frozenset()) -> Any:
         rows = [
@@ -276,8 +276,8 @@ def test_expected_dimension_is_the_most_common_then_the_first_seen(spark: Any) -
 
 
 def test_only_valid_records_compete_for_an_id(spark: Any) -> None:
-    from batchcraft.pipeline.inputs import InputFile
-    from batchcraft.pipeline.stages import reject_duplicate_ids
+    from batchcraft.pipeline import reject_duplicate_ids
+    from batchcraft.pipeline.read.inputs import InputFile
 
     rows = [  # (record, id, reason given by parsing)
         (0, "a", "missing_text"),
@@ -316,7 +316,7 @@ def test_only_valid_records_compete_for_an_id(spark: Any) -> None:
 @pytest.mark.parametrize("policy", ["newest", "Prototypical", ""])
 def test_an_unknown_keep_policy_is_an_error_naming_the_valid_ones(spark: Any, policy: str) -> None:
     from batchcraft.errors import ConfigError
-    from batchcraft.pipeline.stages import semantic_dedup
+    from batchcraft.pipeline import semantic_dedup
 
     frame = spark.createDataFrame(
         [("a", [1.0, 0.0], 0, 1.0, -1), ("b", [1.0, 0.0], 0, 1.0, -1)],

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchcraft.pipeline.inputs import discover, plan_chunks
-from batchcraft.pipeline.parse import ColumnMapping, parse_chunk
+from batchcraft.pipeline.read.inputs import discover, plan_chunks
+from batchcraft.pipeline.read.parse import ColumnMapping, parse_chunk
 
 
 def parse_all(path: Path, mapping: ColumnMapping | None = None) -> list[dict]:
@@ -80,7 +80,7 @@ def test_valid_text_is_normalised_and_keyed(tmp_path: Path) -> None:
 def test_jsonl_byte_range_chunks_cover_every_line_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import batchcraft.pipeline.inputs as inputs
+    import batchcraft.pipeline.read.inputs as inputs
 
     monkeypatch.setattr(inputs, "JSONL_CHUNK_BYTES", 37)  # cuts through the middle of lines
     lines = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from batchcraft.pipeline.semdedup import (
+from batchcraft.pipeline.dedup.semantic import (
     Edges,
     brute_force_pairs,
     cluster_edges,
@@ -56,7 +56,7 @@ def test_duplicate_points_to_most_similar_kept_row() -> None:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_blocked_edges_equal_brute_force(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    import batchcraft.pipeline.semdedup as semdedup
+    import batchcraft.pipeline.dedup.semantic as semdedup
 
     rng = np.random.default_rng(seed)
     base = unit(rng.normal(size=(40, 8)))

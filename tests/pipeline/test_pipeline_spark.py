@@ -16,7 +16,7 @@ import pytest
 from pipeline_helpers import Curated, curate_synth
 
 from batchcraft.dataset.arrays import to_matrix
-from batchcraft.pipeline.semdedup import cluster_edges, greedy_keep, priority_order
+from batchcraft.pipeline.dedup.semantic import cluster_edges, greedy_keep, priority_order
 
 pytestmark = [pytest.mark.spark, pytest.mark.model]
 
@@ -171,12 +171,12 @@ def test_chain_case_through_spark(spark: Any, tmp_path: Path) -> None:
 def test_failed_run_leaves_no_output(
     spark: Any, synth_corpus: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from batchcraft.pipeline import stages
+    from batchcraft.pipeline.dedup import stage
 
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("executor lost")
 
-    monkeypatch.setattr(stages, "semantic_dedup", explode)
+    monkeypatch.setattr(stage, "semantic_dedup", explode)
     with pytest.raises(RuntimeError, match="executor lost"):
         curate_synth(spark, synth_corpus, tmp_path / "out", concepts_file=None)
     assert list(tmp_path.iterdir()) == []
@@ -248,7 +248,7 @@ def test_report_of_a_real_run_agrees_with_the_manifest(curated: Curated, tmp_pat
 
 
 def test_distributed_keep_rule_equals_the_driver_keep_rule(spark: Any) -> None:
-    from batchcraft.pipeline import stages
+    from batchcraft.pipeline import semantic_dedup
 
     rng = np.random.default_rng(1)
     base = rng.normal(size=(30, 16))
@@ -270,7 +270,7 @@ def test_distributed_keep_rule_equals_the_driver_keep_rule(spark: Any) -> None:
     )
 
     def decisions(max_driver_edges: int) -> list[tuple[str, str | None, bool]]:
-        result = stages.semantic_dedup(frame, eps=0.1, max_driver_edges=max_driver_edges)
+        result = semantic_dedup(frame, eps=0.1, max_driver_edges=max_driver_edges)
         return sorted((r["id"], r["dup_of"], r["keep"]) for r in result.collect())
 
     on_driver, distributed = decisions(1_000_000), decisions(0)

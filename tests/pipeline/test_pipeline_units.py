@@ -13,12 +13,12 @@ import pytest
 from batchcraft.dataset.arrays import to_list_array, to_matrix
 from batchcraft.dataset.schema import row_schema, to_contract
 from batchcraft.errors import ConfigError, OutputError
-from batchcraft.pipeline.cluster import assign, train_centroids
-from batchcraft.pipeline.cluster_stage import _sorted_by_id
-from batchcraft.pipeline.concepts import read_vocabulary, zero_shot_concepts
+from batchcraft.pipeline.cluster.kmeans import assign, train_centroids
+from batchcraft.pipeline.cluster.stage import _sorted_by_id
+from batchcraft.pipeline.concepts.zero_shot import read_vocabulary, zero_shot_concepts
 from batchcraft.pipeline.config import CurateConfig, default_num_clusters, load_config_file
-from batchcraft.pipeline.encoder import unit_norm
-from batchcraft.pipeline.output import StagedOutput
+from batchcraft.pipeline.embedding.vectors import unit_norm
+from batchcraft.pipeline.write.files import StagedOutput
 
 
 def blobs(seed: int = 0, per_blob: int = 200, dim: int = 16) -> tuple[np.ndarray, np.ndarray]:
@@ -134,7 +134,7 @@ def test_config_validation_and_file(tmp_path: Path) -> None:
 
 
 def test_stage_defaults_match_the_job_defaults() -> None:
-    from batchcraft.pipeline.stages import fit_centroids, fit_kmeans, semantic_dedup
+    from batchcraft.pipeline import fit_centroids, fit_kmeans, semantic_dedup
 
     job = CurateConfig(inputs=("x",), out="o")
     job_parameter = {  # a stage's parameter -> the CurateConfig field it mirrors
@@ -167,7 +167,7 @@ def test_vectors_of_any_finite_scale_come_out_unit_norm() -> None:
 
 
 def test_parquet_written_by_contract_reads_back(tmp_path: Path) -> None:
-    from batchcraft.pipeline.output import write_parquet
+    from batchcraft.pipeline.write.files import write_parquet
 
     schema = row_schema(2)
     batch = to_contract(
@@ -181,10 +181,24 @@ def test_parquet_written_by_contract_reads_back(tmp_path: Path) -> None:
 def test_stage_functions_import_from_the_package() -> None:
     # The README's `from batchcraft.pipeline import embed, ...`: a submodule named `embed`
     # once shadowed the stage function as soon as the job had imported it.
-    import batchcraft.pipeline as package
-    import batchcraft.pipeline.encoder  # noqa: F401 - what the job imports first
-    from batchcraft.pipeline import embed, stages
+    import importlib
 
-    assert embed is stages.embed
-    for name in package._STAGES:
-        assert getattr(package, name) is getattr(stages, name), name
+    import batchcraft.pipeline as package
+    import batchcraft.pipeline.curation_job  # noqa: F401 - imports every step's modules
+    from batchcraft.pipeline import embed
+    from batchcraft.pipeline.embedding import stage
+
+    assert embed is stage.embed
+    for name, module in package._STAGES.items():
+        assert getattr(package, name) is getattr(importlib.import_module(module), name), name
+
+
+def test_no_submodule_is_named_like_an_export() -> None:
+    # A submodule becomes an attribute of its package once imported, and then hides the
+    # export of the same name (`from batchcraft.pipeline import embed` gave a module).
+    import pkgutil
+
+    import batchcraft.pipeline as package
+
+    submodules = {info.name for info in pkgutil.iter_modules(package.__path__)}
+    assert not submodules & set(package.__all__)

@@ -1,46 +1,50 @@
 """The offline curation pipeline (Spark): validate, exact dedup, embed, cluster, SemDeDup, concepts.
 
-``curate(...)`` runs the whole job. The stages are also importable one by one as Spark
-DataFrame -> DataFrame functions (``embed``, ``fit_centroids``, ``assign_clusters``,
-``semantic_dedup``, ``annotate_concepts``, ``exact_dedup``, ``read_corpus``) for teams that
-run their own SparkSession. pyspark is imported only when one of them is first used.
+``curate(...)`` runs the whole job and writes the curated dataset (the report is the
+caller's to ask for: ``batchcraft.curation.curate`` does both). The stages are also
+importable one by one as Spark DataFrame -> DataFrame functions (``embed``,
+``fit_centroids``, ``assign_clusters``, ``semantic_dedup``, ``annotate_concepts``,
+``exact_dedup``, ``read_corpus``) for teams that run their own SparkSession. pyspark is
+imported only when one of them is first used.
+
+Each step lives in a folder of its own (``read/``, ``dedup/``, ``embedding/``, ``cluster/``,
+``concepts/``, ``write/``): its pure per-batch functions (numpy/pyarrow, no Spark) beside its
+Spark adapter, ``stage.py``. ``curation_job`` strings the steps together.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from batchcraft.pipeline.config import CurateConfig
 
-_STAGES = (
-    "read_corpus",
-    "reject_duplicate_ids",
-    "embedding_dimension",
-    "reject_wrong_dimension",
-    "exact_dedup",
-    "embed",
-    "normalize_embeddings",
-    "fit_centroids",
-    "fit_kmeans",
-    "assign_clusters",
-    "semantic_dedup",
-    "annotate_concepts",
-)
+_STAGES = {  # exported name -> the module it lives in
+    "read_corpus": "batchcraft.pipeline.read.stage",
+    "reject_duplicate_ids": "batchcraft.pipeline.read.stage",
+    "embedding_dimension": "batchcraft.pipeline.read.stage",
+    "reject_wrong_dimension": "batchcraft.pipeline.read.stage",
+    "exact_dedup": "batchcraft.pipeline.dedup.stage",
+    "embed": "batchcraft.pipeline.embedding.stage",
+    "normalize_embeddings": "batchcraft.pipeline.embedding.stage",
+    "fit_centroids": "batchcraft.pipeline.cluster.stage",
+    "fit_kmeans": "batchcraft.pipeline.cluster.stage",
+    "assign_clusters": "batchcraft.pipeline.cluster.stage",
+    "semantic_dedup": "batchcraft.pipeline.dedup.stage",
+    "annotate_concepts": "batchcraft.pipeline.concepts.stage",
+}
+_EXPORTS = {
+    "curate": "batchcraft.pipeline.curation_job",
+    "spark_session": "batchcraft.pipeline.spark",
+    **_STAGES,
+}
 
-__all__ = ["CurateConfig", "curate", "spark_session", *_STAGES]
+__all__ = ["CurateConfig", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "curate":
-        from batchcraft.pipeline.job import curate
-
-        return curate
-    if name == "spark_session":
-        from batchcraft.pipeline.session import spark_session
-
-        return spark_session
-    if name in _STAGES:
-        from batchcraft.pipeline import stages
-
-        return getattr(stages, name)
+    # No submodule may be named like an export: once imported, a submodule becomes an
+    # attribute of this package and hides the function (tests/pipeline guard it).
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'batchcraft.pipeline' has no attribute {name!r}")

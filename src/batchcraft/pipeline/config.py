@@ -9,16 +9,18 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from batchcraft.dataset.schema import similarity_threshold
+from batchcraft.dataset.schema import EMBEDDING_DTYPES, EmbeddingDtype, similarity_threshold
 from batchcraft.errors import ConfigError
 
 KeepPolicy = Literal["prototypical", "hardest", "smallest_id"]
 KEEP_POLICIES: tuple[KeepPolicy, ...] = get_args(KeepPolicy)
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 DEFAULT_EPS = 0.08
 """Default SemDeDup eps (duplicates at cosine >= 0.92), chosen from benchmarks/choose_eps.py."""
@@ -67,7 +69,10 @@ class CurateConfig:
         embedding_dtype: Stored embedding precision.
         seed: Seed of sampling and k-means.
         overwrite: Replace an existing output directory.
-        write_report: Write report.html/report.json after curation.
+        write_report: Write report.html/report.json after curation. Read by the callers
+            that write the report (``batchcraft.curation.curate``, the ``batchcraft
+            curate`` and ``demo`` commands), not by the job: ``batchcraft.pipeline.curate``
+            writes the dataset only.
     """
 
     inputs: tuple[str, ...]
@@ -94,7 +99,7 @@ class CurateConfig:
     max_concepts: int = 3
     max_text_bytes: int = 100_000
     num_shards: int | None = None
-    embedding_dtype: Literal["float32", "float16"] = "float32"
+    embedding_dtype: EmbeddingDtype = "float32"
     seed: int = 0
     overwrite: bool = False
     write_report: bool = True
@@ -103,24 +108,24 @@ class CurateConfig:
     def __post_init__(self) -> None:
         if not self.inputs:
             raise ConfigError("no input given: pass at least one file, directory or glob")
+        self._check_ranges()
+        self._check_choices()
+
+    def _check_ranges(self) -> None:
         _check(0.0 < self.eps < 1.0, f"eps={self.eps} must be in (0, 1)")
         _check(0.0 < self.near_eps <= self.eps, f"near_eps={self.near_eps} must be in (0, eps]")
         _check(
             self.num_clusters is None or self.num_clusters >= 1,
             f"num_clusters={self.num_clusters} must be >= 1",
         )
-        _check(
-            self.kmeans_iterations >= 1, f"kmeans_iterations={self.kmeans_iterations} must be >= 1"
-        )
-        _check(
-            self.kmeans_sample_size >= 1,
-            f"kmeans_sample_size={self.kmeans_sample_size} must be >= 1",
-        )
-        _check(
-            self.encode_batch_size >= 1, f"encode_batch_size={self.encode_batch_size} must be >= 1"
-        )
-        _check(self.max_text_bytes >= 1, f"max_text_bytes={self.max_text_bytes} must be >= 1")
-        _check(self.max_concepts >= 1, f"max_concepts={self.max_concepts} must be >= 1")
+        for name in (
+            "kmeans_iterations",
+            "kmeans_sample_size",
+            "encode_batch_size",
+            "max_text_bytes",
+            "max_concepts",
+        ):
+            _check(getattr(self, name) >= 1, f"{name}={getattr(self, name)} must be >= 1")
         _check(
             -1.0 <= self.concept_threshold <= 1.0,
             f"concept_threshold={self.concept_threshold} must be in [-1, 1]",
@@ -129,13 +134,15 @@ class CurateConfig:
             self.num_shards is None or self.num_shards >= 1,
             f"num_shards={self.num_shards} must be >= 1",
         )
+
+    def _check_choices(self) -> None:
         check_keep_policy(self.keep_policy)
         _check(
-            self.precision in ("auto", "fp32", "bf16", "fp16"),
-            f"precision={self.precision!r} must be one of auto, fp32, bf16, fp16",
+            self.precision in PRECISIONS,
+            f"precision={self.precision!r} must be one of {', '.join(PRECISIONS)}",
         )
         _check(
-            self.embedding_dtype in ("float32", "float16"),
+            self.embedding_dtype in EMBEDDING_DTYPES,
             f"embedding_dtype={self.embedding_dtype!r} must be float32 or float16",
         )
         _check(
@@ -157,6 +164,19 @@ class CurateConfig:
     def near_threshold(self) -> float:
         """Cosine at or above which a semantic duplicate is labelled ``near``."""
         return similarity_threshold(self.near_eps)
+
+    @classmethod
+    def from_call(
+        cls, inputs: str | Sequence[str] | CurateConfig, out: str | None, params: dict[str, Any]
+    ) -> CurateConfig:
+        """The config of a ``curate(inputs, out, **params)`` call (``inputs`` may be a
+        complete config already, returned as it is)."""
+        if isinstance(inputs, CurateConfig):
+            return inputs
+        if out is None:
+            raise ConfigError("curate() needs an output directory: curate(inputs, out, ...)")
+        paths = (inputs,) if isinstance(inputs, str) else tuple(inputs)
+        return cls(inputs=paths, out=str(out), **params)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form, as recorded in the manifest."""

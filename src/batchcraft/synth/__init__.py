@@ -17,7 +17,6 @@ from batchcraft.synth.embeddings import (
     write_embeddings_parquet,
 )
 from batchcraft.synth.ground_truth import SynthCorpus, load_corpus
-from batchcraft.synth.text import normalize_text
 
 __all__ = [
     "DEFAULT_SOURCES",
@@ -26,7 +25,6 @@ __all__ = [
     "SynthEmbeddings",
     "generate_corpus",
     "load_corpus",
-    "normalize_text",
     "synthetic_embeddings",
     "write_curated_dataset",
     "write_embeddings_parquet",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -48,14 +49,7 @@ def write_curated_dataset(
     layout.rejects_dir(root).mkdir(exist_ok=True)
     rng = np.random.default_rng(seed)
     table = _table(num_rows, dim, duplicate_every, with_pairs, num_tokens, rng)
-    shards = []
-    bounds = np.linspace(0, num_rows, num_shards + 1).astype(int)
-    for index, (start, stop) in enumerate(itertools.pairwise(bounds.tolist())):
-        part = table.slice(start, stop - start)
-        relative = layout.shard_name(index)
-        pq.write_table(part, root / relative)
-        kept = int(np.asarray(part.column("keep")).sum())
-        shards.append({"path": relative, "num_rows": part.num_rows, "num_kept": kept})
+    shards = _write_shards(root, table, num_shards)
     centroids = rng.standard_normal((4, dim)).astype(np.float32)
     np.save(
         layout.centroids_path(root), centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
@@ -70,6 +64,19 @@ def write_curated_dataset(
     }
     write_manifest(root, manifest)
     return root
+
+
+def _write_shards(root: Path, table: pa.Table, num_shards: int) -> list[dict[str, Any]]:
+    """Write ``table`` as ``num_shards`` contiguous shards; the manifest's shard entries."""
+    shards = []
+    bounds = np.linspace(0, table.num_rows, num_shards + 1).astype(int)
+    for index, (start, stop) in enumerate(itertools.pairwise(bounds.tolist())):
+        part = table.slice(start, stop - start)
+        relative = layout.shard_name(index)
+        pq.write_table(part, root / relative)
+        kept = int(np.asarray(part.column("keep")).sum())
+        shards.append({"path": relative, "num_rows": part.num_rows, "num_kept": kept})
+    return shards
 
 
 def _unit(rng: np.random.Generator, rows: int, dim: int) -> pa.FixedSizeListArray:

@@ -67,24 +67,9 @@ def synthetic_embeddings(
     Returns:
         The vectors and the ground truth of the planted pairs.
     """
-    if num_rows < 2 or dim < 2 or num_topics < 1:
-        raise ConfigError(f"{num_rows=} and {dim=} must be >= 2, {num_topics=} >= 1")
-    if not 0.0 <= duplicate_fraction < 0.5:
-        raise ConfigError(f"{duplicate_fraction=} must be in [0, 0.5)")
-    if not -1.0 <= duplicate_cosine[0] <= duplicate_cosine[1] <= 1.0:
-        raise ConfigError(f"{duplicate_cosine=} must be an increasing range within [-1, 1]")
+    _check_arguments(num_rows, dim, num_topics, duplicate_fraction, duplicate_cosine)
     rng = np.random.default_rng(seed)
-    centres = _unit_rows(rng.standard_normal((num_topics, dim), dtype=np.float32))
-    scales = rng.uniform(*spread, size=num_topics).astype(np.float32)
-    topics = rng.integers(0, num_topics, size=num_rows, dtype=np.int32)
-    embeddings = np.empty((num_rows, dim), dtype=np.float32)
-    for start in range(0, num_rows, _CHUNK_ROWS):
-        chunk = slice(start, min(start + _CHUNK_ROWS, num_rows))
-        noise = rng.standard_normal((chunk.stop - chunk.start, dim), dtype=np.float32)
-        noise *= (scales[topics[chunk]] / np.sqrt(dim, dtype=np.float32))[:, None]
-        noise += centres[topics[chunk]]
-        embeddings[chunk] = _unit_rows(noise)
-
+    embeddings, topics = _clustered_rows(rng, num_rows, dim, num_topics, spread)
     pairs, cosines = _plant_duplicates(
         rng, embeddings, topics, duplicate_fraction, duplicate_cosine
     )
@@ -95,6 +80,38 @@ def synthetic_embeddings(
         duplicate_pairs=pairs,
         duplicate_cosines=cosines,
     )
+
+
+def _check_arguments(
+    num_rows: int,
+    dim: int,
+    num_topics: int,
+    duplicate_fraction: float,
+    duplicate_cosine: tuple[float, float],
+) -> None:
+    if num_rows < 2 or dim < 2 or num_topics < 1:
+        raise ConfigError(f"{num_rows=} and {dim=} must be >= 2, {num_topics=} >= 1")
+    if not 0.0 <= duplicate_fraction < 0.5:
+        raise ConfigError(f"{duplicate_fraction=} must be in [0, 0.5)")
+    if not -1.0 <= duplicate_cosine[0] <= duplicate_cosine[1] <= 1.0:
+        raise ConfigError(f"{duplicate_cosine=} must be an increasing range within [-1, 1]")
+
+
+def _clustered_rows(
+    rng: np.random.Generator, num_rows: int, dim: int, num_topics: int, spread: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unit rows around random unit centres, and each row's topic (its centre)."""
+    centres = _unit_rows(rng.standard_normal((num_topics, dim), dtype=np.float32))
+    scales = rng.uniform(*spread, size=num_topics).astype(np.float32)
+    topics = rng.integers(0, num_topics, size=num_rows, dtype=np.int32)
+    embeddings = np.empty((num_rows, dim), dtype=np.float32)
+    for start in range(0, num_rows, _CHUNK_ROWS):
+        chunk = slice(start, min(start + _CHUNK_ROWS, num_rows))
+        noise = rng.standard_normal((chunk.stop - chunk.start, dim), dtype=np.float32)
+        noise *= (scales[topics[chunk]] / np.sqrt(dim, dtype=np.float32))[:, None]
+        noise += centres[topics[chunk]]
+        embeddings[chunk] = _unit_rows(noise)
+    return embeddings, topics
 
 
 def _plant_duplicates(

@@ -12,11 +12,11 @@ import random
 from dataclasses import dataclass, field
 
 from batchcraft.errors import ConfigError
+from batchcraft.pipeline.dedup.exact import exact_dedup_form
 from batchcraft.synth.text import (
     RowSpec,
     exact_variant,
     near_variant,
-    normalize_text,
     paraphrase,
     render,
     render_answer,
@@ -113,7 +113,7 @@ def _draw(rng: random.Random, cumulative: list[float]) -> int:
 
 
 def base_rows(rng: random.Random, count: int, concept_exponent: float) -> list[Row]:
-    """``count`` rows whose texts are pairwise distinct even after normalisation."""
+    """``count`` rows whose texts are pairwise distinct even in their exact-dedup form."""
     sampler = ConceptSampler(concept_exponent)
     seen: set[str] = set()
     rows: list[Row] = []
@@ -122,7 +122,7 @@ def base_rows(rng: random.Random, count: int, concept_exponent: float) -> list[R
             topic, concepts = sampler.sample(rng)
             spec = sample_row_spec(rng, topic, concepts)
             text = render(spec)
-            key = normalize_text(text)
+            key = exact_dedup_form(text)
             if key not in seen:
                 break
         else:  # pragma: no cover - the combinatorial space is far larger than any corpus
@@ -172,7 +172,7 @@ def _copy(rng: random.Random, kind: str, source: Row, original: int, details: di
         else:
             assert source.spec is not None, "semantic duplicates copy base rows"
             text = paraphrase(rng, source.spec)
-        if (kind == "exact") == (normalize_text(text) == normalize_text(source.text)):
+        if (kind == "exact") == (exact_dedup_form(text) == exact_dedup_form(source.text)):
             break
     return Row(
         text=text,

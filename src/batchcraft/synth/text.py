@@ -10,6 +10,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from batchcraft.pipeline.dedup.exact import exact_dedup_form
 from batchcraft.synth.templates import (
     ANSWER_TEMPLATES,
     FOLLOW_UP_TEMPLATES,
@@ -44,11 +45,6 @@ class RowSpec:
     follow_up_template: int
     slots: dict[str, str]
     concepts: tuple[str, ...]
-
-
-def normalize_text(text: str) -> str:
-    """The canonical form under which exact duplicates compare equal (spaces and case)."""
-    return " ".join(text.split()).casefold()
 
 
 def join_phrases(phrases: tuple[str, ...]) -> str:
@@ -186,7 +182,7 @@ def _drop_word(rng: random.Random, text: str) -> str:
 def _swap_words(rng: random.Random, text: str) -> str:
     words = text.split(" ")
     index = rng.randrange(1, len(words) - 2)
-    if normalize_text(words[index]) == normalize_text(words[index + 1]):
+    if exact_dedup_form(words[index]) == exact_dedup_form(words[index + 1]):
         return _drop_word(rng, text)
     words[index], words[index + 1] = words[index + 1], words[index]
     return " ".join(words)

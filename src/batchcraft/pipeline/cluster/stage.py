@@ -1,10 +1,11 @@
 """The cluster stage: spherical k-means fitted on a bounded sample in one executor task,
-then every row assigned to its nearest and second-nearest centroids."""
+then every row assigned to its nearest and second-nearest centroids. `cluster_step` is
+this stage in the curation job."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,9 +16,15 @@ from pyspark.sql import types as T
 
 from batchcraft.dataset.arrays import to_list_array, to_matrix
 from batchcraft.errors import BatchcraftError
-from batchcraft.pipeline.cluster import assign, train_centroids
-from batchcraft.pipeline.config import DEFAULT_KMEANS_ITERATIONS, DEFAULT_KMEANS_SAMPLE_SIZE
-from batchcraft.pipeline.schemas import extend_schema
+from batchcraft.pipeline.cluster.kmeans import assign, train_centroids
+from batchcraft.pipeline.config import (
+    DEFAULT_KMEANS_ITERATIONS,
+    DEFAULT_KMEANS_SAMPLE_SIZE,
+    CurateConfig,
+    default_num_clusters,
+)
+from batchcraft.pipeline.frames import PersistedFrames
+from batchcraft.pipeline.spark_schema import extend_schema
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,21 @@ def fit_kmeans(
     cutoff = int(min(1.0, sample_size / max(total, 1)) * buckets)
     chosen = F.pmod(F.xxhash64(F.col("id"), F.lit(seed)), F.lit(buckets)) < F.lit(cutoff)
     sample = df.where(chosen).select("id", "embedding").repartition(1)
+    train = _trainer(num_clusters, iterations, seed)
+    found = sample.mapInArrow(train, "centroid array<float>, rows long").toArrow()
+    if found.num_rows == 0:
+        raise BatchcraftError(
+            f"the k-means sample of about {sample_size} of {total} rows came out empty; "
+            "raise kmeans_sample_size"
+        )
+    return KMeansFit(to_matrix(found.column("centroid")), int(found.column("rows")[0].as_py()))
+
+
+def _trainer(
+    num_clusters: int, iterations: int, seed: int
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The task that trains k-means on the whole sample (one partition): one row per
+    centroid, each with the sample's row count."""
 
     def train(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         received = [batch for batch in batches if batch.num_rows]
@@ -85,13 +107,7 @@ def fit_kmeans(
         rows = pa.array(np.full(len(centroids), len(vectors), dtype=np.int64))
         yield pa.RecordBatch.from_arrays([to_list_array(centroids), rows], ["centroid", "rows"])
 
-    found = sample.mapInArrow(train, "centroid array<float>, rows long").toArrow()
-    if found.num_rows == 0:
-        raise BatchcraftError(
-            f"the k-means sample of about {sample_size} of {total} rows came out empty; "
-            "raise kmeans_sample_size"
-        )
-    return KMeansFit(to_matrix(found.column("centroid")), int(found.column("rows")[0].as_py()))
+    return train
 
 
 def _sorted_by_id(sample: pa.Table) -> np.ndarray:
@@ -134,3 +150,26 @@ def assign_clusters(df: DataFrame, centroids: np.ndarray) -> DataFrame:
         "second_sim": T.FloatType(),
     }
     return df.mapInArrow(assign_batch, extend_schema(df, added))
+
+
+def cluster_step(
+    config: CurateConfig,
+    embedded: DataFrame,
+    num_rows: int,
+    frames: PersistedFrames,
+    counts: dict[str, int],
+) -> tuple[KMeansFit, DataFrame]:
+    """The k-means fit, and the rows with their clusters (cached)."""
+    kmeans = fit_kmeans(
+        embedded,
+        config.num_clusters or default_num_clusters(num_rows),
+        config.kmeans_sample_size,
+        config.kmeans_iterations,
+        config.seed,
+        num_rows,
+    )
+    clustered = frames.keep(assign_clusters(embedded, kmeans.centroids))
+    counts["clusters"] = len(kmeans.centroids)
+    counts["sampled"] = kmeans.sample_size
+    counts["rows"] = clustered.count()
+    return kmeans, clustered

@@ -11,9 +11,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from batchcraft.pipeline.inputs import Chunk
-from batchcraft.pipeline.normalize import dedup_key, derived_id, normalize_text
-from batchcraft.pipeline.vectors import vector_problem
+from batchcraft.pipeline.dedup.exact import dedup_key
+from batchcraft.pipeline.read.inputs import Chunk
+from batchcraft.pipeline.read.normalize import derived_id, normalize_text
+from batchcraft.pipeline.read.vector_checks import vector_problem
 
 _JSON_TYPE_NAMES = {
     dict: "object",

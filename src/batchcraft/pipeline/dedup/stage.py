@@ -3,11 +3,14 @@ duplicates (SemDeDup within clusters, with a chain-safe keep rule).
 
 Duplicate pairs are found per cluster on the executors; the keep rule runs on the driver
 over the edge list when it is small enough, and distributed in rounds otherwise.
+`exact_dedup_step` and `semantic_dedup_step` are these stages in the curation job: what
+they cache and count, and what the later steps need of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -17,8 +20,21 @@ from pyspark.sql import functions as F
 
 from batchcraft.dataset.arrays import to_matrix
 from batchcraft.dataset.schema import similarity_threshold
-from batchcraft.pipeline.config import DEFAULT_NEAR_EPS, KeepPolicy, check_keep_policy
-from batchcraft.pipeline.semdedup import cluster_edges, decide_edges
+from batchcraft.errors import InputError
+from batchcraft.pipeline.config import (
+    DEFAULT_NEAR_EPS,
+    CurateConfig,
+    KeepPolicy,
+    check_keep_policy,
+)
+from batchcraft.pipeline.dedup.semantic import cluster_edges, decide_edges
+from batchcraft.pipeline.frames import PersistedFrames
+
+_PARSE_ONLY_COLUMNS = ("file_index", "record", "reason", "detail", "raw", "dedup_key")
+# Kept to the end of the job: every parsed record's outcome (accounting, rejects files) ...
+_OUTCOME_COLUMNS = ("file_index", "record", "source", "id", "reason", "detail", "raw")
+# ... and the exact duplicates, which take their representative's vectors when written.
+_DUPLICATE_COLUMNS = ("id", "text", "pair_text", "source", "dup_of", "dup_kind")
 
 
 def exact_dedup(df: DataFrame) -> DataFrame:
@@ -194,3 +210,58 @@ def _keep_rule(edges: DataFrame) -> DataFrame:
     if not undecided.isEmpty():  # pragma: no cover - impossible for a DAG of priorities
         raise RuntimeError("semantic dedup keep rule did not converge")
     return decided.where(~F.col("kept")).select("id", "sem_dup_of", "sem_dup_sim")
+
+
+@dataclass(frozen=True)
+class Unique:
+    """What the exact-dedup step leaves to the later steps.
+
+    Attributes:
+        representatives: The valid rows that are no exact duplicate (to embed).
+        num_rows: How many there are.
+        outcomes: One row per parsed record: its source, id and reject reason (small, cached).
+        duplicates: The exact duplicates, written with their representative's vectors.
+        marked: The valid rows with ``dup_of`` (cached; release once embedded).
+    """
+
+    representatives: DataFrame
+    num_rows: int
+    outcomes: DataFrame
+    duplicates: DataFrame
+    marked: DataFrame
+
+
+def exact_dedup_step(raw: DataFrame, frames: PersistedFrames, counts: dict[str, int]) -> Unique:
+    """Mark the exact duplicates among the valid records; what later steps need of them."""
+    marked = frames.keep(exact_dedup(raw.where(F.col("reason").isNull())))
+    representatives = marked.where(F.col("dup_of").isNull()).drop(*_PARSE_ONLY_COLUMNS)
+    counts["unique"] = num_unique = representatives.count()
+    if num_unique == 0:
+        reasons = {r["reason"]: r["count"] for r in raw.groupBy("reason").count().collect()}
+        raise InputError(f"every record was rejected ({reasons}): check the column flags")
+    # What the write step needs of the parsed rows, without texts and vectors of kept rows.
+    outcomes = frames.keep(raw.select(*_OUTCOME_COLUMNS), small=True)
+    duplicates = frames.keep(
+        marked.where(F.col("dup_of").isNotNull()).select(*_DUPLICATE_COLUMNS), small=True
+    )
+    counts["exact_duplicates"] = duplicates.count()
+    outcomes.count()
+    return Unique(representatives, num_unique, outcomes, duplicates, marked)
+
+
+def semantic_dedup_step(
+    config: CurateConfig, clustered: DataFrame, frames: PersistedFrames, counts: dict[str, int]
+) -> DataFrame:
+    """The clustered rows with their SemDeDup decision (``keep``, ``dup_of``; cached)."""
+    deduped = frames.keep(
+        semantic_dedup(
+            clustered,
+            config.eps,
+            config.near_eps,
+            config.keep_policy,
+            config.second_cluster,
+            persist=lambda df: frames.keep(df, small=True),  # edge lists, released at close
+        )
+    )
+    counts["removed"] = deduped.where(~F.col("keep")).count()
+    return deduped

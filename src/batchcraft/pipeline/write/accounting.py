@@ -1,31 +1,38 @@
-"""Row accounting: per stage and per source, in = kept + duplicates + rejected, exactly."""
+"""Row accounting: per stage and per source, in = kept + duplicates + rejected, exactly.
+
+Pure arithmetic over the counts the write stage aggregates in Spark (`stage.count_outcomes`).
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
-
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from batchcraft.errors import BatchcraftError
 
 KINDS = ("exact", "near", "semantic")
 
 
-def account(raw: DataFrame, rows: DataFrame) -> dict[str, Any]:
-    """Count every input record into exactly one outcome, from independent aggregations.
+def account(
+    inputs: dict[str, int],
+    rejected_by_reason: Iterable[tuple[str, str, int]],
+    written_by_kind: Iterable[tuple[str, str | None, int]],
+) -> dict[str, Any]:
+    """The manifest's ``counts`` section: every input record in exactly one outcome.
 
-    ``raw`` holds one row per parsed input record (rejected or not); ``rows`` is the dataset
-    as written. The counts are the manifest's ``counts`` section.
+    Args:
+        inputs: Parsed records per source (rejected or not).
+        rejected_by_reason: (source, reason, count) of the rejected records.
+        written_by_kind: (source, ``dup_kind``, count) of the dataset's rows as written
+            (``dup_kind`` None for a kept row).
     """
-    inputs = {r["source"]: r["count"] for r in raw.groupBy("source").count().collect()}
     rejected: dict[str, dict[str, int]] = defaultdict(dict)
-    for r in raw.where(F.col("reason").isNotNull()).groupBy("source", "reason").count().collect():
-        rejected[r["source"]][r["reason"]] = r["count"]
+    for source, reason, count in rejected_by_reason:
+        rejected[source][reason] = count
     outcomes: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys((*KINDS, "kept"), 0))
-    for r in rows.groupBy("source", "dup_kind").count().collect():
-        outcomes[r["source"]][r["dup_kind"] or "kept"] += r["count"]
+    for source, kind, count in written_by_kind:
+        outcomes[source][kind or "kept"] += count
     by_source = {}
     for source in sorted(set(inputs) | set(outcomes)):
         out = outcomes[source]

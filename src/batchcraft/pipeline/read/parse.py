@@ -15,10 +15,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchcraft.dataset.arrays import is_vector_type
-from batchcraft.pipeline.inputs import Chunk
-from batchcraft.pipeline.readers import read_records, read_row_group, table_records
-from batchcraft.pipeline.validate import CheckedVector, ColumnMapping, Reject, validate_record
-from batchcraft.pipeline.vectors import vector_problems
+from batchcraft.pipeline.read.inputs import Chunk
+from batchcraft.pipeline.read.readers import read_records, read_row_group, table_records
+from batchcraft.pipeline.read.validate import CheckedVector, ColumnMapping, Reject, validate_record
+from batchcraft.pipeline.read.vector_checks import vector_problems
 
 REJECT_REASONS = (
     "missing_text",
@@ -28,7 +28,7 @@ REJECT_REASONS = (
     "missing_id",
     "duplicate_id",
     "missing_pair",
-    "embedding_dimension",  # set after parsing, by stages.reject_wrong_dimension
+    "embedding_dimension",  # set after parsing, by stage.reject_wrong_dimension
 )
 RAW_SCHEMA = pa.schema(
     [

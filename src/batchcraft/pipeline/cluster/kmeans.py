@@ -8,7 +8,7 @@ import numpy as np
 
 from batchcraft._deps import require
 from batchcraft.pipeline.config import DEFAULT_KMEANS_ITERATIONS
-from batchcraft.pipeline.encoder import unit_norm
+from batchcraft.pipeline.embedding.vectors import unit_norm
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The manifest of a curation run: what was read, how each stage was parametrised, what came out.
+"""The manifest record of a curation run: what was read, how each stage was parametrised,
+what came out (`batchcraft.dataset.manifest` writes it and reads it back).
 
 Built from plain values only (no Spark), one function per manifest section, so that the
 record of a run can be read here in the order it appears in ``manifest.json``.
@@ -13,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 from batchcraft import __version__
 from batchcraft.dataset.schema import SCHEMA_VERSION
 from batchcraft.pipeline.config import CurateConfig
-from batchcraft.pipeline.encoder import EncoderSpec, model_name
-from batchcraft.pipeline.inputs import InputFile
+from batchcraft.pipeline.embedding.sentence_encoder import EncoderSpec, model_name
+from batchcraft.pipeline.read.inputs import InputFile
 
-if TYPE_CHECKING:  # stages imports pyspark; the manifest needs only the fit's values
-    from batchcraft.pipeline.stages import KMeansFit
+if TYPE_CHECKING:  # cluster.stage imports pyspark; the manifest needs only the fit's values
+    from batchcraft.pipeline.cluster.stage import KMeansFit
 
 
 def build_manifest(

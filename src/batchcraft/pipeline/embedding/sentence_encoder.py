@@ -1,4 +1,5 @@
-"""Sentence embeddings: model resolution, precision choice, and the per-batch encode function.
+"""The sentence-transformers text encoder: model resolution, precision choice, and the
+per-batch encode function.
 
 The model is loaded once per Python process (Spark reuses its Python workers, so once per
 worker) and cached. Nothing here downloads: the default model ships inside the
@@ -17,10 +18,9 @@ import numpy as np
 
 from batchcraft._deps import require
 from batchcraft.errors import ConfigError
+from batchcraft.pipeline.embedding.vectors import unit_norm
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-_NORM_BLOCK_ROWS = 8192
-_SMALLEST_NORM = np.finfo(np.float64).tiny  # below any nonzero float32 vector's norm
 
 
 class Encoder(Protocol):
@@ -120,19 +120,3 @@ class SentenceEncoder:
 def cached_encoder(spec: EncoderSpec) -> SentenceEncoder:
     """One encoder per (model, precision, batch size) per process."""
     return SentenceEncoder(spec)
-
-
-def unit_norm(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm, as float32 (zero rows stay zero).
-
-    The arithmetic is float64, a block of rows at a time: in float32 the squares of very
-    small or very large (yet finite) values underflow to 0 or overflow to inf, and such
-    rows would come out far from unit norm.
-    """
-    vectors = np.asarray(vectors)
-    result = np.empty(vectors.shape, dtype=np.float32)
-    for start in range(0, len(vectors), _NORM_BLOCK_ROWS):
-        block = vectors[start : start + _NORM_BLOCK_ROWS].astype(np.float64)
-        norms = np.linalg.norm(block, axis=1, keepdims=True)
-        result[start : start + _NORM_BLOCK_ROWS] = block / np.maximum(norms, _SMALLEST_NORM)
-    return result

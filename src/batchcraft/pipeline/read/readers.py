@@ -17,8 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batchcraft.pipeline.inputs import Chunk
-from batchcraft.pipeline.validate import Reject, has_surrogates
+from batchcraft.pipeline.read.inputs import Chunk
+from batchcraft.pipeline.read.validate import Reject, has_surrogates
 
 
 def read_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:

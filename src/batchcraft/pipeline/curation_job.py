@@ -1,8 +1,10 @@
 """The curation job: checks the inputs before Spark starts, runs the steps in order in a
 Spark session, and writes the dataset and its manifest atomically.
 
-What each step does with the job's frames and counters is in `job_steps`; the stages
-they run are in `stages`.
+Each step is the ``*_step`` function of its folder's ``stage`` module (what it caches and
+counts); this module only orders them and releases each frame once no later step reads
+it. The job writes the dataset only and imports no report: the caller asks for the
+report (``batchcraft.curation.curate`` and the ``batchcraft curate`` command do).
 """
 
 from __future__ import annotations
@@ -16,17 +18,21 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from batchcraft.dataset.manifest import write_manifest
-from batchcraft.errors import ConfigError
-from batchcraft.pipeline import job_steps
-from batchcraft.pipeline.concepts import read_vocabulary
+from batchcraft.pipeline.cluster.stage import cluster_step
+from batchcraft.pipeline.concepts.stage import concepts_step
+from batchcraft.pipeline.concepts.zero_shot import read_vocabulary
 from batchcraft.pipeline.config import CurateConfig
-from batchcraft.pipeline.encoder import resolve_model_path
+from batchcraft.pipeline.dedup.stage import exact_dedup_step, semantic_dedup_step
+from batchcraft.pipeline.embedding.sentence_encoder import resolve_model_path
+from batchcraft.pipeline.embedding.stage import embed_step
 from batchcraft.pipeline.frames import PersistedFrames
-from batchcraft.pipeline.inputs import InputFile, check_columns, discover
-from batchcraft.pipeline.manifest import build_manifest
-from batchcraft.pipeline.output import StagedOutput
 from batchcraft.pipeline.progress import StageClock
-from batchcraft.pipeline.session import spark_session
+from batchcraft.pipeline.read.inputs import InputFile, check_columns, discover
+from batchcraft.pipeline.read.stage import read_step
+from batchcraft.pipeline.run_record import build_manifest
+from batchcraft.pipeline.spark import spark_session
+from batchcraft.pipeline.write.files import StagedOutput
+from batchcraft.pipeline.write.stage import write_step
 
 LOG = logging.getLogger("batchcraft.pipeline")
 STAGES = ("read+validate", "exact_dedup", "embed", "cluster", "semantic_dedup", "concepts", "write")
@@ -42,7 +48,9 @@ def curate(
     """Run the whole curation job and return the manifest it wrote.
 
     Everything a user can get wrong about the inputs is checked before Spark starts. The
-    dataset is built in a staging directory and renamed into place only on success.
+    dataset is built in a staging directory and renamed into place only on success. No
+    report is written: ``batchcraft.curation.curate`` runs this job, then writes the
+    report (``write_report`` is read there, not here).
 
     Args:
         inputs: Input paths/globs, or a complete CurateConfig.
@@ -54,24 +62,10 @@ def curate(
     Example:
         >>> curate("corpus/*.jsonl", "curated/", id_column="id", eps=0.1)  # doctest: +SKIP
     """
-    config = _config_of(inputs, out, params)
+    config = CurateConfig.from_call(inputs, out, params)
     checked = _check_before_spark(config)
     with StagedOutput(config.out, config.overwrite) as output:
-        manifest = _run_in_session(spark, checked, output.staging)
-    if config.write_report:
-        _write_report(Path(config.out))
-    return manifest
-
-
-def _config_of(
-    inputs: str | Sequence[str] | CurateConfig, out: str | None, params: dict[str, Any]
-) -> CurateConfig:
-    if isinstance(inputs, CurateConfig):
-        return inputs
-    if out is None:
-        raise ConfigError("curate() needs an output directory: curate(inputs, out, ...)")
-    paths = (inputs,) if isinstance(inputs, str) else tuple(inputs)
-    return CurateConfig(inputs=paths, out=str(out), **params)
+        return _run_in_session(spark, checked, output.staging)
 
 
 @dataclass(frozen=True)
@@ -127,27 +121,35 @@ def _run(
     clock: StageClock,
     frames: PersistedFrames,
 ) -> dict[str, Any]:
-    """Every stage in turn, each frame released once no later stage reads it; the manifest."""
+    """Every step in turn, each frame released once no later step reads it; the manifest."""
     config, files, vocabulary = checked.config, checked.files, checked.vocabulary
     with clock.stage("read+validate") as counts:
-        raw, parsed = job_steps.read_and_validate(spark, config, files, frames, counts)
+        raw, parsed = read_step(spark, config, files, frames, counts)
     with clock.stage("exact_dedup") as counts:
-        unique = job_steps.exact_dedup(raw, frames, counts)
+        unique = exact_dedup_step(raw, frames, counts)
     with clock.stage("embed") as counts:
-        embedded, spec = job_steps.embed(spark, config, unique, checked.model_path, frames, counts)
+        embedded, spec = embed_step(
+            spark,
+            config,
+            unique.representatives,
+            unique.num_rows,
+            checked.model_path,
+            frames,
+            counts,
+        )
         frames.release(parsed, raw, unique.marked)
         dimension = len(embedded.select("embedding").first()[0])  # type: ignore[index]
     with clock.stage("cluster") as counts:
-        kmeans, clustered = job_steps.cluster(config, embedded, unique.num_rows, frames, counts)
+        kmeans, clustered = cluster_step(config, embedded, unique.num_rows, frames, counts)
         frames.release(embedded)
     with clock.stage("semantic_dedup") as counts:
-        deduped = job_steps.semantic_dedup(config, clustered, frames, counts)
+        deduped = semantic_dedup_step(config, clustered, frames, counts)
         frames.release(clustered)
     with clock.stage("concepts") as counts:
-        annotated = job_steps.concepts(config, deduped, vocabulary, spec, frames, counts)
+        annotated = concepts_step(config, deduped, vocabulary, spec, frames, counts)
     with clock.stage("write") as counts:
-        shards, accounting = job_steps.write(
-            config, files, unique, annotated, kmeans, dimension, staging
+        shards, accounting = write_step(
+            config, files, unique, annotated, kmeans.centroids, dimension, staging
         )
         counts["rows"] = sum(shard["num_rows"] for shard in shards)
     manifest = build_manifest(
@@ -155,11 +157,3 @@ def _run(
     )
     write_manifest(staging, manifest)
     return manifest
-
-
-def _write_report(directory: Path) -> None:
-    try:
-        from batchcraft.report import write_report
-    except ImportError:  # the report package is optional at this stage of the job
-        return
-    write_report(directory)

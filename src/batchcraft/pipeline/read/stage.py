@@ -2,7 +2,8 @@
 that need the whole corpus (an id used twice, a precomputed vector of another length).
 
 Every record stays one row; a record failing a check keeps its row, with a ``reason``
-and a ``detail`` saying what was wrong and where.
+and a ``detail`` saying what was wrong and where. `read_step` is this stage in the
+curation job: what it caches and counts.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from batchcraft.pipeline.inputs import Chunk, InputFile, position_words
-from batchcraft.pipeline.parse import RAW_PREVIEW_CHARS, ColumnMapping, parse_chunk
+from batchcraft.errors import InputError
+from batchcraft.pipeline.config import CurateConfig
+from batchcraft.pipeline.frames import PersistedFrames
+from batchcraft.pipeline.read.inputs import Chunk, InputFile, plan_chunks, position_words
+from batchcraft.pipeline.read.parse import RAW_PREVIEW_CHARS, ColumnMapping, parse_chunk
 
 RAW_DDL = (
     "file_index int, record long, source string, id string, text string, pair_text string, "
@@ -150,3 +154,39 @@ def reject_wrong_dimension(
         .withColumn(column, F.when(~F.col("_wrong"), F.col(column)))
         .drop("_wrong")
     )
+
+
+def read_step(
+    spark: SparkSession,
+    config: CurateConfig,
+    files: list[InputFile],
+    frames: PersistedFrames,
+    counts: dict[str, int],
+) -> tuple[DataFrame, DataFrame]:
+    """One row per input record, rejected ones with their reason; and the cached parse
+    it derives from (release both once the records are no longer read)."""
+    mapping = ColumnMapping(
+        config.text_column,
+        config.id_column,
+        config.pair_column,
+        config.concept_column,
+        config.embedding_column,
+        config.max_text_bytes,
+    )
+    # Cached and counted first: a shuffle's partition count is fixed when its frame is
+    # cached, so the duplicate-id window must be built after `scale_shuffles`.
+    parsed = frames.keep(read_corpus(spark, plan_chunks(files), mapping))
+    counts["rows"] = parsed.count()
+    if counts["rows"] == 0:
+        raise InputError(f"the inputs {[f.path for f in files]} hold no records")
+    frames.scale_shuffles(counts["rows"])
+    raw = parsed
+    if config.embedding_column:
+        dimension = embedding_dimension(parsed)
+        if dimension is not None:
+            raw = reject_wrong_dimension(raw, dimension)
+    if config.id_column:  # a shuffle: cache its result rather than redo it for every reader
+        raw = frames.keep(reject_duplicate_ids(raw, files))
+        raw.count()
+        frames.release(parsed)
+    return raw, parsed

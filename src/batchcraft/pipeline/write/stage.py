@@ -1,8 +1,9 @@
 """The write stage: the curated rows and the rejects, from Spark partitions to Parquet files.
 
-Each task writes its own file straight from its Arrow batches (`output.write_parquet`), so
+Each task writes its own file straight from its Arrow batches (`files.write_parquet`), so
 no row passes through the driver; the driver only renames the files and collects per-file
-row counts for the manifest.
+row counts for the manifest. `write_step` is this stage in the curation job: rows,
+rejects and centroids, and the row accounting of the whole run.
 """
 
 from __future__ import annotations
@@ -20,24 +21,13 @@ from pyspark.sql import functions as F
 from batchcraft.dataset import layout
 from batchcraft.dataset.schema import REJECTS_SCHEMA, row_schema, to_contract
 from batchcraft.pipeline.config import CurateConfig, default_num_shards
-from batchcraft.pipeline.inputs import InputFile
-from batchcraft.pipeline.output import number_shards, write_parquet
+from batchcraft.pipeline.dedup.stage import Unique
+from batchcraft.pipeline.read.inputs import InputFile
+from batchcraft.pipeline.write.accounting import account, check_balanced
+from batchcraft.pipeline.write.files import number_shards, write_parquet
 
-CONTRACT_COLUMNS = (
-    "id",
-    "text",
-    "pair_text",
-    "source",
-    "embedding",
-    "pair_embedding",
-    "cluster",
-    "centroid_sim",
-    "dup_of",
-    "dup_kind",
-    "max_sim",
-    "keep",
-    "concepts",
-)
+CONTRACT_COLUMNS = tuple(row_schema(1).names)
+"""The dataset's columns in contract order (names only: the vector width does not matter)."""
 
 
 def with_exact_duplicates(annotated: DataFrame, duplicates: DataFrame) -> DataFrame:
@@ -130,3 +120,38 @@ def write_rejects(rejects: DataFrame, files: list[InputFile], staging: Path) -> 
     ).collect()
     if not any(layout.rejects_dir(staging).iterdir()):
         write_parquet([], layout.rejects_dir(staging) / "part-00000.parquet", REJECTS_SCHEMA)
+
+
+def write_step(
+    config: CurateConfig,
+    files: list[InputFile],
+    unique: Unique,
+    annotated: DataFrame,
+    centroids: np.ndarray,
+    dimension: int,
+    staging: Path,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Write rows, rejects and centroids; the shards written and the balanced accounting."""
+    rows = with_exact_duplicates(annotated, unique.duplicates)
+    shards = write_rows(rows, staging, dimension, config, unique.num_rows)
+    write_rejects(unique.outcomes.where(F.col("reason").isNotNull()), files, staging)
+    np.save(layout.centroids_path(staging), centroids.astype(np.float32))
+    accounting = count_outcomes(unique.outcomes, rows)
+    check_balanced(accounting)
+    return shards, accounting
+
+
+def count_outcomes(records: DataFrame, rows: DataFrame) -> dict[str, Any]:
+    """Count every input record into exactly one outcome, from independent aggregations.
+
+    ``records`` holds one row per parsed input record (rejected or not); ``rows`` is the
+    dataset as written. The counts are the manifest's ``counts`` section.
+    """
+    inputs = {r["source"]: r["count"] for r in records.groupBy("source").count().collect()}
+    rejected = records.where(F.col("reason").isNotNull()).groupBy("source", "reason").count()
+    written = rows.groupBy("source", "dup_kind").count()
+    return account(
+        inputs,
+        [(r["source"], r["reason"], r["count"]) for r in rejected.collect()],
+        [(r["source"], r["dup_kind"], r["count"]) for r in written.collect()],
+    )

@@ -1,4 +1,4 @@
-"""Text normalisation shared by validation, exact dedup and ids."""
+"""Text normalisation of every record, and the id of a record whose input gives none."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import unicodedata
 
 _SPACES = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
-_ALL_SPACE = re.compile(r"\s+")
 
 
 def normalize_text(text: str) -> str:
@@ -21,14 +20,6 @@ def normalize_text(text: str) -> str:
     text = _SPACES.sub(" ", text)
     text = _BLANK_LINES.sub("\n\n", text)
     return "\n".join(line.strip() for line in text.split("\n")).strip()
-
-
-def dedup_key(text: str, pair_text: str | None = None) -> str:
-    """Key of exact duplicates: case-folded text with all whitespace collapsed (plus the pair)."""
-    key = _ALL_SPACE.sub(" ", text.casefold()).strip()
-    if pair_text is not None:
-        key += "\x1f" + _ALL_SPACE.sub(" ", pair_text.casefold()).strip()
-    return hashlib.sha1(key.encode("utf-8")).hexdigest()
 
 
 def derived_id(file_name: str, record: int, text: str) -> str:

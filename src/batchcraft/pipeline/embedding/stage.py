@@ -1,16 +1,26 @@
 """The embed stage: unit-norm vectors for the unique rows, from the encoder or from the
-precomputed vectors of the input."""
+precomputed vectors of the input. `embed_step` is this stage in the curation job."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import pyarrow as pa
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
 from batchcraft.dataset.arrays import to_list_array, to_matrix
-from batchcraft.pipeline.encoder import EncoderSpec, cached_encoder, unit_norm
-from batchcraft.pipeline.schemas import VECTOR, extend_schema
+from batchcraft.pipeline.config import CurateConfig
+from batchcraft.pipeline.embedding.sentence_encoder import (
+    EncoderSpec,
+    cached_encoder,
+    resolve_precision,
+)
+from batchcraft.pipeline.embedding.vectors import unit_norm
+from batchcraft.pipeline.frames import PersistedFrames
+from batchcraft.pipeline.spark_schema import VECTOR, extend_schema
+
+ROWS_PER_EMBED_PARTITION = 2000
 
 
 def embed(df: DataFrame, spec: EncoderSpec, has_pairs: bool = False) -> DataFrame:
@@ -40,3 +50,32 @@ def normalize_embeddings(df: DataFrame, column: str = "given_embedding") -> Data
             yield batch.append_column("embedding", to_list_array(vectors))
 
     return df.mapInArrow(normalize, extend_schema(df, {"embedding": VECTOR}))
+
+
+def embed_step(
+    spark: SparkSession,
+    config: CurateConfig,
+    unique_rows: DataFrame,
+    num_rows: int,
+    model_path: str | None,
+    frames: PersistedFrames,
+    counts: dict[str, int],
+) -> tuple[DataFrame, EncoderSpec | None]:
+    """The ``num_rows`` unique rows with unit-norm ``embedding`` (cached), and the encoder
+    used (None for precomputed vectors)."""
+    ordered = unique_rows.repartition(
+        max(2, math.ceil(num_rows / ROWS_PER_EMBED_PARTITION)), "id"
+    ).sortWithinPartitions("id")
+    spec = None
+    if config.embedding_column:
+        embedded = normalize_embeddings(ordered).drop("given_embedding")
+    else:
+        assert model_path is not None
+        threads = int(spark.conf.get("spark.task.cpus", "1") or "1")
+        spec = EncoderSpec(
+            model_path, resolve_precision(config.precision), config.encode_batch_size, threads
+        )
+        embedded = embed(ordered, spec, config.pair_column is not None)
+    embedded = frames.keep(embedded)
+    counts["rows"] = embedded.count()
+    return embedded, spec

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -80,11 +80,3 @@ def number_shards(root: Path) -> list[Path]:
         os.replace(path, target)
         final.append(target)
     return final
-
-
-def iter_batches(table_or_batches: pa.Table | Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Batches of a table or an iterable of batches."""
-    if isinstance(table_or_batches, pa.Table):
-        yield from table_or_batches.to_batches()
-    else:
-        yield from table_or_batches

@@ -1,0 +1,189 @@
+"""Curation as the ``batchcraft curate`` command runs it: the curated dataset, then its report.
+
+The pipeline's job (`batchcraft.pipeline.curate`) writes the dataset only and imports no
+report; `curate` asks for the report afterwards, when ``write_report`` is true. The
+command's flags (`add_curate_arguments`) mirror the CurateConfig fields, as the keys of
+its ``--config`` file do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from batchcraft.pipeline.config import KEEP_POLICIES, PRECISIONS, CurateConfig, load_config_file
+
+if TYPE_CHECKING:  # pyspark is imported by the job, when it runs
+    from pyspark.sql import SparkSession
+
+
+def curate(
+    inputs: str | Sequence[str] | CurateConfig,
+    out: str | None = None,
+    *,
+    spark: SparkSession | None = None,
+    **params: Any,
+) -> dict[str, Any]:
+    """Curate a corpus into a dataset and write its report; return the manifest.
+
+    Takes the arguments of `batchcraft.pipeline.curate`, which it runs first; then, when
+    the config's ``write_report`` is true (the default), writes ``report.html`` and
+    ``report.json`` into the dataset with `batchcraft.report.write_report`.
+
+    Example:
+        >>> from batchcraft.curation import curate
+        >>> curate("corpus/*.jsonl", "curated/", id_column="id")  # doctest: +SKIP
+    """
+    from batchcraft.pipeline import curate as run_job
+
+    config = CurateConfig.from_call(inputs, out, params)
+    manifest = run_job(config, spark=spark)
+    if config.write_report:
+        from batchcraft.report import write_report
+
+        write_report(config.out)
+    return manifest
+
+
+# Flags whose parser default is None, so that a --config file may set them; "{default}"
+# in a help line shows the CurateConfig default the job then uses.
+_CURATE_FLAGS: dict[str, dict[str, Any]] = {
+    "--text-column": {
+        "dest": "text_column",
+        "help": "column holding the text (default: {default})",
+    },
+    "--id-column": {
+        "dest": "id_column",
+        "help": "column holding a stable row id (default: none: a hash of file name, record "
+        "position and text)",
+    },
+    "--pair-column": {
+        "dest": "pair_column",
+        "help": "second text column of paired data, embedded as pair_embedding (default: none)",
+    },
+    "--concept-column": {
+        "dest": "concept_column",
+        "help": "column of given concept labels, a list or comma-separated text (default: none)",
+    },
+    "--embedding-column": {
+        "dest": "embedding_column",
+        "help": "column of precomputed vectors (skips the embed stage): a list column in "
+        "Parquet, a JSON array in JSONL and in CSV cells (default: none: the model embeds)",
+    },
+    "--source": {
+        "dest": "source",
+        "help": "source name of every row (default: each file's name; a .txt directory's name)",
+    },
+    "--master": {"dest": "master", "help": "Spark master URL (default: {default})"},
+    "--model": {
+        "dest": "model",
+        "help": "local sentence-transformers directory (default: the bundled all-MiniLM-L6-v2)",
+    },
+    "--precision": {
+        "dest": "precision",
+        "choices": list(PRECISIONS),
+        "help": "encoder precision; auto: bf16 on CPUs with AMX/AVX-512-BF16, fp16 on CUDA, "
+        "else fp32 (default: {default})",
+    },
+    "--num-clusters": {
+        "dest": "num_clusters",
+        "type": int,
+        "help": "k-means clusters (default: about sqrt(rows), at least 40 rows per cluster)",
+    },
+    "--eps": {
+        "dest": "eps",
+        "type": float,
+        "help": "rows at cosine >= 1 - eps within a cluster are duplicates (default: {default})",
+    },
+    "--near-eps": {
+        "dest": "near_eps",
+        "type": float,
+        "help": "duplicates at cosine >= 1 - near_eps are labelled near (default: {default})",
+    },
+    "--keep-policy": {
+        "dest": "keep_policy",
+        "choices": list(KEEP_POLICIES),
+        "help": "which row of a duplicate group survives (default: {default})",
+    },
+    "--concepts": {
+        "dest": "concepts_file",
+        "help": "concept vocabulary file, one name per line, for zero-shot concepts "
+        "(default: none)",
+    },
+    "--concept-threshold": {
+        "dest": "concept_threshold",
+        "type": float,
+        "help": "zero-shot: least cosine between a row and a concept (default: {default})",
+    },
+    "--max-text-bytes": {
+        "dest": "max_text_bytes",
+        "type": int,
+        "help": "longer texts (UTF-8 bytes) are rejected (default: {default})",
+    },
+    "--num-shards": {
+        "dest": "num_shards",
+        "type": int,
+        "help": "output Parquet files (default: about 200k rows per shard)",
+    },
+    "--seed": {
+        "dest": "seed",
+        "type": int,
+        "help": "seed of sampling and k-means (default: {default})",
+    },
+    "--kmeans-sample-size": {
+        "dest": "kmeans_sample_size",
+        "type": int,
+        "help": "about how many rows k-means trains on (default: {default})",
+    },
+}
+
+
+def add_curate_arguments(curate: argparse.ArgumentParser) -> None:
+    """The arguments of ``batchcraft curate``: inputs, ``--out`` and a flag per setting."""
+    curate.add_argument(
+        "inputs", nargs="+", help="JSONL/Parquet/CSV files, directories of .txt files, globs"
+    )
+    curate.add_argument(
+        "--out", required=True, help="output directory of the curated dataset (required)"
+    )
+    defaults = {field.name: field.default for field in dataclasses.fields(CurateConfig)}
+    for flag, options in _CURATE_FLAGS.items():
+        help_text = options["help"].format(default=defaults[options["dest"]])
+        curate.add_argument(flag, default=None, **{**options, "help": help_text})
+    curate.add_argument(
+        "--config",
+        help="TOML file whose keys mirror these flags; flags override it (default: none)",
+    )
+    curate.add_argument(
+        "--overwrite",
+        action="store_true",
+        default=None,
+        help="replace an existing --out (default: an existing --out is refused)",
+    )
+    curate.add_argument(
+        "--no-second-cluster",
+        dest="second_cluster",
+        action="store_false",
+        default=None,
+        help="compare rows only inside their nearest cluster, SemDeDup as published (default: "
+        "also inside their second-nearest cluster)",
+    )
+    curate.add_argument(
+        "--no-report",
+        dest="write_report",
+        action="store_false",
+        default=None,
+        help="write no report.html/report.json (default: write them after the dataset)",
+    )
+
+
+def curate_config(args: argparse.Namespace) -> CurateConfig:
+    """CurateConfig from a config file (if any) overridden by the flags actually given."""
+    values: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    fields = {f.name for f in dataclasses.fields(CurateConfig)}
+    values.update({k: v for k, v in vars(args).items() if k in fields and v is not None})
+    values["inputs"] = tuple(args.inputs)
+    values["out"] = args.out
+    return CurateConfig(**values)

@@ -1,0 +1,2 @@
+"""The concepts step: the concept vocabulary and zero-shot annotation (`zero_shot`); the
+Spark adapter (`stage`)."""
