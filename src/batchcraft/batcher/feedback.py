@@ -38,6 +38,15 @@ class PoolFeedback:
     scored_share: float | None = None
     estimates: dict[str, str] = dataclass_field(default_factory=dict)
 
+    def info(self) -> dict[str, Any]:
+        """What a selection records about the feedback it used (nothing without per-row
+        feedback): the scored share and the estimate of each field."""
+        if self.scored_share is None:
+            return {}
+        info: dict[str, Any] = {"feedback_scored": round(self.scored_share, 4)}
+        info.update({f"estimate_{name}": method for name, method in self.estimates.items()})
+        return info
+
 
 class FeedbackTable:
     """Per-row feedback arrays of one job, safe to update from several threads.

@@ -22,10 +22,15 @@ from batchcraft.batcher.config import JobConfig, Position
 from batchcraft.batcher.estimates import FeedbackEstimator
 from batchcraft.batcher.feedback import FeedbackTable, PoolFeedback
 from batchcraft.batcher.order import EpochLayout, epoch_permutation, rank_slice, selection_rng
-from batchcraft.batcher.pools import PoolBuilder, selector_fields, uses_feedback
+from batchcraft.batcher.pools import (
+    PoolBuilder,
+    check_dataset_columns,
+    selector_fields,
+    uses_feedback,
+)
 from batchcraft.batcher.rounds import ScoringRound
 from batchcraft.batcher.served_dataset import CuratedDataset
-from batchcraft.dataset.fields import FEEDBACK_FIELDS, POOL_FIELD_COLUMNS
+from batchcraft.dataset.fields import FEEDBACK_FIELDS
 from batchcraft.errors import ConfigError, DatasetError
 from batchcraft.selectors import (
     BaseSelector,
@@ -71,7 +76,7 @@ class Job:
         self.dataset = dataset
         self.selector: BaseSelector = get_selector(config.selector, **config.selector_params)
         self.fields = selector_fields(self.selector)
-        _check_dataset_columns(self.selector, dataset)
+        check_dataset_columns(self.selector, dataset)
         self.pure = not uses_feedback(self.selector) and not self.selector.epoch_level
         self.cursors: dict[int, Position] = {}
         self.selections: dict[Position, GlobalSelection] = {}
@@ -212,7 +217,7 @@ class Job:
         else:
             pool = self._pools.build(candidates, self.fields, feedback.fields)
             chosen = self.selector.select(pool, count, rng)
-            chosen.info.update(_feedback_info(feedback))
+            chosen.info.update(feedback.info())
         return GlobalSelection(
             position, candidates[chosen.indices], chosen.weights, dict(chosen.info)
         )
@@ -264,35 +269,6 @@ class Job:
         if self.config.last_batch == "drop":
             batches = [b for b in batches if len(b) == self.config.global_batch_size]
         return [b for b in batches if len(b) > 0]
-
-
-def _check_dataset_columns(selector: BaseSelector, dataset: CuratedDataset) -> None:
-    """Refuse a selector the dataset can never satisfy, whatever feedback arrives: the
-    uniform fallback is for feedback not reported yet, never for a column the data lacks."""
-    needed = {
-        POOL_FIELD_COLUMNS.get(name, name) for name in selector.required_columns - FEEDBACK_FIELDS
-    }
-    missing = sorted(needed - set(dataset.column_names))
-    if not missing:
-        has = {f for f, column in POOL_FIELD_COLUMNS.items() if column in dataset.column_names}
-        try:
-            selector.check_columns(frozenset(has) | FEEDBACK_FIELDS)
-        except MissingColumnsError as exc:
-            missing = [POOL_FIELD_COLUMNS.get(name, name) for name in exc.missing]
-    if missing:
-        raise ConfigError(
-            f"selector {selector.name!r} needs dataset columns {missing}, which dataset "
-            f"{dataset.name!r} lacks; it has {dataset.column_names}"
-        )
-
-
-def _feedback_info(feedback: PoolFeedback) -> dict[str, Any]:
-    """What a selection records about the feedback it used (none: nothing)."""
-    if feedback.scored_share is None:
-        return {}
-    info: dict[str, Any] = {"feedback_scored": round(feedback.scored_share, 4)}
-    info.update({f"estimate_{name}": method for name, method in feedback.estimates.items()})
-    return info
 
 
 def _slice_aligned(value: np.ndarray, part: slice, size: int) -> np.ndarray:

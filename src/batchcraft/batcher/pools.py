@@ -18,7 +18,8 @@ import numpy as np
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.dataset.fields import FEEDBACK_FIELDS, POOL_FIELD_COLUMNS
 from batchcraft.dataset.schema import CLUSTER
-from batchcraft.selectors import BaseSelector, Pool
+from batchcraft.errors import ConfigError
+from batchcraft.selectors import BaseSelector, MissingColumnsError, Pool
 from batchcraft.selectors.encoded_concepts import EncodedConcepts
 from batchcraft.selectors.pool import column_to_field
 
@@ -95,3 +96,23 @@ class PoolBuilder:
 def _is_every_row(positions: np.ndarray, num_rows: int) -> bool:
     """Whether ``positions`` is ``0, 1, ..., num_rows - 1``."""
     return len(positions) == num_rows and bool((np.asarray(positions) == np.arange(num_rows)).all())
+
+
+def check_dataset_columns(selector: BaseSelector, dataset: CuratedDataset) -> None:
+    """Refuse a selector the dataset can never satisfy, whatever feedback arrives: the
+    uniform fallback is for feedback not reported yet, never for a column the data lacks."""
+    needed = {
+        POOL_FIELD_COLUMNS.get(name, name) for name in selector.required_columns - FEEDBACK_FIELDS
+    }
+    missing = sorted(needed - set(dataset.column_names))
+    if not missing:
+        has = {f for f, column in POOL_FIELD_COLUMNS.items() if column in dataset.column_names}
+        try:
+            selector.check_columns(frozenset(has) | FEEDBACK_FIELDS)
+        except MissingColumnsError as exc:
+            missing = [POOL_FIELD_COLUMNS.get(name, name) for name in exc.missing]
+    if missing:
+        raise ConfigError(
+            f"selector {selector.name!r} needs dataset columns {missing}, which dataset "
+            f"{dataset.name!r} lacks; it has {dataset.column_names}"
+        )
