@@ -65,6 +65,51 @@ class RidgeEstimate:
         return (features @ self.weights[:-1] + self.weights[-1]).astype(np.float32)
 
 
+class GroupSums:
+    """Running sums and counts of one per-row loss by cluster (one group without clusters).
+
+    Kept up to date by `observe` on every report (O(batch + clusters)), so an estimate
+    costs nothing per dataset row; rebuilt from the table when it cannot be trusted
+    (after a restore, or a report naming a row twice).
+    """
+
+    def __init__(self, groups: np.ndarray, size: int) -> None:
+        self.groups = groups
+        self.sums = np.zeros(size)
+        self.counts = np.zeros(size, dtype=np.int64)
+
+    @classmethod
+    def of(cls, table: np.ndarray, groups: np.ndarray) -> GroupSums:
+        """The sums of every reported row of ``table``."""
+        found = cls(groups, int(groups.max(initial=0)) + 1)
+        rows = np.flatnonzero(~np.isnan(table))
+        found.add(rows, table[rows], sign=1)
+        return found
+
+    def add(self, positions: np.ndarray, values: np.ndarray, sign: int) -> None:
+        """Add (``sign`` 1) or remove (-1) ``values[i]`` of the rows ``positions[i]`` that
+        hold a number."""
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        known = ~np.isnan(values)
+        groups = self.groups[positions[known]]
+        size = len(self.sums)
+        self.sums += sign * np.bincount(groups, weights=values[known], minlength=size)
+        self.counts += sign * np.bincount(groups, minlength=size)
+
+    def estimates(self, positions: np.ndarray) -> np.ndarray:
+        """The shrunk group means of the rows ``positions`` (float32)."""
+        overall = self.sums.sum() / max(1, int(self.counts.sum()))
+        groups = self.groups[positions]
+        shrunk = (self.sums[groups] + PRIOR_REPORTS * overall) / (
+            self.counts[groups] + PRIOR_REPORTS
+        )
+        return (
+            shrunk.astype(np.float32)
+            if len(self.sums) > 1
+            else np.full(len(positions), overall, np.float32)
+        )
+
+
 class FeedbackEstimator:
     """Fills the unscored rows of feedback arrays (see the module docstring).
 
@@ -80,7 +125,7 @@ class FeedbackEstimator:
         self._clusters = None if clusters is None else np.asarray(clusters, dtype=np.int64)
         self._seed = seed
         self._ridges: dict[str, RidgeEstimate] = {}
-        self._loss_cache: tuple[int, np.ndarray] | None = None
+        self._sums: dict[str, GroupSums] = {}  # per 1-D field
 
     def method(self, name: str) -> str:
         """How unscored rows of ``name`` are estimated (recorded in the selection's info)."""
@@ -115,28 +160,31 @@ class FeedbackEstimator:
         values = values.copy()
         targets = positions[missing]
         if values.ndim == 1:
-            values[missing] = self._loss_estimates(table, reported, update)[targets]
+            values[missing] = self._group_sums(name, table).estimates(targets)
         else:
             values[missing] = self._vector_estimates(name, table, reported, update, targets)
         return values
 
-    def _loss_estimates(self, table: np.ndarray, reported: np.ndarray, update: int) -> np.ndarray:
-        """Per dataset row, the estimate of an unreported loss (cached per update)."""
-        if self._loss_cache is None or self._loss_cache[0] != update:
-            self._loss_cache = (update, self._group_means(table, reported))
-        return self._loss_cache[1]
+    def observe(
+        self, name: str, positions: np.ndarray, before: np.ndarray, after: np.ndarray
+    ) -> None:
+        """Rows ``positions`` of the 1-D field ``name`` change from ``before`` to ``after``
+        (NaN: not reported); call before the table is written."""
+        sums = self._sums.get(name)
+        if sums is None:
+            return  # built from the table when first needed
+        if len(np.unique(positions)) != len(positions):  # the last report of a row wins
+            del self._sums[name]
+            return
+        sums.add(positions, before, sign=-1)
+        sums.add(positions, after, sign=1)
 
-    def _group_means(self, table: np.ndarray, reported: np.ndarray) -> np.ndarray:
-        """Per row, the shrunk mean of its cluster's reports (or the global mean)."""
-        overall = float(table[reported].mean())
-        if self._clusters is None:
-            return np.full(len(table), overall, dtype=np.float32)
-        groups = self._clusters[reported]
-        size = int(self._clusters.max()) + 1
-        sums = np.bincount(groups, weights=table[reported].astype(np.float64), minlength=size)
-        counts = np.bincount(groups, minlength=size)
-        means = (sums + PRIOR_REPORTS * overall) / (counts + PRIOR_REPORTS)
-        return means[self._clusters].astype(np.float32)
+    def _group_sums(self, name: str, table: np.ndarray) -> GroupSums:
+        found = self._sums.get(name)
+        if found is None:
+            groups = self._clusters if self._clusters is not None else np.zeros(len(table), int)
+            found = self._sums[name] = GroupSums.of(table, groups)
+        return found
 
     def _vector_estimates(
         self, name: str, table: np.ndarray, reported: np.ndarray, update: int, targets: np.ndarray

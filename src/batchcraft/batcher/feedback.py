@@ -89,6 +89,8 @@ class FeedbackTable:
             self._check_moments(checked, moments)
             for name, value in checked.items():
                 table = self._table(name, value.shape[1:])
+                if self.estimator is not None and value.ndim == 1:
+                    self.estimator.observe(name, positions, table[positions], value)
                 table[positions] = value
                 self._reported_mask(name)[positions] = _has_value(value)
             self.scalars.update({k: float(v) for k, v in (scalars or {}).items()})

@@ -215,7 +215,9 @@ class Job:
                 raise ConfigError(str(exc)) from exc
             chosen = self._fallback(exc, rng, len(candidates), count)
         else:
-            pool = self._pools.build(candidates, self.fields, feedback.fields)
+            used = self.selector.columns_used(self._dataset_fields | frozenset(feedback.fields))
+            given = {name: value for name, value in feedback.fields.items() if name in used}
+            pool = self._pools.build(candidates, used | {"ids"}, given)
             chosen = self.selector.select(pool, count, rng)
             chosen.info.update(feedback.info())
         return GlobalSelection(

@@ -176,6 +176,11 @@ class BaseSelector:
         if missing:
             raise MissingColumnsError(self.name, missing, sorted(present))
 
+    def columns_used(self, present: frozenset[str]) -> frozenset[str]:
+        """The columns a selection reads when ``present`` are available, so a caller
+        gathers no others (default: every required or optional column present)."""
+        return (self.required_columns | self.optional_columns) & present
+
     def select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection:
         """Pick up to ``batch_size`` distinct rows of ``pool``.
 

@@ -73,14 +73,25 @@ class _LearnabilityScoring(BaseSelector):
                 sorted(present),
             )
 
+    def columns_used(self, present: frozenset[str]) -> frozenset[str]:
+        """Only the columns of the scoring ``present`` allows (pairwise ones are wide)."""
+        scoring = self._scoring_for(present)
+        columns = {"pairwise": PAIRWISE_COLUMNS, "per_example": PER_EXAMPLE_COLUMNS}.get(
+            scoring or "", PAIRWISE_COLUMNS | PER_EXAMPLE_COLUMNS
+        )
+        return (columns | {"learner_logit_scale", "learner_logit_bias"}) & present
+
     def _resolve_scoring(self, pool: Pool) -> str | None:
+        return self._scoring_for(pool.present_columns())
+
+    def _scoring_for(self, present: frozenset[str]) -> str | None:
         if self.scoring != "auto":
             return self.scoring
         for scoring, columns in (
             ("pairwise", PAIRWISE_COLUMNS),
             ("per_example", PER_EXAMPLE_COLUMNS),
         ):
-            if all(pool.has(column) for column in columns):
+            if columns <= present:
                 return scoring
         return None
 
