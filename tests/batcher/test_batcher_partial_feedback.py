@@ -156,3 +156,26 @@ def test_a_selector_the_dataset_can_never_satisfy_is_refused_up_front(tmp_path: 
     with pytest.raises(ConfigError, match=r"'jest' needs dataset columns \['pair_embedding'"):
         Job("j", JobConfig("plain", "jest", batch_size=2), dataset)
     Job("j", JobConfig("plain", "coreset", batch_size=2), dataset)  # embeddings suffice
+
+
+def test_cluster_sums_kept_per_report_equal_a_recount() -> None:
+    rng = np.random.default_rng(4)
+    clusters = rng.integers(0, 7, 300)
+    running = FeedbackTable(300, FeedbackEstimator(lambda field: None, clusters))
+    everything = np.arange(300)
+    for step in range(40):  # reports overwrite rows, some with NaN (a row unreported again)
+        rows = rng.choice(300, 25, replace=False)
+        losses = rng.random(25)
+        losses[rng.random(25) < 0.1] = np.nan
+        running.update(rows, {"learner_losses": losses})
+        if step == 0:  # the sums exist from the first selection on, then follow the reports
+            running.pool_fields(everything, frozenset({"learner_losses"}))
+    recount = FeedbackTable.from_arrays(
+        300, running.to_arrays(), FeedbackEstimator(lambda field: None, clusters)
+    )
+    wanted = frozenset({"learner_losses"})
+    np.testing.assert_allclose(
+        running.pool_fields(everything, wanted).fields["learner_losses"],
+        recount.pool_fields(everything, wanted).fields["learner_losses"],
+        rtol=1e-5,
+    )
