@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from batchcraft.report.svg import esc
+from batchcraft.report.charts.svg import esc
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'"
 CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'

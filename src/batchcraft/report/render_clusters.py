@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from batchcraft.report.charts import HALF_WIDTH, Series, bar_chart, column_chart
-from batchcraft.report.charts import OUTCOME_COLORS as COLORS
+from batchcraft.report.charts.bars import HALF_WIDTH, Series, bar_chart, column_chart
+from batchcraft.report.charts.bars import OUTCOME_COLORS as COLORS
+from batchcraft.report.charts.continuous import Line, line_chart, scatter
+from batchcraft.report.charts.svg import esc
 from batchcraft.report.html import (
     Html,
     badge,
@@ -16,8 +18,6 @@ from batchcraft.report.html import (
     section,
     text_block,
 )
-from batchcraft.report.plots import Line, line_chart, scatter
-from batchcraft.report.svg import esc
 
 MAX_COLUMNS = 200
 

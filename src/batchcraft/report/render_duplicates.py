@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchcraft.report.charts import OUTCOME_COLORS as COLORS
-from batchcraft.report.charts import Series
+from batchcraft.report.charts.bars import OUTCOME_COLORS as COLORS
+from batchcraft.report.charts.bars import Series
+from batchcraft.report.charts.continuous import Marker, histogram
+from batchcraft.report.charts.svg import esc
 from batchcraft.report.html import (
     Html,
     badge,
@@ -17,8 +19,6 @@ from batchcraft.report.html import (
     table,
     text_block,
 )
-from batchcraft.report.plots import Marker, histogram
-from batchcraft.report.svg import esc
 
 
 def duplicates_html(duplicates: dict[str, Any]) -> Html:

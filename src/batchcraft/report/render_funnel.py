@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchcraft.report.charts import HALF_WIDTH, Series, bar_chart
-from batchcraft.report.charts import OUTCOME_COLORS as COLORS
+from batchcraft.report.charts.bars import HALF_WIDTH, Series, bar_chart
+from batchcraft.report.charts.bars import OUTCOME_COLORS as COLORS
+from batchcraft.report.charts.svg import esc
 from batchcraft.report.html import (
     Html,
     figure,
@@ -16,7 +17,6 @@ from batchcraft.report.html import (
     section,
     table,
 )
-from batchcraft.report.svg import esc
 
 
 def funnel_html(funnel: dict[str, Any], reconciliation: dict[str, Any]) -> Html:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchcraft.report.charts import HALF_WIDTH, PALETTE, Series, bar_chart
+from batchcraft.report.charts.bars import HALF_WIDTH, PALETTE, Series, bar_chart
+from batchcraft.report.charts.continuous import Line, line_chart, scatter
+from batchcraft.report.charts.svg import esc
 from batchcraft.report.html import Html, cards, figure, grid, heading, section, share, table
-from batchcraft.report.plots import Line, line_chart, scatter
-from batchcraft.report.svg import esc
 
 RUN_FACTS = (
     ("embedding model", ("embedding", "model")),

@@ -6,8 +6,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from batchcraft.report.charts import PALETTE, Series
-from batchcraft.report.svg import (
+from batchcraft.report.charts.bars import PALETTE, Series
+from batchcraft.report.charts.svg import (
     AXIS_COLOR,
     Canvas,
     Formatter,

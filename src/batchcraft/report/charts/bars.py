@@ -1,11 +1,11 @@
-"""The report's chart types, drawn as inline SVG: bars, histograms, scatter plots, lines."""
+"""Bar charts as inline SVG: horizontal bars and vertical columns, with their series and colours."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from batchcraft.report.svg import (
+from batchcraft.report.charts.svg import (
     AXIS_COLOR,
     CHAR_WIDTH,
     GRID_COLOR,
