@@ -23,21 +23,21 @@ from batchcraft.dataset.manifest import (
 )
 from batchcraft.errors import DatasetError
 from batchcraft.report import checks
-from batchcraft.report.clusters import ClusterStats, cluster_section
-from batchcraft.report.concepts import ConceptStats, concept_section
-from batchcraft.report.counts import RowCounts, scan_rejects
-from batchcraft.report.duplicates import DuplicateStats, duplicate_section
 from batchcraft.report.fetch import fetch_rows, truncate
-from batchcraft.report.funnel import build_funnel, reconcile
 from batchcraft.report.page import render_page
 from batchcraft.report.provenance import ProvenanceLog, read_provenance
 from batchcraft.report.render_clusters import clusters_html, concepts_html
 from batchcraft.report.render_duplicates import duplicates_html
-from batchcraft.report.render_funnel import funnel_html
 from batchcraft.report.render_run import run_html, serving_html
-from batchcraft.report.run_info import run_section
 from batchcraft.report.scan import DEFAULT_BATCH_SIZE, Accumulator, scan
-from batchcraft.report.serving import ExposureStats, serving_section
+from batchcraft.report.sections.clusters import ClusterStats, cluster_section
+from batchcraft.report.sections.concepts import ConceptStats, concept_section
+from batchcraft.report.sections.duplicates import DuplicateStats, duplicate_section
+from batchcraft.report.sections.funnel import funnel_html
+from batchcraft.report.sections.funnel_manifest import build_funnel, reconcile
+from batchcraft.report.sections.funnel_rows import RowCounts, scan_rejects
+from batchcraft.report.sections.run import run_section
+from batchcraft.report.sections.serving import ExposureStats, serving_section
 
 REPORT_VERSION = 1
 MANIFEST_KEYS = ("num_rows", "num_kept", "counts")  # what the funnel reconciles against

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from batchcraft.report.counts import RejectTally, RowTally
+from batchcraft.report.sections.funnel_rows import RejectTally, RowTally
 
 FUNNEL_KEYS = (
     "in",
