@@ -3,27 +3,39 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batchcraft.dataset.manifest import DedupSettings
+from batchcraft.dataset import schema
+from batchcraft.dataset.manifest import DedupSettings, dedup_settings
 from batchcraft.dataset.schema import similarity_threshold
-from batchcraft.report.sampling import GroupedSample
+from batchcraft.report.charts.bars import OUTCOME_COLORS, Series
+from batchcraft.report.charts.continuous import Marker, histogram
+from batchcraft.report.fetch import fetch_rows
+from batchcraft.report.html import Html, figure, heading, paragraph, percent, section, table
+from batchcraft.report.inputs import ReportInputs
+from batchcraft.report.sections.duplicates_examples import PairSample, examples_json, pair_html
 
 BIN_WIDTH = 0.005
 NUM_BINS = round(2.0 / BIN_WIDTH)  # max_sim is a cosine: [-1, 1]
 MAX_SHOWN_BINS = 120
 CATEGORIES = ("kept", "near", "semantic", "removed_other")
 WHAT_IF_EPS = (0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3)
-EXAMPLE_GROUPS = ("exact", "near", "semantic", "closest to threshold")
-EXAMPLES_PER_GROUP = 3
 WHAT_IF_NOTE = (
     "Rows whose max_sim reaches the threshold. This is an upper bound of what a re-run "
     "would remove: in every group of mutual duplicates one row is kept, so chain-safe "
     "keep rules remove at most this many."
+)
+WHAT_IF_HEADERS = (
+    "eps",
+    "threshold",
+    "rows with max_sim ≥ threshold",
+    "% of compared rows",
+    "actually removed",
 )
 
 
@@ -38,7 +50,13 @@ class DuplicateStats:
         seed: Seed of the random sampling keys.
     """
 
-    columns: tuple[str, ...] = ("id", "dup_of", "dup_kind", "max_sim", "keep")
+    columns: tuple[str, ...] = (
+        schema.ID,
+        schema.DUP_OF,
+        schema.DUP_KIND,
+        schema.MAX_SIM,
+        schema.KEEP,
+    )
 
     def __init__(self, settings: DedupSettings, seed: int = 0) -> None:
         self.settings = settings
@@ -47,14 +65,13 @@ class DuplicateStats:
         self.histogram = np.zeros((len(CATEGORIES), NUM_BINS), dtype=np.int64)
         self.stage_rows = 0
         self.missing_max_sim = 0
-        self.samples = GroupedSample(EXAMPLES_PER_GROUP)
-        self._rng = np.random.default_rng(seed)
+        self.pairs = PairSample(seed)
 
     def update(self, batch: pa.RecordBatch, shard: int) -> None:
         """Fold one batch into the histogram, the what-if counts and the samples."""
-        kinds = pc.fill_null(batch["dup_kind"], "").to_numpy(zero_copy_only=False)
-        keep = pc.fill_null(batch["keep"], False).to_numpy(zero_copy_only=False)
-        max_sim = batch["max_sim"].to_numpy(zero_copy_only=False).astype(np.float32)
+        kinds = pc.fill_null(batch[schema.DUP_KIND], "").to_numpy(zero_copy_only=False)
+        keep = pc.fill_null(batch[schema.KEEP], False).to_numpy(zero_copy_only=False)
+        max_sim = batch[schema.MAX_SIM].to_numpy(zero_copy_only=False).astype(np.float32)
         stage = (kinds != "exact") & ~np.isnan(max_sim)
         self.missing_max_sim += int(np.count_nonzero((kinds != "exact") & np.isnan(max_sim)))
         self.stage_rows += int(np.count_nonzero(stage))
@@ -70,31 +87,39 @@ class DuplicateStats:
         bins = _bin_of(similarity)
         flat = np.bincount(category * NUM_BINS + bins, minlength=self.histogram.size)
         self.histogram += flat.reshape(self.histogram.shape)
-        self._offer_samples(batch, kinds, max_sim)
+        self.pairs.offer(batch, kinds, max_sim)
 
-    def _offer_samples(self, batch: pa.RecordBatch, kinds: np.ndarray, max_sim: np.ndarray) -> None:
-        group = np.select([kinds == kind for kind in EXAMPLE_GROUPS[:3]], [0, 1, 2], -1)
-        duplicates = np.flatnonzero(group >= 0)
-        payload = {
-            "id": batch["id"].take(duplicates),
-            "dup_of": batch["dup_of"].take(duplicates),
-            "max_sim": max_sim[duplicates],
-            "dup_kind": kinds[duplicates],
-        }
-        self.samples.offer(group[duplicates], self._rng.random(len(duplicates)), payload)
-        semantic = np.flatnonzero((group == 2) & ~np.isnan(max_sim))
-        payload = {
-            "id": batch["id"].take(semantic),
-            "dup_of": batch["dup_of"].take(semantic),
-            "max_sim": max_sim[semantic],
-            "dup_kind": kinds[semantic],
-        }
-        self.samples.offer(np.full(len(semantic), 3), max_sim[semantic], payload)
 
-    def sample_ids(self) -> list[str]:
-        """Ids of the sampled duplicates and of their kept representatives."""
-        rows = self.samples.rows()
-        return [row["id"] for row in rows] + [row["dup_of"] for row in rows if row["dup_of"]]
+class DuplicatesSection:
+    """How close rows are to each other, what other thresholds would remove, example pairs."""
+
+    name = "duplicates"
+    title = "Duplicates"
+
+    def accumulator(self, inputs: ReportInputs) -> DuplicateStats:
+        """Statistics under the dedup settings the manifest records."""
+        return DuplicateStats(dedup_settings(inputs.manifest))
+
+    def to_json(
+        self, stats: DuplicateStats, inputs: ReportInputs, report: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Histogram, what-if table calibrated by the funnel's removals, and example pairs."""
+        total = report["funnel"]["total"]
+        # Embeddings only for duplicate pairs (their similarity is recomputed from them).
+        columns = [*inputs.text_columns, schema.EMBEDDING]
+        fetched = fetch_rows(inputs.shards, stats.pairs.sample_ids(), columns)
+        removed = total["near_duplicates"] + total["semantic_duplicates"]
+        return duplicates_json(stats, fetched, removed)
+
+    def warnings(self, data: dict[str, Any], inputs: ReportInputs) -> list[str]:
+        """Compared rows without a max_sim."""
+        if not data["missing_max_sim"]:
+            return []
+        return [f"{data['missing_max_sim']:,} compared rows have a null max_sim"]
+
+    def to_html(self, data: dict[str, Any]) -> Html:
+        """max_sim histogram, what-if table and example pairs."""
+        return duplicates_html(data)
 
 
 def _shown_histogram(stats: DuplicateStats) -> dict[str, Any]:
@@ -120,7 +145,7 @@ def _bin_of(similarity: np.ndarray) -> np.ndarray:
     return np.clip(scaled.astype(np.int64), 0, NUM_BINS - 1)
 
 
-def duplicate_section(
+def duplicates_json(
     stats: DuplicateStats, fetched: dict[str, dict[str, Any]], removed_semantic: int
 ) -> dict[str, Any]:
     """The report's duplicate section.
@@ -132,9 +157,25 @@ def duplicate_section(
             (near + semantic), to calibrate the what-if estimate.
     """
     settings = stats.settings
+    return {
+        "eps": settings.eps,
+        "threshold": settings.threshold,
+        "near_threshold": settings.near_threshold,
+        "keep_policy": settings.keep_policy,
+        "stage_rows": stats.stage_rows,
+        "missing_max_sim": stats.missing_max_sim,
+        "histogram": _shown_histogram(stats),
+        "what_if": _what_if(stats, removed_semantic),
+        "what_if_note": WHAT_IF_NOTE,
+        "examples": examples_json(stats.pairs, fetched, settings.threshold),
+    }
+
+
+def _what_if(stats: DuplicateStats, removed_semantic: int) -> list[dict[str, Any]]:
+    """Per eps of the grid: rows a re-run could remove; the chosen eps with the actual count."""
     what_if = []
     for eps, count in zip(stats.eps_grid, stats.at_or_above.tolist(), strict=True):
-        chosen = math.isclose(eps, settings.eps, abs_tol=1e-9)
+        chosen = math.isclose(eps, stats.settings.eps, abs_tol=1e-9)
         what_if.append(
             {
                 "eps": eps,
@@ -145,57 +186,64 @@ def duplicate_section(
                 "actually_removed": removed_semantic if chosen else None,
             }
         )
-    return {
-        "eps": settings.eps,
-        "threshold": settings.threshold,
-        "near_threshold": settings.near_threshold,
-        "keep_policy": settings.keep_policy,
-        "stage_rows": stats.stage_rows,
-        "missing_max_sim": stats.missing_max_sim,
-        "histogram": _shown_histogram(stats),
-        "what_if": what_if,
-        "what_if_note": WHAT_IF_NOTE,
-        "examples": _examples(stats, fetched),
-    }
-
-
-def _examples(stats: DuplicateStats, fetched: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    examples = []
-    shown: set[str] = set()
-    for row in stats.samples.rows():
-        if row["id"] in shown:  # a borderline pair may also be a random one
-            continue
-        shown.add(row["id"])
-        duplicate = fetched.get(row["id"], {})
-        representative = fetched.get(row["dup_of"] or "", {})
-        similarity = _cosine(duplicate.get("embedding"), representative.get("embedding"))
-        limit = stats.settings.threshold if row["dup_kind"] != "exact" else 1.0
-        examples.append(
-            {
-                "group": EXAMPLE_GROUPS[row["group"]],
-                "dup_kind": row["dup_kind"],
-                "id": row["id"],
-                "text": duplicate.get("text"),
-                "pair_text": duplicate.get("pair_text"),
-                "source": duplicate.get("source"),
-                "dup_of": row["dup_of"],
-                "representative_text": representative.get("text"),
-                "representative_pair_text": representative.get("pair_text"),
-                "representative_source": representative.get("source"),
-                "similarity": similarity,
-                "below_threshold": similarity is not None and similarity < limit - 1e-3,
-                "max_sim": None if math.isnan(row["max_sim"]) else round(row["max_sim"], 4),
-            }
-        )
-    return examples
-
-
-def _cosine(left: np.ndarray | None, right: np.ndarray | None) -> float | None:
-    if left is None or right is None:
-        return None
-    norm = float(np.linalg.norm(left) * np.linalg.norm(right))
-    return None if norm == 0.0 else round(float(np.dot(left, right)) / norm, 4)
+    return what_if
 
 
 def _percent(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 2) if whole else 0.0
+
+
+def duplicates_html(duplicates: dict[str, Any]) -> Html:
+    """Duplicate section: max_sim histogram, what-if table and example pairs."""
+    what_if = [
+        [
+            row["eps"],
+            row["threshold"],
+            row["rows_at_or_above"],
+            percent(row["percent_of_stage_input"], 2),
+            row["actually_removed"],
+        ]
+        for row in duplicates["what_if"]
+    ]
+    classes = ["chosen" if row["chosen"] else "" for row in duplicates["what_if"]]
+    lead = (
+        f"Semantic dedup compared {duplicates['stage_rows']:,} rows (exact duplicates excluded) and "
+        f"removed rows at cosine ≥ {duplicates['threshold']:.4g} (eps {duplicates['eps']:.4g}, keep "
+        f"policy {duplicates['keep_policy']}). Judge the threshold from the pairs below."
+    )
+    return section(
+        DuplicatesSection.name,
+        DuplicatesSection.title,
+        lead,
+        figure(
+            _max_sim_histogram(duplicates),
+            "Rows by max_sim, coloured by outcome; dashed lines mark the thresholds.",
+        ),
+        heading("What if eps were different?"),
+        table(WHAT_IF_HEADERS, what_if, numeric=range(5), row_classes=classes),
+        paragraph(duplicates["what_if_note"], "muted"),
+        heading("Example duplicate pairs"),
+        *(pair_html(example) for example in duplicates["examples"]),
+    )
+
+
+def _max_sim_histogram(duplicates: dict[str, Any]) -> str:
+    bins = duplicates["histogram"]
+    series = [
+        Series(name.replace("_", " "), bins[name], OUTCOME_COLORS[name])
+        for name in CATEGORIES
+        if any(bins[name])
+    ]
+    threshold, near = duplicates["threshold"], duplicates["near_threshold"]
+    markers = [Marker(threshold, f"threshold {threshold:.3f}")]
+    if near is not None:
+        markers.append(Marker(near, f"near {near:.3f}", "#7b4f9d"))
+    return histogram(
+        bins["bin_edges"],
+        series or [Series("rows", [0] * (len(bins["bin_edges"]) - 1))],
+        title="Distribution of max_sim",
+        markers=markers,
+        log=True,
+        x_label="max_sim: highest cosine similarity to another compared row",
+        y_label="rows (log scale)",
+    )
