@@ -64,6 +64,28 @@ def _legend(canvas: Canvas, series: Sequence[Series], x: float) -> None:
         canvas.legend([(s.name, s.color) for s in series], x, 14)
 
 
+@dataclass(frozen=True)
+class _Bands:
+    """Geometry of a horizontal bar chart: one band per category from ``top`` to ``bottom``."""
+
+    left: float
+    right: float
+    top: float
+    band: float
+    bottom: float
+
+
+def _bands(
+    labels: Sequence[str], num_series: int, width: int, stacked: bool, annotate: bool
+) -> _Bands:
+    """Margins sized for the labels (and annotations), bands sized for the series."""
+    left = min(230.0, max([40.0, *(len(c) * CHAR_WIDTH + 14 for c in labels)]))
+    right = width - (70 if annotate else 24)
+    band = 20.0 if stacked or num_series == 1 else 12.0 * num_series + 8
+    top = 28.0 if num_series > 1 else 8.0
+    return _Bands(left, right, top, band, top + band * len(labels))
+
+
 def _short(label: str, limit: int = 30) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
@@ -96,40 +118,69 @@ def bar_chart(
         annotate: Write each bar's value at its end.
     """
     labels = [_short(c) for c in categories]
-    left = min(230.0, max([40.0, *(len(c) * CHAR_WIDTH + 14 for c in labels)]))
-    right = width - (70 if annotate else 24)
-    band = 20.0 if stacked or len(series) == 1 else 12.0 * len(series) + 8
-    top = 28.0 if len(series) > 1 else 8.0
-    height = top + band * len(categories) + 40
-    canvas = Canvas(width, height, title)
-    scale = _value_scale(series, stacked, log, left, right, domain_max)
-    bottom = top + band * len(categories)
-    for tick in scale.ticks():
-        canvas.line(scale(tick), top, scale(tick), bottom, GRID_COLOR)
-        canvas.text(scale(tick), bottom + 14, value_format(tick), anchor="middle", fill=AXIS_COLOR)
-    canvas.text((left + right) / 2, bottom + 32, value_label, anchor="middle", fill=AXIS_COLOR)
+    bands = _bands(labels, len(series), width, stacked, annotate)
+    canvas = Canvas(width, bands.bottom + 40, title)
+    scale = _value_scale(series, stacked, log, bands.left, bands.right, domain_max)
+    _value_axis(canvas, scale, bands, value_format, value_label)
     for row, label in enumerate(labels):
-        y = top + row * band
-        canvas.text(left - 6, y + band / 2 + 4, label, anchor="end")
-        offset = 0.0  # a log scale clamps 0 to its low end
-        for index, s in enumerate(series):
-            value = s.values[row]
-            if value <= 0 or (log and value < scale.low):
-                continue
-            tip = f"{categories[row]} · {s.name}: {value_format(value)}"
-            if stacked:
-                start, end = scale(offset), scale(offset + value)
-                canvas.rect(start, y + 3, end - start, band - 6, s.color, tip)
-                offset += value
-            else:
-                thickness = (band - 8) / len(series)
-                bar_y = y + 4 + index * thickness
-                canvas.rect(left, bar_y, scale(value) - left, thickness - 1, s.color, tip)
-                if annotate:
-                    canvas.text(scale(value) + 4, bar_y + thickness / 2 + 3, value_format(value))
-    canvas.line(left, top, left, bottom, AXIS_COLOR)
-    _legend(canvas, series, left)
+        y = bands.top + row * bands.band
+        canvas.text(bands.left - 6, y + bands.band / 2 + 4, label, anchor="end")
+        _band(
+            canvas,
+            scale,
+            bands,
+            y,
+            [(f"{categories[row]} · {s.name}", s.values[row], s.color) for s in series],
+            stacked=stacked,
+            log=log,
+            annotate=annotate,
+            value_format=value_format,
+        )
+    canvas.line(bands.left, bands.top, bands.left, bands.bottom, AXIS_COLOR)
+    _legend(canvas, series, bands.left)
     return canvas.render()
+
+
+def _value_axis(
+    canvas: Canvas, scale: Scale, bands: _Bands, value_format: Formatter, value_label: str
+) -> None:
+    """Vertical grid lines across the bands, tick labels and the axis title underneath."""
+    for tick in scale.ticks():
+        canvas.line(scale(tick), bands.top, scale(tick), bands.bottom, GRID_COLOR)
+        label_y = bands.bottom + 14
+        canvas.text(scale(tick), label_y, value_format(tick), anchor="middle", fill=AXIS_COLOR)
+    middle = (bands.left + bands.right) / 2
+    canvas.text(middle, bands.bottom + 32, value_label, anchor="middle", fill=AXIS_COLOR)
+
+
+def _band(
+    canvas: Canvas,
+    scale: Scale,
+    bands: _Bands,
+    y: float,
+    bars: Sequence[tuple[str, float, str]],
+    *,
+    stacked: bool,
+    log: bool,
+    annotate: bool,
+    value_format: Formatter,
+) -> None:
+    """One category's bars, (tip prefix, value, colour) per series: end to end or side by side."""
+    offset = 0.0  # a log scale clamps 0 to its low end
+    for index, (name, value, color) in enumerate(bars):
+        if value <= 0 or (log and value < scale.low):
+            continue
+        tip = f"{name}: {value_format(value)}"
+        if stacked:
+            start, end = scale(offset), scale(offset + value)
+            canvas.rect(start, y + 3, end - start, bands.band - 6, color, tip)
+            offset += value
+        else:
+            thickness = (bands.band - 8) / len(bars)
+            bar_y = y + 4 + index * thickness
+            canvas.rect(bands.left, bar_y, scale(value) - bands.left, thickness - 1, color, tip)
+            if annotate:
+                canvas.text(scale(value) + 4, bar_y + thickness / 2 + 3, value_format(value))
 
 
 def column_chart(
@@ -156,27 +207,42 @@ def column_chart(
     label_every = max(1, round(count / 16))
     for column, label in enumerate(categories):
         x = left + column * slot
-        base = 0.0  # a log scale clamps 0 to its low end
-        for s in series:
-            value = s.values[column]
-            if value <= 0 or (log and value < scale.low):
-                continue
-            top_value = base + value if stacked else value
-            tip = f"{label} · {s.name}: {value_format(value)}"
-            bar_bottom = scale(base) if stacked else bottom
-            canvas.rect(
-                x + gap / 2,
-                scale(top_value),
-                slot - gap,
-                bar_bottom - scale(top_value),
-                s.color,
-                tip,
-            )
-            if stacked:
-                base = top_value
+        _column(
+            canvas,
+            scale,
+            (x + gap / 2, slot - gap, bottom),
+            [(f"{label} · {s.name}", s.values[column], s.color) for s in series],
+            stacked=stacked,
+            log=log,
+            value_format=value_format,
+        )
         if column % label_every == 0:
             canvas.text(x + slot / 2, bottom + 14, label, anchor="middle", fill=AXIS_COLOR)
     canvas.line(left, bottom, right, bottom, AXIS_COLOR)
     axis_titles(canvas, x_label, y_label, (left + right) / 2, height - 8, (top + bottom) / 2)
     _legend(canvas, series, left)
     return canvas.render()
+
+
+def _column(
+    canvas: Canvas,
+    scale: Scale,
+    place: tuple[float, float, float],
+    bars: Sequence[tuple[str, float, str]],
+    *,
+    stacked: bool,
+    log: bool,
+    value_format: Formatter,
+) -> None:
+    """One category's column at ``place`` (x, width, bottom): stacked, or overlaid in order."""
+    x, width, bottom = place
+    base = 0.0  # a log scale clamps 0 to its low end
+    for name, value, color in bars:
+        if value <= 0 or (log and value < scale.low):
+            continue
+        top_value = base + value if stacked else value
+        bar_bottom = scale(base) if stacked else bottom
+        height = bar_bottom - scale(top_value)
+        canvas.rect(x, scale(top_value), width, height, color, f"{name}: {value_format(value)}")
+        if stacked:
+            base = top_value
