@@ -40,13 +40,11 @@ class ServingSection:
         if inputs.provenance is None or stats is None:
             return None
         by_source = report["funnel"]["by_source"]
-        return serving_json(
-            inputs.provenance,
-            stats,
-            {source: counts["kept"] for source, counts in by_source.items()},
-            report["clusters"]["kept"],
-            report["concepts"]["frequency_kept"],
-        )
+        kept_by_source = {source: counts["kept"] for source, counts in by_source.items()}
+        kept_by_cluster = report["clusters"]["kept"]
+        kept_by_concept = report["concepts"]["frequency_kept"]
+        shares = exposure_json(stats, kept_by_source, kept_by_cluster, kept_by_concept)
+        return serving_json(inputs.provenance, stats, sum(kept_by_source.values()), shares)
 
     def warnings(self, data: dict[str, Any], inputs: ReportInputs) -> list[str]:
         """Malformed log lines, served ids unknown to the dataset, removed rows served."""
@@ -90,14 +88,16 @@ def _repeats(log: ProvenanceLog) -> dict[str, Any]:
 
 
 def serving_json(
-    log: ProvenanceLog,
-    exposure: ExposureStats,
-    kept_by_source: dict[str, int],
-    kept_by_cluster: list[int],
-    kept_by_concept: dict[str, int],
+    log: ProvenanceLog, exposure: ExposureStats, num_kept: int, shares: dict[str, Any]
 ) -> dict[str, Any]:
-    """The report's serving section: exposure versus share of the data, repeats, metrics."""
-    num_kept = sum(kept_by_source.values())
+    """The report's serving section: repeats, coverage, exposure shares, metrics.
+
+    Args:
+        log: The provenance log.
+        exposure: The exposure accumulated over the data shards.
+        num_kept: Kept rows of the dataset.
+        shares: Exposure per source, cluster and concept (`exposure_json`).
+    """
     repeats = _repeats(log)
     matched = exposure.matched_examples()
     return {
@@ -115,7 +115,7 @@ def serving_json(
         "unknown_id_examples": repeats["served_examples"] - matched,
         "served_not_kept_examples": exposure.served_not_kept,
         "coverage_of_kept": share_of(int(exposure.matched_kept.sum()), num_kept),
-        **exposure_json(exposure, kept_by_source, kept_by_cluster, kept_by_concept),
+        **shares,
         "metrics": metric_series(log),
     }
 
