@@ -1,4 +1,4 @@
-"""HTML building blocks of the report: escaping, tables, figures, cards and the page shell.
+"""HTML building blocks of the report: escaping, tables, figures, cards, badges and sections.
 
 Every value that reaches the page goes through ``esc`` unless it is ``Html`` built by
 this package, so text from the corpus (which may contain markup such as ``<script>``)
