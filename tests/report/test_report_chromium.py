@@ -14,7 +14,7 @@ from report_png import read_png
 from report_probe import probe_copy, probe_result
 
 from batchcraft.report import write_report
-from batchcraft.report.svg import esc
+from batchcraft.report.charts.svg import esc
 
 RunChromium = Callable[..., subprocess.CompletedProcess[str]]
 SECTIONS = ["funnel", "clusters", "duplicates", "concepts", "run", "serving"]

@@ -11,24 +11,26 @@ from batchcraft.report.writer import write_report
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``report`` subcommand's arguments to ``parser``."""
+    """Add the ``report`` subcommand's arguments to ``parser``; every flag's help shows its default."""
     parser.add_argument("dataset_dir", metavar="DIR", help="curated dataset directory")
     parser.add_argument(
         "--provenance-dir",
         metavar="PATH",
         default=None,
-        help="batch service provenance log (*.jsonl); default: DIR/provenance when present",
+        help="batch service provenance log (*.jsonl) for the serving section "
+        "(default: DIR/provenance when present, else no serving section)",
     )
     parser.add_argument(
         "--batch-size",
         type=int,
         default=DEFAULT_BATCH_SIZE,
-        help=f"rows per record batch of the streaming scan (default {DEFAULT_BATCH_SIZE})",
+        help="rows per record batch of the streaming scan; bounds memory (default: %(default)s)",
     )
     parser.add_argument(
         "--strict",
         action="store_true",
-        help="exit with status 1 when the report has warnings (e.g. data and manifest disagree)",
+        help="exit with status 1 when the report has warnings, e.g. data and manifest disagree "
+        "(default: off, warnings are printed and the exit status is 0)",
     )
 
 

@@ -1,4 +1,4 @@
-"""HTML building blocks of the report: escaping, tables, figures, cards and the page shell.
+"""HTML building blocks of the report: escaping, tables, figures, cards, badges and sections.
 
 Every value that reaches the page goes through ``esc`` unless it is ``Html`` built by
 this package, so text from the corpus (which may contain markup such as ``<script>``)
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from batchcraft.report.svg import esc
+from batchcraft.report.charts.svg import esc
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'"
 CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'

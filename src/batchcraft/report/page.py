@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from batchcraft.report.charts.svg import esc, format_number
 from batchcraft.report.html import CSP_META, Html, cards, percent, warnings_box
-from batchcraft.report.svg import esc, format_number
 
 STYLE = """
 :root { --ink:#1f2933; --muted:#5f6b7a; --line:#e3e7ec; --panel:#ffffff; --bg:#f4f6f8;

@@ -1,4 +1,9 @@
-"""``write_report``: scan a curated dataset once and write report.json and report.html."""
+"""``write_report``: scan a curated dataset once and write report.json and report.html.
+
+The writer knows no section: it opens the dataset, lets every section of
+`batchcraft.report.sections.SECTIONS` start its accumulator, scans the shards once,
+then asks each section, in registry order, for its JSON, its warnings and its HTML.
+"""
 
 from __future__ import annotations
 
@@ -9,38 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from batchcraft import __version__
 from batchcraft._files import atomic_write, jsonable
 from batchcraft.dataset import layout
-from batchcraft.dataset.manifest import (
-    dedup_settings,
-    list_rejects,
-    list_shards,
-    load_centroids,
-    read_manifest,
-)
-from batchcraft.errors import DatasetError
-from batchcraft.report import checks
-from batchcraft.report.clusters import ClusterStats, cluster_section
-from batchcraft.report.concepts import ConceptStats, concept_section
-from batchcraft.report.counts import RowCounts, scan_rejects
-from batchcraft.report.duplicates import DuplicateStats, duplicate_section
-from batchcraft.report.fetch import fetch_rows, truncate
-from batchcraft.report.funnel import build_funnel, reconcile
+from batchcraft.report.inputs import ReportInputs, open_inputs
 from batchcraft.report.page import render_page
-from batchcraft.report.provenance import ProvenanceLog, read_provenance
-from batchcraft.report.render_clusters import clusters_html, concepts_html
-from batchcraft.report.render_duplicates import duplicates_html
-from batchcraft.report.render_funnel import funnel_html
-from batchcraft.report.render_run import run_html, serving_html
-from batchcraft.report.run_info import run_section
-from batchcraft.report.scan import DEFAULT_BATCH_SIZE, Accumulator, scan
-from batchcraft.report.serving import ExposureStats, serving_section
+from batchcraft.report.scan import DEFAULT_BATCH_SIZE, scan
+from batchcraft.report.sections import SECTIONS
 
 REPORT_VERSION = 1
-MANIFEST_KEYS = ("num_rows", "num_kept", "counts")  # what the funnel reconciles against
 
 
 @dataclass(frozen=True)
@@ -64,31 +46,6 @@ class ReportSummary:
     has_serving: bool
 
 
-def _num_clusters(manifest: dict[str, Any], centroids: np.ndarray | None) -> int:
-    if centroids is not None:
-        return int(centroids.shape[0])
-    recorded = (manifest.get("clustering") or {}).get("num_clusters")
-    if not isinstance(recorded, int) or recorded < 0:
-        raise DatasetError("centroids.npy is missing and manifest clustering.num_clusters is unset")
-    return recorded
-
-
-def _shards(dataset_dir: Path, manifest: dict[str, Any]) -> list[Path]:
-    data_dir = layout.data_dir(dataset_dir)
-    if not data_dir.is_dir():
-        raise DatasetError(f"{data_dir} not found: a curated dataset keeps its rows there")
-    return [shard.path for shard in list_shards(dataset_dir, manifest)]
-
-
-def _provenance(dataset_dir: Path, provenance_dir: Path | None) -> ProvenanceLog | None:
-    if provenance_dir is None:
-        return read_provenance(dataset_dir / "provenance")
-    log = read_provenance(provenance_dir)
-    if log is None:
-        raise DatasetError(f"no provenance log (*.jsonl files) under {provenance_dir}")
-    return log
-
-
 def build_report(
     dataset_dir: Path, provenance_dir: Path | None = None, batch_size: int = DEFAULT_BATCH_SIZE
 ) -> tuple[dict[str, Any], str]:
@@ -97,90 +54,41 @@ def build_report(
     Returns:
         The JSON document and the HTML page.
     """
-    manifest = read_manifest(dataset_dir, required=MANIFEST_KEYS)
-    shards = _shards(dataset_dir, manifest)
-    centroids = load_centroids(dataset_dir)
-    num_clusters = _num_clusters(manifest, centroids)
-    log = _provenance(dataset_dir, provenance_dir)
-    rows = RowCounts(len(shards))
-    cluster_stats = ClusterStats(num_clusters)
-    duplicate_stats = DuplicateStats(dedup_settings(manifest))
-    concept_stats = ConceptStats()
-    exposure = ExposureStats(log, num_clusters) if log else None
-    accumulators: list[Accumulator] = [rows, cluster_stats, duplicate_stats, concept_stats]
-    if exposure is not None:
-        accumulators.append(exposure)
-    scan(shards, accumulators, batch_size)
-    rejects = scan_rejects(list_rejects(dataset_dir))
-    text_columns = ["text", "source"] + (["pair_text"] if manifest.get("has_pairs") else [])
-    fetched = fetch_rows(shards, cluster_stats.sample_ids(), text_columns)
-    # Embeddings only for duplicate pairs (their similarity is recomputed from them).
-    fetched |= fetch_rows(shards, duplicate_stats.sample_ids(), [*text_columns, "embedding"])
+    inputs = open_inputs(dataset_dir, provenance_dir)
+    stats = [section.accumulator(inputs) for section in SECTIONS]
+    scan(
+        inputs.shards, [accumulator for accumulator in stats if accumulator is not None], batch_size
+    )
+    report = _header(inputs)
+    warnings: list[str] = []
+    for section, accumulator in zip(SECTIONS, stats, strict=True):
+        data = section.to_json(accumulator, inputs, report)
+        report[section.name] = data
+        if data is not None:
+            warnings += section.warnings(data, inputs)
+    report["warnings"] = warnings
+    html_sections = [
+        (section.name, section.title, section.to_html(report[section.name]))
+        for section in SECTIONS
+        if report[section.name] is not None
+    ]
+    return report, render_page(report, html_sections)
 
-    tally = rows.result()
-    funnel = build_funnel(tally, rejects)
-    funnel["reconciliation"] = reconcile(funnel, tally, manifest, shards)
-    funnel["anomalies"] = tally.anomalies
-    funnel["reject_examples"] = {
-        reason: [example | {"raw": truncate(example["raw"], 240)} for example in examples]
-        for reason, examples in rejects.examples.items()
-    }
-    total = funnel["total"]
-    removed_semantic = total["near_duplicates"] + total["semantic_duplicates"]
-    report: dict[str, Any] = {
+
+def _header(inputs: ReportInputs) -> dict[str, Any]:
+    """The report's first keys: versions, time, the dataset, and a place for warnings."""
+    return {
         "report_version": REPORT_VERSION,
         "generated_by": f"batchcraft {__version__}",
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "dataset": {
-            "path": str(dataset_dir),
-            "name": dataset_dir.resolve().name,
-            "schema_version": manifest["schema_version"],
-            "num_shards": len(shards),
+            "path": str(inputs.directory),
+            "name": inputs.directory.resolve().name,
+            "schema_version": inputs.manifest["schema_version"],
+            "num_shards": len(inputs.shards),
         },
-        "warnings": [],
-        "funnel": funnel,
-        "clusters": cluster_section(cluster_stats, centroids, fetched),
-        "duplicates": duplicate_section(duplicate_stats, fetched, removed_semantic),
-        "concepts": concept_section(concept_stats, total["kept"]),
-        "run": run_section(manifest),
-        "serving": _serving(log, exposure, funnel, cluster_stats, concept_stats),
+        "warnings": [],  # filled once every section has reported
     }
-    report["warnings"] = (
-        checks.accounting_warnings(funnel["reconciliation"])
-        + checks.data_warnings(
-            tally.anomalies, report["clusters"], report["duplicates"], manifest, len(shards)
-        )
-        + checks.serving_warnings(report["serving"])
-    )
-    return report, render_page(report, _sections(report))
-
-
-def _serving(
-    log: ProvenanceLog | None,
-    exposure: ExposureStats | None,
-    funnel: dict[str, Any],
-    clusters: ClusterStats,
-    concepts: ConceptStats,
-) -> dict[str, Any] | None:
-    if log is None or exposure is None:
-        return None
-    kept_by_source = {source: counts["kept"] for source, counts in funnel["by_source"].items()}
-    return serving_section(
-        log, exposure, kept_by_source, clusters.kept, dict(concepts.kept_frequency)
-    )
-
-
-def _sections(report: dict[str, Any]) -> list[tuple[str, str, str]]:
-    sections: list[tuple[str, str, str]] = [
-        ("funnel", "Funnel", funnel_html(report["funnel"], report["funnel"]["reconciliation"])),
-        ("clusters", "Clusters", clusters_html(report["clusters"])),
-        ("duplicates", "Duplicates", duplicates_html(report["duplicates"])),
-        ("concepts", "Concepts", concepts_html(report["concepts"])),
-        ("run", "Run", run_html(report["run"])),
-    ]
-    if report["serving"] is not None:
-        sections.append(("serving", "Serving", serving_html(report["serving"])))
-    return sections
 
 
 def write_report(
@@ -207,7 +115,8 @@ def write_report(
     directory = Path(dataset_dir)
     provenance = Path(provenance_dir) if provenance_dir is not None else None
     report, page = build_report(directory, provenance, batch_size)
-    json_path, html_path = directory / "report.json", directory / "report.html"
+    json_path = directory / layout.REPORT_JSON
+    html_path = directory / layout.REPORT_HTML
     text = json.dumps(jsonable(report), indent=1, ensure_ascii=False, allow_nan=False)
     atomic_write(json_path, (text + "\n").encode(), fsync=False, mode=0o644)
     atomic_write(html_path, page.encode(), fsync=False, mode=0o644)  # shared, readable

@@ -6,8 +6,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from batchcraft.report.charts import PALETTE, Series
-from batchcraft.report.svg import (
+from batchcraft.report.charts.bars import PALETTE, Series
+from batchcraft.report.charts.svg import (
     AXIS_COLOR,
     Canvas,
     Formatter,
@@ -68,6 +68,22 @@ def histogram(
         y_scale = Scale(0.0, max([1.0, *totals]) * 1.05, bottom, top)
     horizontal_grid(canvas, y_scale, left, right, format_number)
     vertical_grid(canvas, x_scale, bottom, bottom, lambda v: f"{v:.2f}")
+    _bins(canvas, edges, series, x_scale, y_scale)
+    canvas.line(left, bottom, right, bottom, AXIS_COLOR)
+    _markers(canvas, markers, x_scale, (left + right) / 2, top, bottom)
+    axis_titles(canvas, x_label, y_label, (left + right) / 2, height - 8, (top + bottom) / 2)
+    canvas.legend([(s.name, s.color) for s in series], left, 14)
+    return canvas.render()
+
+
+def _bins(
+    canvas: Canvas,
+    edges: Sequence[float],
+    series: Sequence[Series],
+    x_scale: Scale,
+    y_scale: Scale,
+) -> None:
+    """One stacked column per bin, each series on top of the previous ones."""
     for index in range(len(edges) - 1):
         base = 0.0  # a log scale clamps 0 to its bottom
         x0, x1 = x_scale(edges[index]), x_scale(edges[index + 1])
@@ -85,11 +101,21 @@ def histogram(
                 tip,
             )
             base += value
-    canvas.line(left, bottom, right, bottom, AXIS_COLOR)
+
+
+def _markers(
+    canvas: Canvas,
+    markers: Sequence[Marker],
+    x_scale: Scale,
+    middle: float,
+    top: float,
+    bottom: float,
+) -> None:
+    """Dashed vertical lines, labelled on the side that faces the plot's middle."""
     for number, marker in enumerate(markers):
         x = x_scale(marker.x)
         canvas.line(x, top, x, bottom, marker.color, width=1.5, dash="5 3")
-        anchor = "end" if x > (left + right) / 2 else "start"
+        anchor = "end" if x > middle else "start"
         canvas.text(
             x + (-4 if anchor == "end" else 4),
             top + 12 + 14 * number,
@@ -98,9 +124,6 @@ def histogram(
             fill=marker.color,
             weight="600",
         )
-    axis_titles(canvas, x_label, y_label, (left + right) / 2, height - 8, (top + bottom) / 2)
-    canvas.legend([(s.name, s.color) for s in series], left, 14)
-    return canvas.render()
 
 
 def scatter(
@@ -134,21 +157,34 @@ def scatter(
         canvas.line(
             x_scale(low), y_scale(low), x_scale(high), y_scale(high), AXIS_COLOR, dash="4 4"
         )
-    order = sorted(range(len(x)), key=lambda i: -(radius[i] if radius else 0.0))
-    for i in order:  # big points first so small ones stay visible on top
+    points = [(x_scale(x[i]), y_scale(y[i])) for i in range(len(x))]
+    _points(canvas, points, radius, colors, tips, labels)
+    canvas.line(left, bottom, right, bottom, AXIS_COLOR)
+    canvas.line(left, top, left, bottom, AXIS_COLOR)
+    axis_titles(canvas, x_label, y_label, (left + right) / 2, height - 8, (top + bottom) / 2)
+    return canvas.render()
+
+
+def _points(
+    canvas: Canvas,
+    points: Sequence[tuple[float, float]],
+    radius: Sequence[float] | None,
+    colors: Sequence[str] | None,
+    tips: Sequence[str] | None,
+    labels: dict[int, str] | None,
+) -> None:
+    """Circles at pixel ``points``, big ones first so small ones stay visible on top."""
+    order = sorted(range(len(points)), key=lambda i: -(radius[i] if radius else 0.0))
+    for i in order:
         canvas.circle(
-            x_scale(x[i]),
-            y_scale(y[i]),
+            *points[i],
             radius[i] if radius else 3.5,
             colors[i] if colors else PALETTE[0],
             tips[i] if tips else "",
         )
     for i, text in (labels or {}).items():
-        canvas.text(x_scale(x[i]), y_scale(y[i]) + 4, text, anchor="middle", size=10, weight="600")
-    canvas.line(left, bottom, right, bottom, AXIS_COLOR)
-    canvas.line(left, top, left, bottom, AXIS_COLOR)
-    axis_titles(canvas, x_label, y_label, (left + right) / 2, height - 8, (top + bottom) / 2)
-    return canvas.render()
+        x, y = points[i]
+        canvas.text(x, y + 4, text, anchor="middle", size=10, weight="600")
 
 
 def _padded(values: Sequence[float], diagonal: bool, other: Sequence[float]) -> tuple[float, float]:

@@ -1,22 +1,21 @@
-"""Row accounting: kept / duplicate counts per source and rejected rows per reason."""
+"""The funnel section's row accounting: what ``data/`` says about every row's fate
+(kept, or removed as which kind of duplicate), per source and per shard, and which
+rows break the contract's invariants."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batchcraft.report.sampling import GroupedSample
-from batchcraft.report.scan import iter_batches
+from batchcraft.dataset import schema
 
-DUP_KINDS = ("exact", "near", "semantic")
+DUP_KINDS = ("exact", "near", "semantic")  # the kinds the funnel counts apart
 SOURCE_KEYS = ("rows", "kept", "exact", "near", "semantic", "removed_other")
-REJECT_COLUMNS = ("source", "file", "record", "reason", "raw")
 
 
 @dataclass
@@ -45,7 +44,7 @@ class RowCounts:
         num_shards: Number of shards the scan will visit.
     """
 
-    columns: tuple[str, ...] = ("source", "dup_kind", "dup_of", "keep")
+    columns: tuple[str, ...] = (schema.SOURCE, schema.DUP_KIND, schema.DUP_OF, schema.KEEP)
 
     def __init__(self, num_shards: int) -> None:
         self._groups: Counter[tuple[Any, ...]] = Counter()
@@ -56,10 +55,10 @@ class RowCounts:
         """Count the batch's rows by (source, dup_kind, keep, has dup_of)."""
         table = pa.table(
             {
-                "source": batch["source"],
-                "dup_kind": batch["dup_kind"],
-                "keep": batch["keep"],
-                "has_dup_of": pc.is_valid(batch["dup_of"]),
+                "source": batch[schema.SOURCE],
+                "dup_kind": batch[schema.DUP_KIND],
+                "keep": batch[schema.KEEP],
+                "has_dup_of": pc.is_valid(batch[schema.DUP_OF]),
             }
         )
         grouped = table.group_by(["source", "dup_kind", "keep", "has_dup_of"]).aggregate(
@@ -69,7 +68,7 @@ class RowCounts:
             key = (row["source"], row["dup_kind"], row["keep"], row["has_dup_of"])
             self._groups[key] += row["count_all"]
         self._shard_rows[shard] += batch.num_rows
-        self._shard_kept[shard] += pc.sum(batch["keep"]).as_py() or 0
+        self._shard_kept[shard] += pc.sum(batch[schema.KEEP]).as_py() or 0
 
     def result(self) -> RowTally:
         """The tally of every row seen so far."""
@@ -106,49 +105,3 @@ def _invariant_breaks(
         ("dup_kind without dup_of", kind is not None and not has_dup_of),
         ("dup_of without dup_kind", kind is None and has_dup_of),
     ]
-
-
-@dataclass
-class RejectTally:
-    """Rejected rows counted by (source, reason), with a few examples per reason."""
-
-    by_source_reason: dict[tuple[str, str], int]
-    examples: dict[str, list[dict[str, Any]]]
-
-    def by_reason(self) -> dict[str, int]:
-        """Rejected rows per reason, most frequent first."""
-        totals: Counter[str] = Counter()
-        for (_, reason), count in self.by_source_reason.items():
-            totals[reason] += count
-        return dict(sorted(totals.items(), key=lambda item: (-item[1], item[0])))
-
-    def by_source(self) -> dict[str, int]:
-        """Rejected rows per source."""
-        totals: Counter[str] = Counter()
-        for (source, _), count in self.by_source_reason.items():
-            totals[source] += count
-        return dict(sorted(totals.items()))
-
-
-def scan_rejects(files: list[Path], examples_per_reason: int = 3, seed: int = 0) -> RejectTally:
-    """Count reject files by (source, reason) and sample a few rejected records per reason."""
-    counts: Counter[tuple[str, str]] = Counter()
-    reasons: dict[str, int] = {}
-    sample = GroupedSample(examples_per_reason)
-    rng = np.random.default_rng(seed)
-    for _, batch in iter_batches(files, REJECT_COLUMNS):
-        pairs = pa.table({"source": batch["source"], "reason": batch["reason"]})
-        grouped = pairs.group_by(["source", "reason"]).aggregate([([], "count_all")])
-        for row in grouped.to_pylist():
-            counts[(str(row["source"]), str(row["reason"]))] += row["count_all"]
-        reason_names = [str(value) for value in batch["reason"].to_pylist()]
-        codes = np.array([reasons.setdefault(name, len(reasons)) for name in reason_names])
-        payload = {name: batch[name] for name in ("source", "file", "record", "raw")}
-        sample.offer(codes, rng.random(batch.num_rows), payload)
-    names = {code: name for name, code in reasons.items()}
-    examples: dict[str, list[dict[str, Any]]] = {}
-    for row in sample.rows():
-        reason = names[row.pop("group")]
-        row.pop("key")
-        examples.setdefault(reason, []).append(row)
-    return RejectTally(by_source_reason=dict(counts), examples=examples)

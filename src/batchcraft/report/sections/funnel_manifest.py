@@ -1,100 +1,18 @@
-"""The row funnel (input → rejected → duplicates → kept) and its check against the manifest.
-
-The funnel is computed from the data itself (data/ and rejects/), then compared field
-by field with the manifest's accounting; every disagreement becomes a visible warning.
-"""
+"""The funnel section's check against the manifest: the funnel computed from the data,
+compared field by field with manifest.json's accounting (JSON), every disagreement a
+warning and a table row (HTML)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from batchcraft.report.counts import RejectTally, RowTally
+from batchcraft.report.charts.svg import esc
+from batchcraft.report.html import Html, table
 
-FUNNEL_KEYS = (
-    "in",
-    "rejected",
-    "exact_duplicates",
-    "near_duplicates",
-    "semantic_duplicates",
-    "kept",
-)
 STAGE_KEYS = ("in", "kept", "duplicates", "rejected")
-
-
-def _source_funnel(counts: dict[str, int], rejected: int) -> dict[str, int]:
-    funnel = {
-        "in": counts["rows"] + rejected,
-        "rejected": rejected,
-        "exact_duplicates": counts["exact"],
-        "near_duplicates": counts["near"],
-        "semantic_duplicates": counts["semantic"],
-        "kept": counts["kept"],
-    }
-    if counts["removed_other"]:
-        funnel["removed_other"] = counts["removed_other"]
-    return funnel
-
-
-def _stages(funnel: dict[str, int]) -> list[dict[str, Any]]:
-    valid = funnel["in"] - funnel["rejected"]
-    unique = valid - funnel["exact_duplicates"]
-    semantic = funnel["near_duplicates"] + funnel["semantic_duplicates"]
-    return [
-        {
-            "stage": "validate",
-            "in": funnel["in"],
-            "kept": valid,
-            "duplicates": 0,
-            "rejected": funnel["rejected"],
-        },
-        {
-            "stage": "exact_dedup",
-            "in": valid,
-            "kept": unique,
-            "duplicates": funnel["exact_duplicates"],
-            "rejected": 0,
-        },
-        {
-            "stage": "semantic_dedup",
-            "in": unique,
-            "kept": unique - semantic,
-            "duplicates": semantic,
-            "rejected": 0,
-        },
-    ]
-
-
-def build_funnel(rows: RowTally, rejects: RejectTally) -> dict[str, Any]:
-    """The funnel overall, per source and per stage, as computed from the data."""
-    rejected_by_source = rejects.by_source()
-    sources = sorted(set(rows.by_source) | set(rejected_by_source))
-    empty = {"rows": 0, "kept": 0, "exact": 0, "near": 0, "semantic": 0, "removed_other": 0}
-    by_source = {
-        source: _source_funnel(rows.by_source.get(source, empty), rejected_by_source.get(source, 0))
-        for source in sources
-    }
-    total: dict[str, int] = {}
-    for funnel in by_source.values():
-        for key, value in funnel.items():
-            total[key] = total.get(key, 0) + value
-    for key in FUNNEL_KEYS:
-        total.setdefault(key, 0)
-    stages = _stages(total)
-    for stage in stages:
-        stage["by_source"] = {
-            source: {key: value for key, value in s.items() if key != "stage"}
-            for source in sources
-            for s in _stages(by_source[source])
-            if s["stage"] == stage["stage"]
-        }
-    return {
-        "total": total,
-        "percent": {key: _percent(value, total["in"]) for key, value in total.items()},
-        "by_source": by_source,
-        "rejected_by_reason": rejects.by_reason(),
-        "stages": stages,
-    }
+MAX_MISMATCHES_LISTED = 12  # as warnings; the table shows more
+MAX_MISMATCHES_SHOWN = 50
 
 
 class _Checker:
@@ -118,9 +36,20 @@ class _Checker:
 
 
 def reconcile(
-    funnel: dict[str, Any], rows: RowTally, manifest: dict[str, Any], shards: list[Path]
+    funnel: dict[str, Any],
+    shard_rows: list[int],
+    shard_kept: list[int],
+    manifest: dict[str, Any],
+    shards: list[Path],
 ) -> dict[str, Any]:
     """Compare the data's funnel with the manifest's accounting, field by field.
+
+    Args:
+        funnel: The funnel computed from the data.
+        shard_rows: Rows per shard, in shard order.
+        shard_kept: Kept rows per shard, in shard order.
+        manifest: The manifest.
+        shards: The shard paths, in shard order.
 
     Returns:
         ``ok``, the number of fields ``checked`` and the list of ``mismatches``
@@ -128,7 +57,7 @@ def reconcile(
     """
     check = _Checker()
     counts = manifest.get("counts") or {}
-    check.equal("num_rows", manifest.get("num_rows"), sum(rows.shard_rows))
+    check.equal("num_rows", manifest.get("num_rows"), sum(shard_rows))
     check.equal("num_kept", manifest.get("num_kept"), funnel["total"]["kept"])
     check.mapping("counts.total", counts.get("total"), funnel["total"])
     manifest_sources = counts.get("by_source") or {}
@@ -142,7 +71,11 @@ def reconcile(
         "counts.rejected_by_reason", counts.get("rejected_by_reason"), funnel["rejected_by_reason"]
     )
     _check_stages(check, counts.get("stages") or [], funnel["stages"])
-    _check_shards(check, manifest.get("shards") or [], rows, shards)
+    actual = {
+        path.name: {"num_rows": count, "num_kept": kept}
+        for path, count, kept in zip(shards, shard_rows, shard_kept, strict=True)
+    }
+    _check_shards(check, manifest.get("shards") or [], actual)
     return {"ok": not check.mismatches, "checked": check.checked, "mismatches": check.mismatches}
 
 
@@ -170,12 +103,8 @@ def _check_stages(
 
 
 def _check_shards(
-    check: _Checker, manifest_shards: list[Any], rows: RowTally, shards: list[Path]
+    check: _Checker, manifest_shards: list[Any], actual: dict[str, dict[str, int]]
 ) -> None:
-    actual = {
-        path.name: {"num_rows": count, "num_kept": kept}
-        for path, count, kept in zip(shards, rows.shard_rows, rows.shard_kept, strict=True)
-    }
     recorded = {
         Path(str(shard.get("path"))).name: shard
         for shard in manifest_shards
@@ -195,5 +124,39 @@ def _check_shards(
             check.equal(f"shards[{name!r}].{key}", manifest_shard.get(key), data_shard[key])
 
 
-def _percent(part: int, whole: int) -> float:
-    return round(100.0 * part / whole, 2) if whole else 0.0
+def accounting_warnings(reconciliation: dict[str, Any]) -> list[str]:
+    """One warning per manifest-versus-data mismatch (the first few, then a count)."""
+    mismatches = reconciliation["mismatches"]
+    warnings = [_describe(m) for m in mismatches[:MAX_MISMATCHES_LISTED]]
+    if len(mismatches) > MAX_MISMATCHES_LISTED:
+        warnings.append(
+            f"… and {len(mismatches) - MAX_MISMATCHES_LISTED} more manifest mismatches "
+            "(all listed in the funnel section and in report.json)"
+        )
+    return warnings
+
+
+def _describe(mismatch: dict[str, Any]) -> str:
+    field, recorded, actual = mismatch["field"], mismatch["manifest"], mismatch["data"]
+    if recorded is None:
+        return f"manifest.json lacks {field}" + (
+            "" if actual == "present" else f" (data: {actual!r})"
+        )
+    if actual is None:
+        return f"manifest {field} = {recorded!r} has no counterpart in the data"
+    return f"manifest {field} = {recorded!r} but the data gives {actual!r}"
+
+
+def reconciliation_html(reconciliation: dict[str, Any]) -> Html:
+    """A line saying every count agrees, or the table of the disagreements."""
+    if reconciliation["ok"]:
+        return Html(
+            f'<p class="ok">✓ All {reconciliation["checked"]} counts agree with manifest.json.</p>'
+        )
+    mismatches = reconciliation["mismatches"]
+    rows = [[m["field"], m["manifest"], m["data"]] for m in mismatches[:MAX_MISMATCHES_SHOWN]]
+    note = f"✗ {len(mismatches)} of {reconciliation['checked']} counts disagree with manifest.json"
+    return Html(
+        f'<p class="bad">{esc(note)} (the numbers above are computed from the data).</p>'
+        + table(["field", "manifest.json", "data"], rows, numeric=(1, 2))
+    )
