@@ -27,14 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_arguments(
         commands.add_parser("demo", help="synth + curate (local Spark) + report, with a summary")
     )
-    _add_optional(
+    _add_command(
         commands,
         "report",
         "batchcraft.report.cli",
         "add_report_arguments",
         "write report.html/report.json for a curated dataset",
     )
-    _add_optional(
+    _add_command(
         commands,
         "serve",
         "batchcraft.service.cli",
@@ -72,13 +72,12 @@ def _add_demo_arguments(demo: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_optional(commands: Any, name: str, module: str, adder: str, help_text: str) -> None:
+def _add_command(commands: Any, name: str, module: str, adder: str, help_text: str) -> None:
+    """Add the subcommand whose flags ``module.adder`` declares (a broken module fails
+    loudly here rather than making its subcommand vanish)."""
     import importlib
 
-    try:
-        add_arguments = getattr(importlib.import_module(module), adder)
-    except (ImportError, AttributeError):
-        return
+    add_arguments = getattr(importlib.import_module(module), adder)
     add_arguments(commands.add_parser(name, help=help_text))
 
 
