@@ -14,8 +14,8 @@ from batchcraft.dataset import layout
 from batchcraft.dataset.arrays import matrix_view, to_fixed_size_list, to_list_array, to_matrix
 from batchcraft.dataset.manifest import list_shards, read_manifest, write_manifest
 from batchcraft.dataset.provenance import batch_id, encode_record, parse_record
-from batchcraft.dataset.schema import SCHEMA_VERSION, row_schema, to_contract
-from batchcraft.errors import DatasetError, OutputError
+from batchcraft.dataset.schema import CONTRACT_COLUMNS, SCHEMA_VERSION, row_schema, to_contract
+from batchcraft.errors import ConfigError, DatasetError, OutputError
 
 
 @pytest.mark.parametrize("kind", ["list", "fixed"])
@@ -57,6 +57,21 @@ def test_list_arrays_round_trip_through_the_contract_schema() -> None:
     np.testing.assert_allclose(to_matrix(converted.column("embedding")), vectors, atol=1e-2)
     with pytest.raises(OutputError, match="dimension 5"):
         to_contract(batch, row_schema(5))
+
+
+def test_the_label_and_the_users_columns_follow_dup_kind_under_their_own_types() -> None:
+    user = [pa.field("url", pa.string()), pa.field("meta", pa.struct([("page", pa.int16())]))]
+    schema = row_schema(2, label_type=pa.int64(), user_columns=user)
+    position = schema.names.index("dup_kind")
+    assert schema.names[position + 1 : position + 4] == ["label", "url", "meta"]
+    assert schema.field("label").type == pa.int64() and schema.field("meta").type == user[1].type
+    assert set(schema.names) - {"url", "meta"} == set(CONTRACT_COLUMNS)
+    assert "label" not in row_schema(2).names, "no label column without a label"
+    batch = pa.RecordBatch.from_pydict({"id": ["a"], "label": [3], "url": [None]})
+    converted = to_contract(batch, schema)
+    assert converted.column("label").to_pylist() == [3] and converted.column("meta").null_count == 1
+    with pytest.raises(ConfigError, match=r"user columns \['keep'\] are named like contract"):
+        row_schema(2, user_columns=[pa.field("keep", pa.bool_())])
 
 
 def _dataset(root: Path, **manifest: object) -> Path:

@@ -8,6 +8,7 @@ service read through them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import pyarrow as pa
@@ -39,6 +40,26 @@ CONCEPTS = "concepts"
 LABEL = "label"
 REF_LOSS = "ref_loss"
 
+CONTRACT_COLUMNS: tuple[str, ...] = (
+    ID,
+    TEXT,
+    PAIR_TEXT,
+    SOURCE,
+    EMBEDDING,
+    PAIR_EMBEDDING,
+    CLUSTER,
+    CENTROID_SIM,
+    DUP_OF,
+    DUP_KIND,
+    LABEL,
+    MAX_SIM,
+    KEEP,
+    CONCEPTS,
+    REF_LOSS,
+)
+"""Every column the contract names, in the order a shard holds them. The user's own
+columns (kept under their input names) may take none of these names."""
+
 REQUIRED_COLUMNS: tuple[str, ...] = (ID,)
 """Columns every shard must have (a reader refuses a shard without them)."""
 
@@ -64,12 +85,34 @@ def similarity_threshold(eps: float) -> float:
     return 1.0 - eps
 
 
-def row_schema(dimension: int, dtype: EmbeddingDtype | str = "float32") -> pa.Schema:
-    """Arrow schema of the rows of a curated dataset with ``dimension``-wide embeddings."""
+def row_schema(
+    dimension: int,
+    dtype: EmbeddingDtype | str = "float32",
+    *,
+    label_type: pa.DataType | None = None,
+    user_columns: Sequence[pa.Field] = (),
+) -> pa.Schema:
+    """Arrow schema of the rows of a curated dataset with ``dimension``-wide embeddings.
+
+    Args:
+        dimension: Width of ``embedding`` and ``pair_embedding``.
+        dtype: Stored precision of the vectors.
+        label_type: Type of ``label`` when the dataset has one (a mapped input column);
+            None leaves the column out.
+        user_columns: The input's other columns, kept under their own names and types
+            after the contract's ``dup_kind``/``label`` (DESIGN.md's order).
+
+    Raises:
+        ConfigError: an unknown ``dtype``, or a user column named like a contract column.
+    """
     if dtype not in EMBEDDING_DTYPES:
         raise ConfigError(f"embedding dtype={dtype!r}; valid: {list(EMBEDDING_DTYPES)}")
+    clashing = sorted({field.name for field in user_columns} & set(CONTRACT_COLUMNS))
+    if clashing:
+        raise ConfigError(f"user columns {clashing} are named like contract columns")
     value_type = pa.float16() if dtype == "float16" else pa.float32()
     vector = pa.list_(value_type, dimension)
+    label = [pa.field(LABEL, label_type)] if label_type is not None else []
     return pa.schema(
         [
             (ID, pa.string()),
@@ -82,6 +125,8 @@ def row_schema(dimension: int, dtype: EmbeddingDtype | str = "float32") -> pa.Sc
             (CENTROID_SIM, pa.float32()),
             (DUP_OF, pa.string()),
             (DUP_KIND, pa.string()),
+            *label,
+            *user_columns,
             (MAX_SIM, pa.float32()),
             (KEEP, pa.bool_()),
             (CONCEPTS, pa.list_(pa.string())),
@@ -94,7 +139,9 @@ def to_contract(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     """``batch`` (e.g. from Spark: variable-size lists, extra columns) cast to ``schema``.
 
     Columns the batch lacks become nulls; a vector column must be all null or
-    null-free with vectors of the schema's width.
+    null-free with vectors of the schema's width; any other column is cast to its
+    schema type (a user column carried in another type, e.g. a timestamp as its
+    integer count, comes back to its own).
 
     Raises:
         OutputError: a vector column is partly null or of another width.
@@ -103,11 +150,16 @@ def to_contract(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     for field in schema:
         if field.name not in batch.schema.names:
             columns.append(pa.nulls(batch.num_rows, field.type))
-        elif pa.types.is_fixed_size_list(field.type):
+        elif pa.types.is_fixed_size_list(field.type) and field.name in _VECTOR_COLUMNS:
             columns.append(_fixed_size(batch.column(field.name), field.type))
+        elif pa.types.is_null(field.type):  # Arrow casts nothing to null
+            columns.append(pa.nulls(batch.num_rows))
         else:
             columns.append(batch.column(field.name).cast(field.type))
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+_VECTOR_COLUMNS = frozenset({EMBEDDING, PAIR_EMBEDDING})
 
 
 def _fixed_size(column: pa.Array, target: pa.FixedSizeListType) -> pa.Array:
