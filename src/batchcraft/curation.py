@@ -13,7 +13,12 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from batchcraft.pipeline.config import KEEP_POLICIES, PRECISIONS, CurateConfig, load_config_file
+from batchcraft.pipeline.config import (
+    KEEP_POLICIES,
+    PRECISIONS,
+    CurateConfig,
+    load_config_file,
+)
 
 if TYPE_CHECKING:  # pyspark is imported by the job, when it runs
     from pyspark.sql import SparkSession
@@ -47,6 +52,11 @@ def curate(
     return manifest
 
 
+def _column_list(text: str) -> tuple[str, ...]:
+    """``--drop-columns a,b`` as ``("a", "b")``."""
+    return tuple(name.strip() for name in text.split(","))
+
+
 # Flags whose parser default is None, so that a --config file may set them; "{default}"
 # in a help line shows the CurateConfig default the job then uses.
 _CURATE_FLAGS: dict[str, dict[str, Any]] = {
@@ -71,6 +81,22 @@ _CURATE_FLAGS: dict[str, dict[str, Any]] = {
         "dest": "embedding_column",
         "help": "column of precomputed vectors (skips the embed stage): a list column in "
         "Parquet, a JSON array in JSONL and in CSV cells (default: none: the model embeds)",
+    },
+    "--label-column": {
+        "dest": "label_column",
+        "help": "column kept as the dataset's label, in its own type (default: none)",
+    },
+    "--ref-loss-column": {
+        "dest": "ref_loss_column",
+        "help": "column kept as ref_loss (float32); a value that is not a finite number "
+        "rejects its record as bad_ref_loss (default: none)",
+    },
+    "--drop-columns": {
+        "dest": "drop_columns",
+        "type": _column_list,
+        "metavar": "A,B",
+        "help": "input columns to leave out, comma-separated (default: none: every column the "
+        "job does not read is kept under its own name and type)",
     },
     "--source": {
         "dest": "source",

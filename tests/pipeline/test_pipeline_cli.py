@@ -66,6 +66,56 @@ def test_config_file_is_overridden_by_flags(tmp_path: Path) -> None:
     assert (config.eps, config.keep_policy) == (0.2, "hardest")
 
 
+def test_column_flags_and_their_config_keys(tmp_path: Path) -> None:
+    from batchcraft.cli import build_parser
+    from batchcraft.curation import curate_config
+
+    (tmp_path / "curate.toml").write_text('drop_columns = ["html"]\nlabel_column = "y"\n')
+    flags = ["--drop-columns", "html,raw", "--ref-loss-column", "loss"]
+    args = build_parser().parse_args(["curate", "x.jsonl", "--out", "o", *flags])
+    config = curate_config(args)
+    assert (config.drop_columns, config.ref_loss_column) == (("html", "raw"), "loss")
+    from_file = ["curate", "x.jsonl", "--out", "o", "--config", str(tmp_path / "curate.toml")]
+    config = curate_config(build_parser().parse_args(from_file))
+    assert (config.drop_columns, config.label_column) == (("html",), "y")
+
+
+@pytest.mark.parametrize(
+    ("record", "flags", "message"),
+    [
+        (
+            {"text": "a", "cluster": 3},
+            [],
+            "input column 'cluster' of {path} has the name of a column the curated dataset "
+            "writes: leave it out with --drop-columns cluster, or rename it in the input",
+        ),
+        (
+            {"text": "a", "label": "x"},
+            [],
+            "map it with --label-column label, leave it out with --drop-columns label",
+        ),
+        ({"text": "a"}, ["--drop-columns", "html"], "--drop-columns 'html' not found in any input"),
+    ],
+)
+def test_column_mistakes_fail_fast_in_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    record: dict[str, Any],
+    flags: list[str],
+    message: str,
+) -> None:
+    import json
+
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    start = time.perf_counter()
+    assert main(["curate", str(path), "--out", str(tmp_path / "out"), *flags]) == 2
+    error = capsys.readouterr().err
+    assert message.format(path=path) in error and error.count("\n") == 1, error
+    assert time.perf_counter() - start < 5, "no SparkSession may be started for a user error"
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     "command", [["curate", "c.jsonl", "--out", "o"], ["demo", "--rows", "300"]]
 )

@@ -49,6 +49,11 @@ class CurateConfig:
             Records whose vector length is not the most common one among the valid records
             are rejected as ``embedding_dimension``; vectors holding NaN, ±inf or only zeros
             (which cannot be scaled to unit norm) as ``malformed_record``.
+        label_column: Column kept as ``label``, in its type (a number, bool or string).
+        ref_loss_column: Column kept as float32 ``ref_loss``; a value that is not a finite
+            number rejects its record (``bad_ref_loss``), a null stays null.
+        drop_columns: Input columns left out ("a,b" is split); every other column the job
+            does not read is kept under its own name and type.
         source: Source name for every input; ``None`` names each source after its file.
         master: Spark master URL (``local[*]``, ``local-cluster[2,1,2048]``, ``spark://...``).
         model: Local sentence-transformers directory; ``None`` is the bundled all-MiniLM-L6-v2.
@@ -82,6 +87,9 @@ class CurateConfig:
     pair_column: str | None = None
     concept_column: str | None = None
     embedding_column: str | None = None
+    label_column: str | None = None
+    ref_loss_column: str | None = None
+    drop_columns: tuple[str, ...] = ()
     source: str | None = None
     master: str = "local[*]"
     model: str | None = None
@@ -108,8 +116,10 @@ class CurateConfig:
     def __post_init__(self) -> None:
         if not self.inputs:
             raise ConfigError("no input given: pass at least one file, directory or glob")
+        object.__setattr__(self, "drop_columns", _column_names(self.drop_columns))
         self._check_ranges()
         self._check_choices()
+        self._check_columns()
 
     def _check_ranges(self) -> None:
         _check(0.0 < self.eps < 1.0, f"eps={self.eps} must be in (0, 1)")
@@ -154,6 +164,19 @@ class CurateConfig:
             "zero-shot concepts (concepts_file) embed the concept names with the model, which "
             "cannot match precomputed vectors (embedding_column): give a concept_column instead",
         )
+
+    def _check_columns(self) -> None:
+        for key in self.read_column_keys():
+            _check(
+                getattr(self, key) not in self.drop_columns,
+                f"drop_columns names {getattr(self, key)!r}, which the job reads as {key}",
+            )
+
+    @classmethod
+    def read_column_keys(cls) -> tuple[str, ...]:
+        """The keys naming an input column the job reads (``text_column`` ...): every
+        ``*_column`` key. Every other input column is kept as it is."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name.endswith("_column"))
 
     @property
     def threshold(self) -> float:
@@ -221,6 +244,15 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"unknown keys in {path}: {unknown}; valid keys: {sorted(known)}")
     return values
+
+
+def _column_names(columns: str | Sequence[str]) -> tuple[str, ...]:
+    """``drop_columns`` as a tuple of names: a string is split at its commas."""
+    names = columns.split(",") if isinstance(columns, str) else list(columns)
+    stripped = tuple(str(name).strip() for name in names)
+    if any(not name for name in stripped):
+        raise ConfigError(f"drop_columns={list(names)} holds an empty column name")
+    return stripped
 
 
 def _check(condition: bool, message: str) -> None:

@@ -27,8 +27,17 @@ from batchcraft.pipeline.embedding.sentence_encoder import resolve_model_path
 from batchcraft.pipeline.embedding.stage import embed_step
 from batchcraft.pipeline.frames import PersistedFrames
 from batchcraft.pipeline.progress import StageClock
+from batchcraft.pipeline.read.column_plan import (
+    ColumnPlan,
+    Observation,
+    check_column_names,
+    needs_survey,
+    observe_inputs,
+    plan_columns,
+    required_columns,
+)
 from batchcraft.pipeline.read.inputs import InputFile, check_columns, discover
-from batchcraft.pipeline.read.stage import read_step
+from batchcraft.pipeline.read.stage import plan_with_survey, read_step
 from batchcraft.pipeline.run_record import build_manifest
 from batchcraft.pipeline.spark import spark_session
 from batchcraft.pipeline.write.files import StagedOutput
@@ -77,23 +86,19 @@ class _Checked:
     files: list[InputFile]
     vocabulary: list[str] | None
     model_path: str | None  # None for precomputed embeddings
+    observed: list[Observation]  # every input's columns
+    columns: ColumnPlan | None  # None until the JSONL inputs' records tell their types
 
 
 def _check_before_spark(config: CurateConfig) -> _Checked:
     files = discover(config.inputs, config.source)
-    check_columns(
-        files,
-        {
-            "--text-column": config.text_column,
-            "--id-column": config.id_column,
-            "--pair-column": config.pair_column,
-            "--concept-column": config.concept_column,
-            "--embedding-column": config.embedding_column,
-        },
-    )
+    check_columns(files, required_columns(config))
+    observed = observe_inputs(files)
+    check_column_names(observed, config)
+    columns = None if needs_survey(observed) else plan_columns(observed, config)
     vocabulary = read_vocabulary(config.concepts_file) if config.concepts_file else None
     model_path = None if config.embedding_column else resolve_model_path(config.model)
-    return _Checked(config, files, vocabulary, model_path)
+    return _Checked(config, files, vocabulary, model_path, observed, columns)
 
 
 def _run_in_session(spark: SparkSession | None, checked: _Checked, staging: Path) -> dict[str, Any]:
@@ -124,7 +129,8 @@ def _run(
     """Every step in turn, each frame released once no later step reads it; the manifest."""
     config, files, vocabulary = checked.config, checked.files, checked.vocabulary
     with clock.stage("read+validate") as counts:
-        raw, parsed = read_step(spark, config, files, frames, counts)
+        columns = checked.columns or plan_with_survey(spark, config, files, checked.observed)
+        raw, parsed = read_step(spark, config, files, columns, frames, counts)
     with clock.stage("exact_dedup") as counts:
         unique = exact_dedup_step(raw, frames, counts)
     with clock.stage("embed") as counts:
@@ -149,11 +155,20 @@ def _run(
         annotated = concepts_step(config, deduped, vocabulary, spec, frames, counts)
     with clock.stage("write") as counts:
         shards, accounting = write_step(
-            config, files, unique, annotated, kmeans.centroids, dimension, staging
+            config, files, unique, annotated, kmeans.centroids, dimension, staging, columns
         )
         counts["rows"] = sum(shard["num_rows"] for shard in shards)
     manifest = build_manifest(
-        config, files, accounting, shards, dimension, kmeans, spec, vocabulary, clock.timings
+        config,
+        files,
+        accounting,
+        shards,
+        dimension,
+        kmeans,
+        spec,
+        vocabulary,
+        clock.timings,
+        columns,
     )
     write_manifest(staging, manifest)
     return manifest

@@ -15,6 +15,7 @@ from batchcraft import __version__
 from batchcraft.dataset.schema import SCHEMA_VERSION
 from batchcraft.pipeline.config import CurateConfig
 from batchcraft.pipeline.embedding.sentence_encoder import EncoderSpec, model_name
+from batchcraft.pipeline.read.column_plan import ColumnPlan
 from batchcraft.pipeline.read.inputs import InputFile
 
 if TYPE_CHECKING:  # cluster.stage imports pyspark; the manifest needs only the fit's values
@@ -31,6 +32,7 @@ def build_manifest(
     spec: EncoderSpec | None,
     vocabulary: list[str] | None,
     timings: dict[str, float],
+    columns: ColumnPlan,
 ) -> dict[str, Any]:
     """The manifest of a finished run (see DESIGN.md, "The curated dataset contract").
 
@@ -44,6 +46,7 @@ def build_manifest(
         spec: The encoder used; None for precomputed embeddings.
         vocabulary: The zero-shot concept vocabulary, if any.
         timings: Seconds per stage.
+        columns: The input columns kept beside those the job reads.
     """
     return {
         "schema_version": SCHEMA_VERSION,
@@ -56,6 +59,7 @@ def build_manifest(
         "clustering": _clustering(config, kmeans),
         "semantic_dedup": _semantic_dedup(config),
         "concepts": _concepts(config, vocabulary),
+        "columns": _columns(config, columns),
         "counts": accounting,
         "timings": timings,
         "parameters": config.to_dict(),
@@ -105,6 +109,25 @@ def _concepts(config: CurateConfig, vocabulary: list[str] | None) -> dict[str, A
         "vocabulary": vocabulary,
         "threshold": config.concept_threshold,
     }
+
+
+def _columns(config: CurateConfig, columns: ColumnPlan) -> dict[str, Any]:
+    """The input columns the dataset keeps (``extra``: user columns under their own names,
+    with their Arrow types), leaves out, maps to ``label``, and where ``ref_loss`` is from."""
+    label = columns.label
+    return {
+        "extra": [{"name": kept.name, "type": str(kept.type)} for kept in columns.user_columns],
+        "dropped": list(columns.dropped),
+        "label": None if label is None else {"column": label.column, "type": str(label.type)},
+        "ref_loss": _ref_loss(config),
+    }
+
+
+def _ref_loss(config: CurateConfig) -> dict[str, Any] | None:
+    """Where ``ref_loss`` comes from: an input column, or nowhere (None)."""
+    if config.ref_loss_column:
+        return {"from": "column", "column": config.ref_loss_column}
+    return None
 
 
 def _input(file: InputFile) -> dict[str, Any]:

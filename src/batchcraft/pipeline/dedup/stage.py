@@ -29,12 +29,14 @@ from batchcraft.pipeline.config import (
 )
 from batchcraft.pipeline.dedup.semantic import cluster_edges, decide_edges
 from batchcraft.pipeline.frames import PersistedFrames
+from batchcraft.pipeline.read.column_types import KEPT_COLUMNS
 
 _PARSE_ONLY_COLUMNS = ("file_index", "record", "reason", "detail", "raw", "dedup_key")
 # Kept to the end of the job: every parsed record's outcome (accounting, rejects files) ...
 _OUTCOME_COLUMNS = ("file_index", "record", "source", "id", "reason", "detail", "raw")
-# ... and the exact duplicates, which take their representative's vectors when written.
-_DUPLICATE_COLUMNS = ("id", "text", "pair_text", "source", "dup_of", "dup_kind")
+# ... and the exact duplicates, which take their representative's vectors when written
+# (and keep their own reference loss and kept input columns, if any).
+_DUPLICATE_COLUMNS = ("id", "text", "pair_text", "source", "dup_of", "dup_kind", "ref_loss")
 
 
 def exact_dedup(df: DataFrame) -> DataFrame:
@@ -241,8 +243,10 @@ def exact_dedup_step(raw: DataFrame, frames: PersistedFrames, counts: dict[str, 
         raise InputError(f"every record was rejected ({reasons}): check the column flags")
     # What the write step needs of the parsed rows, without texts and vectors of kept rows.
     outcomes = frames.keep(raw.select(*_OUTCOME_COLUMNS), small=True)
+    kept_columns = [KEPT_COLUMNS] if KEPT_COLUMNS in marked.columns else []
     duplicates = frames.keep(
-        marked.where(F.col("dup_of").isNotNull()).select(*_DUPLICATE_COLUMNS), small=True
+        marked.where(F.col("dup_of").isNotNull()).select(*_DUPLICATE_COLUMNS, *kept_columns),
+        small=True,
     )
     counts["exact_duplicates"] = duplicates.count()
     outcomes.count()

@@ -13,9 +13,11 @@ import glob
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batchcraft.errors import InputError
@@ -134,7 +136,7 @@ def _describe(path: str, source: str) -> InputFile:
     )
 
 
-def check_columns(files: list[InputFile], required: dict[str, str | None]) -> None:
+def check_columns(files: list[InputFile], required: Mapping[str, str | None]) -> None:
     """Fail fast when a mapped column is absent from an input.
 
     Args:
@@ -164,22 +166,40 @@ def check_columns(files: list[InputFile], required: dict[str, str | None]) -> No
 def _columns_of(file: InputFile) -> set[str] | None:
     if file.format == "txt":
         return set(TXT_COLUMNS)
+    columns = input_columns(file)
+    return None if columns is None else set(columns)
+
+
+def input_columns(file: InputFile) -> dict[str, pa.DataType | None] | None:
+    """The columns of one input, in their order, with their Arrow type where the file
+    states it: Parquet's schema; text for CSV (a cell is text); None for JSONL, whose
+    types only a read of every record tells (``column_types.survey_json_chunk``), and
+    whose keys are those of its first records. A ``.txt`` file has none of its own
+    (its 'text' and 'id' are the record); None for an empty file.
+
+    Raises:
+        InputError: the file cannot be read, or its Parquet footer is corrupt.
+    """
+    if file.format == "txt":
+        return {}
     try:
         if file.format == "parquet":
-            return set(pq.read_schema(file.path).names)
+            schema = pq.read_schema(file.path)
+            return {field.name: field.type for field in schema}
         if file.format == "csv":
             with open(file.path, encoding="utf-8", errors="replace", newline="") as handle:
                 header = next(csv.reader(handle, delimiter=_delimiter(file.path)), None)
-            return set(header) if header else None
-        return _jsonl_keys(file.path)
+            return dict.fromkeys(header, pa.string()) if header else None
+        keys = _jsonl_keys(file.path)
+        return None if keys is None else dict.fromkeys(keys)
     except OSError as exc:
         raise InputError(f"cannot read input {file.path}: {exc}") from exc
     except Exception as exc:  # pyarrow raises ArrowInvalid for a corrupt footer
         raise InputError(f"cannot read input {file.path}: {exc}") from exc
 
 
-def _jsonl_keys(path: str) -> set[str] | None:
-    keys: set[str] = set()
+def _jsonl_keys(path: str) -> list[str] | None:
+    keys: dict[str, None] = {}
     parsed = 0
     with open(path, "rb") as handle:
         for line in handle:
@@ -190,9 +210,9 @@ def _jsonl_keys(path: str) -> set[str] | None:
             except (ValueError, UnicodeDecodeError):
                 continue
             if isinstance(record, dict):
-                keys.update(record)
+                keys.update(dict.fromkeys(record))
                 parsed += 1
-    return keys if parsed else None
+    return list(keys) if parsed else None
 
 
 def _delimiter(path: str) -> str:

@@ -15,6 +15,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchcraft.dataset.arrays import is_vector_type
+from batchcraft.pipeline.read.column_types import (
+    KEPT_COLUMNS,
+    carrier_type,
+    kept_struct,
+    to_carrier,
+)
 from batchcraft.pipeline.read.inputs import Chunk
 from batchcraft.pipeline.read.readers import read_records, read_row_group, table_records
 from batchcraft.pipeline.read.validate import CheckedVector, ColumnMapping, Reject, validate_record
@@ -28,6 +34,7 @@ REJECT_REASONS = (
     "missing_id",
     "duplicate_id",
     "missing_pair",
+    "bad_ref_loss",
     "embedding_dimension",  # set after parsing, by stage.reject_wrong_dimension
 )
 RAW_SCHEMA = pa.schema(
@@ -40,6 +47,7 @@ RAW_SCHEMA = pa.schema(
         ("pair_text", pa.string()),
         ("given_concepts", pa.list_(pa.string())),
         ("given_embedding", pa.list_(pa.float32())),
+        ("ref_loss", pa.float32()),
         ("reason", pa.string()),
         ("detail", pa.string()),
         ("raw", pa.string()),
@@ -50,43 +58,115 @@ BATCH_ROWS = 4096
 RAW_PREVIEW_CHARS = 2000
 
 
+def raw_schema(mapping: ColumnMapping) -> pa.Schema:
+    """The schema of `parse_chunk`'s batches: RAW_SCHEMA, and the kept columns if any."""
+    if not mapping.kept:
+        return RAW_SCHEMA
+    return RAW_SCHEMA.append(pa.field(KEPT_COLUMNS, kept_struct(mapping.kept)))
+
+
 def parse_chunk(chunk: Chunk, mapping: ColumnMapping) -> Iterator[pa.RecordBatch]:
-    """Parse and validate one chunk, yielding RAW_SCHEMA batches of at most BATCH_ROWS rows."""
-    if chunk.format == "parquet" and mapping.embedding:
-        yield from _parse_parquet_with_vectors(chunk, mapping)
+    """Parse and validate one chunk, yielding `raw_schema` batches of at most BATCH_ROWS rows."""
+    if chunk.format == "parquet":
+        table, first_row = read_row_group(chunk)
+        for start in range(0, table.num_rows, BATCH_ROWS):
+            part = table.slice(start, BATCH_ROWS)
+            yield _parquet_batch(chunk, part, first_row + start, mapping)
         return
     rows: list[dict[str, Any]] = []
+    fields: list[dict[str, Any] | None] = []  # each valid record's decoded fields
     for record, payload, raw in read_records(chunk):
         rows.append(_to_row(chunk, record, payload, raw, mapping))
+        fields.append(None if rows[-1].get("reason") else payload)
         if len(rows) >= BATCH_ROWS:
-            yield pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA)
-            rows = []
+            yield _decoded_batch(rows, fields, mapping, chunk)
+            rows, fields = [], []
     if rows:
-        yield pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA)
+        yield _decoded_batch(rows, fields, mapping, chunk)
 
 
-def _parse_parquet_with_vectors(chunk: Chunk, mapping: ColumnMapping) -> Iterator[pa.RecordBatch]:
-    """Parquet with precomputed embeddings: vectors stay Arrow arrays, never Python floats."""
-    assert mapping.embedding is not None
-    table, first_row = read_row_group(chunk)
-    vectors = table.column(mapping.embedding).combine_chunks()
-    if not is_vector_type(vectors.type):
-        raise ValueError(
-            f"embedding column {mapping.embedding!r} of {chunk.path} is {vectors.type}, "
-            "not a list of numbers"
-        )
-    problems = vector_problems(vectors)
+def _decoded_batch(
+    rows: list[dict[str, Any]],
+    fields: list[dict[str, Any] | None],
+    mapping: ColumnMapping,
+    chunk: Chunk,
+) -> pa.RecordBatch:
+    """The batch of ``rows`` and the kept columns of their records' decoded ``fields``
+    (None for a rejected record: its kept columns are null)."""
+    batch = pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA)
+    if not mapping.kept:
+        return batch
+    columns = []
+    for kept in mapping.kept:
+        values = [None if record is None else record.get(kept.column) for record in fields]
+        try:
+            columns.append(to_carrier(pa.array(values, type=kept.type), kept.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as error:
+            raise ValueError(f"column {kept.column!r} of {chunk.path}: {error}") from error
+    return _append_kept(batch, columns, mapping)
+
+
+def _append_kept(
+    batch: pa.RecordBatch, columns: list[pa.Array], mapping: ColumnMapping
+) -> pa.RecordBatch:
+    """``batch`` with the kept ``columns`` (carrier types) as its KEPT_COLUMNS struct."""
+    fields = list(kept_struct(mapping.kept))
+    return batch.append_column(KEPT_COLUMNS, pa.StructArray.from_arrays(columns, fields=fields))
+
+
+def _parquet_batch(
+    chunk: Chunk, table: pa.Table, first_row: int, mapping: ColumnMapping
+) -> pa.RecordBatch:
+    """A Parquet slice's rows: the columns the job reads become Python values, while
+    vectors and kept columns stay Arrow arrays (never Python objects, and a binary
+    column is never taken for text)."""
+    read = [name for name in _read_names(mapping) if name in table.column_names]
+    records = table_records(table.select(read), first_row)
+    problems: list[str | None] | None = None
+    if mapping.embedding:
+        vectors = table.column(mapping.embedding).combine_chunks()
+        if not is_vector_type(vectors.type):
+            raise ValueError(
+                f"embedding column {mapping.embedding!r} of {chunk.path} is {vectors.type}, "
+                "not a list of numbers"
+            )
+        problems = vector_problems(vectors)
     rows = []
-    records = table_records(table.drop_columns([mapping.embedding]), first_row)
-    for (record, payload, raw), problem in zip(records, problems, strict=True):
-        if isinstance(payload, dict):
-            payload[mapping.embedding] = CheckedVector(problem)
+    for position, (record, payload, raw) in enumerate(records):
+        if problems is not None and isinstance(payload, dict):
+            payload[mapping.embedding] = CheckedVector(problems[position])
         rows.append(_to_row(chunk, record, payload, raw, mapping))
     batch = pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA)
-    valid = pc.is_null(batch.column("reason"))
-    typed = vectors.cast(pa.list_(pa.float32()), safe=False)  # as `vector_problems` saw them
-    given = pc.if_else(valid, typed, pa.nulls(len(typed), typed.type))
-    yield batch.set_column(RAW_SCHEMA.get_field_index("given_embedding"), "given_embedding", given)
+    if mapping.embedding:
+        valid = pc.is_null(batch.column("reason"))
+        typed = vectors.cast(pa.list_(pa.float32()), safe=False)  # as `vector_problems` saw them
+        given = pc.if_else(valid, typed, pa.nulls(len(typed), typed.type))
+        batch = batch.set_column(
+            RAW_SCHEMA.get_field_index("given_embedding"), "given_embedding", given
+        )
+    return _with_kept_arrays(batch, table, mapping)
+
+
+def _read_names(mapping: ColumnMapping) -> list[str]:
+    """The input columns validation reads as Python values (not vectors or kept columns)."""
+    names = (mapping.text, mapping.id, mapping.pair, mapping.concepts, mapping.ref_loss)
+    return list(dict.fromkeys(name for name in names if name))
+
+
+def _with_kept_arrays(
+    batch: pa.RecordBatch, table: pa.Table, mapping: ColumnMapping
+) -> pa.RecordBatch:
+    """``batch`` and the kept columns of the Parquet ``table`` it was parsed from (null
+    where this file lacks one)."""
+    if not mapping.kept:
+        return batch
+    columns = []
+    for kept in mapping.kept:
+        if kept.column in table.column_names:
+            columns.append(to_carrier(table.column(kept.column).combine_chunks(), kept.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, carrier_type(kept.type)))
+    return _append_kept(batch, columns, mapping)
 
 
 def _preview(raw: Any) -> str:

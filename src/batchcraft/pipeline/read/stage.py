@@ -8,23 +8,37 @@ curation job: what it caches and counts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from batchcraft.errors import InputError
 from batchcraft.pipeline.config import CurateConfig
 from batchcraft.pipeline.frames import PersistedFrames
+from batchcraft.pipeline.read.column_plan import ColumnPlan, Observation, plan_columns
+from batchcraft.pipeline.read.column_survey import (
+    SurveyedType,
+    survey_json_chunk,
+    survey_skipped,
+    with_surveyed_types,
+)
+from batchcraft.pipeline.read.column_types import KEPT_COLUMNS, kept_struct
 from batchcraft.pipeline.read.inputs import Chunk, InputFile, plan_chunks, position_words
-from batchcraft.pipeline.read.parse import RAW_PREVIEW_CHARS, ColumnMapping, parse_chunk
+from batchcraft.pipeline.read.parse import (
+    RAW_PREVIEW_CHARS,
+    ColumnMapping,
+    parse_chunk,
+)
+from batchcraft.pipeline.spark_schema import spark_type
 
 RAW_DDL = (
     "file_index int, record long, source string, id string, text string, pair_text string, "
-    "given_concepts array<string>, given_embedding array<float>, reason string, detail string, "
-    "raw string, dedup_key string"
+    "given_concepts array<string>, given_embedding array<float>, ref_loss float, "
+    "reason string, detail string, raw string, dedup_key string"
 )
 CHUNK_DDL = (
     "file_index int, path string, format string, source string, start long, end long, "
@@ -33,18 +47,86 @@ CHUNK_DDL = (
 
 
 def read_corpus(spark: SparkSession, chunks: list[Chunk], mapping: ColumnMapping) -> DataFrame:
-    """Parse and validate every chunk on the executors: one row per input record."""
+    """Parse and validate every chunk on the executors: one row per input record, with
+    the kept input columns (``mapping.kept``) in the KEPT_COLUMNS struct."""
+    schema = T.StructType.fromDDL(RAW_DDL)
+    assert isinstance(schema, T.StructType)
+    if mapping.kept:
+        schema = schema.add(KEPT_COLUMNS, spark_type(kept_struct(mapping.kept)))
+
+    def parse(chunk: Chunk) -> Iterator[pa.RecordBatch]:
+        return parse_chunk(chunk, mapping)
+
+    return _map_chunks(spark, chunks, parse, schema)
+
+
+def survey_json_types(
+    spark: SparkSession, chunks: list[Chunk], skipped: frozenset[str]
+) -> list[tuple[int, SurveyedType]]:
+    """The types the records of the JSONL ``chunks`` hold under each key (but the
+    ``skipped`` ones), read on the executors: (file index, type) in input order."""
+
+    def survey(chunk: Chunk) -> Iterator[pa.RecordBatch]:
+        found = survey_json_chunk(chunk, skipped)
+        yield pa.RecordBatch.from_pydict(
+            {
+                "file_index": pa.array([chunk.file_index] * len(found), pa.int32()),
+                "start": pa.array([chunk.start] * len(found), pa.int64()),
+                "position": pa.array([item.position for item in found], pa.int32()),
+                "name": pa.array([item.name for item in found], pa.string()),
+                "type": pa.array([_serialized(item.type) for item in found], pa.binary()),
+                "problem": pa.array([item.problem for item in found], pa.string()),
+            }
+        )
+
+    ddl = "file_index int, start long, position int, name string, type binary, problem string"
+    jsonl = [chunk for chunk in chunks if chunk.format == "jsonl"]
+    rows = _map_chunks(spark, jsonl, survey, ddl).collect() if jsonl else []
+    rows.sort(key=lambda row: (row["file_index"], row["start"], row["position"]))
+    return [
+        (
+            row["file_index"],
+            SurveyedType(row["name"], row["position"], _deserialized(row["type"]), row["problem"]),
+        )
+        for row in rows
+    ]
+
+
+def plan_with_survey(
+    spark: SparkSession, config: CurateConfig, files: list[InputFile], observed: list[Observation]
+) -> ColumnPlan:
+    """The columns the dataset keeps, once the JSONL inputs' records told their types."""
+    surveyed = survey_json_types(spark, plan_chunks(files), survey_skipped(config))
+    return plan_columns(with_surveyed_types(observed, files, surveyed), config)
+
+
+def _map_chunks(
+    spark: SparkSession,
+    chunks: list[Chunk],
+    work: Callable[[Chunk], Iterator[pa.RecordBatch]],
+    schema: T.StructType | str,
+) -> DataFrame:
+    """``work`` on every chunk, one chunk per partition, on the executors."""
     rows = [tuple(asdict(chunk).values()) for chunk in chunks]
     plan = spark.createDataFrame(rows, CHUNK_DDL).repartition(max(1, len(chunks)))
 
-    def parse(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for values in batch.to_pylist():
                 values["paths"] = tuple(values["paths"] or ())
                 values["file_indices"] = tuple(values["file_indices"] or ())
-                yield from parse_chunk(Chunk(**values), mapping)
+                yield from work(Chunk(**values))
 
-    return plan.mapInArrow(parse, RAW_DDL)
+    return plan.mapInArrow(run, schema)
+
+
+def _serialized(kind: pa.DataType | None) -> bytes | None:
+    """An Arrow type as bytes (an IPC schema of one field), to send to the driver."""
+    return None if kind is None else pa.schema([pa.field("type", kind)]).serialize().to_pybytes()
+
+
+def _deserialized(data: bytes | None) -> pa.DataType | None:
+    return None if data is None else pa.ipc.read_schema(pa.py_buffer(data)).field("type").type
 
 
 def reject_duplicate_ids(df: DataFrame, files: Sequence[InputFile] = ()) -> DataFrame:
@@ -160,11 +242,13 @@ def read_step(
     spark: SparkSession,
     config: CurateConfig,
     files: list[InputFile],
+    columns: ColumnPlan,
     frames: PersistedFrames,
     counts: dict[str, int],
 ) -> tuple[DataFrame, DataFrame]:
-    """One row per input record, rejected ones with their reason; and the cached parse
-    it derives from (release both once the records are no longer read)."""
+    """One row per input record, rejected ones with their reason, and the ``columns``
+    the dataset keeps; and the cached parse it derives from (release both once the
+    records are no longer read)."""
     mapping = ColumnMapping(
         config.text_column,
         config.id_column,
@@ -172,6 +256,8 @@ def read_step(
         config.concept_column,
         config.embedding_column,
         config.max_text_bytes,
+        config.ref_loss_column,
+        columns.carried,
     )
     # Cached and counted first: a shuffle's partition count is fixed when its frame is
     # cached, so the duplicate-id window must be built after `scale_shuffles`.

@@ -7,15 +7,18 @@ human detail; a valid one comes out with its normalised text, id, concepts and v
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from batchcraft.pipeline.dedup.exact import dedup_key
+from batchcraft.pipeline.read.column_types import KeptColumn
 from batchcraft.pipeline.read.inputs import Chunk
 from batchcraft.pipeline.read.normalize import derived_id, normalize_text
 from batchcraft.pipeline.read.vector_checks import vector_problem
 
+_FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
 _JSON_TYPE_NAMES = {
     dict: "object",
     str: "string",
@@ -36,6 +39,9 @@ class ColumnMapping:
     concepts: str | None = None
     embedding: str | None = None
     max_text_bytes: int = 100_000
+    ref_loss: str | None = None
+    kept: tuple[KeptColumn, ...] = ()
+    """The other input columns the dataset keeps (`column_plan.ColumnPlan.carried`)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ def validate_record(
         "dedup_key": dedup_key(text, pair),
         "given_concepts": _concepts_field(record, mapping.concepts),
         "given_embedding": _embedding_field(record, mapping.embedding, chunk.format == "csv"),
+        "ref_loss": _ref_loss_field(record, mapping.ref_loss, chunk.format == "csv"),
     }
 
 
@@ -142,6 +149,47 @@ def _embedding_field(
     if problem:
         raise Reject("malformed_record", f"embedding column {column!r} {problem}")
     return None if checked else [float(v) for v in value]
+
+
+def _ref_loss_field(
+    record: dict[str, Any], column: str | None, as_text: bool = False
+) -> float | None:
+    """The record's reference loss: a finite number within the float32 range, or null.
+
+    A CSV cell is text, read as a number (a blank cell is null); in JSONL and Parquet the
+    value must be a number already: text, a boolean, NaN or ±inf reject the record.
+    """
+    if not column:
+        return None
+    value = record.get(column)
+    if as_text and isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            value = float(value)
+        except ValueError:
+            raise Reject(
+                "bad_ref_loss", f"ref_loss column {column!r} holds {_shown(value)}, not a number"
+            ) from None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Reject(
+            "bad_ref_loss", f"ref_loss column {column!r} holds {_shown(value)}, not a number"
+        )
+    if abs(value) > _FLOAT32_MAX or (isinstance(value, float) and not math.isfinite(value)):
+        raise Reject(
+            "bad_ref_loss",
+            f"ref_loss column {column!r} holds {_shown(value)}; a reference loss must be a "
+            "finite float32 number",
+        )
+    return float(value)
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)``, cut to ``limit`` characters for a reject's detail."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 def _json_vector(cell: str, column: str) -> list[Any]:

@@ -19,19 +19,19 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from batchcraft.dataset import layout
-from batchcraft.dataset.schema import REJECTS_SCHEMA, row_schema, to_contract
+from batchcraft.dataset.schema import CONTRACT_COLUMNS, REJECTS_SCHEMA, row_schema, to_contract
 from batchcraft.pipeline.config import CurateConfig, default_num_shards
 from batchcraft.pipeline.dedup.stage import Unique
+from batchcraft.pipeline.read.column_plan import ColumnPlan
+from batchcraft.pipeline.read.column_types import KEPT_COLUMNS, unnest_kept_columns
 from batchcraft.pipeline.read.inputs import InputFile
 from batchcraft.pipeline.write.accounting import account, check_balanced
 from batchcraft.pipeline.write.files import number_shards, write_parquet
 
-CONTRACT_COLUMNS = tuple(row_schema(1).names)
-"""The dataset's columns in contract order (names only: the vector width does not matter)."""
-
 
 def with_exact_duplicates(annotated: DataFrame, duplicates: DataFrame) -> DataFrame:
-    """Exact duplicates take the vectors, cluster and concepts of the row they duplicate."""
+    """Exact duplicates take the vectors, cluster and concepts of the row they duplicate;
+    they keep their own reference loss and kept input columns (KEPT_COLUMNS)."""
     inherited = annotated.select(
         F.col("id").alias("dup_of"),
         "embedding",
@@ -46,7 +46,20 @@ def with_exact_duplicates(annotated: DataFrame, duplicates: DataFrame) -> DataFr
         .withColumn("keep", F.lit(False))
     )
     columns = [c for c in CONTRACT_COLUMNS if c in annotated.columns or c in duplicates.columns]
+    if KEPT_COLUMNS in annotated.columns:
+        columns.append(KEPT_COLUMNS)
     return annotated.select(*columns).unionByName(duplicates.select(*columns))
+
+
+def dataset_schema(dimension: int, config: CurateConfig, columns: ColumnPlan) -> pa.Schema:
+    """The schema of the written rows: the contract's columns, the label and the user
+    columns the plan keeps, each in its own type."""
+    return row_schema(
+        dimension,
+        config.embedding_dtype,
+        label_type=columns.label.type if columns.label else None,
+        user_columns=[pa.field(kept.name, kept.type) for kept in columns.user_columns],
+    )
 
 
 def write_rows(
@@ -55,15 +68,17 @@ def write_rows(
     dimension: int,
     config: CurateConfig,
     num_unique: int,
+    columns: ColumnPlan,
 ) -> list[dict[str, Any]]:
     """Write the rows as ``data/part-*.parquet`` shards sorted by id; the manifest's
-    description of each shard (path, rows, kept rows)."""
-    schema = row_schema(dimension, config.embedding_dtype)
+    description of each shard (path, rows, kept rows). The kept input ``columns`` come
+    out of their KEPT_COLUMNS struct under their own names and types."""
+    schema = dataset_schema(dimension, config, columns)
     data_dir = str(layout.data_dir(staging))
     num_shards = config.num_shards or default_num_shards(num_unique)
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        converted = [to_contract(batch, schema) for batch in batches]
+        converted = [to_contract(unnest_kept_columns(batch), schema) for batch in batches]
         if not converted or not sum(b.num_rows for b in converted):
             return
         context = TaskContext.get()
@@ -130,10 +145,11 @@ def write_step(
     centroids: np.ndarray,
     dimension: int,
     staging: Path,
+    columns: ColumnPlan,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Write rows, rejects and centroids; the shards written and the balanced accounting."""
     rows = with_exact_duplicates(annotated, unique.duplicates)
-    shards = write_rows(rows, staging, dimension, config, unique.num_rows)
+    shards = write_rows(rows, staging, dimension, config, unique.num_rows, columns)
     write_rejects(unique.outcomes.where(F.col("reason").isNotNull()), files, staging)
     np.save(layout.centroids_path(staging), centroids.astype(np.float32))
     accounting = count_outcomes(unique.outcomes, rows)
