@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from batchcraft.pipeline.config import (
     KEEP_POLICIES,
     PRECISIONS,
+    REFERENCE_SCORES,
     CurateConfig,
     load_config_file,
 )
@@ -90,6 +91,12 @@ _CURATE_FLAGS: dict[str, dict[str, Any]] = {
         "dest": "ref_loss_column",
         "help": "column kept as ref_loss (float32); a value that is not a finite number "
         "rejects its record as bad_ref_loss (default: none)",
+    },
+    "--reference-scores": {
+        "dest": "reference_scores",
+        "choices": list(REFERENCE_SCORES),
+        "help": "pairs: ref_loss is each pair's SigLIP sigmoid loss against negatives from the "
+        "data, from the curation embeddings (needs --pair-column) (default: {default})",
     },
     "--drop-columns": {
         "dest": "drop_columns",

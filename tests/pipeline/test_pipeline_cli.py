@@ -95,6 +95,12 @@ def test_column_flags_and_their_config_keys(tmp_path: Path) -> None:
             "map it with --label-column label, leave it out with --drop-columns label",
         ),
         ({"text": "a"}, ["--drop-columns", "html"], "--drop-columns 'html' not found in any input"),
+        (
+            {"text": "a", "answer": "b", "loss": 1.0},
+            ["--pair-column", "answer", "--ref-loss-column", "loss", "--reference-scores", "pairs"],
+            "give either ref_loss_column (reference losses from the input) or "
+            "reference_scores='pairs'",
+        ),
     ],
 )
 def test_column_mistakes_fail_fast_in_one_line(

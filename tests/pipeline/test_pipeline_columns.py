@@ -148,11 +148,17 @@ def test_dropping_or_mapping_a_column_no_input_has_lists_the_columns_they_have(
             check_column_names(observed, config(**params))
 
 
-def test_drop_columns_are_checked_by_the_config() -> None:
+def test_drop_columns_and_the_reference_loss_settings_are_checked_by_the_config() -> None:
     assert config(drop_columns="a, b").drop_columns == ("a", "b")
     assert config(drop_columns=["a"]).drop_columns == ("a",)
     with pytest.raises(ConfigError, match="drop_columns names 'text', which the job reads"):
         config(drop_columns="text")
+    with pytest.raises(ConfigError, match=r"either ref_loss_column .* or reference_scores"):
+        config(pair_column="answer", ref_loss_column="loss", reference_scores="pairs")
+    with pytest.raises(ConfigError, match="needs a pair_column and no embedding_column"):
+        config(reference_scores="pairs")
+    with pytest.raises(ConfigError, match="reference_negatives=0 must be >= 1"):
+        config(reference_negatives=0)
 
 
 def test_a_label_keeps_its_type_and_must_not_be_nested(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import sys
 
 import batchcraft.pipeline as package
 
-STEP_FOLDERS = ("read", "dedup", "embedding", "cluster", "concepts", "write")
+STEP_FOLDERS = ("read", "dedup", "embedding", "cluster", "concepts", "scores", "write")
 
 
 def modules_loaded_after_importing(modules: list[str]) -> set[str]:

@@ -1,14 +1,15 @@
-"""The offline curation pipeline (Spark): validate, exact dedup, embed, cluster, SemDeDup, concepts.
+"""The offline curation pipeline (Spark): validate, exact dedup, embed, cluster, SemDeDup,
+concepts, reference scores.
 
 ``curate(...)`` runs the whole job and writes the curated dataset (the report is the
 caller's to ask for: ``batchcraft.curation.curate`` does both). The stages are also
 importable one by one as Spark DataFrame -> DataFrame functions (``embed``,
 ``fit_centroids``, ``assign_clusters``, ``semantic_dedup``, ``annotate_concepts``,
-``exact_dedup``, ``read_corpus``) for teams that run their own SparkSession. pyspark is
+``reference_scores``, ``exact_dedup``, ``read_corpus``) for teams that run their own SparkSession. pyspark is
 imported only when one of them is first used.
 
 Each step lives in a folder of its own (``read/``, ``dedup/``, ``embedding/``, ``cluster/``,
-``concepts/``, ``write/``): its pure per-batch functions (numpy/pyarrow, no Spark) beside its
+``concepts/``, ``scores/``, ``write/``): its pure per-batch functions (numpy/pyarrow, no Spark) beside its
 Spark adapter, ``stage.py``. ``curation_job`` strings the steps together.
 """
 
@@ -32,6 +33,7 @@ _STAGES = {  # exported name -> the module it lives in
     "assign_clusters": "batchcraft.pipeline.cluster.stage",
     "semantic_dedup": "batchcraft.pipeline.dedup.stage",
     "annotate_concepts": "batchcraft.pipeline.concepts.stage",
+    "reference_scores": "batchcraft.pipeline.scores.stage",
 }
 _EXPORTS = {
     "curate": "batchcraft.pipeline.curation_job",

@@ -21,6 +21,8 @@ KeepPolicy = Literal["prototypical", "hardest", "smallest_id"]
 KEEP_POLICIES: tuple[KeepPolicy, ...] = get_args(KeepPolicy)
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+ReferenceScores = Literal["none", "pairs"]
+REFERENCE_SCORES: tuple[ReferenceScores, ...] = get_args(ReferenceScores)
 
 DEFAULT_EPS = 0.08
 """Default SemDeDup eps (duplicates at cosine >= 0.92), chosen from benchmarks/choose_eps.py."""
@@ -30,6 +32,12 @@ DEFAULT_KMEANS_SAMPLE_SIZE = 100_000
 """Default number of rows (about) that k-means trains on, for the job and ``fit_centroids``."""
 DEFAULT_KMEANS_ITERATIONS = 20
 """Default Lloyd iterations of k-means, for the job, ``fit_centroids`` and ``train_centroids``."""
+DEFAULT_REFERENCE_LOGIT_SCALE = 10.0
+"""SigLIP temperature t of pair reference scores (the ``jest`` selector's default too)."""
+DEFAULT_REFERENCE_LOGIT_BIAS = -10.0
+"""SigLIP bias b of pair reference scores (the ``jest`` selector's default too)."""
+DEFAULT_REFERENCE_NEGATIVES = 255
+"""Negatives K each pair is scored against: a SigLIP batch of 256."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,10 @@ class CurateConfig:
             number rejects its record (``bad_ref_loss``), a null stays null.
         drop_columns: Input columns left out ("a,b" is split); every other column the job
             does not read is kept under its own name and type.
+        reference_scores: ``pairs``: ``ref_loss`` from the pair embeddings (`scores.pairwise`).
+        reference_logit_scale: SigLIP temperature t of the pair reference scores.
+        reference_logit_bias: SigLIP bias b of the pair reference scores.
+        reference_negatives: Negatives K each pair is scored against.
         source: Source name for every input; ``None`` names each source after its file.
         master: Spark master URL (``local[*]``, ``local-cluster[2,1,2048]``, ``spark://...``).
         model: Local sentence-transformers directory; ``None`` is the bundled all-MiniLM-L6-v2.
@@ -90,6 +102,10 @@ class CurateConfig:
     label_column: str | None = None
     ref_loss_column: str | None = None
     drop_columns: tuple[str, ...] = ()
+    reference_scores: ReferenceScores = "none"
+    reference_logit_scale: float = DEFAULT_REFERENCE_LOGIT_SCALE
+    reference_logit_bias: float = DEFAULT_REFERENCE_LOGIT_BIAS
+    reference_negatives: int = DEFAULT_REFERENCE_NEGATIVES
     source: str | None = None
     master: str = "local[*]"
     model: str | None = None
@@ -134,6 +150,7 @@ class CurateConfig:
             "encode_batch_size",
             "max_text_bytes",
             "max_concepts",
+            "reference_negatives",
         ):
             _check(getattr(self, name) >= 1, f"{name}={getattr(self, name)} must be >= 1")
         _check(
@@ -143,6 +160,11 @@ class CurateConfig:
         _check(
             self.num_shards is None or self.num_shards >= 1,
             f"num_shards={self.num_shards} must be >= 1",
+        )
+        scale, bias = self.reference_logit_scale, self.reference_logit_bias
+        _check(
+            0.0 < scale < math.inf and math.isfinite(bias),
+            f"reference_logit_scale={scale} must be > 0, reference_logit_bias={bias} finite",
         )
 
     def _check_choices(self) -> None:
@@ -166,6 +188,22 @@ class CurateConfig:
         )
 
     def _check_columns(self) -> None:
+        _check(
+            self.reference_scores in REFERENCE_SCORES,
+            f"reference_scores={self.reference_scores!r} must be one of "
+            f"{', '.join(REFERENCE_SCORES)}",
+        )
+        _check(
+            not (self.ref_loss_column and self.reference_scores == "pairs"),
+            "give either ref_loss_column (reference losses from the input) or "
+            "reference_scores='pairs' (computed from the pair embeddings), not both",
+        )
+        _check(
+            self.reference_scores != "pairs"
+            or bool(self.pair_column and not self.embedding_column),
+            "reference_scores='pairs' scores each text against its pair, both embedded by the "
+            "model: it needs a pair_column and no embedding_column",
+        )
         for key in self.read_column_keys():
             _check(
                 getattr(self, key) not in self.drop_columns,

@@ -39,12 +39,22 @@ from batchcraft.pipeline.read.column_plan import (
 from batchcraft.pipeline.read.inputs import InputFile, check_columns, discover
 from batchcraft.pipeline.read.stage import plan_with_survey, read_step
 from batchcraft.pipeline.run_record import build_manifest
+from batchcraft.pipeline.scores.stage import reference_scores_step
 from batchcraft.pipeline.spark import spark_session
 from batchcraft.pipeline.write.files import StagedOutput
 from batchcraft.pipeline.write.stage import write_step
 
 LOG = logging.getLogger("batchcraft.pipeline")
-STAGES = ("read+validate", "exact_dedup", "embed", "cluster", "semantic_dedup", "concepts", "write")
+STAGES = (
+    "read+validate",
+    "exact_dedup",
+    "embed",
+    "cluster",
+    "semantic_dedup",
+    "concepts",
+    "reference_scores",  # only with reference_scores = "pairs"
+    "write",
+)
 
 
 def curate(
@@ -105,7 +115,8 @@ def _run_in_session(spark: SparkSession | None, checked: _Checked, staging: Path
     """Run the stages in ``spark`` (else in a session of its own, stopped at the end),
     releasing every frame the job cached whether it succeeds or fails."""
     config = checked.config
-    clock = StageClock(len(STAGES))
+    scored = config.reference_scores == "pairs"
+    clock = StageClock(len(STAGES) - (0 if scored else 1))
     session = spark or spark_session(config.master, config.spark_conf, clock.interactive)
     frames = PersistedFrames(session)
     try:
@@ -153,6 +164,9 @@ def _run(
         frames.release(clustered)
     with clock.stage("concepts") as counts:
         annotated = concepts_step(config, deduped, vocabulary, spec, frames, counts)
+    if config.reference_scores == "pairs":
+        with clock.stage("reference_scores") as counts:
+            annotated = reference_scores_step(config, annotated, unique.num_rows, frames, counts)
     with clock.stage("write") as counts:
         shards, accounting = write_step(
             config, files, unique, annotated, kmeans.centroids, dimension, staging, columns

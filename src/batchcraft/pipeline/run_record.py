@@ -17,6 +17,7 @@ from batchcraft.pipeline.config import CurateConfig
 from batchcraft.pipeline.embedding.sentence_encoder import EncoderSpec, model_name
 from batchcraft.pipeline.read.column_plan import ColumnPlan
 from batchcraft.pipeline.read.inputs import InputFile
+from batchcraft.pipeline.scores.pairwise import LOSS_FORMULA, ROWS_PER_SCORE_GROUP
 
 if TYPE_CHECKING:  # cluster.stage imports pyspark; the manifest needs only the fit's values
     from batchcraft.pipeline.cluster.stage import KMeansFit
@@ -124,10 +125,21 @@ def _columns(config: CurateConfig, columns: ColumnPlan) -> dict[str, Any]:
 
 
 def _ref_loss(config: CurateConfig) -> dict[str, Any] | None:
-    """Where ``ref_loss`` comes from: an input column, or nowhere (None)."""
+    """Where ``ref_loss`` comes from: an input column, the pair scores (with their
+    parameters, `batchcraft.pipeline.scores.pairwise`), or nowhere (None)."""
     if config.ref_loss_column:
         return {"from": "column", "column": config.ref_loss_column}
-    return None
+    if config.reference_scores != "pairs":
+        return None
+    return {
+        "from": "pairs",
+        "loss": LOSS_FORMULA,
+        "logit_scale": config.reference_logit_scale,
+        "logit_bias": config.reference_logit_bias,
+        "negatives": config.reference_negatives,
+        "rows_per_group": ROWS_PER_SCORE_GROUP,
+        "seed": config.seed,
+    }
 
 
 def _input(file: InputFile) -> dict[str, Any]:

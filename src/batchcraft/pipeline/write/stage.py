@@ -29,9 +29,12 @@ from batchcraft.pipeline.write.accounting import account, check_balanced
 from batchcraft.pipeline.write.files import number_shards, write_parquet
 
 
-def with_exact_duplicates(annotated: DataFrame, duplicates: DataFrame) -> DataFrame:
-    """Exact duplicates take the vectors, cluster and concepts of the row they duplicate;
-    they keep their own reference loss and kept input columns (KEPT_COLUMNS)."""
+def with_exact_duplicates(
+    annotated: DataFrame, duplicates: DataFrame, inherit_ref_loss: bool = False
+) -> DataFrame:
+    """Exact duplicates take the vectors, cluster and concepts of the row they duplicate
+    (and its ``ref_loss`` with ``inherit_ref_loss``: a score of the text and pair they
+    share); they keep their own kept input columns (KEPT_COLUMNS)."""
     inherited = annotated.select(
         F.col("id").alias("dup_of"),
         "embedding",
@@ -39,7 +42,10 @@ def with_exact_duplicates(annotated: DataFrame, duplicates: DataFrame) -> DataFr
         "cluster",
         "centroid_sim",
         "concepts",
+        *(["ref_loss"] if inherit_ref_loss else []),
     )
+    if inherit_ref_loss:
+        duplicates = duplicates.drop("ref_loss")
     duplicates = (
         duplicates.join(inherited, "dup_of")
         .withColumn("max_sim", F.lit(1.0).cast("float"))
@@ -148,7 +154,8 @@ def write_step(
     columns: ColumnPlan,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Write rows, rejects and centroids; the shards written and the balanced accounting."""
-    rows = with_exact_duplicates(annotated, unique.duplicates)
+    inherit_ref_loss = config.reference_scores == "pairs"
+    rows = with_exact_duplicates(annotated, unique.duplicates, inherit_ref_loss)
     shards = write_rows(rows, staging, dimension, config, unique.num_rows, columns)
     write_rejects(unique.outcomes.where(F.col("reason").isNotNull()), files, staging)
     np.save(layout.centroids_path(staging), centroids.astype(np.float32))
