@@ -79,7 +79,8 @@ def test_rows_cover_many_topics_with_fields_of_the_right_types(
 ) -> None:
     assert len(set(corpus.topic_by_id.values())) >= 8
     for record in rows.values():
-        assert list(record) == ["id", "text", "answer", "tags"]
+        assert list(record) == ["id", "text", "answer", "tags", "topic"]
+        assert record["topic"] == corpus.topic_by_id[record["id"]], "the label a trainer uses"
         assert record["text"].strip() and record["answer"].strip()
         assert 1 <= len(record["tags"]) <= 4
 

@@ -139,6 +139,8 @@ def _demo(args: argparse.Namespace) -> int:
         out=str(workdir / "curated"),
         id_column="id",
         pair_column="answer",
+        label_column="topic",  # a label to train on, and JEST's reference losses
+        reference_scores="pairs",
         concepts_file=str(corpus.concepts_path),
         master=args.master,
         overwrite=True,

@@ -35,6 +35,8 @@ def curate_synth(spark: Any, corpus: Any, out: Path, **overrides: Any) -> Curate
     params: dict[str, Any] = {
         "id_column": "id",
         "pair_column": "answer",
+        "label_column": "topic",
+        "reference_scores": "pairs",
         "concepts_file": str(corpus.concepts_path),
         "write_report": False,
         "num_clusters": 8,

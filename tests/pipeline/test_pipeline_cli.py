@@ -150,6 +150,8 @@ def test_curate_and_demo_run_the_job_and_the_report_through_batchcraft_curate(
         command = [*command, "--dir", str(tmp_path / "demo")]
     assert main(command) == 0
     assert [config.write_report for config in configs] == [True]
+    if command[0] == "demo":  # the demo dataset has a label to train on, and reference losses
+        assert (configs[0].label_column, configs[0].reference_scores) == ("topic", "pairs")
 
 
 @pytest.mark.parametrize("command", ["curate", "synth", "demo"])

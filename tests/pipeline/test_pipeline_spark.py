@@ -199,6 +199,10 @@ def test_local_cluster_gives_the_same_result_as_local(curated: Curated, tmp_path
         "id",
         "--pair-column",
         "answer",
+        "--label-column",
+        "topic",
+        "--reference-scores",
+        "pairs",
         "--concepts",
         str(corpus.concepts_path),
         "--num-clusters",
@@ -217,6 +221,11 @@ def test_local_cluster_gives_the_same_result_as_local(curated: Curated, tmp_path
     assert distributed.select(decisions).equals(local.select(decisions))
     np.testing.assert_allclose(
         to_matrix(distributed.column("embedding")), to_matrix(local.column("embedding")), atol=1e-6
+    )
+    carried = ["label", "tags"]  # the input's columns cross executor JVMs with their types
+    assert distributed.select(carried).equals(local.select(carried))
+    np.testing.assert_allclose(
+        distributed.column("ref_loss").to_numpy(), local.column("ref_loss").to_numpy(), atol=1e-4
     )
     assert json.loads((out / "manifest.json").read_text())["counts"] == curated.manifest["counts"]
 

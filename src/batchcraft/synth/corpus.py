@@ -2,7 +2,7 @@
 
 Layout written under ``out_dir``::
 
-    corpus/<source>.jsonl   {"id", "text", "answer", "tags"} per line, one file per source
+    corpus/<source>.jsonl   {"id", "text", "answer", "tags", "topic"} per line, one file per source
     concepts.txt            the concept vocabulary, one name per line, most frequent first
     labels.jsonl            {"id", "source", "topic"} for every corpus row
     ground_truth.jsonl      one record per injected item (duplicate, mismatched pair, bad row)
@@ -220,13 +220,17 @@ def _write_corpus(
     labels: list[dict[str, object]] = []
     for name, positions in by_source.items():
         records: list[dict[str, object]] = [
-            {"id": ids[p], "text": rows[p].text, "answer": answers[p], "tags": list(rows[p].tags)}
+            {
+                "id": ids[p],
+                "text": rows[p].text,
+                "answer": answers[p],
+                "tags": list(rows[p].tags),
+                "topic": TOPICS[rows[p].topic].name,  # a trainer's label (the demo's)
+            }
             for p in positions
         ]
         _write_jsonl(root / "corpus" / f"{name}.jsonl", records)
-        labels += [
-            {"id": ids[p], "source": name, "topic": TOPICS[rows[p].topic].name} for p in positions
-        ]
+        labels += [{"id": r["id"], "source": name, "topic": r["topic"]} for r in records]
     _write_jsonl(root / "labels.jsonl", labels)
 
 
