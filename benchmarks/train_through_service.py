@@ -1,0 +1,475 @@
+"""Training through the service: do the selectors make a real trainer reach its target sooner?
+
+`batchcraft serve` runs in its own process (``python -m batchcraft.service.cli``,
+with ``--metrics-port`` for its Prometheus ``/metrics``); this process trains
+torch models on the batches it sends, through `BatchClient` or the torch
+`BatchDataset`, and reports feedback as a user's training loop would. Every
+task writes its synthetic data as a curated dataset first (one server serves
+them all); the tasks are described in ``train_tasks.py`` and
+``train_pair_tasks.py``:
+
+* ``label_noise``: ``jest`` / ``jest_independent`` with per-example losses
+  (async) against uniform; 30% flipped labels, ``ref_loss`` from a reference
+  model trained on clean data.
+* ``noisy_pairs``: pairwise ``jest``, sync and async, on 60% mismatched pairs
+  with a two-tower SigLIP model.
+* ``coreset`` (CREST, sync gradient proxies), ``concept`` (CABS-DM),
+  ``hard_negative`` (NGAME): the tasks of selection_quality.py, now trained.
+* ``throughput``: batches/s of ``jest`` at 512 KiB with a client that reports a
+  loss for every row it receives (no training), against uniform in the same run.
+
+Per run: steps and **wall-clock to the target** (the clock runs from the start
+of training, while batches are awaited, selected and sent; it stops during the
+held-out evaluations, every 10 steps, during which an async server may select
+up to ``max_in_flight`` batches ahead), batches/s while training, and the
+selector's share of the server's CPU (``batchcraft_selection_seconds_sum`` from
+/metrics over the server process's CPU seconds from psutil). The target is
+set as in selection_quality.py: 95% of the final metric uniform reaches (the
+median over seeds of the mean of its last three evaluations), so every
+selector is measured against the same bar; figures are medians over seeds and
+ratios against uniform in the same run.
+
+    python benchmarks/train_through_service.py --out train.json [--quick] [--tasks label_noise,coreset]
+
+``--quick``: one seed and few steps (a smoke run). Not a test: the figures
+depend on the machine; the script prints its CPU, load and versions first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import torch
+from prometheus_client.parser import text_string_to_metric_families
+from train_loop import Curve, Variant
+from train_pair_tasks import HardNegativeTask, NoisyPairsTask
+from train_tasks import ConceptTask, CoresetTask, LabelNoiseTask
+
+from batchcraft.service import BatchClient
+from batchcraft.synth.curated import write_curated_dataset
+
+TASKS: dict[str, Any] = {
+    task.name: task
+    for task in (LabelNoiseTask(), NoisyPairsTask(), CoresetTask(), ConceptTask(), HardNegativeTask())
+}
+STEPS = {"label_noise": 600, "noisy_pairs": 600, "coreset": 400, "concept": 400, "hard_negative": 300}
+QUICK_STEPS = {"label_noise": 150, "noisy_pairs": 150, "coreset": 100, "concept": 100, "hard_negative": 80}
+TARGET_SHARE = 0.95
+WARM_UP_STEPS = 20
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What a variant must show against uniform: step and wall-clock ratios, or a higher
+    metric at equal steps."""
+
+    text: str
+    steps_ratio: float | None = None
+    wall_ratio: float | None = None
+    equal_steps: bool = False
+
+
+GOALS = {
+    ("label_noise", "jest"): Goal("steps ≤ 0.6×, wall-clock ≤ 0.7×", 0.6, 0.7),
+    ("label_noise", "jest_independent"): Goal("fewer steps than uniform", 1.0),
+    ("noisy_pairs", "jest (sync)"): Goal("steps ≤ 0.5×, wall-clock ≤ 0.6×", 0.5, 0.6),
+    ("noisy_pairs", "jest (async)"): Goal("steps ≤ 0.5×, wall-clock ≤ 0.6×", 0.5, 0.6),
+    ("coreset", "coreset"): Goal("fewer steps than uniform", 1.0),
+    ("concept", "concept"): Goal("higher long-tail accuracy at equal steps", equal_steps=True),
+    ("hard_negative", "hard_negative"): Goal("higher recall@10 at equal steps", equal_steps=True),
+}
+
+
+# ----------------------------------------------------------------------------- the server
+
+
+class ServerProcess:
+    """``python -m batchcraft.service.cli`` serving ``datasets``, with /metrics on a free port."""
+
+    def __init__(self, datasets: dict[str, Path], work: Path) -> None:
+        port_file, self.log = work / "port", work / "serve.log"
+        command = [sys.executable, "-m", "batchcraft.service.cli"]
+        for name, path in datasets.items():
+            command += ["--name", f"{name}={path}"]
+        command += ["--port", "0", "--port-file", str(port_file), "--metrics-port", "0"]
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.monotonic() + 120
+        while not (port_file.exists() and port_file.read_text()):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        self.address = f"127.0.0.1:{port_file.read_text()}"
+        self.metrics_url = f"http://127.0.0.1:{self._metrics_port()}/metrics"
+        self.psutil = psutil.Process(self.process.pid)
+
+    def _metrics_port(self) -> int:
+        """The port the server logged for /metrics (``{"event": "metrics", "port": N}``)."""
+        for line in self.log.read_text().splitlines():
+            record = json.loads(line) if line.startswith("{") else {}
+            if record.get("event") == "metrics":
+                return int(record["port"])
+        raise RuntimeError(f"the server logged no metrics port: {self.log.read_text()[-2000:]}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the server process so far."""
+        times = self.psutil.cpu_times()
+        return times.user + times.system
+
+    def counters(self, dataset: str, selector: str) -> dict[str, float]:
+        """Selection seconds and batch count of (dataset, selector), scraped from /metrics."""
+        with urllib.request.urlopen(self.metrics_url, timeout=10) as response:
+            text = response.read().decode()
+        wanted = {
+            "batchcraft_selection_seconds_sum": "selection_seconds",
+            "batchcraft_selection_seconds_count": "selections",
+            "batchcraft_batches_total": "batches",
+        }
+        found = dict.fromkeys(wanted.values(), 0.0)
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = sample.labels
+                if sample.name in wanted and labels.get("dataset") == dataset:
+                    if labels.get("selector") == selector:
+                        found[wanted[sample.name]] += sample.value
+        return found
+
+    def snapshot(self, dataset: str, selector: str) -> dict[str, float]:
+        return {**self.counters(dataset, selector), "cpu_seconds": self.cpu_seconds()}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=20)
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Run:
+    """One training run of one variant on one seed, with the server's costs during it."""
+
+    task: str
+    variant: str
+    seed: int
+    curve: Curve
+    server: dict[str, float]  # differences of `ServerProcess.snapshot` over the run
+
+    @property
+    def batches_per_second(self) -> float:
+        return self.curve.batches / self.curve.train_seconds
+
+    @property
+    def selection_share(self) -> float:
+        cpu = self.server["cpu_seconds"]
+        return self.server["selection_seconds"] / cpu if cpu > 0 else float("nan")
+
+
+def train_once(server: ServerProcess, task: Any, variant: Variant, data: Any, dataset: str,
+               steps: int, seed: int) -> Run:  # fmt: skip
+    before = server.snapshot(dataset, variant.selector)
+    curve = task.train(server.address, dataset, variant, data, steps, seed)
+    after = server.snapshot(dataset, variant.selector)
+    spent = {key: after[key] - before[key] for key in after}
+    run = Run(task.name, variant.label, seed, curve, spent)
+    print(
+        f"  {task.name:13s} {variant.label:17s} seed {seed}: final {curve.final():.4f}, "
+        f"{run.batches_per_second:6.1f} batches/s, selection {run.selection_share:.0%} of "
+        f"server CPU, served by {curve.served_by}",
+        flush=True,
+    )
+    return run
+
+
+@dataclass
+class Row:
+    """One variant of one task against uniform, medians over seeds."""
+
+    task: str
+    selector: str
+    metric: str
+    target: float
+    steps: float
+    uniform_steps: float
+    seconds: float
+    uniform_seconds: float
+    final: float
+    uniform_final: float
+    batches_per_second: float
+    uniform_batches_per_second: float
+    selection_share: float
+    goal: str
+    met: bool
+
+    @property
+    def steps_ratio(self) -> float:
+        return self.steps / self.uniform_steps
+
+    @property
+    def wall_ratio(self) -> float:
+        return self.seconds / self.uniform_seconds
+
+
+def to_target(curve: Curve, target: float) -> tuple[float, float]:
+    """Steps and training seconds until the first evaluation at or above ``target``."""
+    index = curve.first_reaching(target)
+    if index is None:
+        return float("inf"), float("inf")
+    return float(curve.steps[index]), curve.seconds[index]
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def compare(task: Any, variant: str, runs: list[Run]) -> Row:
+    """The row of ``variant`` against uniform on ``task`` (runs of every variant and seed)."""
+    mine = [run for run in runs if run.variant == variant]
+    uniform = [run for run in runs if run.variant == "uniform"]
+    target = TARGET_SHARE * median([run.curve.final() for run in uniform])
+    reached = [to_target(run.curve, target) for run in mine]
+    uniform_reached = [to_target(run.curve, target) for run in uniform]
+    goal = GOALS[(task.name, variant)]
+    row = Row(
+        task.name, variant, task.metric, target,
+        median([steps for steps, _ in reached]), median([steps for steps, _ in uniform_reached]),
+        median([seconds for _, seconds in reached]),
+        median([seconds for _, seconds in uniform_reached]),
+        median([run.curve.final() for run in mine]), median([run.curve.final() for run in uniform]),
+        median([run.batches_per_second for run in mine]),
+        median([run.batches_per_second for run in uniform]),
+        median([run.selection_share for run in mine]), goal.text, False,
+    )  # fmt: skip
+    row.met = goal_met(goal, row)
+    return row
+
+
+def goal_met(goal: Goal, row: Row) -> bool:
+    if goal.equal_steps:
+        return row.final > row.uniform_final
+    steps_ok = goal.steps_ratio is None or (
+        row.steps_ratio <= goal.steps_ratio and row.steps < row.uniform_steps
+    )
+    wall_ok = goal.wall_ratio is None or row.wall_ratio <= goal.wall_ratio
+    return bool(steps_ok and wall_ok)
+
+
+# ----------------------------------------------------------------------------- throughput
+
+
+def throughput_dataset(root: Path) -> Path:
+    """256 rows of 384 float32 + 128 int32 = 512 KiB batches (serve_throughput.py's)."""
+    return write_curated_dataset(root, num_rows=40000, dim=384, num_tokens=128, num_shards=4)
+
+
+def batches_per_second(server: ServerProcess, selector: str, seconds: float) -> float:
+    """A client that reports a loss for every row it receives (a feedback selector's
+    trainer, minus the training): batches/s after a one-second warm-up."""
+    client = BatchClient(
+        server.address, "throughput", selector, 256, columns=["id", "embedding", "tokens"],
+        num_epochs=0, max_in_flight=16, job=f"throughput-{selector}-{time.monotonic_ns()}",
+    )  # fmt: skip
+    losses = np.random.default_rng(0).random(256).astype(np.float32)
+    reports = selector != "uniform"
+    count, started, counting = 0, time.perf_counter(), None
+    with client:
+        for batch in client:
+            if reports:
+                client.report(batch["id"], losses=losses[: len(batch["id"])])
+            now = time.perf_counter()
+            if counting is None and now - started > 1.0:
+                counting, count = now, 0
+            count += 1
+            if counting is not None and now - counting > seconds:
+                return count / (now - counting)
+    raise RuntimeError("the endless stream ended")
+
+
+def throughput_row(server: ServerProcess, rounds: int, seconds: float) -> dict[str, Any]:
+    """jest with feedback against uniform at 512 KiB, alternating, medians of ``rounds``."""
+    measured: dict[str, list[float]] = {"uniform": [], "jest": []}
+    server_share = []
+    for _ in range(rounds):
+        for selector in ("uniform", "jest"):
+            before = server.snapshot("throughput", selector)
+            measured[selector].append(batches_per_second(server, selector, seconds))
+            after = server.snapshot("throughput", selector)
+            if selector == "jest":
+                cpu = after["cpu_seconds"] - before["cpu_seconds"]
+                spent = after["selection_seconds"] - before["selection_seconds"]
+                server_share.append(spent / cpu)
+    jest, uniform = median(measured["jest"]), median(measured["uniform"])
+    print(f"  throughput: jest {measured['jest']}, uniform {measured['uniform']}", flush=True)
+    return {"jest_batches_per_second": jest, "uniform_batches_per_second": uniform,
+            "selection_share": median(server_share), "rounds": measured,
+            "goal": "≥ 500 batches/s", "met": jest >= 500}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def machine_lines() -> list[str]:
+    """CPU model and flags, cores, load, and the versions the figures depend on."""
+    import grpc
+    import pyarrow
+
+    cpu, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                cpu = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    wanted = ("amx_tile", "amx_bf16", "avx512f", "avx512_bf16", "avx2")
+    shown = [flag for flag in wanted if flag in flags] or ["none of AMX/AVX-512/AVX2"]
+    load = os.getloadavg()
+    return [
+        f"CPU: {cpu}; flags: {' '.join(shown)}; cores: {os.cpu_count()}; "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+        f"Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
+        f"pyarrow {pyarrow.__version__}, grpcio {grpc.__version__}; torch threads 1",
+    ]
+
+
+def fmt(value: float, digits: int = 0) -> str:
+    return "never" if value == float("inf") else f"{value:,.{digits}f}"
+
+
+def markdown(rows: list[Row], throughput: dict[str, Any] | None, seeds: int) -> str:
+    lines = [
+        f"| selector | task (metric, target) | steps to target vs uniform | wall-clock to "
+        f"target vs uniform, s | ratio steps / wall | final metric vs uniform | batches/s "
+        f"vs uniform | selection share of server CPU | goal | met |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.selector} | {row.task} ({row.metric} ≥ {row.target:.3f}) | "
+            f"{fmt(row.steps)} vs {fmt(row.uniform_steps)} | {fmt(row.seconds, 1)} vs "
+            f"{fmt(row.uniform_seconds, 1)} | {row.steps_ratio:.2f}× / {row.wall_ratio:.2f}× | "
+            f"{row.final:.3f} vs {row.uniform_final:.3f} | {row.batches_per_second:,.0f} vs "
+            f"{row.uniform_batches_per_second:,.0f} | {row.selection_share:.0%} | {row.goal} | "
+            f"{'yes' if row.met else 'NO'} |"
+        )
+    if throughput is not None:
+        lines.append(
+            f"| jest (per-example losses reported for every batch) | throughput, 512 KiB "
+            f"batches, no training | | | | | {throughput['jest_batches_per_second']:,.0f} vs "
+            f"{throughput['uniform_batches_per_second']:,.0f} | "
+            f"{throughput['selection_share']:.0%} | {throughput['goal']} | "
+            f"{'yes' if throughput['met'] else 'NO'} |"
+        )
+    lines.append(f"\nMedians of {seeds} seed(s); wall-clock excludes the held-out evaluations.")
+    return "\n".join(lines)
+
+
+def prepare(tasks: list[str], seeds: int, work: Path) -> tuple[dict[str, Path], dict]:
+    """Write every task's dataset for every seed; returns the paths and held-out data."""
+    paths, data = {}, {}
+    for name in tasks:
+        for seed in range(seeds):
+            dataset = f"{name}-{seed}"
+            started = time.perf_counter()
+            data[dataset] = TASKS[name].prepare(work / dataset, seed)
+            paths[dataset] = work / dataset
+            print(f"  wrote {dataset} in {time.perf_counter() - started:.1f} s", flush=True)
+    return paths, data
+
+
+def warm_up(server: ServerProcess, task: Any, data: Any, dataset: str) -> None:
+    """A few unmeasured steps of every variant: the server imports what a selector needs
+    (torch, for JEST's scoring: about 2 s) on its first selection, once per process, and a
+    long-running server has paid that before any training run starts."""
+    for variant in task.variants:
+        task.train(server.address, dataset, variant, data, WARM_UP_STEPS, seed=99)
+
+
+def run_tasks(server: ServerProcess, tasks: list[str], seeds: int, data: dict,
+              steps: dict[str, int]) -> tuple[list[Row], list[Run]]:  # fmt: skip
+    """Train every variant of every task on every seed (variants alternate per seed)."""
+    rows, runs = [], []
+    for name in tasks:
+        task, task_runs = TASKS[name], []
+        warm_up(server, task, data[f"{name}-0"], f"{name}-0")
+        for seed in range(seeds):
+            dataset = f"{name}-{seed}"
+            for variant in task.variants:
+                task_runs.append(
+                    train_once(server, task, variant, data[dataset], dataset, steps[name], seed)
+                )
+        rows += [compare(task, variant.label, task_runs) for variant in task.variants[1:]]
+        runs += task_runs
+    return rows, runs
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="where to write the JSON results")
+    parser.add_argument("--quick", action="store_true", help="one seed, few steps (smoke run)")
+    parser.add_argument(
+        "--tasks",
+        default=",".join([*TASKS, "throughput"]),
+        help="comma-separated tasks (default: all): " + ", ".join([*TASKS, "throughput"]),
+    )
+    arguments = parser.parse_args(argv)
+    torch.set_num_threads(1)  # 2-core machine: the server process uses the other core
+    names = [name for name in arguments.tasks.split(",") if name]
+    unknown = sorted(set(names) - {*TASKS, "throughput"})
+    if unknown:
+        parser.error(f"unknown tasks {unknown}; valid: {[*TASKS, 'throughput']}")
+    seeds = 1 if arguments.quick else 3
+    steps = QUICK_STEPS if arguments.quick else STEPS
+    for line in machine_lines():
+        print(line)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="train-through-service-") as directory:
+        work = Path(directory)
+        trained = [name for name in names if name in TASKS]
+        paths, data = prepare(trained, seeds, work)
+        if "throughput" in names:
+            paths["throughput"] = throughput_dataset(work / "throughput")
+        server = ServerProcess(paths, work)
+        try:
+            rows, runs = run_tasks(server, trained, seeds, data, steps)
+            throughput = (
+                throughput_row(server, 1 if arguments.quick else 3, 2.0 if arguments.quick else 4.0)
+                if "throughput" in names
+                else None
+            )
+        finally:
+            server.stop()
+    print()
+    for line in machine_lines():
+        print(line)
+    print(markdown(rows, throughput, seeds))
+    result = {
+        "machine": machine_lines(),
+        "rows": [{**asdict(row), "steps_ratio": row.steps_ratio, "wall_ratio": row.wall_ratio}
+                 for row in rows],
+        "throughput": throughput,
+        "runs": [{"task": run.task, "variant": run.variant, "seed": run.seed,
+                  "curve": asdict(run.curve), "server": run.server} for run in runs],
+        "seconds": time.perf_counter() - started,
+    }  # fmt: skip
+    arguments.out.write_text(json.dumps(result, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
