@@ -202,16 +202,17 @@ class HardNegativeTask:
     metric = "held-out recall@10"
     variants = (
         UNIFORM,
-        Variant("hard_negative", "hard_negative", {"cluster_size": 16, "initial_cluster_size": 16}),
+        Variant("hard_negative", "hard_negative", {"cluster_size": 16}),
     )
-    num_labels, num_topics, latent_dim, feature_dim = 2000, 100, 32, 64
+    num_labels, queries_per_label, num_topics, latent_dim, feature_dim = 4000, 5, 100, 32, 64
     batch_size, eval_every, temperature = 256, 10, 0.05
+    label_spread, query_noise = 0.25, 0.5
 
     def prepare(self, root: Path, seed: int) -> RetrievalHeldOut:
         rng = np.random.default_rng(4000 + seed)
         topics = rng.normal(size=(self.num_topics, self.latent_dim))
         centres = topics[rng.integers(0, self.num_topics, self.num_labels)]
-        centres += 0.8 * rng.normal(size=centres.shape)
+        centres += self.label_spread * rng.normal(size=centres.shape)
         query_map, document_map = (
             rng.normal(size=(self.latent_dim, self.feature_dim)) / np.sqrt(self.latent_dim)
             for _ in range(2)
@@ -219,17 +220,19 @@ class HardNegativeTask:
         documents = (centres @ document_map).astype(np.float32)
 
         def queries(labels: np.ndarray) -> np.ndarray:
-            latent = centres[labels] + 0.6 * rng.normal(size=(len(labels), self.latent_dim))
+            noise = self.query_noise * rng.normal(size=(len(labels), self.latent_dim))
+            latent = centres[labels] + noise
             noise = 0.3 * rng.normal(size=(len(labels), self.feature_dim))
             return (latent @ query_map + noise).astype(np.float32)
 
-        labels = np.repeat(np.arange(self.num_labels), 10)
+        labels = np.repeat(np.arange(self.num_labels), self.queries_per_label)
+        query_features = queries(labels)
         encoder = rng.normal(size=(self.feature_dim, 32))  # the "generic" curation encoder
         columns = {
             "id": pa.array([f"h{seed}-{i:06d}" for i in range(len(labels))]),
-            "embedding": unit(queries(labels) @ encoder),
+            "embedding": unit(query_features @ encoder),
             "pair_embedding": unit(documents[labels] @ encoder),
-            "query_features": queries(labels),
+            "query_features": query_features,
             "document_features": documents[labels],
             "label": pa.array(labels, pa.int64()),
         }
@@ -258,6 +261,7 @@ class HardNegativeTask:
             columns=["id", "query_features", "document_features", "label"],
             selector_params=variant.params, job=job_id(self.name, variant, seed), num_epochs=0,
         )  # fmt: skip
+        reports = variant.selector != "uniform"
 
         def train_step(batch: dict[str, Any]) -> None:
             query, document = model(
@@ -269,6 +273,12 @@ class HardNegativeTask:
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+            if reports:  # NGAME re-clusters the anchors with the current encoder
+                client.report(
+                    batch["id"],
+                    learner_embeddings=query.detach(),
+                    learner_pair_embeddings=document.detach(),
+                )
 
         with client:
             return timed_training(

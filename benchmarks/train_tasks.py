@@ -174,11 +174,11 @@ class CoresetTask:
     metric = "held-out accuracy"
     variants = (UNIFORM, Variant("coreset", "coreset", scoring="sync"))
     num_classes, dim = 10, 24
-    batch_size, eval_every, learning_rate = 32, 10, 0.5
+    batch_size, eval_every, learning_rate, spread = 8, 5, 1.0, 0.7
 
     def prepare(self, root: Path, seed: int) -> HeldOut:
         rng = np.random.default_rng(2000 + seed)
-        centres = rng.normal(size=(self.num_classes, self.dim)) * 1.5 / np.sqrt(self.dim) * 4
+        centres = rng.normal(size=(self.num_classes, self.dim)) * self.spread
 
         def rows(count: int) -> tuple[np.ndarray, np.ndarray]:
             labels = rng.integers(0, self.num_classes, count)
@@ -270,7 +270,7 @@ class ConceptTask:
     name = "concept"
     metric = "long-tail top-1 accuracy"
     variants = (UNIFORM, Variant("concept", "concept"))
-    num_concepts, dim, noise = 100, 64, 0.6
+    num_concepts, dim, noise = 100, 64, 0.1
     batch_size, eval_every = 128, 10
 
     def prepare(self, root: Path, seed: int) -> ConceptHeldOut:
@@ -307,7 +307,7 @@ class ConceptTask:
     ) -> Curve:
         torch.manual_seed(seed)
         model = torch.nn.Linear(self.dim, self.num_concepts)
-        optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+        optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
         batches = BatchDataset(
             address, dataset, selector=variant.selector, batch_size=self.batch_size, seed=seed,
             columns=["embedding", "concepts"], selector_params=variant.params,

@@ -64,10 +64,28 @@ from batchcraft.synth.curated import write_curated_dataset
 
 TASKS: dict[str, Any] = {
     task.name: task
-    for task in (LabelNoiseTask(), NoisyPairsTask(), CoresetTask(), ConceptTask(), HardNegativeTask())
+    for task in (
+        LabelNoiseTask(),
+        NoisyPairsTask(),
+        CoresetTask(),
+        ConceptTask(),
+        HardNegativeTask(),
+    )
 }
-STEPS = {"label_noise": 600, "noisy_pairs": 600, "coreset": 400, "concept": 400, "hard_negative": 300}
-QUICK_STEPS = {"label_noise": 150, "noisy_pairs": 150, "coreset": 100, "concept": 100, "hard_negative": 80}
+STEPS = {
+    "label_noise": 600,
+    "noisy_pairs": 600,
+    "coreset": 400,
+    "concept": 400,
+    "hard_negative": 300,
+}
+QUICK_STEPS = {
+    "label_noise": 150,
+    "noisy_pairs": 150,
+    "coreset": 100,
+    "concept": 100,
+    "hard_negative": 80,
+}
 TARGET_SHARE = 0.95
 WARM_UP_STEPS = 20
 
@@ -143,10 +161,9 @@ class ServerProcess:
         found = dict.fromkeys(wanted.values(), 0.0)
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                labels = sample.labels
-                if sample.name in wanted and labels.get("dataset") == dataset:
-                    if labels.get("selector") == selector:
-                        found[wanted[sample.name]] += sample.value
+                ours = sample.labels == {"dataset": dataset, "selector": selector}
+                if sample.name in wanted and ours:
+                    found[wanted[sample.name]] += sample.value
         return found
 
     def snapshot(self, dataset: str, selector: str) -> dict[str, float]:
@@ -354,9 +371,9 @@ def fmt(value: float, digits: int = 0) -> str:
 
 def markdown(rows: list[Row], throughput: dict[str, Any] | None, seeds: int) -> str:
     lines = [
-        f"| selector | task (metric, target) | steps to target vs uniform | wall-clock to "
-        f"target vs uniform, s | ratio steps / wall | final metric vs uniform | batches/s "
-        f"vs uniform | selection share of server CPU | goal | met |",
+        "| selector | task (metric, target) | steps to target vs uniform | wall-clock to "
+        "target vs uniform, s | ratio steps / wall | final metric vs uniform | batches/s "
+        "vs uniform | selection share of server CPU | goal | met |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
