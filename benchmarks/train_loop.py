@@ -51,6 +51,7 @@ class Curve:
         served_by: how many batches each selector made (a feedback selector's
             warm-up batches say ``uniform``).
         feedback_scored: ``info["feedback_scored"]`` of every batch that has it.
+        diagnostics: per-batch values a task records about what it was served.
     """
 
     steps: list[int] = field(default_factory=list)
@@ -60,6 +61,11 @@ class Curve:
     train_seconds: float = 0.0
     served_by: dict[str, int] = field(default_factory=dict)
     feedback_scored: list[float] = field(default_factory=list)
+    diagnostics: dict[str, list[float]] = field(default_factory=dict)
+
+    def note(self, name: str, value: float) -> None:
+        """Record one value of a task's diagnostic (e.g. the flipped-label share of a batch)."""
+        self.diagnostics.setdefault(name, []).append(value)
 
     def first_reaching(self, target: float) -> int | None:
         """Index of the first evaluation at or above ``target``, None if none is."""
@@ -74,7 +80,7 @@ class Curve:
 def timed_training(
     batches: Iterable[dict[str, Any]],
     steps: int,
-    train_step: Callable[[dict[str, Any]], None],
+    train_step: Callable[[dict[str, Any], Curve], None],
     evaluate: Callable[[], float],
     eval_every: int,
     meta: Callable[[], Any] | None = None,
@@ -85,7 +91,8 @@ def timed_training(
     Args:
         batches: the stream (a `BatchClient`, or a DataLoader over a `BatchDataset`).
         steps: batches to train on.
-        train_step: trains on one batch (and reports feedback, if the task does).
+        train_step: trains on one batch (and reports feedback, if the task does); it may
+            `Curve.note` diagnostics.
         evaluate: the held-out metric of the current model.
         eval_every: steps between evaluations.
         meta: the latest batch's `BatchMeta` (``client.last_meta``), to count who made it.
@@ -94,7 +101,7 @@ def timed_training(
     paused = 0.0
     started = time.perf_counter()
     for step, batch in enumerate(batches, start=1):
-        train_step(batch)
+        train_step(batch, curve)
         if meta is not None:
             _count_selector(curve, meta())
         if step % eval_every == 0 or step == steps:

@@ -109,7 +109,7 @@ class NoisyPairsTask:
         )  # fmt: skip
         reports = variant.selector != "uniform" and not sync
 
-        def train_step(batch: dict[str, Any]) -> None:
+        def train_step(batch: dict[str, Any], curve: Curve) -> None:
             image, text = model.embed(
                 np.array(batch["image_features"]), np.array(batch["text_features"])
             )
@@ -263,7 +263,7 @@ class HardNegativeTask:
         )  # fmt: skip
         reports = variant.selector != "uniform"
 
-        def train_step(batch: dict[str, Any]) -> None:
+        def train_step(batch: dict[str, Any], curve: Curve) -> None:
             query, document = model(
                 tensor(batch["query_features"]), tensor(batch["document_features"])
             )

@@ -75,9 +75,9 @@ TASKS: dict[str, Any] = {
 STEPS = {
     "label_noise": 600,
     "noisy_pairs": 600,
-    "coreset": 400,
+    "coreset": 300,
     "concept": 400,
-    "hard_negative": 300,
+    "hard_negative": 600,
 }
 QUICK_STEPS = {
     "label_noise": 150,
@@ -87,6 +87,7 @@ QUICK_STEPS = {
     "hard_negative": 80,
 }
 TARGET_SHARE = 0.95
+MET = {True: "yes", False: "NO", None: "—"}
 WARM_UP_STEPS = 20
 
 
@@ -104,6 +105,7 @@ class Goal:
 GOALS = {
     ("label_noise", "jest"): Goal("steps ≤ 0.6×, wall-clock ≤ 0.7×", 0.6, 0.7),
     ("label_noise", "jest_independent"): Goal("fewer steps than uniform", 1.0),
+    ("label_noise", "jest (sync)"): Goal("none (reference: fresh losses, no estimates)"),
     ("noisy_pairs", "jest (sync)"): Goal("steps ≤ 0.5×, wall-clock ≤ 0.6×", 0.5, 0.6),
     ("noisy_pairs", "jest (async)"): Goal("steps ≤ 0.5×, wall-clock ≤ 0.6×", 0.5, 0.6),
     ("coreset", "coreset"): Goal("fewer steps than uniform", 1.0),
@@ -118,14 +120,19 @@ GOALS = {
 class ServerProcess:
     """``python -m batchcraft.service.cli`` serving ``datasets``, with /metrics on a free port."""
 
-    def __init__(self, datasets: dict[str, Path], work: Path) -> None:
+    def __init__(self, datasets: dict[str, Path], work: Path, threads: int = 1) -> None:
         port_file, self.log = work / "port", work / "serve.log"
+        environment = dict(os.environ)
+        if threads > 0:  # torch's intra-op threads in the server (JEST's scoring)
+            environment["OMP_NUM_THREADS"] = str(threads)
         command = [sys.executable, "-m", "batchcraft.service.cli"]
         for name, path in datasets.items():
             command += ["--name", f"{name}={path}"]
         command += ["--port", "0", "--port-file", str(port_file), "--metrics-port", "0"]
         with self.log.open("w") as log:
-            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=log, env=environment
+            )
         deadline = time.monotonic() + 120
         while not (port_file.exists() and port_file.read_text()):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -231,7 +238,9 @@ class Row:
     uniform_batches_per_second: float
     selection_share: float
     goal: str
-    met: bool
+    met: bool | None
+    diagnostics: dict[str, float]
+    uniform_diagnostics: dict[str, float]
 
     @property
     def steps_ratio(self) -> float:
@@ -271,12 +280,24 @@ def compare(task: Any, variant: str, runs: list[Run]) -> Row:
         median([run.batches_per_second for run in mine]),
         median([run.batches_per_second for run in uniform]),
         median([run.selection_share for run in mine]), goal.text, False,
+        diagnostics(mine), diagnostics(uniform),
     )  # fmt: skip
     row.met = goal_met(goal, row)
     return row
 
 
-def goal_met(goal: Goal, row: Row) -> bool:
+def diagnostics(runs: list[Run]) -> dict[str, float]:
+    """Each diagnostic's run mean, median over the runs."""
+    names = sorted({name for run in runs for name in run.curve.diagnostics})
+    return {
+        name: median([float(np.mean(run.curve.diagnostics[name])) for run in runs])
+        for name in names
+    }
+
+
+def goal_met(goal: Goal, row: Row) -> bool | None:
+    if goal.steps_ratio is None and goal.wall_ratio is None and not goal.equal_steps:
+        return None
     if goal.equal_steps:
         return row.final > row.uniform_final
     steps_ok = goal.steps_ratio is None or (
@@ -383,7 +404,7 @@ def markdown(rows: list[Row], throughput: dict[str, Any] | None, seeds: int) -> 
             f"{fmt(row.uniform_seconds, 1)} | {row.steps_ratio:.2f}× / {row.wall_ratio:.2f}× | "
             f"{row.final:.3f} vs {row.uniform_final:.3f} | {row.batches_per_second:,.0f} vs "
             f"{row.uniform_batches_per_second:,.0f} | {row.selection_share:.0%} | {row.goal} | "
-            f"{'yes' if row.met else 'NO'} |"
+            f"{MET[row.met]} |"
         )
     if throughput is not None:
         lines.append(
@@ -394,6 +415,12 @@ def markdown(rows: list[Row], throughput: dict[str, Any] | None, seeds: int) -> 
             f"{'yes' if throughput['met'] else 'NO'} |"
         )
     lines.append(f"\nMedians of {seeds} seed(s); wall-clock excludes the held-out evaluations.")
+    for row in rows:
+        for name, value in row.diagnostics.items():
+            lines.append(
+                f"- {row.selector} on {row.task}: {name} of the trained batches {value:.3f} "
+                f"(uniform {row.uniform_diagnostics.get(name, float('nan')):.3f})"
+            )
     return "\n".join(lines)
 
 
@@ -445,6 +472,13 @@ def main(argv: list[str] | None = None) -> None:
         default=",".join([*TASKS, "throughput"]),
         help="comma-separated tasks (default: all): " + ", ".join([*TASKS, "throughput"]),
     )
+    parser.add_argument(
+        "--server-threads",
+        type=int,
+        default=1,
+        help="OMP_NUM_THREADS of the server process, 0 for torch's default (one per core): "
+        "JEST scores with torch, whose second thread takes the trainer's core (default: 1)",
+    )
     arguments = parser.parse_args(argv)
     torch.set_num_threads(1)  # 2-core machine: the server process uses the other core
     names = [name for name in arguments.tasks.split(",") if name]
@@ -462,7 +496,7 @@ def main(argv: list[str] | None = None) -> None:
         paths, data = prepare(trained, seeds, work)
         if "throughput" in names:
             paths["throughput"] = throughput_dataset(work / "throughput")
-        server = ServerProcess(paths, work)
+        server = ServerProcess(paths, work, arguments.server_threads)
         try:
             rows, runs = run_tasks(server, trained, seeds, data, steps)
             throughput = (
