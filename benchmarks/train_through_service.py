@@ -10,7 +10,8 @@ them all); the tasks are described in ``train_tasks.py`` and
 
 * ``label_noise``: ``jest`` / ``jest_independent`` with per-example losses
   (async) against uniform; 30% flipped labels, ``ref_loss`` from a reference
-  model trained on clean data.
+  model trained on clean data; ``jest (sync)`` (every super-batch scored on the
+  current model) as a reference without estimates.
 * ``noisy_pairs``: pairwise ``jest``, sync and async, on 60% mismatched pairs
   with a two-tower SigLIP model.
 * ``coreset`` (CREST, sync gradient proxies), ``concept`` (CABS-DM),
@@ -20,14 +21,24 @@ them all); the tasks are described in ``train_tasks.py`` and
 
 Per run: steps and **wall-clock to the target** (the clock runs from the start
 of training, while batches are awaited, selected and sent; it stops during the
-held-out evaluations, every 10 steps, during which an async server may select
-up to ``max_in_flight`` batches ahead), batches/s while training, and the
-selector's share of the server's CPU (``batchcraft_selection_seconds_sum`` from
-/metrics over the server process's CPU seconds from psutil). The target is
-set as in selection_quality.py: 95% of the final metric uniform reaches (the
-median over seeds of the mean of its last three evaluations), so every
-selector is measured against the same bar; figures are medians over seeds and
-ratios against uniform in the same run.
+held-out evaluations, every 5 or 10 steps, during which an async server may
+select up to ``max_in_flight`` batches ahead), batches/s while training, and
+the selector's share of the server's CPU: ``batchcraft_selection_seconds_sum``
+from /metrics (wall seconds inside the selector, lock waits included, so it can
+pass 100% when threads contend) over the server process's CPU seconds from
+psutil. The target is set as in selection_quality.py: 95% of the final metric
+uniform reaches (the median over seeds of the mean of its last three
+evaluations), so every selector is measured against the same bar; figures are
+medians over seeds and ratios against uniform in the same run. The notes under
+the table add the steps to 100% of uniform's final metric and what each task
+records about the batches it was served.
+
+The server runs with ``OMP_NUM_THREADS=1`` (``--server-threads``): JEST scores
+with torch, whose default of one thread per core makes each selection spin on
+the trainer's core of a 2-core machine (async pairwise JEST: 84 batches/s with
+torch's default, 145 with one thread). Before the measured runs, each variant
+trains 20 unmeasured steps: a server imports torch on its first JEST selection
+(about 2 s), once per process, which a long-running server has long paid.
 
     python benchmarks/train_through_service.py --out train.json [--quick] [--tasks label_noise,coreset]
 
@@ -241,6 +252,7 @@ class Row:
     met: bool | None
     diagnostics: dict[str, float]
     uniform_diagnostics: dict[str, float]
+    steps_to_uniform_final: tuple[float, float] = (float("nan"), float("nan"))
 
     @property
     def steps_ratio(self) -> float:
@@ -283,6 +295,11 @@ def compare(task: Any, variant: str, runs: list[Run]) -> Row:
         diagnostics(mine), diagnostics(uniform),
     )  # fmt: skip
     row.met = goal_met(goal, row)
+    uniform_final = median([run.curve.final() for run in uniform])
+    row.steps_to_uniform_final = (
+        median([to_target(run.curve, uniform_final)[0] for run in mine]),
+        median([to_target(run.curve, uniform_final)[0] for run in uniform]),
+    )
     return row
 
 
@@ -416,6 +433,11 @@ def markdown(rows: list[Row], throughput: dict[str, Any] | None, seeds: int) -> 
         )
     lines.append(f"\nMedians of {seeds} seed(s); wall-clock excludes the held-out evaluations.")
     for row in rows:
+        mine, theirs = row.steps_to_uniform_final
+        lines.append(
+            f"- {row.selector} on {row.task}: steps to uniform's final {row.metric} "
+            f"({row.uniform_final:.3f}): {fmt(mine)} vs {fmt(theirs)}"
+        )
         for name, value in row.diagnostics.items():
             lines.append(
                 f"- {row.selector} on {row.task}: {name} of the trained batches {value:.3f} "
