@@ -5,7 +5,9 @@ step the loop reports the per-row losses of the batch it trained on
 (``client.report(ids, losses=...)``): ``jest`` / ``jest_independent`` then pick the
 next batches by learnability (the learner's loss minus the dataset's ``ref_loss``),
 so rows with a label the reference model finds unlearnable are skipped. Rows the
-trainer has not reported yet get an estimate on the server (their cluster's mean loss).
+trainer has not reported yet get an estimate on the server (their ``cluster``'s mean
+reported loss). Per-row losses need the dataset's ``ref_loss`` column; without it
+``jest`` keeps serving uniform batches (the client warns): use ``--pairwise``.
 
 With ``--pairwise``, the model is two linear towers over ``embedding`` and
 ``pair_embedding`` trained with the SigLIP loss, and it reports both towers'
