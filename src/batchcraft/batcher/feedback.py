@@ -21,6 +21,7 @@ import numpy as np
 from batchcraft.batcher.errors import FeedbackError
 from batchcraft.batcher.estimates import FeedbackEstimator
 from batchcraft.dataset.fields import ROW_FEEDBACK, SCALAR_FEEDBACK, VECTOR_FEEDBACK, feedback_ndim
+from batchcraft.logs import truncated_repr
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,9 @@ class FeedbackTable:
 
 def _check_rows(name: str, value: np.ndarray, count: int) -> np.ndarray:
     if name not in ROW_FEEDBACK:
-        raise FeedbackError(f"unknown feedback column {name!r}; valid: {list(ROW_FEEDBACK)}")
+        raise FeedbackError(
+            f"unknown feedback column {truncated_repr(name)}; valid: {list(ROW_FEEDBACK)}"
+        )
     array = np.asarray(value, dtype=np.float32)
     expected_ndim = feedback_ndim(name)
     if array.ndim != expected_ndim or array.shape[0] != count:
@@ -217,7 +220,8 @@ def _check_rows(name: str, value: np.ndarray, count: int) -> np.ndarray:
 def _check_names(values: dict[str, Any], valid: tuple[str, ...]) -> None:
     unknown = sorted(set(values) - set(valid))
     if unknown:
-        raise FeedbackError(f"unknown feedback values {unknown}; valid: {list(valid)}")
+        shown = ", ".join(truncated_repr(name) for name in unknown[:5])
+        raise FeedbackError(f"unknown feedback values [{shown}]; valid: {list(valid)}")
 
 
 def _has_value(values: np.ndarray) -> np.ndarray:

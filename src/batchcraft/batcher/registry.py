@@ -19,9 +19,11 @@ from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.errors import CheckpointSaveError, JobConflictError, UnknownDatasetError
 from batchcraft.batcher.job import Job
 from batchcraft.batcher.served_dataset import CuratedDataset
-from batchcraft.logs import log_event
+from batchcraft.logs import log_event, truncated_repr
 
 LOG = logging.getLogger("batchcraft.batcher")
+CONFIG_ECHO_LIMIT = 256
+"""Characters of a job's configuration a conflict message shows."""
 
 
 class DatasetRegistry:
@@ -48,7 +50,7 @@ class DatasetRegistry:
             return self._datasets[name]
         except KeyError:
             raise UnknownDatasetError(
-                f"unknown dataset {name!r}; registered: {sorted(self._datasets)}"
+                f"unknown dataset {truncated_repr(name)}; registered: {sorted(self._datasets)}"
             ) from None
 
     def __iter__(self):  # type: ignore[no-untyped-def]
@@ -229,11 +231,19 @@ def check_same_config(
     if requested == existing:
         return
     changed = ", ".join(
-        f"{name} {getattr(existing, name)!r} -> {getattr(requested, name)!r}"
+        f"{name} {truncated_repr(getattr(existing, name))} -> "
+        f"{truncated_repr(getattr(requested, name))}"
         for name in (field.name for field in fields(JobConfig))
         if getattr(existing, name) != getattr(requested, name)
     )
     raise JobConflictError(
-        f"job {job_id!r} {where} with {existing.canonical_json()}; got "
-        f"{requested.canonical_json()} ({changed})" + (f"; {hint}" if hint else "")
+        f"job {truncated_repr(job_id)} {where} with {_shown(existing)}; got "
+        f"{_shown(requested)} ({changed})" + (f"; {hint}" if hint else "")
     )
+
+
+def _shown(config: JobConfig) -> str:
+    """A config's canonical JSON as a message shows it: its parameters are the client's,
+    so it is cut short like any echoed value (the fields that differ are listed apart)."""
+    text = config.canonical_json()
+    return text if len(text) <= CONFIG_ECHO_LIMIT else text[:CONFIG_ECHO_LIMIT] + "…"

@@ -31,6 +31,7 @@ from batchcraft.batcher.errors import FeedbackError
 from batchcraft.batcher.job import Job, RankBatch
 from batchcraft.batcher.rounds import ScoringRound
 from batchcraft.errors import ConfigError
+from batchcraft.logs import truncated_repr
 
 Persist = Callable[[Job], None]
 STATE_KEYS = ("epoch", "step")
@@ -140,9 +141,9 @@ class RankStream:
             FeedbackError: an id is not served, a name is unknown, a shape is wrong.
         """
         positions = self.job.dataset.positions_of(ids)
-        unknown = [ids[i] for i in np.flatnonzero(positions < 0)[:3]]
+        unknown = [truncated_repr(ids[i]) for i in np.flatnonzero(positions < 0)[:3]]
         if unknown:
-            raise FeedbackError(f"feedback names ids that are not served: {unknown}")
+            raise FeedbackError(f"feedback names ids that are not served: [{', '.join(unknown)}]")
         self.job.feedback.update(positions, rows, dict(scalars or {}), dict(vectors or {}))
         return positions
 
@@ -192,9 +193,9 @@ def _position_of(state: Mapping[str, Any] | Position | None) -> Position:
         return state
     if not isinstance(state, Mapping) or set(state) != set(STATE_KEYS):
         raise ConfigError(
-            f"a stream state is a mapping with keys {list(STATE_KEYS)}, got {state!r}"
+            f"a stream state is a mapping with keys {list(STATE_KEYS)}, got {truncated_repr(state)}"
         )
     values = [state[key] for key in STATE_KEYS]
     if not all(isinstance(value, int) and not isinstance(value, bool) for value in values):
-        raise ConfigError(f"stream state values must be integers, got {state!r}")
+        raise ConfigError(f"stream state values must be integers, got {truncated_repr(state)}")
     return Position(*values)

@@ -52,6 +52,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from batchcraft.errors import BatchcraftError, ConfigError
+from batchcraft.logs import truncated_repr
 from batchcraft.selectors.pool import Pool
 
 
@@ -206,7 +207,7 @@ class BaseSelector:
 def check_batch_size(batch_size: int) -> None:
     """Raise ConfigError unless ``batch_size`` is a positive int."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-        raise ConfigError(f"batch_size must be an int, got {batch_size!r}")
+        raise ConfigError(f"batch_size must be an int, got {truncated_repr(batch_size)}")
     if batch_size <= 0:
         raise ConfigError(f"{batch_size=} must be > 0")
 
@@ -226,7 +227,7 @@ def check_range(
     if math.isnan(value) or not (above and below):
         left = "[" if low_inclusive else "("
         right = "]" if high_inclusive else ")"
-        raise ConfigError(f"{name}={value!r} must be in {left}{low}, {high}{right}")
+        raise ConfigError(f"{name}={truncated_repr(value)} must be in {left}{low}, {high}{right}")
 
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:

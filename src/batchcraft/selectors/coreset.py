@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from batchcraft.errors import ConfigError
+from batchcraft.logs import truncated_repr
 from batchcraft.selectors.base import BaseSelector, MissingColumnsError, Selection, check_range
 from batchcraft.selectors.facility_location import distance_similarity, facility_location
 from batchcraft.selectors.pool import Pool
@@ -64,7 +65,7 @@ class CoresetSelector(BaseSelector):
         check_range("pool_multiplier", self.pool_multiplier, 1.0, 1e6)
         if self.features not in ("auto", "embeddings", "gradient_sketches"):
             raise ConfigError(
-                f"features={self.features!r} must be 'auto', 'embeddings' or 'gradient_sketches'"
+                f"features={truncated_repr(self.features)} must be 'auto', 'embeddings' or 'gradient_sketches'"
             )
         check_range("small_source_share", self.small_source_share, 0.0, 1.0, high_inclusive=False)
         for index, beta in enumerate(self.adam_betas):

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from batchcraft.errors import ConfigError
+from batchcraft.logs import truncated_repr
 from batchcraft.selectors.balanced_clustering import balanced_clusters, batches_from_clusters
 from batchcraft.selectors.base import BaseSelector, Selection, check_batch_size, check_range
 from batchcraft.selectors.negative_mining import InBatchScores, mine_hard_negatives
@@ -63,7 +64,7 @@ class HardNegativeSelector(BaseSelector):
         for name in ("cluster_size", "initial_cluster_size", "doubling_every", "hardness_top"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}={value!r} must be an int >= 1")
+                raise ConfigError(f"{name}={truncated_repr(value)} must be an int >= 1")
         if self.initial_cluster_size > self.cluster_size:
             raise ConfigError(
                 f"initial_cluster_size={self.initial_cluster_size} must be <= cluster_size={self.cluster_size}"

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from batchcraft.errors import ConfigError
+from batchcraft.logs import truncated_repr
 from batchcraft.selectors.base import BaseSelector, MissingColumnsError, Selection, check_range
 from batchcraft.selectors.jest_scoring import (
     LearnabilityScorer,
@@ -38,7 +39,9 @@ class _LearnabilityScoring(BaseSelector):
     def __post_init__(self) -> None:
         check_range("filter_ratio", self.filter_ratio, 0.0, 1.0, high_inclusive=False)
         if self.scoring not in _SCORINGS:
-            raise ConfigError(f"scoring={self.scoring!r} must be one of {list(_SCORINGS)}")
+            raise ConfigError(
+                f"scoring={truncated_repr(self.scoring)} must be one of {list(_SCORINGS)}"
+            )
         check_range("temperature", self.temperature, 0.0, float("inf"), low_inclusive=False)
         for name in ("learner_logit_scale", "reference_logit_scale"):
             check_range(name, getattr(self, name), 0.0, float("inf"), low_inclusive=False)
@@ -176,9 +179,11 @@ class JestSelector(_LearnabilityScoring):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not isinstance(self.num_chunks, int) or self.num_chunks < 1:
-            raise ConfigError(f"num_chunks={self.num_chunks!r} must be an int >= 1")
+            raise ConfigError(f"num_chunks={truncated_repr(self.num_chunks)} must be an int >= 1")
         if self.first_chunk not in ("diagonal", "uniform"):
-            raise ConfigError(f"first_chunk={self.first_chunk!r} must be 'diagonal' or 'uniform'")
+            raise ConfigError(
+                f"first_chunk={truncated_repr(self.first_chunk)} must be 'diagonal' or 'uniform'"
+            )
 
     def _select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection:
         scorer, scoring = self._scorer(pool)
@@ -210,7 +215,7 @@ class JestIndependentSelector(_LearnabilityScoring):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.method not in ("top_k", "softmax"):
-            raise ConfigError(f"method={self.method!r} must be 'top_k' or 'softmax'")
+            raise ConfigError(f"method={truncated_repr(self.method)} must be 'top_k' or 'softmax'")
 
     def _select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection:
         scorer, scoring = self._scorer(pool)

@@ -20,7 +20,7 @@ from batchcraft.api.v1 import batch_service_pb2_grpc as pb_grpc
 from batchcraft.batcher.config import JobConfig, Position, StreamConfig
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.errors import ConfigError
-from batchcraft.logs import log_event
+from batchcraft.logs import log_event, truncated_repr
 from batchcraft.service.server.config import ServerConfig, SessionLimits
 from batchcraft.service.server.metrics import Metrics
 from batchcraft.service.server.provenance import ProvenanceLog
@@ -170,7 +170,9 @@ def job_config(request: pb.OpenSession) -> JobConfig:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"selector_params_json is not valid JSON: {exc}") from exc
     if not isinstance(params, dict):
-        raise ConfigError(f"selector_params_json must be a JSON object, got {params!r}")
+        raise ConfigError(
+            f"selector_params_json must be a JSON object, got {truncated_repr(params)}"
+        )
     return JobConfig(
         dataset=request.dataset,
         selector=request.selector or "uniform",

@@ -1,4 +1,10 @@
-"""The one place where batchcraft errors become gRPC status codes."""
+"""The one place where batchcraft errors become gRPC status codes.
+
+Messages name what was wrong; values a client chose are shown cut short where
+they are raised (`batchcraft.logs.truncated_repr`), and `abort` cuts any message
+to `MAX_STATUS_MESSAGE` characters: gRPC carries it in a trailer, and a trailer
+above its metadata limit turns the status into RESOURCE_EXHAUSTED.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ from batchcraft.errors import BatchcraftError, ConfigError, DatasetError
 from batchcraft.logs import log_event
 
 LOG = logging.getLogger("batchcraft.service")
+MAX_STATUS_MESSAGE = 1024
+"""Characters of a status message sent to the client (gRPC's metadata limit is 8 KiB)."""
 
 
 class MessageTooLargeError(BatchcraftError):
@@ -54,4 +62,6 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
 def abort(context: grpc.ServicerContext, error: BaseException) -> None:
     """End the RPC with the status of ``error`` (raises, as `grpc.ServicerContext.abort` does)."""
     code, message = status_for(error)
+    if len(message) > MAX_STATUS_MESSAGE:
+        message = message[:MAX_STATUS_MESSAGE] + "…"
     context.abort(code, message)
