@@ -242,3 +242,14 @@ def _sha12(text: str) -> str:
     import hashlib
 
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@pytest.mark.parametrize(("selector", "batch_size"), [("hard_negative", 84), ("coreset", 9)])
+def test_dropping_the_only_batch_of_every_epoch_is_refused(
+    dataset: CuratedDataset, selector: str, batch_size: int
+) -> None:
+    """hard_negative served an empty plan and failed with IndexError: issue 17, defect 5."""
+    config = JobConfig("news", selector, batch_size=batch_size, last_batch="drop")
+    with pytest.raises(ConfigError, match=r"leaves no batch in dataset 'news' of 83 kept rows"):
+        Job("j", config, dataset)
+    Job("j", JobConfig("news", selector, batch_size=batch_size), dataset)  # partial serves it

@@ -52,3 +52,120 @@ def test_feedback_errors_echo_ids_truncated(address: str) -> None:
     )
     assert outcome.code == INVALID and "not served" in outcome.details
     assert len(outcome.details) < 500
+
+
+def deep_json(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "message"),
+    [
+        ({"last_batch": 99}, INVALID, "last_batch=99"),
+        ({"scoring": 77}, INVALID, "scoring=77"),
+        ({"selector_params_json": '{"a": ' + deep_json(100_000) + "}"}, INVALID, "nested"),
+        (
+            {
+                "selector": "coreset",
+                "selector_params_json": '{"pool_multiplier": 1' + "0" * 5000 + "}",
+            },
+            INVALID,
+            "selector_params_json",
+        ),
+        (
+            {
+                "selector": "coreset",
+                "selector_params_json": '{"pool_multiplier": 1' + "0" * 4000 + "}",
+            },
+            INVALID,
+            "pool_multiplier",
+        ),
+        (
+            {"start": pb.Position(epoch=2**64 - 1, step=2**64 - 1)},
+            grpc.StatusCode.OUT_OF_RANGE,
+            "start",
+        ),
+        (
+            {"selector": "hard_negative", "batch_size": 200, "last_batch": pb.LAST_BATCH_DROP},
+            INVALID,
+            "last_batch='drop'",
+        ),
+        ({"batch_size": 200, "last_batch": pb.LAST_BATCH_DROP}, INVALID, "last_batch='drop'"),
+    ],
+)
+def test_client_faults_are_not_internal(
+    address: str, fields: dict, code: grpc.StatusCode, message: str
+) -> None:
+    """Each of these was INTERNAL (KeyError, RecursionError, ValueError, OverflowError,
+    "Value out of range", IndexError): issue 17, defect 5."""
+    outcome = session(address, [open_request(num_epochs=2, **fields)])
+    assert outcome.code == code, outcome.details
+    assert message in outcome.details
+    assert served_normally(address)
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        b"\xff" * (4 << 20),  # not Arrow IPC at all
+        b"\xff\xff\xff\xff\x10\x00\x00\x00" + b"\x00" * 64,  # a torn IPC message
+    ],
+    ids=["garbage", "torn"],
+)
+def test_undecodable_feedback_is_invalid_argument(address: str, rows: bytes) -> None:
+    feedback = pb.SessionRequest(feedback=pb.Feedback(rows=rows))
+    outcome = session(address, [open_request(num_epochs=0, max_in_flight=1), feedback])
+    assert outcome.code == INVALID and "cannot decode feedback" in outcome.details
+    assert served_normally(address)
+
+
+def ipc_stream(**columns: object) -> bytes:
+    import pyarrow as pa
+
+    from batchcraft.service.wire import codec
+
+    return codec.stream_bytes(pa.RecordBatch.from_pydict(columns))
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        {"id": ["a"], "learner_losses": ["not a number"]},
+        {"id": ["a"], "learner_losses": [{"nested": 1.0}]},
+        {"id": ["a", "b"], "learner_embeddings": [[1.0], [1.0, 2.0]]},  # ragged
+        {"identifier": ["a"]},
+    ],
+    ids=["strings", "structs", "ragged", "no-id"],
+)
+def test_feedback_of_the_wrong_shape_is_invalid_argument(address: str, rows: dict) -> None:
+    feedback = pb.SessionRequest(feedback=pb.Feedback(rows=ipc_stream(**rows)))
+    outcome = session(address, [open_request(num_epochs=0, max_in_flight=1), feedback])
+    assert outcome.code == INVALID, outcome.details
+    assert served_normally(address)
+
+
+@pytest.mark.parametrize(
+    ("method", "payload"),
+    [
+        ("/batchcraft.v1.BatchService/Session", b"\xff\xff\xff"),
+        ("/batchcraft.v1.BatchService/Session", b"\x0a\x09\x0a\x07new"),  # open, cut short
+        ("/batchcraft.v1.BatchService/ListDatasets", b"\xff\xff\xff"),
+    ],
+)
+def test_undecodable_request_bytes_are_invalid_argument(
+    address: str, method: str, payload: bytes
+) -> None:
+    """grpcio answered INTERNAL "Exception deserializing request!": issue 17, defect 5."""
+    from raw_calls import raw_bytes_call
+
+    outcome = raw_bytes_call(address, method, [payload])
+    assert outcome.code == INVALID and "not a valid" in outcome.details, outcome
+    assert served_normally(address)
+
+
+def test_undecodable_request_after_open_is_invalid_argument(address: str) -> None:
+    from raw_calls import raw_bytes_call
+
+    opening = open_request(num_epochs=0, max_in_flight=1).SerializeToString()
+    outcome = raw_bytes_call(address, "/batchcraft.v1.BatchService/Session", [opening, b"\xff"])
+    assert outcome.code == INVALID and "not a valid" in outcome.details, outcome

@@ -94,6 +94,20 @@ class Job:
         self.layout = EpochLayout(
             dataset.num_rows, pool_size, config.global_batch_size, config.last_batch
         )
+        self._check_serves_a_batch()
+
+    def _check_serves_a_batch(self) -> None:
+        """Refuse a job that drops the tail of every epoch when nothing but a tail exists (a
+        global batch, or its pool, larger than the dataset): it would never serve a batch."""
+        config, rows = self.config, self.dataset.num_rows
+        needed = config.global_batch_size if self.selector.epoch_level else self.layout.pool_size
+        if config.last_batch == "drop" and needed > rows:
+            raise ConfigError(
+                f"a global batch of {config.global_batch_size} rows (batch_size × world_size, "
+                f"chosen from {needed} candidates) with last_batch='drop' leaves no batch in "
+                f"dataset {self.dataset.name!r} of {rows} kept rows; lower batch_size, or "
+                "use last_batch='partial'"
+            )
 
     def _estimator(self) -> FeedbackEstimator | None:
         if not uses_feedback(self.selector):

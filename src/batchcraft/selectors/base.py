@@ -46,6 +46,7 @@ the JSON-serialisable part.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -221,10 +222,20 @@ def check_range(
     low_inclusive: bool = True,
     high_inclusive: bool = True,
 ) -> None:
-    """Raise ConfigError naming ``name``, ``value`` and the valid range if out of it."""
-    above = value >= low if low_inclusive else value > low
-    below = value <= high if high_inclusive else value < high
-    if math.isnan(value) or not (above and below):
+    """Raise ConfigError naming ``name``, ``value`` and the valid range if out of it.
+
+    Raises:
+        TypeError: ``value`` is not a number (`get_selector` reports it as a bad parameter).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}={truncated_repr(value)} must be a number")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond the float range is out of any range here
+        number = math.inf if value > 0 else -math.inf
+    above = number >= low if low_inclusive else number > low
+    below = number <= high if high_inclusive else number < high
+    if math.isnan(number) or not (above and below):
         left = "[" if low_inclusive else "("
         right = "]" if high_inclusive else ")"
         raise ConfigError(f"{name}={truncated_repr(value)} must be in {left}{low}, {high}{right}")

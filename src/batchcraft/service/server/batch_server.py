@@ -18,6 +18,7 @@ from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.errors import ConfigError
 from batchcraft.service.server.auth import TokenAuthInterceptor
 from batchcraft.service.server.config import ServerConfig
+from batchcraft.service.server.requests import lenient
 from batchcraft.service.server.servicer import BatchServicer
 from batchcraft.service.wire.channel import SERVICE_NAME, channel_options
 
@@ -34,17 +35,19 @@ def add_servicer(servicer: BatchServicer, server: grpc.Server) -> None:
 
     The generated ``add_BatchServiceServicer_to_server`` serialises every
     response with the protobuf runtime; `Session` yields batches already
-    serialised, with their Arrow payloads spliced in without copies.
+    serialised, with their Arrow payloads spliced in without copies. Requests
+    are parsed by `lenient`, so bytes that are no valid request reach the
+    handler, which refuses them as the client's error.
     """
     handlers = {
         "Session": grpc.stream_stream_rpc_method_handler(
             servicer.Session,
-            request_deserializer=pb.SessionRequest.FromString,
+            request_deserializer=lenient(pb.SessionRequest),
             response_serializer=serialize_response,
         ),
         "ListDatasets": grpc.unary_unary_rpc_method_handler(
             servicer.ListDatasets,
-            request_deserializer=pb.ListDatasetsRequest.FromString,
+            request_deserializer=lenient(pb.ListDatasetsRequest),
             response_serializer=pb.ListDatasetsResponse.SerializeToString,
         ),
     }

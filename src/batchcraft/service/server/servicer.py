@@ -7,7 +7,6 @@ The servicer is thin: it parses requests into batcher configs, delegates to
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import uuid
@@ -17,27 +16,18 @@ import grpc
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.api.v1 import batch_service_pb2_grpc as pb_grpc
-from batchcraft.batcher.config import JobConfig, Position, StreamConfig
+from batchcraft.batcher.config import Position
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.errors import ConfigError
-from batchcraft.logs import log_event, truncated_repr
+from batchcraft.logs import log_event
 from batchcraft.service.server.config import ServerConfig, SessionLimits
 from batchcraft.service.server.metrics import Metrics
 from batchcraft.service.server.provenance import ProvenanceLog
+from batchcraft.service.server.requests import Undecodable, decoded, job_config, stream_config
 from batchcraft.service.server.session import Session as RankSession
 from batchcraft.service.server.status import SessionLimitError, abort
 
 LOG = logging.getLogger("batchcraft.service")
-_LAST_BATCH = {
-    pb.LAST_BATCH_UNSPECIFIED: "partial",
-    pb.LAST_BATCH_PARTIAL: "partial",
-    pb.LAST_BATCH_DROP: "drop",
-}
-_SCORING = {
-    pb.SCORING_MODE_UNSPECIFIED: "async",
-    pb.SCORING_MODE_ASYNC: "async",
-    pb.SCORING_MODE_SYNC: "sync",
-}
 
 
 class BatchServicer(pb_grpc.BatchServiceServicer):
@@ -81,7 +71,7 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         self, request_iterator: Iterator[pb.SessionRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.SessionResponse | bytes]:
         try:
-            first = next(request_iterator, None)
+            first = decoded(next(request_iterator, None))
             if first is None or first.WhichOneof("kind") != "open":
                 raise ConfigError("the first message of a session must be 'open'")
             session = self._open(first.open)
@@ -101,8 +91,13 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
             abort(context, error)
 
     def ListDatasets(
-        self, request: pb.ListDatasetsRequest, context: grpc.ServicerContext
+        self, request: pb.ListDatasetsRequest | Undecodable, context: grpc.ServicerContext
     ) -> pb.ListDatasetsResponse:
+        try:
+            decoded(request)
+        except ConfigError as error:
+            self.metrics.errors.inc()
+            abort(context, error)
         infos = []
         for dataset in self.datasets:
             embedding = dataset.manifest.get("embedding") or {}
@@ -122,18 +117,7 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
     def _open(self, request: pb.OpenSession) -> RankSession:
         config = job_config(request)
         dataset = self.datasets.get(config.dataset)
-        stream = StreamConfig(
-            rank=request.rank,
-            columns=tuple(request.columns),
-            max_in_flight=min(
-                request.max_in_flight or self.config.max_in_flight, self.config.max_in_flight
-            ),
-            num_epochs=request.num_epochs,
-            start=Position(request.start.epoch, request.start.step)
-            if request.HasField("start")
-            else None,
-            score_columns=tuple(request.score_columns),
-        )
+        stream = stream_config(request, self.config.max_in_flight)
         stream.check_against(config, dataset.column_names)
         job = self.jobs.get_or_create(request.job or config.default_job_id(), config)
         start = stream.start or job.cursors.get(stream.rank, Position())
@@ -161,25 +145,3 @@ def _liveness(context: grpc.ServicerContext) -> Callable[[], bool]:
     if not context.add_callback(ended.set):  # already terminated
         ended.set()
     return lambda: not ended.is_set()
-
-
-def job_config(request: pb.OpenSession) -> JobConfig:
-    """The JobConfig an `OpenSession` asks for (raises ConfigError naming bad values)."""
-    try:
-        params = json.loads(request.selector_params_json or "{}")
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"selector_params_json is not valid JSON: {exc}") from exc
-    if not isinstance(params, dict):
-        raise ConfigError(
-            f"selector_params_json must be a JSON object, got {truncated_repr(params)}"
-        )
-    return JobConfig(
-        dataset=request.dataset,
-        selector=request.selector or "uniform",
-        selector_params=params,
-        batch_size=request.batch_size,
-        world_size=request.world_size or 1,
-        seed=request.seed,
-        last_batch=_LAST_BATCH[request.last_batch],  # type: ignore[arg-type]
-        scoring=_SCORING[request.scoring],  # type: ignore[arg-type]
-    )

@@ -35,6 +35,7 @@ from batchcraft.service.server.metrics import Metrics
 from batchcraft.service.server.prefetch import prefetch
 from batchcraft.service.server.provenance import ProvenanceLog, Sent, SentBatches
 from batchcraft.service.server.rank_batches import BatchEncoder, Encoded
+from batchcraft.service.server.requests import decoded
 from batchcraft.service.wire import codec
 from batchcraft.service.wire.response import response_bytes
 
@@ -220,7 +221,8 @@ class Session:
 
     def _read(self, requests: Iterator[pb.SessionRequest]) -> None:
         try:
-            for request in requests:
+            for received in requests:
+                request: pb.SessionRequest = decoded(received)
                 kind = request.WhichOneof("kind")
                 if kind == "ack":
                     self._on_ack(request.ack)

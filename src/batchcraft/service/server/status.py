@@ -33,10 +33,16 @@ class SessionLimitError(BatchcraftError):
     """The server already runs as many sessions as it has threads for."""
 
 
+class PositionOutOfRangeError(ConfigError):
+    """A position a client sent lies beyond the range the server serves."""
+
+
 def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status code and message a client receives for ``error``."""
     if isinstance(error, UnknownDatasetError):
         return grpc.StatusCode.NOT_FOUND, str(error)
+    if isinstance(error, PositionOutOfRangeError):
+        return grpc.StatusCode.OUT_OF_RANGE, str(error)
     if isinstance(error, ConfigError | ValueError) and isinstance(error, BatchcraftError):
         return grpc.StatusCode.INVALID_ARGUMENT, str(error)
     if isinstance(error, AuthenticationError):
