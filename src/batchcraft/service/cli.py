@@ -3,9 +3,9 @@
 Wire into a CLI with `add_serve_arguments` and `run_serve`, or run
 ``python -m batchcraft.service.cli serve-args...`` (see `serve_main`).
 
-Every flag may also come from a TOML file (``--config``) with the same names
-(``max_in_flight = 16``) and a ``[datasets]`` table (``news = "curated/"``);
-flags given on the command line win.
+Every flag (`batchcraft.service.serve_arguments`) may also come from a TOML file
+(``--config``) with the same names (``max_in_flight = 16``) and a ``[datasets]``
+table (``news = "curated/"``); flags given on the command line win.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import BatchcraftError, ConfigError
 from batchcraft.logs import configure_json_logging, log_event
+from batchcraft.service.serve_arguments import add_serve_arguments
 from batchcraft.service.server import ServerConfig, create_server
 from batchcraft.service.server.metrics import start_metrics_server
 
@@ -36,119 +37,6 @@ _PATH_SETTINGS = {  # flags of type Path: config file strings become paths
     "provenance_dir",
     "cache_dir",
 }
-
-
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``serve`` flags to ``parser``; every flag's help shows its default."""
-    parser.add_argument("paths", nargs="*", type=Path, help="curated dataset directories")
-    parser.add_argument(
-        "--name",
-        action="append",
-        default=[],
-        metavar="NAME[=PATH]",
-        help="name of the next positional dataset, or NAME=PATH to register another one "
-        "(default: a dataset is named after its directory)",
-    )
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="interface to bind, 0.0.0.0 for all (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--port", type=int, default=50051, help="port, 0 picks a free one (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--port-file", type=Path, help="write the bound port to this file (default: none)"
-    )
-    parser.add_argument(
-        "--checkpoint-dir",
-        type=Path,
-        help="persist job state here (default: none, job state lives in memory)",
-    )
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        help="memory-map each dataset's served rows from an Arrow file kept here (built on "
-        "first start): rows live in the page cache, shared by servers, not on the heap "
-        "(default: none, rows on the heap)",
-    )
-    parser.add_argument(
-        "--checkpoint-interval",
-        type=float,
-        default=2.0,
-        help="seconds between checkpoints (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--token-file",
-        type=Path,
-        help="require the bearer token in this file (default: none, no authentication)",
-    )
-    parser.add_argument(
-        "--tls-cert",
-        type=Path,
-        help="PEM certificate chain, with --tls-key (default: none, plaintext)",
-    )
-    parser.add_argument(
-        "--tls-key", type=Path, help="PEM private key, with --tls-cert (default: none, plaintext)"
-    )
-    parser.add_argument(
-        "--metrics-port",
-        type=int,
-        help="serve Prometheus /metrics on this port, 0 picks a free one (default: none, "
-        "no metrics endpoint)",
-    )
-    parser.add_argument(
-        "--max-in-flight",
-        type=int,
-        default=8,
-        help="unacknowledged batches per stream (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-message-mb",
-        type=int,
-        default=256,
-        help="gRPC message size limit in MiB (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--provenance-dir",
-        type=Path,
-        help="per-batch provenance log, one directory per dataset, for `batchcraft report "
-        "DATASET --provenance-dir DIR/NAME` (default: CHECKPOINT_DIR/provenance, none "
-        "without a checkpoint dir)",
-    )
-    parser.add_argument(
-        "--no-provenance",
-        action="store_true",
-        help="do not write the provenance log (default: off, the log is written)",
-    )
-    parser.add_argument(
-        "--max-workers",
-        type=int,
-        default=64,
-        help="RPC threads; sessions may use half of them (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--no-fsync",
-        action="store_true",
-        help="do not fsync checkpoints (default: off, checkpoints are fsynced)",
-    )
-    parser.add_argument(
-        "--prefetch",
-        action="store_true",
-        help="encode each session's next message on its own thread while the current one is "
-        "sent: more CPU per batch, worth it only with cores to spare (default: off)",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        help="logging level of the JSON logs on stderr (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        help="TOML file with the same settings; flags given on the command line win "
-        "(default: none)",
-    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
