@@ -4,15 +4,22 @@ error with a short message, never INTERNAL, and the server lives on."""
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import grpc
 import pytest
-from raw_calls import open_request, session
+from raw_calls import LiveSession, open_request, session
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
+from batchcraft.batcher.checkpoint import job_directory
+from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.service import BatchClient, ServerConfig, create_server
 
 pytestmark = pytest.mark.grpc
 HUGE = "x" * (1 << 20)
+LONG = "x" * 60_000  # within the 64 KiB of selector_params_json
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -28,9 +35,9 @@ def served_normally(address: str) -> bool:
         ({"selector": HUGE}, INVALID),
         ({"columns": ["id", HUGE]}, INVALID),
         ({"score_columns": [HUGE]}, INVALID),
-        ({"selector": "coreset", "selector_params_json": json.dumps({"features": HUGE})}, INVALID),
-        ({"selector_params_json": json.dumps({HUGE: 1})}, INVALID),
-        ({"selector_params_json": json.dumps([HUGE])}, INVALID),
+        ({"selector": "coreset", "selector_params_json": json.dumps({"features": LONG})}, INVALID),
+        ({"selector_params_json": json.dumps({LONG: 1})}, INVALID),
+        ({"selector_params_json": json.dumps([LONG])}, INVALID),
     ],
 )
 def test_errors_echo_client_values_truncated(
@@ -63,7 +70,7 @@ def deep_json(depth: int) -> str:
     [
         ({"last_batch": 99}, INVALID, "last_batch=99"),
         ({"scoring": 77}, INVALID, "scoring=77"),
-        ({"selector_params_json": '{"a": ' + deep_json(100_000) + "}"}, INVALID, "nested"),
+        ({"selector_params_json": '{"a": ' + deep_json(30_000) + "}"}, INVALID, "nested"),
         (
             {
                 "selector": "coreset",
@@ -169,3 +176,63 @@ def test_undecodable_request_after_open_is_invalid_argument(address: str) -> Non
     opening = open_request(num_epochs=0, max_in_flight=1).SerializeToString()
     outcome = raw_bytes_call(address, "/batchcraft.v1.BatchService/Session", [opening, b"\xff"])
     assert outcome.code == INVALID and "not a valid" in outcome.details, outcome
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"world_size": 2**32 - 1}, "max_world_size=65536"),
+        ({"job": "j" * 257}, "at most 256"),
+        ({"selector": "s" * 257}, "at most 256"),
+        ({"columns": ["id"] * 1025}, "at most 1024"),
+        ({"score_columns": ["c" * 300]}, "at most 256"),
+        ({"selector_params_json": json.dumps({"a": "x" * (64 << 10)})}, "at most 65536"),
+        ({"selector_params_json": '{"a": ' + deep_json(20) + "}"}, "deeper than 8"),
+    ],
+)
+def test_sizes_a_client_sends_are_bounded(address: str, fields: dict, message: str) -> None:
+    """world_size=2^32-1 with one ack pinned a CPU, stopped every job's checkpoints and
+    blocked shutdown: issue 17, defect 1."""
+    acknowledge = pb.SessionRequest(ack=pb.Ack(count=1, next=pb.Position(epoch=0, step=1)))
+    outcome = session(address, [open_request(batch_size=1, **fields), acknowledge], timeout=10)
+    assert outcome.code == INVALID, outcome
+    assert message in outcome.details and len(outcome.details) < 500
+    assert served_normally(address)
+
+
+def test_the_world_size_bound_is_the_servers(start_server) -> None:  # type: ignore[no-untyped-def]
+    address = start_server(max_world_size=4)
+    assert session(address, [open_request(world_size=4, rank=3, num_epochs=1)]).code.name == "OK"
+    outcome = session(address, [open_request(world_size=5)])
+    assert outcome.code == INVALID and "max_world_size=4 (--max-world-size)" in outcome.details
+
+
+def test_a_session_at_the_largest_world_size_leaves_the_server_responsive(
+    curated_dir: Path, tmp_path: Path
+) -> None:
+    """The scenario of defect 1 at the bound: acks stay cheap, other jobs keep being
+    checkpointed, and shutdown ends within its grace period with the session open."""
+    checkpoints = tmp_path / "state"
+    registry = DatasetRegistry([CuratedDataset.open(curated_dir, "news")])
+    config = ServerConfig(fsync=False, checkpoint_dir=checkpoints, checkpoint_interval=0.1)
+    server = create_server(registry, config).start()
+    address = f"127.0.0.1:{server.port}"
+    wide = open_request(batch_size=1, world_size=65536, job="wide", num_epochs=0, max_in_flight=1)
+    live = LiveSession(address, wide)
+    try:
+        (batch,) = live.batches(1)
+        live.send(pb.SessionRequest(ack=pb.Ack(count=1, next=batch.next)))
+        live.batches(1)  # the ack came back as credit
+        with BatchClient(address, "news", batch_size=10, columns=["id"], job="other") as client:
+            assert sum(len(b["id"]) for b in client) == 101
+        state = job_directory(checkpoints, "other") / "state.json"
+        deadline = time.monotonic() + 10
+        while '"0": [1, 0]' not in (state.read_text() if state.exists() else ""):
+            assert time.monotonic() < deadline, "the other job's checkpoint was never updated"
+            time.sleep(0.05)
+        started = time.monotonic()
+        server.stop(grace=1.0)
+        assert time.monotonic() - started < 3.0
+    finally:
+        live.close()
+        server.stop(grace=0)

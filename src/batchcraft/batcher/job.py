@@ -190,12 +190,17 @@ class Job:
             return found
 
     def advance(self, rank: int, next_position: Position) -> None:
-        """Record that ``rank`` consumed everything before ``next_position``."""
+        """Record that ``rank`` consumed everything before ``next_position``.
+
+        Costs the ranks seen, never the world size (a client's number): a rank
+        without a cursor is still at the start, so none is passed by all.
+        """
         with self._lock:
             current = self.cursors.get(rank)
             if current is None or next_position > current:
                 self.cursors[rank] = next_position
-            low = min(self.cursors.get(r, Position()) for r in range(self.config.world_size))
+            everyone = len(self.cursors) == self.config.world_size
+            low = min(self.cursors.values()) if everyone else Position()
             for done in [p for p in self.selections if p < low]:
                 del self.selections[done]
             for epoch in [e for e in self.plans if e < low.epoch]:

@@ -119,6 +119,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         max_message_bytes=args.max_message_mb << 20,
         checkpoint_interval=args.checkpoint_interval,
         max_workers=args.max_workers,
+        max_world_size=args.max_world_size,
         provenance_dir=provenance_dir(args),
         fsync=not args.no_fsync,
         prefetch=args.prefetch,

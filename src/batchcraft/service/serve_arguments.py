@@ -99,6 +99,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="RPC threads; sessions may use half of them (default: %(default)s)",
     )
     parser.add_argument(
+        "--max-world-size",
+        type=int,
+        default=65536,
+        help="largest world_size a job may have: trainer ranks times their DataLoader "
+        "workers (default: %(default)s)",
+    )
+    parser.add_argument(
         "--no-fsync",
         action="store_true",
         help="do not fsync checkpoints (default: off, checkpoints are fsynced)",

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from batchcraft.errors import ConfigError
 
+MAX_WORLD_SIZE = 2**32 - 1
+"""``OpenSession.world_size`` is a uint32."""
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -33,6 +36,8 @@ class ServerConfig:
             Off by default: on a 2-core machine shared with the trainer it costs
             more CPU per batch (thread hand-offs) than the overlap gains.
         max_batches_per_message: cap on small batches packed into one message.
+        max_world_size: the largest ``world_size`` a session may ask for (ranks of a job:
+            trainer processes times their DataLoader workers).
     """
 
     address: str = "127.0.0.1:0"
@@ -49,6 +54,7 @@ class ServerConfig:
     fsync: bool = True
     prefetch: bool = False
     max_batches_per_message: int = 64
+    max_world_size: int = 65536
 
     def __post_init__(self) -> None:
         if not 0 < self.max_in_flight <= 1024:
@@ -63,6 +69,8 @@ class ServerConfig:
             raise ConfigError(f"{self.checkpoint_interval=} and {self.sync_timeout=} must be > 0")
         if not 1 <= self.max_batches_per_message <= 1024:
             raise ConfigError(f"{self.max_batches_per_message=} must be in [1, 1024]")
+        if not 1 <= self.max_world_size <= MAX_WORLD_SIZE:
+            raise ConfigError(f"{self.max_world_size=} must be in [1, {MAX_WORLD_SIZE}]")
         if self.max_workers < 4:
             raise ConfigError(f"max_workers={self.max_workers} must be >= 4")
 

@@ -1,6 +1,10 @@
 """What a client asks for, decoded and checked before anything acts on it.
 
-An `OpenSession` becomes a `JobConfig` and a `StreamConfig` here. A value the
+An `OpenSession` becomes a `JobConfig` and a `StreamConfig` here, and every
+size it holds is bounded first (`check_sizes`; the bounds below, and the
+server's ``max_world_size``, are the README's "Security and limits" table), so
+no request makes the server do work, or hold state, in proportion to a number
+or a length it chose. A value the
 client got wrong is the client's error (INVALID_ARGUMENT, or OUT_OF_RANGE for a
 position), never an exception of the code that would have used it: unknown
 enum numbers, selector parameters that are not JSON, are nested without end or
@@ -27,6 +31,14 @@ from batchcraft.service.server.status import PositionOutOfRangeError
 
 Message = TypeVar("Message")
 
+MAX_NAME_LENGTH = 256
+"""Longest job id, selector name and column name (a job id names files and log lines)."""
+MAX_COLUMNS = 1024
+"""Most names in ``columns``, and in ``score_columns``."""
+MAX_PARAMS_LENGTH = 64 << 10
+"""Longest ``selector_params_json`` (characters)."""
+MAX_PARAMS_DEPTH = 8
+"""Deepest nesting of ``selector_params_json`` (the object itself is depth 1)."""
 MAX_POSITION = 2**32 - 1
 """Largest epoch and step of a start position (positions travel as uint64; the next one
 after a position must still fit)."""
@@ -76,6 +88,39 @@ def decoded(request: Message | Undecodable) -> Message:
             f"the request is not a valid {request.message_type}: {truncated_repr(request.error)}"
         )
     return request
+
+
+def check_sizes(request: pb.OpenSession, max_world_size: int) -> None:
+    """Refuse an `OpenSession` holding a size past its bound, before anything uses it.
+
+    Raises:
+        ConfigError: naming the field, its size and the bound.
+    """
+    if request.world_size > max_world_size:
+        raise ConfigError(
+            f"world_size={request.world_size} is above this server's max_world_size="
+            f"{max_world_size} (--max-world-size)"
+        )
+    for field in ("job", "selector"):
+        _check_name(field, getattr(request, field))
+    for field in ("columns", "score_columns"):
+        names = getattr(request, field)
+        if len(names) > MAX_COLUMNS:
+            raise ConfigError(f"{field} has {len(names)} names; at most {MAX_COLUMNS}")
+        for name in names:
+            _check_name(f"a name in {field}", name)
+    if len(request.selector_params_json) > MAX_PARAMS_LENGTH:
+        raise ConfigError(
+            f"selector_params_json has {len(request.selector_params_json)} characters; "
+            f"at most {MAX_PARAMS_LENGTH}"
+        )
+
+
+def _check_name(what: str, name: str) -> None:
+    if len(name) > MAX_NAME_LENGTH:
+        raise ConfigError(
+            f"{what} {truncated_repr(name)} has {len(name)} characters; at most {MAX_NAME_LENGTH}"
+        )
 
 
 def job_config(request: pb.OpenSession) -> JobConfig:
@@ -131,7 +176,8 @@ def selector_params(text: str) -> dict[str, Any]:
 
     Raises:
         ConfigError: not JSON (also: nested too deeply for the parser, or an integer
-            of more digits than Python converts), or not an object.
+            of more digits than Python converts), not an object, or nested deeper
+            than `MAX_PARAMS_DEPTH`.
     """
     try:
         params = json.loads(text or "{}")
@@ -145,7 +191,23 @@ def selector_params(text: str) -> dict[str, Any]:
         raise ConfigError(
             f"selector_params_json must be a JSON object, got {truncated_repr(params)}"
         )
+    if _depth(params) > MAX_PARAMS_DEPTH:
+        raise ConfigError(f"selector_params_json is nested deeper than {MAX_PARAMS_DEPTH} levels")
     return params
+
+
+def _depth(value: Any) -> int:
+    """How deeply JSON ``value`` nests (a scalar is 0, ``{}`` is 1); iterative, so that no
+    input exhausts the stack."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _enum(name: str, value: int, names: dict[int, str]) -> str:

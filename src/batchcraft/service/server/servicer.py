@@ -23,7 +23,13 @@ from batchcraft.logs import log_event
 from batchcraft.service.server.config import ServerConfig, SessionLimits
 from batchcraft.service.server.metrics import Metrics
 from batchcraft.service.server.provenance import ProvenanceLog
-from batchcraft.service.server.requests import Undecodable, decoded, job_config, stream_config
+from batchcraft.service.server.requests import (
+    Undecodable,
+    check_sizes,
+    decoded,
+    job_config,
+    stream_config,
+)
 from batchcraft.service.server.session import Session as RankSession
 from batchcraft.service.server.status import SessionLimitError, abort
 
@@ -115,6 +121,7 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         return pb.ListDatasetsResponse(datasets=infos)
 
     def _open(self, request: pb.OpenSession) -> RankSession:
+        check_sizes(request, self.config.max_world_size)
         config = job_config(request)
         dataset = self.datasets.get(config.dataset)
         stream = stream_config(request, self.config.max_in_flight)
