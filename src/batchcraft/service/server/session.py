@@ -28,12 +28,13 @@ from batchcraft.batcher.stream import RankStream
 from batchcraft.errors import BatchcraftError, ConfigError
 from batchcraft.logs import log_event
 from batchcraft.service.server import packing
+from batchcraft.service.server.acks import Sent, SentBatches
 from batchcraft.service.server.config import SessionLimits
 from batchcraft.service.server.credit import Credit
 from batchcraft.service.server.feedback import decode_feedback, score_request
 from batchcraft.service.server.metrics import Metrics
 from batchcraft.service.server.prefetch import prefetch
-from batchcraft.service.server.provenance import ProvenanceLog, Sent, SentBatches
+from batchcraft.service.server.provenance import ProvenanceLog
 from batchcraft.service.server.rank_batches import BatchEncoder, Encoded
 from batchcraft.service.server.requests import decoded
 from batchcraft.service.wire import codec
@@ -80,7 +81,7 @@ class Session:
             job.dataset.name, job.config.selector, job.job_id, stream.rank
         )
         self.credit = Credit(stream.max_in_flight, self._metrics.set_in_flight)
-        self._sent = SentBatches()  # for the provenance log
+        self._sent = SentBatches()  # what acks may name, and the provenance log records
         self._batch_bytes = 1  # payload size of the latest batch, to size packed messages
         self.max_batches_per_message = max(
             1, min(max_batches_per_message, limits.max_batches_per_message)
@@ -178,8 +179,7 @@ class Session:
             sum(self.batches.selection_seconds) + self.encoder.encode_seconds,
         )
         self._batch_bytes = group[-1].wire.nbytes
-        if self.provenance is not None:
-            self._sent.add([Sent(i.batch_id, i.batch, i.selector, i.following) for i in group])
+        self._sent.add([Sent(i.batch_id, i.batch, i.selector, i.following) for i in group])
         self.credit.spend(len(group))
         rows = sum(len(item.batch.positions) for item in group)
         fallbacks = sum("fallback_from" in item.batch.metrics for item in group)
@@ -240,15 +240,15 @@ class Session:
             self.credit.wake()
 
     def _on_ack(self, ack: pb.Ack) -> None:
-        """Log the acknowledged batches and move the cursor, then return the credit:
-        once the last credit is back the session may end (`_drain`) and save the job,
-        so everything the ack records must be recorded by then."""
+        """Check the ack against what was sent (`SentBatches.acknowledge`: a bad one changes
+        nothing), log the acknowledged batches and move the cursor, then return the
+        credit: once the last credit is back the session may end (`_drain`) and save the
+        job, so everything the ack records must be recorded by then."""
         count = max(1, ack.count)
         following = Position(ack.next.epoch, ack.next.step) if ack.HasField("next") else None
+        done = self._sent.acknowledge(following, count, self.credit.in_flight)
         if self.provenance is not None:
-            for sent in self._sent.acknowledged(
-                following, count
-            ):  # the reader thread writes the log, off the send path
+            for sent in done:  # the reader thread writes the log, off the send path
                 self.provenance.record(
                     sent.batch_id, self.job.job_id, self.job.dataset, sent.batch, sent.selector
                 )
