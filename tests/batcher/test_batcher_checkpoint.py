@@ -157,7 +157,19 @@ FEEDBACK_DAMAGE: dict[str, Callable[[bytes], bytes]] = {
     "empty": lambda data: b"",
     "garbage": lambda data: b"PK\x03\x04garbage",
     "not a zip": lambda data: b"\x93NUMPY is not what this is",
+    # issue 17, defect 6: rows of another length were dropped without a word
+    "rows of another length": lambda data: npz_bytes({"rows/learner_losses": np.ones(5)}),
+    "an unknown array": lambda data: npz_bytes({"rows/bogus": np.ones(83)}),
+    "a scalar that is not one": lambda data: npz_bytes({"scalars/learner_logit_scale": np.ones(3)}),
 }
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    return buffer.getvalue()
 
 
 @pytest.mark.parametrize("damage", sorted(FEEDBACK_DAMAGE))

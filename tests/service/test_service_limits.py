@@ -15,7 +15,7 @@ from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.checkpoint import job_directory
 from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
-from batchcraft.service import BatchClient, ServerConfig, create_server
+from batchcraft.service import BatchClient, BatchServiceError, ServerConfig, create_server
 
 pytestmark = pytest.mark.grpc
 HUGE = "x" * (1 << 20)
@@ -236,3 +236,39 @@ def test_a_session_at_the_largest_world_size_leaves_the_server_responsive(
     finally:
         live.close()
         server.stop(grace=0)
+
+
+def test_world_size_zero_is_refused_not_taken_for_one(address: str) -> None:
+    """world_size=0 was served as 1: issue 17, defect 6."""
+    outcome = session(address, [open_request(world_size=0)])
+    assert outcome.code == INVALID and "world_size=0" in outcome.details
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"pool_multiplier": True}, "pool_multiplier=True must be a number"),
+        ({"adam_betas": [0.9]}, "must hold exactly 2 values"),
+    ],
+)
+def test_selector_parameters_of_the_wrong_type_are_refused(
+    address: str, params: dict, message: str
+) -> None:
+    """Both were accepted (true as the number 1, one beta as a pair): issue 17, defect 6."""
+    fields = {"selector": "coreset", "selector_params_json": json.dumps(params)}
+    outcome = session(address, [open_request(**fields)])
+    assert outcome.code == INVALID and message in outcome.details
+
+
+@pytest.mark.parametrize("loss", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_losses_are_refused_naming_column_and_row(
+    address: str, kept_ids: list[str], loss: float
+) -> None:
+    """NaN was stored as "not reported", inf as a loss: issue 17, defect 6."""
+    client = BatchClient(address, "news", batch_size=4, columns=["id"], max_in_flight=1, job="nan")
+    with pytest.raises(BatchServiceError) as caught:
+        for batch in client:
+            client.report(batch["id"], losses=[1.0, loss, 2.0, 3.0])
+    client.close()
+    assert caught.value.code == INVALID
+    assert "feedback 'learner_losses' has a NaN or infinite value in row 1" in str(caught.value)

@@ -47,7 +47,7 @@ def test_stalled_client_gets_no_more_than_max_in_flight(server) -> None:  # type
     stream = {"dataset": "news", "job": "stall", "rank": "0"}  # lives while the session does
     requests: queue.Queue = queue.Queue()
     open_request = pb.OpenSession(
-        dataset="news", batch_size=4, job="stall", max_in_flight=3, num_epochs=0
+        dataset="news", batch_size=4, world_size=1, job="stall", max_in_flight=3, num_epochs=0
     )
     requests.put(pb.SessionRequest(open=open_request))
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:

@@ -157,16 +157,30 @@ class FeedbackTable:
         arrays: dict[str, np.ndarray],
         estimator: FeedbackEstimator | None = None,
     ) -> FeedbackTable:
-        """Inverse of `to_arrays`."""
+        """Inverse of `to_arrays`.
+
+        Raises:
+            ValueError: an array of another shape than `to_arrays` writes (rows of
+                another length than ``num_rows``), or of an unknown name; the caller
+                names the file (a restored table is never silently cut short).
+        """
         table = cls(num_rows, estimator)
         for key, value in arrays.items():
             kind, _, name = key.partition("/")
-            if kind == "rows" and value.shape[0] == num_rows:
+            if kind == "rows" and name in ROW_FEEDBACK:
+                expected = (num_rows, *value.shape[1:])
+                if value.shape != expected or value.ndim != feedback_ndim(name):
+                    raise ValueError(
+                        f"{key} has shape {value.shape}; expected {num_rows} rows"
+                        f" and {feedback_ndim(name)} dimension(s)"
+                    )
                 table.rows[name] = np.asarray(value, dtype=np.float32)
-            elif kind == "vectors":
+            elif kind == "vectors" and name in VECTOR_FEEDBACK and value.ndim == 1:
                 table.vectors[name] = np.asarray(value, dtype=np.float32)
-            elif kind == "scalars":
+            elif kind == "scalars" and name in SCALAR_FEEDBACK and value.ndim == 0:
                 table.scalars[name] = float(value)
+            else:
+                raise ValueError(f"{key} of shape {value.shape} is not a feedback array")
         return table
 
     def _table(self, name: str, trailing: tuple[int, ...]) -> np.ndarray:

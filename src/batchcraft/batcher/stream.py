@@ -138,8 +138,11 @@ class RankStream:
             vectors: pool-level vectors (``VECTOR_FEEDBACK``).
 
         Raises:
-            FeedbackError: an id is not served, a name is unknown, a shape is wrong.
+            FeedbackError: an id is not served, a name is unknown, a shape is wrong,
+                or a value is NaN or infinite (a trainer's NaN loss is a diverged
+                step, not "no report"): then nothing of the report is recorded.
         """
+        check_finite(ids, rows, scalars or {}, vectors or {})
         positions = self.job.dataset.positions_of(ids)
         unknown = [truncated_repr(ids[i]) for i in np.flatnonzero(positions < 0)[:3]]
         if unknown:
@@ -184,6 +187,37 @@ class RankStream:
 
     def __next__(self) -> RankBatch:
         return self.next()
+
+
+def check_finite(
+    ids: list[str],
+    rows: Mapping[str, np.ndarray],
+    scalars: Mapping[str, float],
+    vectors: Mapping[str, np.ndarray],
+) -> None:
+    """Refuse a report holding NaN or ±inf, naming the column and its first bad row.
+
+    Raises:
+        FeedbackError: naming the value, the column, the row and its id.
+    """
+    for name, values in rows.items():
+        array = np.asarray(values, dtype=np.float32)
+        bad = ~np.isfinite(array.reshape(len(array), -1)).all(axis=1) if array.ndim else None
+        if bad is not None and bad.any():
+            row = int(np.argmax(bad))
+            shown = truncated_repr(ids[row]) if row < len(ids) else "?"
+            raise FeedbackError(
+                f"feedback {truncated_repr(name)} has a NaN or infinite value in row {row} "
+                f"(id {shown}) and {int(bad.sum()) - 1} more row(s); values must be finite "
+                "(nothing of this report was recorded)"
+            )
+    pool_level = {**scalars, **{k: np.asarray(v, np.float32) for k, v in vectors.items()}}
+    for name, value in pool_level.items():
+        if not np.isfinite(np.asarray(value, dtype=np.float64)).all():
+            raise FeedbackError(
+                f"feedback {truncated_repr(name)} is NaN or infinite; values must be finite "
+                "(nothing of this report was recorded)"
+            )
 
 
 def _position_of(state: Mapping[str, Any] | Position | None) -> Position:

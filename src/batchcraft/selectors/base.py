@@ -54,6 +54,7 @@ import numpy as np
 
 from batchcraft.errors import BatchcraftError, ConfigError
 from batchcraft.logs import truncated_repr
+from batchcraft.selectors.parameters import check_parameter_types
 from batchcraft.selectors.pool import Pool
 
 
@@ -141,6 +142,11 @@ class BaseSelector:
 
     name: ClassVar[str] = "base"
     epoch_level: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        """Hold every parameter to its annotated type (`check_parameter_types`); subclasses
+        that check ranges call this first."""
+        check_parameter_types(self)
 
     @property
     def required_columns(self) -> frozenset[str]:

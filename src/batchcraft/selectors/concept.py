@@ -52,10 +52,7 @@ class ConceptSelector(BaseSelector):
     cap_factor: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.variant not in ("diversity", "frequency"):
-            raise ConfigError(
-                f"variant={truncated_repr(self.variant)} must be 'diversity' or 'frequency'"
-            )
+        super().__post_init__()  # types, and variant one of its Literal's values
         check_range("filter_ratio", self.filter_ratio, 0.0, 1.0, high_inclusive=False)
         check_range("cap_factor", self.cap_factor, 1.0, math.inf)
         if self.target_distribution is not None:

@@ -134,7 +134,7 @@ def job_config(request: pb.OpenSession) -> JobConfig:
         selector=request.selector or "uniform",
         selector_params=selector_params(request.selector_params_json),
         batch_size=request.batch_size,
-        world_size=request.world_size or 1,
+        world_size=request.world_size,  # 0 is refused, not taken for one rank
         seed=request.seed,
         last_batch=_enum("last_batch", request.last_batch, LAST_BATCH),  # type: ignore[arg-type]
         scoring=_enum("scoring", request.scoring, SCORING),  # type: ignore[arg-type]
