@@ -15,6 +15,11 @@ from batchcraft.batcher.checkpoint import (
     restore_job,
     save_job,
 )
+from batchcraft.batcher.checkpoint_files import (
+    check_writable,
+    remove_stale_temporaries,
+    remove_temporaries,
+)
 from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.errors import CheckpointSaveError, JobConflictError, UnknownDatasetError
 from batchcraft.batcher.job import Job
@@ -83,6 +88,26 @@ class JobRegistry:
         # One writer at a time: a slow periodic snapshot must never replace a newer one.
         self._save_lock = threading.Lock()
 
+    def prepare_directory(self) -> None:
+        """At server start: refuse a checkpoint directory that cannot be written, and remove
+        the stale temporaries of writers killed mid-save (`checkpoint_files`).
+
+        Raises:
+            OutputError: naming the directory.
+        """
+        if self.checkpoint_dir is None:
+            return
+        check_writable(self.checkpoint_dir, "checkpoint directory")
+        removed = remove_stale_temporaries(self.checkpoint_dir)
+        if removed:
+            log_event(
+                LOG,
+                logging.INFO,
+                "checkpoint_leftovers_removed",
+                directory=str(self.checkpoint_dir),
+                files=len(removed),
+            )
+
     def get_or_create(self, job_id: str, config: JobConfig) -> Job:
         """The job ``job_id``, created (and restored from its checkpoint) on first use.
 
@@ -104,6 +129,8 @@ class JobRegistry:
                 return job
             saved = None
             if self.checkpoint_dir is not None:
+                # this server takes the job on: any temporary in its directory is a leftover
+                remove_temporaries(job_directory(self.checkpoint_dir, job_id))
                 saved = read_checkpoint(self.checkpoint_dir, job_id)
             if saved is not None:
                 check_same_config(

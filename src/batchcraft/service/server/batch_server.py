@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
+from batchcraft.batcher.checkpoint_files import check_writable
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.errors import ConfigError
 from batchcraft.service.server.auth import TokenAuthInterceptor
@@ -100,7 +101,12 @@ class BatchServer:
 
 
 def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None) -> BatchServer:
-    """Build (not start) a server for ``datasets``; the bound port is ``server.port``."""
+    """Build (not start) a server for ``datasets``; the bound port is ``server.port``.
+
+    Raises:
+        OutputError: the checkpoint or provenance directory is not writable.
+        ConfigError: the address cannot be bound.
+    """
     config = config or ServerConfig()
     interceptors = [TokenAuthInterceptor(config.token)] if config.token else []
     server = grpc.server(
@@ -117,6 +123,9 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
         interceptors=interceptors,
     )
     jobs = JobRegistry(datasets, config.checkpoint_dir, fsync=config.fsync)
+    jobs.prepare_directory()  # raises OutputError: serving without saving would lose jobs
+    if config.provenance_dir is not None:
+        check_writable(config.provenance_dir, "provenance directory")
     servicer = BatchServicer(datasets, jobs, config)
     add_servicer(servicer, server)
     health_servicer = health.HealthServicer()
