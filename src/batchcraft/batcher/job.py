@@ -89,30 +89,24 @@ class Job:
         self._lock = threading.RLock()
         self._next_round = 0
         self.selections_made = 0
+        self.cursor_moves = 0
         self._permutations: dict[int, np.ndarray] = {}
         pool_size = self.selector.pool_size(config.global_batch_size)
         self.layout = EpochLayout(
             dataset.num_rows, pool_size, config.global_batch_size, config.last_batch
         )
-        self._check_serves_a_batch()
-
-    def _check_serves_a_batch(self) -> None:
-        """Refuse a job that drops the tail of every epoch when nothing but a tail exists (a
-        global batch, or its pool, larger than the dataset): it would never serve a batch."""
-        config, rows = self.config, self.dataset.num_rows
-        needed = config.global_batch_size if self.selector.epoch_level else self.layout.pool_size
-        if config.last_batch == "drop" and needed > rows:
-            raise ConfigError(
-                f"a global batch of {config.global_batch_size} rows (batch_size × world_size, "
-                f"chosen from {needed} candidates) with last_batch='drop' leaves no batch in "
-                f"dataset {self.dataset.name!r} of {rows} kept rows; lower batch_size, or "
-                "use last_batch='partial'"
-            )
+        self.layout.check_serves_a_batch(dataset.name, epoch_level=self.selector.epoch_level)
 
     def _estimator(self) -> FeedbackEstimator | None:
         if not uses_feedback(self.selector):
             return None
         return FeedbackEstimator(self._pools.curated, self._pools.clusters(), self.config.seed)
+
+    @property
+    def revision(self) -> tuple[int, int, int]:
+        """Changes to what a checkpoint holds (cursors, selections and plans, feedback):
+        equal revisions, equal checkpoints."""
+        return (self.cursor_moves, self.selections_made, self.feedback.num_updates)
 
     @property
     def needs_scores(self) -> bool:
@@ -199,6 +193,7 @@ class Job:
             current = self.cursors.get(rank)
             if current is None or next_position > current:
                 self.cursors[rank] = next_position
+                self.cursor_moves += 1
             everyone = len(self.cursors) == self.config.world_size
             low = min(self.cursors.values()) if everyone else Position()
             for done in [p for p in self.selections if p < low]:

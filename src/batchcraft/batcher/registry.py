@@ -83,6 +83,7 @@ class JobRegistry:
         self._jobs: dict[str, Job] = {}
         self._saved_feedback: dict[str, int] = {}
         self._saved_selections: dict[str, int] = {}
+        self._saved_revisions: dict[str, tuple[int, int, int]] = {}  # of the files on disk
         self._failing: set[str] = set()  # job ids whose last periodic save failed
         self._lock = threading.Lock()
         # One writer at a time: a slow periodic snapshot must never replace a newer one.
@@ -143,12 +144,15 @@ class JobRegistry:
             job = Job(job_id, config, dataset)
             if saved is not None:
                 restore_job(job, saved)
+                self._saved_revisions[job_id] = job.revision  # the files hold it already
             self._jobs[job_id] = job
             self._saved_feedback[job_id] = job.feedback.num_updates
             return job
 
     def save(self, job: Job, *, with_feedback: bool | None = None) -> None:
-        """Checkpoint ``job`` (feedback only if it changed, unless forced).
+        """Checkpoint ``job`` if it changed since its last checkpoint (`Job.revision`; the
+        feedback table only if it changed, unless forced): a server with many jobs,
+        most of them idle, rewrites only the busy ones each interval.
 
         Raises:
             OSError: a file could not be written. The caller decides: the
@@ -158,6 +162,9 @@ class JobRegistry:
         if self.checkpoint_dir is None:
             return
         with self._save_lock:
+            revision = job.revision
+            if revision == self._saved_revisions.get(job.job_id):
+                return
             updates = job.feedback.num_updates
             selections = job.selections_made
             if with_feedback is None:
@@ -165,6 +172,7 @@ class JobRegistry:
             save_job(job, self.checkpoint_dir, feedback=with_feedback, fsync=self.fsync)
             # Only once written: a failed save must leave the next one still due.
             self._saved_selections[job.job_id] = selections
+            self._saved_revisions[job.job_id] = revision
             if with_feedback:
                 self._saved_feedback[job.job_id] = updates
 
