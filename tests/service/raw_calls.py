@@ -95,6 +95,15 @@ class LiveSession:
                 found.extend(response.batches.batches)
         return found
 
+    def status(self) -> Outcome:
+        """Read on until the call ends, the requests left open (the client stays)."""
+        try:
+            for _ in self._responses:
+                pass
+        except grpc.RpcError as error:
+            return Outcome(error.code(), error.details() or "")  # type: ignore[attr-defined]
+        return Outcome(grpc.StatusCode.OK, "")
+
     def outcome(self) -> Outcome:
         """Half-close and wait for the status."""
         self._requests.put(None)

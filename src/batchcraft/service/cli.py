@@ -120,6 +120,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         checkpoint_interval=args.checkpoint_interval,
         max_workers=args.max_workers,
         max_world_size=args.max_world_size,
+        session_idle_timeout=args.session_idle_timeout,
         provenance_dir=provenance_dir(args),
         fsync=not args.no_fsync,
         prefetch=args.prefetch,

@@ -99,6 +99,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="RPC threads; sessions may use half of them (default: %(default)s)",
     )
     parser.add_argument(
+        "--session-idle-timeout",
+        type=float,
+        default=300.0,
+        help="end a session whose client sent nothing (no ack, feedback or scores) for this "
+        "many seconds while the server waited on it; BatchClient resumes by itself "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--max-world-size",
         type=int,
         default=65536,

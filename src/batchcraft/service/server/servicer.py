@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 
@@ -31,9 +33,10 @@ from batchcraft.service.server.requests import (
     stream_config,
 )
 from batchcraft.service.server.session import Session as RankSession
-from batchcraft.service.server.status import SessionLimitError, abort
+from batchcraft.service.server.status import SessionIdleError, SessionLimitError, abort
 
 LOG = logging.getLogger("batchcraft.service")
+_POLL_SECONDS = 0.2
 
 
 class BatchServicer(pb_grpc.BatchServiceServicer):
@@ -54,30 +57,40 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
             config.sync_timeout,
             config.max_batches_per_message,
             config.prefetch,
+            config.session_idle_timeout,
         )
 
     def Session(
         self, request_iterator: Iterator[pb.SessionRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.SessionResponse | bytes]:
+        is_active = _liveness(context)
+        try:  # a stream counts against the session cap only once it has opened
+            first = first_request(request_iterator, is_active, self.config.open_timeout)
+        except Exception as error:
+            self._fail(context, error)
+            return
         if not self._session_slots.acquire(blocking=False):
-            self.metrics.errors.inc()
-            abort(
+            self._fail(
                 context,
                 SessionLimitError(
                     f"the server runs its maximum of {self.max_sessions} sessions "
                     "(--max-workers / 2); retry later or raise --max-workers"
                 ),
             )
+            return  # the client had left: no status to send
         try:
-            yield from self._session(request_iterator, context)
+            yield from self._session(first, request_iterator, context, is_active)
         finally:
             self._session_slots.release()
 
     def _session(
-        self, request_iterator: Iterator[pb.SessionRequest], context: grpc.ServicerContext
+        self,
+        first: pb.SessionRequest | None,
+        request_iterator: Iterator[pb.SessionRequest],
+        context: grpc.ServicerContext,
+        is_active: Callable[[], bool],
     ) -> Iterator[pb.SessionResponse | bytes]:
         try:
-            first = decoded(next(request_iterator, None))
             if first is None or first.WhichOneof("kind") != "open":
                 raise ConfigError("the first message of a session must be 'open'")
             session = self._open(first.open)
@@ -89,12 +102,16 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
                 job=session.job.job_id,
                 rank=session.stream.rank,
             )
-            yield from session.run(request_iterator, _liveness(context))
+            yield from session.run(request_iterator, is_active)
         except Exception as error:
-            if not context.is_active():
-                return
-            self.metrics.errors.inc()
-            abort(context, error)
+            self._fail(context, error)
+
+    def _fail(self, context: grpc.ServicerContext, error: BaseException) -> None:
+        """End the RPC with ``error``'s status, unless the client has already left."""
+        if not context.is_active():
+            return
+        self.metrics.errors.inc()
+        abort(context, error)
 
     def ListDatasets(
         self, request: pb.ListDatasetsRequest | Undecodable, context: grpc.ServicerContext
@@ -139,6 +156,40 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
             self.limits,
             request.max_batches_per_message,
         )
+
+
+def first_request(
+    requests: Iterator[Any], is_active: Callable[[], bool], timeout: float
+) -> pb.SessionRequest | None:
+    """A stream's first request (None if the stream ended first, or the client left).
+
+    Read on a thread of its own, so that a stream that sends nothing holds its RPC
+    thread for ``timeout`` seconds, not forever.
+
+    Raises:
+        SessionIdleError: no request within ``timeout`` seconds.
+        ConfigError: the first request's bytes are no valid request.
+    """
+    received: list[Any] = []
+    arrived = threading.Event()
+
+    def read() -> None:
+        try:
+            received.append(next(requests, None))
+        except Exception:  # the RPC ended (grpc raises on cancellation): nothing came
+            received.append(None)
+        finally:
+            arrived.set()
+
+    threading.Thread(target=read, name="open", daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not arrived.wait(_POLL_SECONDS):
+        if not is_active():
+            return None
+        if time.monotonic() > deadline:
+            raise SessionIdleError(f"no 'open' request within {timeout:g} s of the stream's start")
+    request: pb.SessionRequest | None = decoded(received[0])
+    return request
 
 
 def _liveness(context: grpc.ServicerContext) -> Callable[[], bool]:

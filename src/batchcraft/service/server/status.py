@@ -15,6 +15,7 @@ import grpc
 from batchcraft.batcher.errors import JobConflictError, SessionTimeoutError, UnknownDatasetError
 from batchcraft.errors import BatchcraftError, ConfigError, DatasetError
 from batchcraft.logs import log_event
+from batchcraft.service.wire.channel import SESSION_END_KEY, SESSION_IDLE
 
 LOG = logging.getLogger("batchcraft.service")
 MAX_STATUS_MESSAGE = 1024
@@ -31,6 +32,11 @@ class AuthenticationError(BatchcraftError):
 
 class SessionLimitError(BatchcraftError):
     """The server already runs as many sessions as it has threads for."""
+
+
+class SessionIdleError(BatchcraftError):
+    """A session's client sent nothing for the idle timeout while the server waited on it
+    (UNAVAILABLE, marked `SESSION_IDLE` in the trailing metadata: resume to go on)."""
 
 
 class PositionOutOfRangeError(ConfigError):
@@ -53,6 +59,8 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.FAILED_PRECONDITION, str(error)
     if isinstance(error, SessionTimeoutError):
         return grpc.StatusCode.ABORTED, str(error)
+    if isinstance(error, SessionIdleError):
+        return grpc.StatusCode.UNAVAILABLE, str(error)
     if isinstance(error, BatchcraftError):
         return grpc.StatusCode.INTERNAL, str(error)
     log_event(
@@ -68,6 +76,8 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
 def abort(context: grpc.ServicerContext, error: BaseException) -> None:
     """End the RPC with the status of ``error`` (raises, as `grpc.ServicerContext.abort` does)."""
     code, message = status_for(error)
+    if isinstance(error, SessionIdleError):
+        context.set_trailing_metadata(((SESSION_END_KEY, SESSION_IDLE),))
     if len(message) > MAX_STATUS_MESSAGE:
         message = message[:MAX_STATUS_MESSAGE] + "…"
     context.abort(code, message)
