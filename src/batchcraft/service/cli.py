@@ -11,6 +11,7 @@ table (``news = "curated/"``); flags given on the command line win.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import signal
 import sys
@@ -24,8 +25,9 @@ from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import BatchcraftError, ConfigError
 from batchcraft.logs import configure_json_logging, log_event
 from batchcraft.service.serve_arguments import add_serve_arguments
-from batchcraft.service.server import ServerConfig, create_server
+from batchcraft.service.server import BatchServer, ServerConfig, create_server
 from batchcraft.service.server.metrics import start_metrics_server
+from batchcraft.service.server.metrics_http import Tls
 
 LOG = logging.getLogger("batchcraft.service")
 _PATH_SETTINGS = {  # flags of type Path: config file strings become paths
@@ -36,6 +38,9 @@ _PATH_SETTINGS = {  # flags of type Path: config file strings become paths
     "tls_key",
     "provenance_dir",
     "cache_dir",
+    "metrics_token_file",
+    "metrics_tls_cert",
+    "metrics_tls_key",
 }
 
 
@@ -53,8 +58,7 @@ def run_serve(args: argparse.Namespace) -> int:
             raise ConfigError("no dataset to serve: give a curated dataset directory")
         server = create_server(registry, server_config(args))
         if args.metrics_port is not None:
-            metrics = start_metrics_server(server.servicer.metrics, args.host, args.metrics_port)
-            log_event(LOG, logging.INFO, "metrics", port=metrics.server_address[1])
+            start_metrics(args, server)
     except (BatchcraftError, OSError) as error:  # OSError: a file or port the flags name
         print(f"batchcraft serve: error: {error}", file=sys.stderr)
         return 2
@@ -106,13 +110,10 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     """A ServerConfig from parsed flags (files are read here, at the edge)."""
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a port (0-65535; 0 picks a free one)")
-    token = args.token_file.read_text().strip() if args.token_file else None
-    if args.token_file is not None and not token:
-        raise ConfigError(f"token file {args.token_file} is empty")
     return ServerConfig(
         address=f"{args.host}:{args.port}",
         checkpoint_dir=args.checkpoint_dir,
-        token=token,
+        token=read_token(args.token_file),
         tls_cert=args.tls_cert.read_bytes() if args.tls_cert else None,
         tls_key=args.tls_key.read_bytes() if args.tls_key else None,
         max_in_flight=args.max_in_flight,
@@ -125,6 +126,59 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         fsync=not args.no_fsync,
         prefetch=args.prefetch,
     )
+
+
+def read_token(path: Path | None) -> str | None:
+    """The bearer token in the file ``path`` (None without a file).
+
+    Raises:
+        ConfigError: the file is empty.
+        OSError: it cannot be read.
+    """
+    if path is None:
+        return None
+    token = path.read_text().strip()
+    if not token:
+        raise ConfigError(f"token file {path} is empty")
+    return token
+
+
+def start_metrics(args: argparse.Namespace, server: BatchServer) -> None:
+    """Serve ``/metrics`` as the ``--metrics-*`` flags say, and log where.
+
+    Raises:
+        ConfigError: only one of the TLS files is given, or the token file is empty.
+        OSError: the port cannot be bound, or a file cannot be read.
+    """
+    if (args.metrics_tls_cert is None) != (args.metrics_tls_key is None):
+        raise ConfigError("--metrics-tls-cert and --metrics-tls-key must be given together")
+    tls = (
+        None if args.metrics_tls_cert is None else Tls(args.metrics_tls_cert, args.metrics_tls_key)
+    )
+    token = read_token(args.metrics_token_file)
+    metrics = start_metrics_server(
+        server.servicer.metrics, args.metrics_host, args.metrics_port, token=token, tls=tls
+    )
+    port = metrics.server_address[1]
+    where = {"host": args.metrics_host, "port": port, "token": token is not None}
+    log_event(LOG, logging.INFO, "metrics", **where, tls=tls is not None)
+    if token is None and not _is_loopback(args.metrics_host):
+        log_event(
+            LOG,
+            logging.WARNING,
+            "metrics_exposed",
+            **where,
+            hint="anyone who reaches it reads dataset names and rates: add --metrics-token-file",
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 def provenance_dir(args: argparse.Namespace) -> Path | None:

@@ -69,6 +69,29 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "no metrics endpoint)",
     )
     parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="interface of the /metrics endpoint, whatever --host is: it shows dataset names "
+        "and rates, so expose it with --metrics-token-file (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--metrics-token-file",
+        type=Path,
+        help="require this bearer token (not the service's) on /metrics (default: none, no "
+        "authentication)",
+    )
+    parser.add_argument(
+        "--metrics-tls-cert",
+        type=Path,
+        help="serve /metrics over HTTPS with this PEM certificate chain, with "
+        "--metrics-tls-key (default: none, plain HTTP)",
+    )
+    parser.add_argument(
+        "--metrics-tls-key",
+        type=Path,
+        help="PEM private key of --metrics-tls-cert (default: none, plain HTTP)",
+    )
+    parser.add_argument(
         "--max-in-flight",
         type=int,
         default=8,
