@@ -279,3 +279,12 @@ def test_a_selection_goes_once_every_rank_has_passed_it(dataset: CuratedDataset)
     assert Position(0, 0) in job.selections  # rank 0 has not moved
     job.advance(0, Position(0, 1))
     assert Position(0, 0) not in job.selections
+
+
+def test_a_column_asked_for_twice_is_refused() -> None:
+    """Found by the service fuzz test: ["id", "id"] was served, a schema with two "id"."""
+    job = JobConfig("news")
+    with pytest.raises(ConfigError, match="columns names column 'id' twice"):
+        StreamConfig(columns=("id", "text", "id")).check_against(job, ["id", "text"])
+    with pytest.raises(ConfigError, match="score_columns names column 'text' twice"):
+        StreamConfig(score_columns=("text", "text")).check_against(job, ["id", "text"])

@@ -125,7 +125,8 @@ class StreamConfig:
             raise ConfigError(f"num_epochs={self.num_epochs} must be >= 0 (0 = endless)")
 
     def check_against(self, job: JobConfig, columns: list[str]) -> None:
-        """Raise ConfigError if the rank or a column does not fit the job and dataset."""
+        """Raise ConfigError if the rank or a column does not fit the job and dataset, or a
+        column is asked for twice."""
         if self.rank >= job.world_size:
             raise ConfigError(f"rank={self.rank} must be < world_size={job.world_size}")
         for name in (*self.columns, *self.score_columns):
@@ -133,3 +134,8 @@ class StreamConfig:
                 raise ConfigError(
                     f"unknown column {truncated_repr(name)}; dataset columns: {columns}"
                 )
+        for setting in ("columns", "score_columns"):
+            names = getattr(self, setting)
+            if len(set(names)) < len(names):  # a batch's columns are a dict by name
+                twice = next(name for name in names if names.count(name) > 1)
+                raise ConfigError(f"{setting} names column {truncated_repr(twice)} twice")

@@ -93,6 +93,8 @@ class ClientRequests:
                     self._on_feedback(request.feedback)
                 elif kind == "scores":
                     self.scores.put(request.scores)
+                elif kind is None:
+                    raise ConfigError("a request of no kind (neither ack, feedback nor scores)")
                 else:
                     raise ConfigError(f"unexpected {kind!r} message after the session was opened")
         except Exception as error:
