@@ -282,3 +282,16 @@ def test_only_jobs_that_changed_are_rewritten(dataset: CuratedDataset, tmp_path:
     restarted.save_all()
     assert written() == before  # a restored job is its checkpoint until it changes
     del idle
+
+
+def test_feedback_left_out_of_a_save_is_written_by_the_next(
+    dataset: CuratedDataset, tmp_path: Path
+) -> None:
+    jobs = registry(tmp_path, dataset)
+    job = jobs.get_or_create("R", CONFIG)
+    job.feedback.update(np.arange(4), {"learner_losses": np.full(4, 2.0, np.float32)})
+    job.advance(0, Position(0, 1))
+    jobs.save(job, with_feedback=False)  # a write-ahead save: selections, not feedback
+    jobs.save_all()
+    restored = registry(tmp_path, dataset).get_or_create("R", CONFIG)
+    assert restored.feedback.reported("learner_losses", np.arange(4)).all()

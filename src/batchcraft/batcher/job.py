@@ -103,10 +103,10 @@ class Job:
         return FeedbackEstimator(self._pools.curated, self._pools.clusters(), self.config.seed)
 
     @property
-    def revision(self) -> tuple[int, int, int]:
-        """Changes to what a checkpoint holds (cursors, selections and plans, feedback):
-        equal revisions, equal checkpoints."""
-        return (self.cursor_moves, self.selections_made, self.feedback.num_updates)
+    def revision(self) -> tuple[int, int]:
+        """Changes to what ``state.json`` holds (cursor moves; selections and plans made):
+        equal revisions, equal files. The feedback table counts its own updates."""
+        return (self.cursor_moves, self.selections_made)
 
     @property
     def needs_scores(self) -> bool:

@@ -83,7 +83,7 @@ class JobRegistry:
         self._jobs: dict[str, Job] = {}
         self._saved_feedback: dict[str, int] = {}
         self._saved_selections: dict[str, int] = {}
-        self._saved_revisions: dict[str, tuple[int, int, int]] = {}  # of the files on disk
+        self._saved_states: dict[str, tuple[int, int]] = {}  # Job.revision in state.json
         self._failing: set[str] = set()  # job ids whose last periodic save failed
         self._lock = threading.Lock()
         # One writer at a time: a slow periodic snapshot must never replace a newer one.
@@ -144,15 +144,16 @@ class JobRegistry:
             job = Job(job_id, config, dataset)
             if saved is not None:
                 restore_job(job, saved)
-                self._saved_revisions[job_id] = job.revision  # the files hold it already
+                self._saved_states[job_id] = job.revision  # the files hold it already
             self._jobs[job_id] = job
             self._saved_feedback[job_id] = job.feedback.num_updates
             return job
 
     def save(self, job: Job, *, with_feedback: bool | None = None) -> None:
-        """Checkpoint ``job`` if it changed since its last checkpoint (`Job.revision`; the
-        feedback table only if it changed, unless forced): a server with many jobs,
-        most of them idle, rewrites only the busy ones each interval.
+        """Checkpoint ``job`` if it changed since its last checkpoint: its state
+        (`Job.revision`) or its feedback table, which is written only if it changed, unless
+        ``with_feedback`` says. A server with many jobs, most of them idle, rewrites only
+        the busy ones each interval.
 
         Raises:
             OSError: a file could not be written. The caller decides: the
@@ -162,17 +163,16 @@ class JobRegistry:
         if self.checkpoint_dir is None:
             return
         with self._save_lock:
-            revision = job.revision
-            if revision == self._saved_revisions.get(job.job_id):
-                return
-            updates = job.feedback.num_updates
-            selections = job.selections_made
+            revision, updates = job.revision, job.feedback.num_updates
+            feedback_due = updates != self._saved_feedback.get(job.job_id)
+            if revision == self._saved_states.get(job.job_id) and not feedback_due:
+                return  # the files hold the job as it is
             if with_feedback is None:
-                with_feedback = updates != self._saved_feedback.get(job.job_id)
+                with_feedback = feedback_due
             save_job(job, self.checkpoint_dir, feedback=with_feedback, fsync=self.fsync)
             # Only once written: a failed save must leave the next one still due.
-            self._saved_selections[job.job_id] = selections
-            self._saved_revisions[job.job_id] = revision
+            self._saved_selections[job.job_id] = revision[1]
+            self._saved_states[job.job_id] = revision
             if with_feedback:
                 self._saved_feedback[job.job_id] = updates
 
