@@ -135,6 +135,15 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
+    return BatchServer(server, _bind(server, config), servicer, health_servicer)
+
+
+def _bind(server: grpc.Server, config: ServerConfig) -> int:
+    """Add ``config.address`` (with TLS if configured) to ``server``; the bound port.
+
+    Raises:
+        ConfigError: the address cannot be bound.
+    """
     try:
         if config.tls_cert is not None and config.tls_key is not None:
             credentials = grpc.ssl_server_credentials([(config.tls_key, config.tls_cert)])
@@ -147,4 +156,4 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
         raise ConfigError(
             f"cannot bind {config.address}: the port is in use or the host is not local"
         )
-    return BatchServer(server, port, servicer, health_servicer)
+    return port
