@@ -107,12 +107,7 @@ class LiveSession:
     def outcome(self) -> Outcome:
         """Half-close and wait for the status."""
         self._requests.put(None)
-        try:
-            for _ in self._responses:
-                pass
-        except grpc.RpcError as error:
-            return Outcome(error.code(), error.details() or "")  # type: ignore[attr-defined]
-        return Outcome(grpc.StatusCode.OK, "")
+        return self.status()
 
     def close(self) -> None:
         self._requests.put(None)
