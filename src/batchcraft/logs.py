@@ -15,7 +15,7 @@ and ``logger``, then the event name and its fields as top-level keys (from
 that is not an `Event`: nothing is encoded twice.
 
 A value a client or a file chose (a name, a parameter) appears in messages and
-log lines as `truncated_repr`: a megabyte-long dataset name must not make a
+log lines as `batchcraft.errors.truncated_repr`: a megabyte-long dataset name must not make a
 megabyte-long error (gRPC refuses status messages above its metadata limit).
 """
 
@@ -30,8 +30,6 @@ from typing import Any, TextIO
 
 from batchcraft._files import json_default
 
-ECHO_LIMIT = 64
-"""Characters of a client-chosen value that a message or a log line repeats."""
 RESERVED_KEYS = frozenset({"time", "level", "logger", "event", "message", "exception"})
 """Keys the formatter writes itself; no event field may take one of them."""
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -39,17 +37,6 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None
     "asctime",
 }
 """What every record carries; any other attribute came from a log call's ``extra``."""
-
-
-def truncated_repr(value: Any, limit: int = ECHO_LIMIT) -> str:
-    """``repr(value)``, cut after ``limit`` characters (then "…") when longer.
-
-    Example:
-        >>> truncated_repr("x" * 100, limit=8)
-        "'xxxxxxx…"
-    """
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from batchcraft.batcher.errors import CheckpointError
 from batchcraft.batcher.feedback import FeedbackTable
 from batchcraft.batcher.job import GlobalSelection, Job
 from batchcraft.batcher.served_dataset import CuratedDataset
-from batchcraft.logs import truncated_repr
+from batchcraft.errors import truncated_repr
 
 # Version 1 gained the optional "dataset_fingerprint"; files written without it still load.
 STATE_VERSION = 1

@@ -8,8 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from batchcraft.batcher.order import LAST_BATCH_RULES, LastBatch
-from batchcraft.errors import ConfigError
-from batchcraft.logs import truncated_repr
+from batchcraft.errors import ConfigError, truncated_repr
 
 ScoringMode = Literal["async", "sync"]
 SCORING_MODES: tuple[str, ...] = ("async", "sync")

@@ -21,7 +21,7 @@ import numpy as np
 from batchcraft.batcher.errors import FeedbackError
 from batchcraft.batcher.estimates import FeedbackEstimator
 from batchcraft.dataset.fields import ROW_FEEDBACK, SCALAR_FEEDBACK, VECTOR_FEEDBACK, feedback_ndim
-from batchcraft.logs import truncated_repr
+from batchcraft.errors import truncated_repr
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.errors import CheckpointSaveError, JobConflictError, UnknownDatasetError
 from batchcraft.batcher.job import Job
 from batchcraft.batcher.served_dataset import CuratedDataset
-from batchcraft.logs import log_event, truncated_repr
+from batchcraft.errors import truncated_repr
+from batchcraft.logs import log_event
 
 LOG = logging.getLogger("batchcraft.batcher")
 CONFIG_ECHO_LIMIT = 256

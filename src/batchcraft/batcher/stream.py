@@ -30,8 +30,7 @@ from batchcraft.batcher.config import Position
 from batchcraft.batcher.errors import FeedbackError
 from batchcraft.batcher.job import Job, RankBatch
 from batchcraft.batcher.rounds import ScoringRound
-from batchcraft.errors import ConfigError
-from batchcraft.logs import truncated_repr
+from batchcraft.errors import ConfigError, truncated_repr
 
 Persist = Callable[[Job], None]
 STATE_KEYS = ("epoch", "step")

@@ -52,8 +52,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from batchcraft.errors import BatchcraftError, ConfigError
-from batchcraft.logs import truncated_repr
+from batchcraft.errors import BatchcraftError, ConfigError, truncated_repr
 from batchcraft.selectors.parameters import check_parameter_types
 from batchcraft.selectors.pool import Pool
 

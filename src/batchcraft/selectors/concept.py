@@ -9,8 +9,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from batchcraft.errors import ConfigError
-from batchcraft.logs import truncated_repr
+from batchcraft.errors import ConfigError, truncated_repr
 from batchcraft.selectors.base import BaseSelector, Selection, check_range
 from batchcraft.selectors.concept_stats import ConceptRows, concept_metrics
 from batchcraft.selectors.pool import Pool

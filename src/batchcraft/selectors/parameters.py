@@ -19,7 +19,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from batchcraft.logs import truncated_repr
+from batchcraft.errors import truncated_repr
 
 MAX_INTEGER = 2**31 - 1
 """Largest magnitude of an integer parameter (sizes and counts, never more)."""

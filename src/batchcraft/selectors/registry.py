@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from batchcraft.errors import ConfigError
-from batchcraft.logs import truncated_repr
+from batchcraft.errors import ConfigError, truncated_repr
 from batchcraft.selectors.base import BaseSelector
 from batchcraft.selectors.concept import ConceptSelector
 from batchcraft.selectors.coreset import CoresetSelector

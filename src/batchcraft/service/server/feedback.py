@@ -9,7 +9,7 @@ from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.errors import FeedbackError
 from batchcraft.batcher.rounds import ScoringRound
 from batchcraft.batcher.served_dataset import CuratedDataset
-from batchcraft.logs import truncated_repr
+from batchcraft.errors import truncated_repr
 from batchcraft.service.wire import codec
 
 

@@ -25,8 +25,7 @@ from typing import Any, TypeVar
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.config import JobConfig, Position, StreamConfig
-from batchcraft.errors import ConfigError
-from batchcraft.logs import truncated_repr
+from batchcraft.errors import ConfigError, truncated_repr
 from batchcraft.service.server.status import PositionOutOfRangeError
 
 Message = TypeVar("Message")

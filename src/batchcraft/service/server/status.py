@@ -1,7 +1,7 @@
 """The one place where batchcraft errors become gRPC status codes.
 
 Messages name what was wrong; values a client chose are shown cut short where
-they are raised (`batchcraft.logs.truncated_repr`), and `abort` cuts any message
+they are raised (`batchcraft.errors.truncated_repr`), and `abort` cuts any message
 to `MAX_STATUS_MESSAGE` characters: gRPC carries it in a trailer, and a trailer
 above its metadata limit turns the status into RESOURCE_EXHAUSTED.
 """
