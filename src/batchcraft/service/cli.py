@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import signal
 import sys
 import threading
@@ -47,6 +48,7 @@ _PATH_SETTINGS = {  # flags of type Path: config file strings become paths
 def run_serve(args: argparse.Namespace) -> int:
     """Run the server until SIGTERM/SIGINT; return the exit code."""
     configure_json_logging(args.log_level)
+    limit_torch_threads(args.torch_threads)
     try:
         if args.config is not None:
             apply_config_file(args)
@@ -80,6 +82,18 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"batchcraft serve: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def limit_torch_threads(threads: int) -> None:
+    """Set the torch (OpenMP) threads of this process before torch is imported (a selector
+    imports it on first use); 0 leaves torch's default."""
+    if threads < 0:
+        raise SystemExit(f"batchcraft serve: error: --torch-threads {threads} must be >= 0")
+    if threads == 0:
+        return
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    if "torch" in sys.modules:  # already imported (e.g. in-process): set it directly
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def serve_main(argv: list[str] | None = None) -> int:

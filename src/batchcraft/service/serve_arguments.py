@@ -116,6 +116,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not write the provenance log (default: off, the log is written)",
     )
     parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch threads of the selector math (jest, hard_negative): sessions run in "
+        "threads of their own, and a second torch thread per selection spins on a core "
+        "the trainer or another session needs; 0 keeps torch's default (default: %(default)s)",
+    )
+    parser.add_argument(
         "--max-workers",
         type=int,
         default=64,
