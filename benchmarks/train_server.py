@@ -28,7 +28,9 @@ from batchcraft.synth.curated import write_curated_dataset
 class ServerProcess:
     """``python -m batchcraft.service.cli`` serving ``datasets``, with /metrics on a free port."""
 
-    def __init__(self, datasets: dict[str, Path], work: Path, threads: int = 1) -> None:
+    def __init__(
+        self, datasets: dict[str, Path], work: Path, threads: int = 1, extra: tuple[str, ...] = ()
+    ) -> None:
         port_file, self.log = work / "port", work / "serve.log"
         environment = dict(os.environ)
         if threads > 0:  # torch's intra-op threads in the server (JEST's scoring)
@@ -36,7 +38,7 @@ class ServerProcess:
         command = [sys.executable, "-m", "batchcraft.service.cli"]
         for name, path in datasets.items():
             command += ["--name", f"{name}={path}"]
-        command += ["--port", "0", "--port-file", str(port_file), "--metrics-port", "0"]
+        command += ["--port", "0", "--port-file", str(port_file), "--metrics-port", "0", *extra]
         with self.log.open("w") as log:
             self.process = subprocess.Popen(
                 command, stdout=subprocess.DEVNULL, stderr=log, env=environment

@@ -13,7 +13,8 @@ from stream_resume import assert_resumes_exactly
 
 from batchcraft.batcher.config import JobConfig, Position
 from batchcraft.batcher.errors import FeedbackError
-from batchcraft.batcher.job import Job, RankBatch
+from batchcraft.batcher.job import Job
+from batchcraft.batcher.selections import RankBatch
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.batcher.stream import RankStream
 from batchcraft.errors import ConfigError

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from batchcraft.batcher.config import Position
-from batchcraft.batcher.job import RankBatch
+from batchcraft.batcher.selections import RankBatch
 from batchcraft.dataset.provenance import describe_format, numeric_info
 from batchcraft.report.provenance import read_provenance
 from batchcraft.service import BatchClient

@@ -33,7 +33,8 @@ from batchcraft._files import atomic_write, json_default, safe_file_name
 from batchcraft.batcher.config import JobConfig, Position
 from batchcraft.batcher.errors import CheckpointError
 from batchcraft.batcher.feedback import FeedbackTable
-from batchcraft.batcher.job import GlobalSelection, Job
+from batchcraft.batcher.job import Job
+from batchcraft.batcher.selections import GlobalSelection
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import truncated_repr
 

@@ -14,6 +14,14 @@ ScoringMode = Literal["async", "sync"]
 SCORING_MODES: tuple[str, ...] = ("async", "sync")
 MAX_BATCH_SIZE = 1 << 20
 
+DEFAULT_DEPTH = 8
+"""Steps a look-ahead selects ahead of a job's latest request (`batchcraft.batcher.lookahead`)."""
+DEFAULT_STALENESS = 0
+"""Steps a feedback selector may select ahead once it has feedback (its selection then
+misses the feedback reported during those steps). 0: on demand, because a JEST selection
+(about half a millisecond) costs less than handing its pool's feedback to a worker: on 2
+cores shared with the trainer, 2 steps ahead served 0.83x the batches/s of on demand."""
+
 
 @dataclass(frozen=True, order=True)
 class Position:

@@ -133,6 +133,12 @@ class FeedbackTable:
                     fields[name] = self.vectors[name].copy()
         return PoolFeedback(fields, min(shares) if shares else None, estimates)
 
+    def holds(self, names: frozenset[str]) -> bool:
+        """Whether any of the feedback ``names`` was reported."""
+        with self._lock:
+            return any(name in self.rows or name in self.scalars or name in self.vectors
+                       for name in names)  # fmt: skip
+
     def reported(self, name: str, positions: np.ndarray) -> np.ndarray:
         """Boolean mask: which rows have a reported value for ``name``."""
         with self._lock:

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from batchcraft.batcher.config import JobConfig, Position
 from batchcraft.batcher.estimates import FeedbackEstimator
 from batchcraft.batcher.feedback import FeedbackTable, PoolFeedback
-from batchcraft.batcher.order import EpochLayout, epoch_permutation, rank_slice, selection_rng
+from batchcraft.batcher.order import EpochLayout, epoch_permutation, selection_rng
 from batchcraft.batcher.pools import (
     PoolBuilder,
     check_dataset_columns,
@@ -29,6 +28,7 @@ from batchcraft.batcher.pools import (
     uses_feedback,
 )
 from batchcraft.batcher.rounds import ScoringRound
+from batchcraft.batcher.selections import GlobalSelection, RankBatch, rank_part
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.dataset.fields import FEEDBACK_FIELDS
 from batchcraft.errors import ConfigError, DatasetError
@@ -39,30 +39,11 @@ from batchcraft.selectors import (
     get_selector,
 )
 
+if TYPE_CHECKING:
+    from batchcraft.batcher.lookahead import JobLookahead
+
 LOG = logging.getLogger("batchcraft.batcher")
 _PERMUTATIONS_KEPT = 3
-
-
-@dataclass(frozen=True, eq=False)
-class GlobalSelection:
-    """The rows of one global step: dataset positions in batch order, weights, info."""
-
-    position: Position
-    positions: np.ndarray
-    weights: np.ndarray | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, eq=False)
-class RankBatch:
-    """One rank's part of a global selection."""
-
-    position: Position
-    rank: int
-    positions: np.ndarray
-    weights: np.ndarray | None
-    metrics: dict[str, Any]
-    arrays: dict[str, np.ndarray]
 
 
 class Job:
@@ -96,6 +77,15 @@ class Job:
             dataset.num_rows, pool_size, config.global_batch_size, config.last_batch
         )
         self.layout.check_serves_a_batch(dataset.name, epoch_level=self.selector.epoch_level)
+        self.ahead: JobLookahead | None = None  # set by `batchcraft.batcher.lookahead`
+
+    @property
+    def selects_ahead(self) -> bool:
+        """Whether selections may be made ahead of demand: step by step, without a scoring
+        round, and more than the uniform draw that needs no pool."""
+        if self.selector.epoch_level or self.needs_scores:
+            return False
+        return self.selector.whole_pool(self.config.global_batch_size) is None
 
     def _estimator(self) -> FeedbackEstimator | None:
         if not uses_feedback(self.selector):
@@ -139,32 +129,52 @@ class Job:
         return self._permutation(position.epoch)[start:stop]
 
     def selection(self, position: Position) -> GlobalSelection:
-        """The global selection at ``position`` (cached when it depends on feedback)."""
+        """The global selection at ``position`` (cached when it depends on feedback), made
+        ahead of demand when a look-ahead is attached (`batchcraft.batcher.lookahead`)."""
+        ahead = self.ahead
         if self.pure:
-            return self._select(position)
-        with self._lock:
-            cached = self.selections.get(position)
-            if cached is None:
-                cached = self._select(position)
-                self.selections[position] = cached
-                self.selections_made += 1
-                self.rounds.pop(position, None)
-            return cached
+            found = ahead.take(position) if ahead is not None else None
+            if found is None:
+                found = self._select(position)
+                if ahead is not None:
+                    ahead.keep(found)  # the other ranks ask for it too
+        else:
+            with self._lock:
+                found = self.selections.get(position)
+                if found is None:
+                    found = ahead.take(position) if ahead is not None else None
+                    found = found or self._select(position)
+                    self.selections[position] = found
+                    self.selections_made += 1
+                    self.rounds.pop(position, None)
+        if ahead is not None:
+            ahead.after(position)
+        return found
+
+    def compute_selection(
+        self, position: Position, feedback: PoolFeedback | None = None
+    ) -> GlobalSelection:
+        """The selection at ``position`` made now, uncached, from ``feedback`` (the pool's
+        feedback fields) instead of the job's table when given."""
+        return self._select(position, feedback)
+
+    def has_feedback(self) -> bool:
+        """Whether the trainer reported feedback the selector uses."""
+        return self.feedback.holds(self.fields & FEEDBACK_FIELDS)
+
+    def feedback_for(self, position: Position) -> PoolFeedback | None:
+        """The feedback fields of the pool at ``position``; None while the selector would
+        fall back to a uniform draw (no feedback reported yet)."""
+        feedback = self._feedback_fields(self.pool_positions(position))
+        try:
+            self.selector.check_columns(self._dataset_fields | frozenset(feedback.fields))
+        except MissingColumnsError:
+            return None
+        return feedback
 
     def rank_batch(self, position: Position, rank: int) -> RankBatch:
         """Rank ``rank``'s contiguous part of the selection at ``position``."""
-        selection = self.selection(position)
-        part = rank_slice(len(selection.positions), rank, self.config.world_size)
-        size = len(selection.positions)
-        metrics: dict[str, Any] = {}
-        arrays: dict[str, np.ndarray] = {}
-        for key, value in selection.info.items():
-            if isinstance(value, np.ndarray):
-                arrays[key] = _slice_aligned(value, part, size)
-            else:
-                metrics[key] = value
-        weights = None if selection.weights is None else selection.weights[part]
-        return RankBatch(position, rank, selection.positions[part], weights, metrics, arrays)
+        return rank_part(self.selection(position), rank, self.config.world_size)
 
     def scoring_round(self, position: Position) -> ScoringRound | None:
         """The round to join before ``position`` can be selected; None if already selected."""
@@ -214,14 +224,14 @@ class Job:
                 del self._permutations[next(iter(self._permutations))]
             return found
 
-    def _select(self, position: Position) -> GlobalSelection:
+    def _select(self, position: Position, known: PoolFeedback | None = None) -> GlobalSelection:
         candidates = self.pool_positions(position)
         count = self._select_count(position, len(candidates))
         whole = self.selector.whole_pool(count) if count == len(candidates) else None
         if whole is not None:  # no per-step generator or Pool needed (uniform)
             return GlobalSelection(position, candidates[whole.indices], None, dict(whole.info))
         rng = selection_rng(self.config.seed, position.epoch, position.step)
-        feedback = self._feedback_fields(candidates)
+        feedback = known if known is not None else self._feedback_fields(candidates)
         try:  # before gathering the pool: during the warm-up it would be thrown away
             self.selector.check_columns(self._dataset_fields | frozenset(feedback.fields))
         except MissingColumnsError as exc:
@@ -285,12 +295,3 @@ class Job:
         if self.config.last_batch == "drop":
             batches = [b for b in batches if len(b) == self.config.global_batch_size]
         return [b for b in batches if len(b) > 0]
-
-
-def _slice_aligned(value: np.ndarray, part: slice, size: int) -> np.ndarray:
-    """Slice the leading axes of a per-row info array that are aligned with the batch."""
-    if value.ndim >= 1 and value.shape[0] == size:
-        value = value[part]
-        if value.ndim >= 2 and value.shape[1] == size:
-            value = value[:, part]
-    return value

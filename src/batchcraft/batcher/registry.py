@@ -23,6 +23,7 @@ from batchcraft.batcher.checkpoint_files import (
 from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.errors import CheckpointSaveError, JobConflictError, UnknownDatasetError
 from batchcraft.batcher.job import Job
+from batchcraft.batcher.lookahead import Lookahead
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import truncated_repr
 from batchcraft.logs import log_event
@@ -73,12 +74,20 @@ class JobRegistry:
         datasets: the registered datasets.
         checkpoint_dir: where job state lives; None keeps state in memory only.
         fsync: fsync checkpoint files (off only for tests and benchmarks).
+        lookahead: worker processes that make the jobs' selections ahead of demand
+            (`batchcraft.batcher.lookahead`); None: on the request path only.
     """
 
     def __init__(
-        self, datasets: DatasetRegistry, checkpoint_dir: Path | None = None, *, fsync: bool = True
+        self,
+        datasets: DatasetRegistry,
+        checkpoint_dir: Path | None = None,
+        *,
+        fsync: bool = True,
+        lookahead: Lookahead | None = None,
     ) -> None:
         self.datasets = datasets
+        self.lookahead = lookahead
         self.checkpoint_dir = checkpoint_dir
         self.fsync = fsync
         self._jobs: dict[str, Job] = {}
@@ -143,6 +152,8 @@ class JobRegistry:
                     hint=f"resume it with those; {recovery_hint(saved.directory, job_id)}",
                 )
             job = Job(job_id, config, dataset)
+            if self.lookahead is not None:
+                self.lookahead.attach(job)
             if saved is not None:
                 restore_job(job, saved)
                 self._saved_states[job_id] = job.revision  # the files hold it already

@@ -28,8 +28,9 @@ import numpy as np
 
 from batchcraft.batcher.config import Position
 from batchcraft.batcher.errors import FeedbackError
-from batchcraft.batcher.job import Job, RankBatch
+from batchcraft.batcher.job import Job
 from batchcraft.batcher.rounds import ScoringRound
+from batchcraft.batcher.selections import RankBatch
 from batchcraft.errors import ConfigError, truncated_repr
 
 Persist = Callable[[Job], None]

@@ -139,6 +139,10 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         provenance_dir=provenance_dir(args),
         fsync=not args.no_fsync,
         prefetch=args.prefetch,
+        selection_workers=args.selection_workers,
+        lookahead=args.lookahead,
+        feedback_staleness=args.feedback_staleness,
+        cache_dir=args.cache_dir,
     )
 
 

@@ -6,7 +6,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+from batchcraft.batcher.config import DEFAULT_DEPTH, DEFAULT_STALENESS
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -122,6 +125,28 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="torch threads of the selector math (jest, hard_negative): sessions run in "
         "threads of their own, and a second torch thread per selection spins on a core "
         "the trainer or another session needs; 0 keeps torch's default (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--selection-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes that make selections ahead of demand (coreset, concept, and "
+        "feedback selectors within --feedback-staleness), one per core; 0 selects on the "
+        "request path (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lookahead",
+        type=int,
+        default=DEFAULT_DEPTH,
+        help="steps selected ahead of a job's latest request (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--feedback-staleness",
+        type=int,
+        default=DEFAULT_STALENESS,
+        help="steps a feedback selector (jest, coreset with gradients) may select ahead once "
+        "the trainer reports: those selections miss the feedback of the steps between; 0 "
+        "makes them on demand (default: %(default)s)",
     )
     parser.add_argument(
         "--max-workers",

@@ -16,7 +16,7 @@ import threading
 from typing import NamedTuple
 
 from batchcraft.batcher.config import Position
-from batchcraft.batcher.job import RankBatch
+from batchcraft.batcher.selections import RankBatch
 from batchcraft.errors import ConfigError
 
 

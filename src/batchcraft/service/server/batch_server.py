@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.checkpoint_files import check_writable
+from batchcraft.batcher.lookahead import DatasetSource, Lookahead
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.errors import ConfigError
 from batchcraft.service.server.auth import TokenAuthInterceptor
@@ -94,6 +95,8 @@ class BatchServer:
         finally:
             if self.servicer.provenance is not None:
                 self.servicer.provenance.close()
+            if self.servicer.jobs.lookahead is not None:
+                self.servicer.jobs.lookahead.close()
 
     def wait(self) -> None:
         """Block until the server terminates."""
@@ -122,7 +125,9 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
         ],
         interceptors=interceptors,
     )
-    jobs = JobRegistry(datasets, config.checkpoint_dir, fsync=config.fsync)
+    jobs = JobRegistry(
+        datasets, config.checkpoint_dir, fsync=config.fsync, lookahead=_lookahead(datasets, config)
+    )
     jobs.prepare_directory()  # raises OutputError: serving without saving would lose jobs
     if config.provenance_dir is not None:
         check_writable(config.provenance_dir, "provenance directory")
@@ -136,6 +141,19 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     return BatchServer(server, _bind(server, config), servicer, health_servicer)
+
+
+def _lookahead(datasets: DatasetRegistry, config: ServerConfig) -> Lookahead | None:
+    """The selection workers ``config`` asks for (started on the first selection)."""
+    if config.selection_workers == 0:
+        return None
+    sources = {d.name: DatasetSource.of(d, config.cache_dir) for d in datasets}
+    return Lookahead(
+        sources,
+        workers=config.selection_workers,
+        depth=config.lookahead,
+        staleness=config.feedback_staleness,
+    )
 
 
 def _bind(server: grpc.Server, config: ServerConfig) -> int:

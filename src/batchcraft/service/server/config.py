@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from batchcraft.batcher.config import DEFAULT_DEPTH, DEFAULT_STALENESS
 from batchcraft.errors import ConfigError
 
 MAX_WORLD_SIZE = 2**32 - 1
@@ -40,6 +41,12 @@ class ServerConfig:
         max_batches_per_message: cap on small batches packed into one message.
         max_world_size: the largest ``world_size`` a session may ask for (ranks of a job:
             trainer processes times their DataLoader workers).
+        selection_workers: worker processes that make selections ahead of demand
+            (`batchcraft.batcher.lookahead`); 0 makes every selection on the request path.
+        lookahead: steps selected ahead of a job's latest request.
+        feedback_staleness: steps a feedback selector may select ahead once it has feedback.
+        cache_dir: the Arrow cache the datasets were opened with (the selection workers
+            map the same files); None: each worker reads the rows it selects from.
         session_idle_timeout: seconds a session may wait on its client (for an ack,
             scores, or the final acks) without any request from it before the server
             ends it (UNAVAILABLE; `BatchClient` resumes by itself). A stream must send
@@ -62,6 +69,10 @@ class ServerConfig:
     max_batches_per_message: int = 64
     max_world_size: int = 65536
     session_idle_timeout: float = 300.0
+    selection_workers: int = 0
+    lookahead: int = DEFAULT_DEPTH
+    feedback_staleness: int = DEFAULT_STALENESS
+    cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.max_in_flight <= 1024:
@@ -79,6 +90,11 @@ class ServerConfig:
             raise ConfigError(f"{self.max_batches_per_message=} must be in [1, 1024]")
         if not 1 <= self.max_world_size <= MAX_WORLD_SIZE:
             raise ConfigError(f"{self.max_world_size=} must be in [1, {MAX_WORLD_SIZE}]")
+        if self.selection_workers < 0 or self.lookahead <= 0 or self.feedback_staleness < 0:
+            raise ConfigError(
+                f"selection_workers={self.selection_workers} must be >= 0, lookahead="
+                f"{self.lookahead} > 0 and feedback_staleness={self.feedback_staleness} >= 0"
+            )
         if self.max_workers < 4:
             raise ConfigError(f"max_workers={self.max_workers} must be >= 4")
 

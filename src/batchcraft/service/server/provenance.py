@@ -20,7 +20,7 @@ import os
 import threading
 from pathlib import Path
 
-from batchcraft.batcher.job import RankBatch
+from batchcraft.batcher.selections import RankBatch
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.dataset.provenance import encode_record, log_path
 

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from batchcraft.batcher.config import Position
-from batchcraft.batcher.job import Job, RankBatch
+from batchcraft.batcher.job import Job
+from batchcraft.batcher.selections import RankBatch
 from batchcraft.dataset import provenance
 from batchcraft.service.server.status import MessageTooLargeError
 from batchcraft.service.wire.assembly import Gather

@@ -1,0 +1,57 @@
+"""What a selection is: the rows of one global step, and one rank's part of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from batchcraft.batcher.config import Position
+from batchcraft.batcher.order import rank_slice
+
+
+@dataclass(frozen=True, eq=False)
+class GlobalSelection:
+    """The rows of one global step: dataset positions in batch order, weights, info."""
+
+    position: Position
+    positions: np.ndarray
+    weights: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class RankBatch:
+    """One rank's part of a global selection."""
+
+    position: Position
+    rank: int
+    positions: np.ndarray
+    weights: np.ndarray | None
+    metrics: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+
+def rank_part(selection: GlobalSelection, rank: int, world_size: int) -> RankBatch:
+    """Rank ``rank``'s contiguous part of ``selection`` (per-row info arrays sliced alike)."""
+    part = rank_slice(len(selection.positions), rank, world_size)
+    size = len(selection.positions)
+    metrics: dict[str, Any] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for key, value in selection.info.items():
+        if isinstance(value, np.ndarray):
+            arrays[key] = _slice_aligned(value, part, size)
+        else:
+            metrics[key] = value
+    weights = None if selection.weights is None else selection.weights[part]
+    return RankBatch(selection.position, rank, selection.positions[part], weights, metrics, arrays)
+
+
+def _slice_aligned(value: np.ndarray, part: slice, size: int) -> np.ndarray:
+    """Slice the leading axes of a per-row info array that are aligned with the batch."""
+    if value.ndim >= 1 and value.shape[0] == size:
+        value = value[part]
+        if value.ndim >= 2 and value.shape[1] == size:
+            value = value[:, part]
+    return value
