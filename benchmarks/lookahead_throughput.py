@@ -10,6 +10,11 @@ the reference. ``jest`` gets a loss for every row it sends (a trainer's
 feedback; it then selects ahead within ``--feedback-staleness``); the others
 get none. ``hard_negative`` plans whole epochs and is not selected ahead.
 
+Then epoch plans: ``batchcraft plan`` (Spark, ``local[*]``) computes
+``--plan-epochs`` epochs of ``concept`` and ``coreset`` for the same job, a third
+server serves them (``--plans``), and a client reads those epochs end to end,
+against uniform over as many batches from the same server.
+
     python benchmarks/lookahead_throughput.py [--rounds 3] [--seconds 5] [--json out.json]
 
 The client shares the machine's cores with the server and its workers, so on a
@@ -30,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from train_server import ServerProcess, machine_lines, throughput_dataset
 
+from batchcraft.planning.spark_plan import PlanRequest, build_plan
 from batchcraft.service import BatchClient
 
 SELECTORS = ("uniform", "concept", "coreset", "jest")
@@ -67,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         default=os.cpu_count() or 1,
         help="selection workers (default: cores)",
     )
+    parser.add_argument(
+        "--plan-epochs", type=int, default=10, help="epochs per plan; 0 skips plans (default: 10)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     for line in machine_lines():
@@ -82,10 +91,16 @@ def main(argv: list[str] | None = None) -> int:
             servers[label] = ServerProcess(
                 {"throughput": dataset}, work / workers, extra=("--selection-workers", workers)
             )
+        planned: dict[str, list[float]] = {}
+        if args.plan_epochs > 0:
+            servers["from a plan"] = plan_server(dataset, work, args.plan_epochs)
         try:
+            if args.plan_epochs > 0:
+                planned = measure_plans(servers["from a plan"], args.plan_epochs, args.rounds)
             for _ in range(args.rounds):
                 for selector in SELECTORS:
-                    for label, server in servers.items():
+                    for label in settings:
+                        server = servers[label]
                         rate = batches_per_second(server, selector, args.seconds)
                         measured[label][selector].append(rate)
                         print(f"  {label:>10} {selector:<8} {rate:8.1f} batches/s", flush=True)
@@ -96,9 +111,62 @@ def main(argv: list[str] | None = None) -> int:
         s: {n: statistics.median(v) for n, v in rates.items()} for s, rates in measured.items()
     }
     print_table(medians, list(settings))
+    plan_medians = {name: statistics.median(rates) for name, rates in planned.items()}
+    for name in PLANNED:
+        if name in plan_medians:
+            ratio = plan_medians[name] / plan_medians["uniform"]
+            print(f"| {name}, from a plan | {plan_medians[name]:,.0f} | uniform, same server: "
+                  f"{plan_medians['uniform']:,.0f} | {ratio:.2f}× | goal ≥ 0.8× |")  # fmt: skip
     if args.json is not None:
-        args.json.write_text(json.dumps({"medians": medians, "runs": measured}, indent=1))
+        results = {"medians": medians, "runs": measured, "plans": planned}
+        args.json.write_text(json.dumps(results, indent=1))
     return 0
+
+
+PLANNED = ("concept", "coreset")
+
+
+def plan_server(dataset: Path, work: Path, epochs: int) -> ServerProcess:
+    """Plans of `PLANNED` for the benchmark's jobs (batch 256, seed 0), and a server of them."""
+    plans = []
+    for selector in PLANNED:
+        started = time.perf_counter()
+        request = PlanRequest(dataset, work / f"plan-{selector}", selector, batch_size=256,
+                              epochs=epochs, master="local[*]")  # fmt: skip
+        plans.append(str(build_plan(request).path))
+        print(f"  planned {epochs} epochs of {selector} in {time.perf_counter() - started:.1f} s")
+    (work / "plans").mkdir()
+    extra = ("--selection-workers", "0", "--plans", *plans)
+    return ServerProcess({"throughput": dataset}, work / "plans", extra=extra)
+
+
+def measure_plans(server: ServerProcess, epochs: int, rounds: int) -> dict[str, list[float]]:
+    """Batches/s reading every planned epoch, and uniform over as many batches."""
+    rates: dict[str, list[float]] = {name: [] for name in ("uniform", *PLANNED)}
+    for _ in range(rounds):
+        counts = {}
+        for selector in PLANNED:
+            rate, counts[selector] = read_epochs(server, selector, epochs)
+            rates[selector].append(rate)
+        uniform_epochs = max(1, round(statistics.mean(counts.values()) / 157))  # 40,000 / 256
+        rates["uniform"].append(read_epochs(server, "uniform", uniform_epochs)[0])
+        print(f"  from a plan: { {k: round(v[-1]) for k, v in rates.items()} }", flush=True)
+    return rates
+
+
+def read_epochs(server: ServerProcess, selector: str, epochs: int) -> tuple[float, int]:
+    """(batches/s, batches) of ``epochs`` whole epochs, timed from the first batch."""
+    client = BatchClient(
+        server.address, "throughput", selector, 256, columns=["id", "embedding", "tokens"],
+        num_epochs=epochs, max_in_flight=16, job=f"plan-{selector}-{time.monotonic_ns()}",
+    )  # fmt: skip
+    count, started = 0, 0.0
+    with client:
+        for _ in client:
+            count += 1
+            if count == 1:
+                started = time.perf_counter()
+    return (count - 1) / (time.perf_counter() - started), count
 
 
 def print_table(medians: dict[str, dict[str, float]], labels: list[str]) -> None:

@@ -36,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_command(
         commands,
+        "plan",
+        "batchcraft.planning.cli",
+        "add_plan_arguments",
+        "compute epoch plans of a static selector with Spark (served by serve --plans)",
+    )
+    _add_command(
+        commands,
         "serve",
         "batchcraft.service.cli",
         "add_serve_arguments",
@@ -103,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
             from batchcraft.report.cli import run_report
 
             return int(run_report(args))
+        if args.command == "plan":
+            from batchcraft.planning.cli import run_plan
+
+            return run_plan(args)
         from batchcraft.service.cli import run_serve
 
         return int(run_serve(args))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,7 +27,7 @@ from batchcraft.batcher.pools import (
     uses_feedback,
 )
 from batchcraft.batcher.rounds import ScoringRound
-from batchcraft.batcher.selections import GlobalSelection, RankBatch, rank_part
+from batchcraft.batcher.selections import GlobalSelection, RankBatch, SelectionSource, rank_part
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.dataset.fields import FEEDBACK_FIELDS
 from batchcraft.errors import ConfigError, DatasetError
@@ -38,9 +37,6 @@ from batchcraft.selectors import (
     Selection,
     get_selector,
 )
-
-if TYPE_CHECKING:
-    from batchcraft.batcher.lookahead import JobLookahead
 
 LOG = logging.getLogger("batchcraft.batcher")
 _PERMUTATIONS_KEPT = 3
@@ -77,7 +73,7 @@ class Job:
             dataset.num_rows, pool_size, config.global_batch_size, config.last_batch
         )
         self.layout.check_serves_a_batch(dataset.name, epoch_level=self.selector.epoch_level)
-        self.ahead: JobLookahead | None = None  # set by `batchcraft.batcher.lookahead`
+        self.ahead: SelectionSource | None = None  # workers or a plan (`SelectionSource`)
 
     @property
     def selects_ahead(self) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.errors import CheckpointSaveError, JobConflictError, UnknownDatasetError
 from batchcraft.batcher.job import Job
 from batchcraft.batcher.lookahead import Lookahead
+from batchcraft.batcher.plans import PlanInfo, attach_plan
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import truncated_repr
 from batchcraft.logs import log_event
@@ -76,6 +77,8 @@ class JobRegistry:
         fsync: fsync checkpoint files (off only for tests and benchmarks).
         lookahead: worker processes that make the jobs' selections ahead of demand
             (`batchcraft.batcher.lookahead`); None: on the request path only.
+        plans: epoch plans (`batchcraft.batcher.plans`); a job whose key one matches
+            is served from it.
     """
 
     def __init__(
@@ -85,9 +88,11 @@ class JobRegistry:
         *,
         fsync: bool = True,
         lookahead: Lookahead | None = None,
+        plans: Sequence[PlanInfo] = (),
     ) -> None:
         self.datasets = datasets
         self.lookahead = lookahead
+        self.plans = list(plans)
         self.checkpoint_dir = checkpoint_dir
         self.fsync = fsync
         self._jobs: dict[str, Job] = {}
@@ -154,6 +159,7 @@ class JobRegistry:
             job = Job(job_id, config, dataset)
             if self.lookahead is not None:
                 self.lookahead.attach(job)
+            attach_plan(job, self.plans)
             if saved is not None:
                 restore_job(job, saved)
                 self._saved_states[job_id] = job.revision  # the files hold it already

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -31,6 +31,20 @@ class RankBatch:
     weights: np.ndarray | None
     metrics: dict[str, Any]
     arrays: dict[str, np.ndarray]
+
+
+class SelectionSource(Protocol):
+    """Selections made before they are asked for (``Job.ahead``): by worker processes
+    (`batchcraft.batcher.lookahead`) or an epoch plan (`batchcraft.batcher.plans`)."""
+
+    def take(self, position: Position) -> GlobalSelection | None:
+        """The selection at ``position`` if made ahead (waiting for one under way)."""
+
+    def keep(self, selection: GlobalSelection) -> None:
+        """Keep a selection made on the request path for the job's other ranks."""
+
+    def after(self, position: Position) -> None:
+        """A rank asked for ``position``: start what follows."""
 
 
 def rank_part(selection: GlobalSelection, rank: int, world_size: int) -> RankBatch:

@@ -143,6 +143,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         lookahead=args.lookahead,
         feedback_staleness=args.feedback_staleness,
         cache_dir=args.cache_dir,
+        plans=tuple(args.plans),
     )
 
 

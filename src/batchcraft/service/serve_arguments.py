@@ -127,6 +127,16 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "the trainer or another session needs; 0 keeps torch's default (default: %(default)s)",
     )
     parser.add_argument(
+        "--plans",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="PLAN",
+        help="epoch plans from `batchcraft plan`: a job they were made for (same dataset, "
+        "selector, parameters, batch size x world size, seed) is served from them "
+        "(default: none)",
+    )
+    parser.add_argument(
         "--selection-workers",
         type=int,
         default=os.cpu_count() or 1,

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.checkpoint_files import check_writable
 from batchcraft.batcher.lookahead import DatasetSource, Lookahead
+from batchcraft.batcher.plans import PlanInfo
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.errors import ConfigError
 from batchcraft.service.server.auth import TokenAuthInterceptor
@@ -126,7 +127,11 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
         interceptors=interceptors,
     )
     jobs = JobRegistry(
-        datasets, config.checkpoint_dir, fsync=config.fsync, lookahead=_lookahead(datasets, config)
+        datasets,
+        config.checkpoint_dir,
+        fsync=config.fsync,
+        lookahead=_lookahead(datasets, config),
+        plans=[PlanInfo.read(path) for path in config.plans],  # ConfigError: not a plan
     )
     jobs.prepare_directory()  # raises OutputError: serving without saving would lose jobs
     if config.provenance_dir is not None:

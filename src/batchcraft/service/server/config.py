@@ -47,6 +47,8 @@ class ServerConfig:
         feedback_staleness: steps a feedback selector may select ahead once it has feedback.
         cache_dir: the Arrow cache the datasets were opened with (the selection workers
             map the same files); None: each worker reads the rows it selects from.
+        plans: epoch plan directories (``batchcraft plan``); a job they were made for is
+            served from them (`batchcraft.batcher.plans`).
         session_idle_timeout: seconds a session may wait on its client (for an ack,
             scores, or the final acks) without any request from it before the server
             ends it (UNAVAILABLE; `BatchClient` resumes by itself). A stream must send
@@ -73,6 +75,7 @@ class ServerConfig:
     lookahead: int = DEFAULT_DEPTH
     feedback_staleness: int = DEFAULT_STALENESS
     cache_dir: Path | None = None
+    plans: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.max_in_flight <= 1024:

@@ -1,0 +1,202 @@
+"""Epoch plans: whole epochs of selections computed offline, served as they are.
+
+``batchcraft plan`` (`batchcraft.planning`) computes the selections of a job
+whose selector ignores feedback for some epochs, on Spark, and writes them to
+a plan directory:
+
+* ``plan.json``: what the plan is for (`PlanKey`: the dataset's fingerprint,
+  the selector and its parameters, the global batch size, seed and last-batch
+  rule) and how many epochs it holds; written last, so a directory without it
+  is no plan (a crashed run leaves nothing a server would use);
+* ``selections.parquet/``: one row per global step: ``epoch``, ``step``,
+  ``positions`` (the dataset positions of the kept rows, in batch order),
+  ``weights`` (null when the selector does not weight) and ``info`` (the
+  selection's info as JSON).
+
+``batchcraft serve --plans PLAN ...`` serves a job from a plan when the job's
+key equals the plan's (`PlanKey.of`); world size does not matter (ranks take
+contiguous parts of each global selection). Past the plan's epochs, or once the
+trainer reports feedback the selector uses (``coreset`` with gradient
+sketches), the job selects online again. A plan holds exactly the selections
+online selection makes with the same seed: workers run the same `Job` code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from batchcraft.batcher.checkpoint import dataset_fingerprint
+from batchcraft.batcher.config import Position
+from batchcraft.batcher.job import Job
+from batchcraft.batcher.selections import GlobalSelection, SelectionSource
+from batchcraft.errors import ConfigError
+from batchcraft.logs import log_event
+
+LOG = logging.getLogger("batchcraft.batcher")
+PLAN_FILE = "plan.json"
+SELECTIONS_DIR = "selections.parquet"
+PLAN_VERSION = 1
+SELECTIONS_SCHEMA = pa.schema(
+    [
+        ("epoch", pa.int32()),
+        ("step", pa.int32()),
+        ("positions", pa.list_(pa.int64())),
+        ("weights", pa.list_(pa.float32())),
+        ("info", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class PlanKey:
+    """What makes two jobs' selections equal: a plan serves jobs of its key only."""
+
+    dataset_fingerprint: str
+    selector: str
+    selector_params: str  # canonical JSON
+    global_batch_size: int
+    seed: int
+    last_batch: str
+
+    @classmethod
+    def of(cls, job: Job) -> PlanKey:
+        config = job.config
+        return cls(
+            dataset_fingerprint(job.dataset),
+            config.selector,
+            json.dumps(config.selector_params, sort_keys=True),
+            config.global_batch_size,
+            config.seed,
+            config.last_batch,
+        )
+
+
+@dataclass(frozen=True)
+class PlanInfo:
+    """A plan directory's ``plan.json``."""
+
+    path: Path
+    key: PlanKey
+    dataset: str
+    epochs: int
+
+    @classmethod
+    def read(cls, path: Path) -> PlanInfo:
+        """Read ``path/plan.json``.
+
+        Raises:
+            ConfigError: no plan there (none written, or a crashed run), or not one of
+                this version.
+        """
+        try:
+            record = json.loads((Path(path) / PLAN_FILE).read_text())
+            if record.get("version") != PLAN_VERSION:
+                raise ValueError(f"version {record.get('version')!r}, expected {PLAN_VERSION}")
+            return cls(Path(path), PlanKey(**record["key"]), record["dataset"], record["epochs"])
+        except FileNotFoundError:
+            raise ConfigError(f"{path} is no epoch plan: it has no {PLAN_FILE}") from None
+        except (ValueError, KeyError, TypeError) as error:
+            raise ConfigError(f"epoch plan {path}: unreadable {PLAN_FILE} ({error})") from None
+
+    def write(self) -> None:
+        """Write ``plan.json`` (the last file of a plan)."""
+        record = {"version": PLAN_VERSION, "key": asdict(self.key), "dataset": self.dataset,
+                  "epochs": self.epochs}  # fmt: skip
+        (self.path / PLAN_FILE).write_text(json.dumps(record, indent=1) + "\n")
+
+
+def selection_row(selection: GlobalSelection) -> dict[str, Any]:
+    """One Parquet row of ``selection`` (`SELECTIONS_SCHEMA`)."""
+    info = {k: _json_value(v) for k, v in selection.info.items()}
+    weights = None if selection.weights is None else selection.weights.astype(np.float32).tolist()
+    return {"epoch": selection.position.epoch, "step": selection.position.step,
+            "positions": selection.positions.tolist(), "weights": weights,
+            "info": json.dumps(info, sort_keys=True)}  # fmt: skip
+
+
+class PlannedSelections:
+    """A job's selections from a plan, loaded on first use; online past the plan.
+
+    Stands in for the job's `batchcraft.batcher.lookahead.JobLookahead` (``job.ahead``),
+    which it asks for what the plan does not hold.
+    """
+
+    def __init__(self, job: Job, plan: PlanInfo, online: SelectionSource | None = None) -> None:
+        self.job = job
+        self.plan = plan
+        self.online = online
+        self.served = 0  # selections served from the plan
+        self._table: dict[Position, GlobalSelection] | None = None
+        self._lock = threading.Lock()
+
+    def take(self, position: Position) -> GlobalSelection | None:
+        if position.epoch < self.plan.epochs and not self.job.has_feedback():
+            found = self._selections().get(position)
+            if found is not None:
+                self.served += 1
+                return found
+        return None if self.online is None else self.online.take(position)
+
+    def keep(self, selection: GlobalSelection) -> None:
+        if self.online is not None:
+            self.online.keep(selection)
+
+    def after(self, position: Position) -> None:
+        if self.online is not None and self.job.normalize(position).epoch >= self.plan.epochs - 1:
+            self.online.after(position)  # the plan's last epoch: start what follows it
+
+    def _selections(self) -> dict[Position, GlobalSelection]:
+        with self._lock:
+            if self._table is None:
+                self._table = read_selections(self.plan.path)
+            return self._table
+
+
+def attach_plan(job: Job, plans: list[PlanInfo]) -> bool:
+    """Serve ``job`` from the first of ``plans`` made for it; whether one was."""
+    if not plans or not job.selects_ahead:
+        return False
+    key = PlanKey.of(job)
+    for plan in plans:
+        if plan.key == key:
+            job.ahead = PlannedSelections(job, plan, job.ahead)
+            log_event(LOG, logging.INFO, "plan_used", job=job.job_id, plan=str(plan.path))
+            return True
+    return False
+
+
+def read_selections(path: Path) -> dict[Position, GlobalSelection]:
+    """Every selection of the plan at ``path``, by position."""
+    table = pq.read_table(path / SELECTIONS_DIR, schema=SELECTIONS_SCHEMA)
+    found = {}
+    for row in table.to_pylist():
+        position = Position(row["epoch"], row["step"])
+        weights = None if row["weights"] is None else np.asarray(row["weights"], np.float32)
+        info = {k: _from_json(v) for k, v in json.loads(row["info"]).items()}
+        found[position] = GlobalSelection(
+            position, np.asarray(row["positions"], np.int64), weights, info
+        )
+    return found
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return {"__array__": value.tolist(), "dtype": str(value.dtype)}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, dict) and "__array__" in value:
+        return np.asarray(value["__array__"], dtype=value["dtype"])
+    return value

@@ -1,0 +1,106 @@
+"""Epoch plans on Spark: the selections online serving makes, served from the plan."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from batchcraft.batcher.job import Job
+from batchcraft.batcher.plans import PLAN_FILE, PlanInfo, read_selections
+from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.cli import main
+from batchcraft.errors import ConfigError, OutputError
+from batchcraft.planning.spark_plan import PlanRequest, build_plan
+from batchcraft.service import BatchClient, ServerConfig, create_server
+from batchcraft.synth.curated import write_curated_dataset
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_curated_dataset(tmp_path_factory.mktemp("plan") / "news", num_rows=700, dim=16)
+
+
+@pytest.mark.parametrize(
+    ("selector", "params"), [("concept", {}), ("coreset", {"pool_multiplier": 4})]
+)
+def test_a_plan_holds_the_selections_online_serving_makes(
+    spark: Any, curated: Path, tmp_path: Path, selector: str, params: dict
+) -> None:
+    request = PlanRequest(curated, tmp_path / "plan", selector, params, batch_size=16,
+                          world_size=2, epochs=2, seed=5)  # fmt: skip
+    plan = build_plan(request, spark)
+    dataset = CuratedDataset.open(curated)
+    job = Job("online", request.job_config(dataset.name), dataset)
+    planned = read_selections(plan.path)
+    steps = job.steps_in(0)
+    assert plan.epochs == 2 and len(planned) == 2 * steps > 0
+    for position, selection in planned.items():
+        online = job.compute_selection(position)
+        np.testing.assert_array_equal(selection.positions, online.positions)
+        if online.weights is None:
+            assert selection.weights is None
+        else:
+            np.testing.assert_allclose(selection.weights, online.weights, rtol=1e-6)
+        assert selection.info.keys() == online.info.keys()
+    assert not any(p.name.startswith(".plan") for p in tmp_path.iterdir())  # no staging left
+
+
+def served(address: str, epochs: int) -> list[list[str]]:
+    client = BatchClient(address, "news", "concept", 8, columns=["id"], world_size=1,
+                         seed=2, num_epochs=epochs, job=f"plan-{epochs}")  # fmt: skip
+    with client:
+        return [list(batch["id"]) for batch in client]
+
+
+def test_serve_uses_a_matching_plan_and_selects_online_past_it(
+    spark: Any, curated: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = PlanRequest(curated, tmp_path / "plan", "concept", batch_size=8, epochs=1, seed=2)
+    build_plan(request, spark)
+    other = PlanRequest(curated, tmp_path / "other", "concept", batch_size=8, epochs=1, seed=9)
+    build_plan(other, spark)
+
+    def start(**settings: Any) -> Any:
+        registry = DatasetRegistry([CuratedDataset.open(curated, "news")])
+        return create_server(registry, ServerConfig(fsync=False, **settings)).start()
+
+    plain, planned = start(), start(plans=(tmp_path / "other", tmp_path / "plan"))
+    try:
+        with caplog.at_level(logging.INFO, logger="batchcraft.batcher"):
+            from_plan = served(f"127.0.0.1:{planned.port}", epochs=2)
+        assert from_plan == served(f"127.0.0.1:{plain.port}", epochs=2)
+        used = [r.msg.fields for r in caplog.records if getattr(r.msg, "name", "") == "plan_used"]
+        assert [Path(u["plan"]).name for u in used] == ["plan"]  # the seed-2 plan, not seed 9
+        job = planned.servicer.jobs.get_or_create(
+            "plan-2", next(iter(planned.servicer.jobs._jobs.values())).config
+        )
+        assert job.ahead.served == job.steps_in(0)  # all of epoch 0 from the plan, epoch 1 online
+    finally:
+        plain.stop(grace=0)
+        planned.stop(grace=0)
+
+
+def test_what_cannot_be_planned_is_refused(spark: Any, curated: Path, tmp_path: Path) -> None:
+    for selector in ("uniform", "jest"):
+        with pytest.raises(ConfigError, match="cannot be planned"):
+            build_plan(PlanRequest(curated, tmp_path / selector, selector, batch_size=8), spark)
+    (tmp_path / "exists").mkdir()
+    with pytest.raises(OutputError, match="exists"):
+        build_plan(PlanRequest(curated, tmp_path / "exists", "concept", batch_size=8), spark)
+    with pytest.raises(ConfigError, match=PLAN_FILE):
+        PlanInfo.read(tmp_path / "exists")  # a crashed run's directory is no plan
+
+
+def test_the_plan_command(spark: Any, curated: Path, tmp_path: Path, capsys: Any) -> None:
+    out = tmp_path / "cli-plan"
+    argv = ["plan", str(curated), "--selector", "concept", "--batch-size", "8", "--epochs", "1",
+            "--out", str(out), "--master", "local[2]"]  # fmt: skip
+    assert main(argv) == 0 and (out / PLAN_FILE).exists()
+    assert PlanInfo.read(out).key.selector == "concept"
+    assert main([*argv[:-4], "--params", "[1]", "--out", str(tmp_path / "x")]) == 2
+    assert "--params must be a JSON object" in capsys.readouterr().err
