@@ -10,6 +10,7 @@ import numpy as np
 from batchcraft.errors import ConfigError
 from batchcraft.selectors.base import BaseSelector, MissingColumnsError, Selection, check_range
 from batchcraft.selectors.facility_location import distance_similarity, facility_location
+from batchcraft.selectors.hardware import Device, Precision
 from batchcraft.selectors.pool import Pool
 
 
@@ -39,6 +40,11 @@ class CoresetSelector(BaseSelector):
     keeps ≥ 99% of the exact greedy objective at a fraction of the cost on
     unclustered data; None gives the exact lazy greedy.
 
+    ``device`` and ``precision`` say where the pool's similarity matrix is
+    computed (`batchcraft.selectors.hardware`: ``auto`` is the GPU torch sees, and
+    bf16 products on AMX CPUs and GPUs). Pin them when an epoch plan is computed
+    on other hardware than the server's: the selections then stay identical.
+
     Columns: ``embeddings`` (default proxy), or ``gradient_sketches`` (used when
     present; e.g. last-layer gradients ``softmax − one_hot``); ``sources`` for
     the CoLM rule; pool-level ``gradient_first_moment``/``gradient_second_moment``.
@@ -59,6 +65,8 @@ class CoresetSelector(BaseSelector):
     adam_epsilon: float = 1e-8
     sketch_dimensions: int | None = None
     greedy_epsilon: float | None = 0.01
+    device: Device = "auto"
+    precision: Precision = "auto"
 
     def __post_init__(self) -> None:
         super().__post_init__()  # types, and features one of its Literal's values
@@ -117,7 +125,9 @@ class CoresetSelector(BaseSelector):
         for group, budget in zip(groups, budgets, strict=True):
             # a group of every row is 0..n-1 in order: no copy of the features needed
             similarity = distance_similarity(
-                features if len(group) == len(features) else features[group]
+                features if len(group) == len(features) else features[group],
+                self.device,
+                self.precision,
             )
             result = facility_location(similarity, budget, epsilon=self.greedy_epsilon, rng=rng)
             picked.append(group[result.medoids])

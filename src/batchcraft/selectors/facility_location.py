@@ -19,6 +19,7 @@ import numpy as np
 from batchcraft._deps import require
 from batchcraft.errors import ConfigError
 from batchcraft.selectors.base import sorted_unique
+from batchcraft.selectors.hardware import Device, Precision, torch_device, uses_bf16
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,22 +44,32 @@ class FacilityLocationResult:
         return np.bincount(self.assignment, minlength=len(self.medoids))
 
 
-def distance_similarity(features: np.ndarray) -> np.ndarray:
+def distance_similarity(
+    features: np.ndarray, device: Device = "cpu", precision: Precision = "fp32"
+) -> np.ndarray:
     """``max_distance − euclidean_distance``: the non-negative similarity CRAIG/CREST use.
 
-    The Gram matrix comes from numpy, which hands ``A·Aᵀ`` to BLAS ``syrk`` (it
-    computes one triangle: half the multiply-adds of torch's general matmul, 2.6×
-    faster for a 2,560 × 384 pool on one core); the in-place element-wise steps run
+    On the CPU in fp32 the Gram matrix comes from numpy, which hands ``A·Aᵀ`` to
+    BLAS ``syrk`` (one triangle: half the multiply-adds of torch's general matmul,
+    2.6× faster for a 2,560 × 384 pool on one core); with bf16 or on a GPU it is a
+    torch matmul there (`batchcraft.selectors.hardware`). The element-wise steps run
     in torch, several times faster than numpy's here. Returned as float32 numpy.
     """
     torch = require("torch")
     array = np.ascontiguousarray(features, dtype=np.float32)
-    matrix = torch.from_numpy(array @ array.T)  # a fresh array: writable, reused below
-    squared_norms = torch.from_numpy(np.einsum("ij,ij->i", array, array))
+    where = torch_device(device)
+    if where.type == "cpu" and not uses_bf16(precision, where):
+        matrix = torch.from_numpy(array @ array.T)  # a fresh array: writable, reused below
+        squared_norms = torch.from_numpy(np.einsum("ij,ij->i", array, array))
+    else:
+        rows = torch.from_numpy(array if array.flags.writeable else array.copy()).to(where)
+        low = rows.to(torch.bfloat16) if uses_bf16(precision, where) else rows
+        matrix = (low @ low.T).float()
+        squared_norms = (rows * rows).sum(dim=1)
     # squared distances, then distances, then similarities, all in one buffer
     matrix.mul_(-2.0).add_(squared_norms[None, :]).add_(squared_norms[:, None])
     matrix.clamp_(min=0.0).sqrt_().fill_diagonal_(0.0)
-    return torch.sub(matrix.max(), matrix, out=matrix).numpy()
+    return torch.sub(matrix.max(), matrix, out=matrix).cpu().numpy()
 
 
 def facility_location(
