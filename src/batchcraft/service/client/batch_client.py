@@ -51,7 +51,10 @@ class BatchClient:
     """One rank's stream of batches from a batchcraft server.
 
     Args:
-        target: ``host:port`` of the server.
+        target: any gRPC target: ``host:port``, replicas as ``ipv4:h1:p1,h2:p2``, or
+            ``dns:///name`` with several addresses (gRPC's ``pick_first`` connects to
+            the first that answers; with ``reconnect_attempts``, a dead replica's
+            sessions resume in place on the next).
         dataset: registered dataset name.
         selector: selector name; ``selector_params`` its parameters.
         batch_size: rows per batch for this rank.

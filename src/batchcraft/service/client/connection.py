@@ -102,7 +102,10 @@ class Connection:
 
     def _current_channel(self) -> grpc.Channel:
         if self._channel is None or self._pid != os.getpid():
-            options = channel_options(self.max_message_bytes)
+            # keepalive pings during a session: a replica whose host vanished (no FIN) fails
+            # the call within about a minute, and the reconnect moves to the next address
+            options = [*channel_options(self.max_message_bytes),
+                       ("grpc.keepalive_time_ms", 60_000), ("grpc.keepalive_timeout_ms", 20_000)]  # fmt: skip
             if self.root_certificates is not None:
                 credentials = grpc.ssl_channel_credentials(self.root_certificates)
                 self._channel = grpc.secure_channel(self.target, credentials, options=options)

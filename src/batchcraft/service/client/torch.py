@@ -56,7 +56,10 @@ class BatchDataset(IterableDataset):  # type: ignore[type-arg]
     """Streams a job's batches as tensors; see the module docstring.
 
     Args:
-        target: ``host:port`` of the server.
+        target: any gRPC target: ``host:port``, replicas as ``ipv4:h1:p1,h2:p2``, or
+            ``dns:///name`` with several addresses (gRPC's ``pick_first`` connects to
+            the first that answers; with ``reconnect_attempts``, a dead replica's
+            sessions resume in place on the next).
         dataset: registered dataset name.
         rank: the trainer's rank; ``world_size`` trainer ranks share the job.
         pin_memory: without DataLoader workers, put every tensor in page-locked

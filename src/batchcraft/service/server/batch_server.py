@@ -123,6 +123,8 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
             # freeing their threads and credit, within about a minute and a half
             ("grpc.keepalive_time_ms", 60_000),
             ("grpc.keepalive_timeout_ms", 20_000),
+            # and accept the clients' keepalive pings (every 60 s) while a trainer pauses
+            ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
         ],
         interceptors=interceptors,
     )
