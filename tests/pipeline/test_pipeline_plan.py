@@ -80,6 +80,13 @@ def test_serve_uses_a_matching_plan_and_selects_online_past_it(
             "plan-2", next(iter(planned.servicer.jobs._jobs.values())).config
         )
         assert job.ahead.served == job.steps_in(0)  # all of epoch 0 from the plan, epoch 1 online
+        made = planned.servicer.metrics.value(
+            "batchcraft_made_ahead_batches_total",
+            dataset="news",
+            selector="concept",
+            made_by="plan",
+        )
+        assert made == job.steps_in(0)  # what operators see on /metrics
     finally:
         plain.stop(grace=0)
         planned.stop(grace=0)

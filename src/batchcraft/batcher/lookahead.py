@@ -182,7 +182,7 @@ class JobLookahead:
                 return None
             except Exception:
                 return None
-            found = GlobalSelection(position, positions, weights, info)
+            found = GlobalSelection(position, positions, weights, info, made_by="worker")
             with self._lock:
                 self.made_ahead += 1
                 if position in self._made:

@@ -182,9 +182,8 @@ def read_selections(path: Path) -> dict[Position, GlobalSelection]:
         position = Position(row["epoch"], row["step"])
         weights = None if row["weights"] is None else np.asarray(row["weights"], np.float32)
         info = {k: _from_json(v) for k, v in json.loads(row["info"]).items()}
-        found[position] = GlobalSelection(
-            position, np.asarray(row["positions"], np.int64), weights, info
-        )
+        positions = np.asarray(row["positions"], np.int64)
+        found[position] = GlobalSelection(position, positions, weights, info, made_by="plan")
     return found
 
 

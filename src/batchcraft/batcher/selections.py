@@ -13,12 +13,15 @@ from batchcraft.batcher.order import rank_slice
 
 @dataclass(frozen=True, eq=False)
 class GlobalSelection:
-    """The rows of one global step: dataset positions in batch order, weights, info."""
+    """The rows of one global step: dataset positions in batch order, weights, info, and
+    where it was made: ``request`` (on the request path), ``worker`` (ahead of demand, by
+    a look-ahead worker) or ``plan`` (an epoch plan)."""
 
     position: Position
     positions: np.ndarray
     weights: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    made_by: str = "request"
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,6 +34,7 @@ class RankBatch:
     weights: np.ndarray | None
     metrics: dict[str, Any]
     arrays: dict[str, np.ndarray]
+    made_by: str = "request"
 
 
 class SelectionSource(Protocol):
@@ -59,7 +63,10 @@ def rank_part(selection: GlobalSelection, rank: int, world_size: int) -> RankBat
         else:
             metrics[key] = value
     weights = None if selection.weights is None else selection.weights[part]
-    return RankBatch(selection.position, rank, selection.positions[part], weights, metrics, arrays)
+    positions = selection.positions[part]
+    return RankBatch(
+        selection.position, rank, positions, weights, metrics, arrays, selection.made_by
+    )
 
 
 def _slice_aligned(value: np.ndarray, part: slice, size: int) -> np.ndarray:

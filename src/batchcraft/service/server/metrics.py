@@ -63,6 +63,13 @@ class Metrics:
             TOTAL_LABELS,
             registry=registry,
         )
+        self.made_ahead_batches = Counter(
+            "batchcraft_made_ahead_batches",
+            "Batches whose selection was made before it was asked for: by a look-ahead "
+            "worker (made_by=worker) or an epoch plan (made_by=plan).",
+            (*TOTAL_LABELS, "made_by"),
+            registry=registry,
+        )
         self.selection_seconds = Histogram(
             "batchcraft_selection_seconds",
             "Seconds the selector took for one batch.",
@@ -122,6 +129,7 @@ class StreamMetrics:
         self._selection_seconds = metrics.selection_seconds.labels(*totals)
         self._batch_latency_seconds = metrics.batch_latency_seconds.labels(*totals)
         self._stream = (dataset, job_label(job), str(rank))
+        self._totals = totals
         self._lock = threading.Lock()
         self._open = False
 
@@ -156,6 +164,12 @@ class StreamMetrics:
             self._fallback_batches.inc(fallbacks)
         self._rows.inc(rows)
         self._bytes.inc(payload_bytes)
+
+    def made_ahead(self, made_by: Sequence[str]) -> None:
+        """Count the sent batches whose selection was made ahead (``made_by`` of each)."""
+        for source in made_by:
+            if source != "request":
+                self._metrics.made_ahead_batches.labels(*self._totals, source).inc()
 
     def feedback(self, rows: int) -> None:
         """Feedback on ``rows`` rows arrived."""

@@ -182,6 +182,7 @@ class Session:
         rows = sum(len(item.batch.positions) for item in group)
         fallbacks = sum("fallback_from" in item.batch.metrics for item in group)
         self._metrics.sent(len(group), rows, sum(i.wire.nbytes for i in group), fallbacks)
+        self._metrics.made_ahead([item.batch.made_by for item in group])
         return group
 
     def _score_request(self, scoring: ScoringRound) -> pb.SessionResponse:
