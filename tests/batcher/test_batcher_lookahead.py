@@ -131,3 +131,28 @@ def test_a_broken_pool_is_logged_once_and_selection_goes_on(
 def test_bad_lookahead_settings_are_refused(served: CuratedDataset, settings: dict) -> None:
     with pytest.raises(ConfigError):
         Lookahead({"ahead": DatasetSource.of(served)}, **settings)
+
+
+def test_with_staleness_zero_a_feedback_selector_gets_the_batches_of_no_lookahead(
+    tmp_path: Path,
+) -> None:
+    dataset, noisy = noisy_dataset(tmp_path / "noisy")
+
+    def run(lookahead: Lookahead | None) -> list[list[int]]:
+        job = Job("j", JobConfig("noisy", "jest", batch_size=32, seed=1), dataset)
+        if lookahead is not None:
+            lookahead.attach(job)
+        learner, served = Learner(noisy), []
+        for batch in RankStream(job, 0, num_epochs=2):
+            served.append(batch.positions.tolist())
+            losses = learner.train(batch.positions)
+            RankStream(job, 0).report(
+                dataset.ids[batch.positions].tolist(), {"learner_losses": losses}
+            )
+        return served
+
+    lookahead = Lookahead({"noisy": DatasetSource.of(dataset)}, workers=1, depth=4, staleness=0)
+    try:
+        assert run(lookahead) == run(None)
+    finally:
+        lookahead.close()

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.job import Job
-from batchcraft.batcher.plans import PLAN_FILE, PlanInfo, read_selections
+from batchcraft.batcher.plans import PLAN_FILE, SELECTIONS_DIR, PlanInfo, read_selections
 from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.cli import main
@@ -50,17 +51,23 @@ def test_a_plan_holds_the_selections_online_serving_makes(
     assert not any(p.name.startswith(".plan") for p in tmp_path.iterdir())  # no staging left
 
 
-def served(address: str, epochs: int) -> list[list[str]]:
-    client = BatchClient(address, "news", "concept", 8, columns=["id"], world_size=1,
-                         seed=2, num_epochs=epochs, job=f"plan-{epochs}")  # fmt: skip
-    with client:
-        return [list(batch["id"]) for batch in client]
+def served(address: str, epochs: int, seed: int = 2) -> list[list[str]]:
+    """Both ranks' batches of a 2-rank concept job (4 rows per rank), rank after rank."""
+    batches = []
+    for rank in range(2):
+        client = BatchClient(address, "news", "concept", 4, rank=rank, world_size=2,
+                             columns=["id"], seed=seed, num_epochs=epochs,
+                             job=f"plan-{epochs}-{seed}")  # fmt: skip
+        with client:
+            batches += [list(batch["id"]) for batch in client]
+    return batches
 
 
 def test_serve_uses_a_matching_plan_and_selects_online_past_it(
     spark: Any, curated: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    request = PlanRequest(curated, tmp_path / "plan", "concept", batch_size=8, epochs=1, seed=2)
+    request = PlanRequest(curated, tmp_path / "plan", "concept", batch_size=4, world_size=2,
+                          epochs=1, seed=2)  # fmt: skip
     build_plan(request, spark)
     other = PlanRequest(curated, tmp_path / "other", "concept", batch_size=8, epochs=1, seed=9)
     build_plan(other, spark)
@@ -73,23 +80,41 @@ def test_serve_uses_a_matching_plan_and_selects_online_past_it(
     try:
         with caplog.at_level(logging.INFO, logger="batchcraft.batcher"):
             from_plan = served(f"127.0.0.1:{planned.port}", epochs=2)
+            served(f"127.0.0.1:{planned.port}", epochs=1, seed=4)  # no plan has seed 4
         assert from_plan == served(f"127.0.0.1:{plain.port}", epochs=2)
-        used = [r.msg.fields for r in caplog.records if getattr(r.msg, "name", "") == "plan_used"]
-        assert [Path(u["plan"]).name for u in used] == ["plan"]  # the seed-2 plan, not seed 9
-        job = planned.servicer.jobs.get_or_create(
-            "plan-2", next(iter(planned.servicer.jobs._jobs.values())).config
-        )
-        assert job.ahead.served == job.steps_in(0)  # all of epoch 0 from the plan, epoch 1 online
-        made = planned.servicer.metrics.value(
+        events = {r.msg.name: r.msg.fields for r in caplog.records if hasattr(r.msg, "fields")}
+        assert Path(events["plan_used"]["plan"]).name == "plan"  # the seed-2 plan, not seed 9
+        assert events["plan_not_used"]["differs"] == ["seed"]  # what it says of the seed-4 job
+        config = JobConfig("news", "concept", batch_size=4, world_size=2, seed=2)
+        job = planned.servicer.jobs.get_or_create("plan-2-2", config)  # the served job
+        assert job.ahead.served == 2 * job.steps_in(0)  # both ranks: epoch 0 planned, 1 online
+        metrics = planned.servicer.metrics
+        made = metrics.value(
             "batchcraft_made_ahead_batches_total",
             dataset="news",
             selector="concept",
             made_by="plan",
         )
-        assert made == job.steps_in(0)  # what operators see on /metrics
+        assert made == 2 * job.steps_in(0)  # both ranks' parts, on /metrics
+        assert metrics.value("batchcraft_plan_sessions_total", outcome="used") == 2
+        assert metrics.value("batchcraft_plan_sessions_total", outcome="not_used") == 2
     finally:
         plain.stop(grace=0)
         planned.stop(grace=0)
+
+
+def test_a_partial_or_corrupt_plan_is_refused_at_server_start(
+    spark: Any, curated: Path, tmp_path: Path
+) -> None:
+    plan = build_plan(PlanRequest(curated, tmp_path / "plan", "concept", batch_size=8), spark)
+    parts = sorted((plan.path / SELECTIONS_DIR).glob("*.parquet"))
+    registry = DatasetRegistry([CuratedDataset.open(curated, "news")])
+    parts[0].write_bytes(parts[0].read_bytes()[:100])  # torn
+    with pytest.raises(ConfigError, match="unreadable selections"):
+        create_server(registry, ServerConfig(fsync=False, plans=(plan.path,)))
+    parts[0].unlink()  # lost
+    with pytest.raises(ConfigError, match=r"incomplete|unreadable"):
+        PlanInfo.read(plan.path)
 
 
 def test_what_cannot_be_planned_is_refused(spark: Any, curated: Path, tmp_path: Path) -> None:

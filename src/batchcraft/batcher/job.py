@@ -74,6 +74,7 @@ class Job:
         )
         self.layout.check_serves_a_batch(dataset.name, epoch_level=self.selector.epoch_level)
         self.ahead: SelectionSource | None = None  # workers or a plan (`SelectionSource`)
+        self.plan_used: bool | None = None  # None: the server has no plans (`attach_plan`)
 
     @property
     def selects_ahead(self) -> bool:

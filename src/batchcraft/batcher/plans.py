@@ -88,29 +88,55 @@ class PlanInfo:
     key: PlanKey
     dataset: str
     epochs: int
+    steps: int  # per epoch
 
     @classmethod
     def read(cls, path: Path) -> PlanInfo:
-        """Read ``path/plan.json``.
+        """Read ``path/plan.json`` and check the selections hold every step it names.
 
         Raises:
-            ConfigError: no plan there (none written, or a crashed run), or not one of
-                this version.
+            ConfigError: no plan there (none written, or a crashed run), not one of this
+                version, or selections missing, unreadable or of another schema.
         """
+        path = Path(path)
         try:
-            record = json.loads((Path(path) / PLAN_FILE).read_text())
+            record = json.loads((path / PLAN_FILE).read_text())
             if record.get("version") != PLAN_VERSION:
                 raise ValueError(f"version {record.get('version')!r}, expected {PLAN_VERSION}")
-            return cls(Path(path), PlanKey(**record["key"]), record["dataset"], record["epochs"])
+            plan = cls(path, PlanKey(**record["key"]), record["dataset"], int(record["epochs"]),
+                       int(record["steps"]))  # fmt: skip
         except FileNotFoundError:
             raise ConfigError(f"{path} is no epoch plan: it has no {PLAN_FILE}") from None
         except (ValueError, KeyError, TypeError) as error:
             raise ConfigError(f"epoch plan {path}: unreadable {PLAN_FILE} ({error})") from None
+        plan.check_selections()
+        return plan
+
+    def check_selections(self) -> None:
+        """Check the Parquet footers: the schema, and one row per planned step.
+
+        Raises:
+            ConfigError: naming what is wrong.
+        """
+        try:
+            dataset = pq.ParquetDataset(self.path / SELECTIONS_DIR)
+            rows = sum(piece.count_rows() for piece in dataset.fragments)
+            schema = dataset.schema
+        except (OSError, pa.ArrowException) as error:
+            raise ConfigError(f"epoch plan {self.path}: unreadable selections ({error})") from None
+        wrong = [f.name for f in SELECTIONS_SCHEMA if _shape(schema, f.name) != _shape(f.type)]
+        if wrong:
+            raise ConfigError(f"epoch plan {self.path}: selections lack {wrong} (or differ)")
+        if rows != self.epochs * self.steps:
+            raise ConfigError(
+                f"epoch plan {self.path}: {rows} selections for {self.epochs} epoch(s) of "
+                f"{self.steps} steps; the plan is incomplete"
+            )
 
     def write(self) -> None:
         """Write ``plan.json`` (the last file of a plan)."""
         record = {"version": PLAN_VERSION, "key": asdict(self.key), "dataset": self.dataset,
-                  "epochs": self.epochs}  # fmt: skip
+                  "epochs": self.epochs, "steps": self.steps}  # fmt: skip
         (self.path / PLAN_FILE).write_text(json.dumps(record, indent=1) + "\n")
 
 
@@ -163,15 +189,25 @@ class PlannedSelections:
 
 def attach_plan(job: Job, plans: list[PlanInfo]) -> bool:
     """Serve ``job`` from the first of ``plans`` made for it; whether one was."""
-    if not plans or not job.selects_ahead:
+    if not plans:
         return False
     key = PlanKey.of(job)
+    job.plan_used = False
     for plan in plans:
-        if plan.key == key:
+        if plan.key == key and job.selects_ahead:
             job.ahead = PlannedSelections(job, plan, job.ahead)
+            job.plan_used = True
             log_event(LOG, logging.INFO, "plan_used", job=job.job_id, plan=str(plan.path))
             return True
+    closest = max(plans, key=lambda plan: _shared_fields(plan.key, key))
+    differs = [name for name, value in asdict(key).items() if getattr(closest.key, name) != value]
+    log_event(LOG, logging.INFO, "plan_not_used", job=job.job_id, closest=str(closest.path),
+              differs=differs or ["the selector is not selected ahead"])  # fmt: skip
     return False
+
+
+def _shared_fields(first: PlanKey, second: PlanKey) -> int:
+    return sum(getattr(first, name) == value for name, value in asdict(second).items())
 
 
 def read_selections(path: Path) -> dict[Position, GlobalSelection]:
@@ -185,6 +221,19 @@ def read_selections(path: Path) -> dict[Position, GlobalSelection]:
         positions = np.asarray(row["positions"], np.int64)
         found[position] = GlobalSelection(position, positions, weights, info, made_by="plan")
     return found
+
+
+def _shape(schema_or_type: Any, name: str | None = None) -> str | None:
+    """A column's type without field names and nullability (writers name list items
+    differently); None if the schema lacks the column."""
+    kind = schema_or_type
+    if name is not None:
+        if name not in schema_or_type.names:
+            return None
+        kind = schema_or_type.field(name).type
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return f"list<{kind.value_type}>"
+    return str(kind)
 
 
 def _json_value(value: Any) -> Any:

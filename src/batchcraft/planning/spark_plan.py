@@ -82,7 +82,7 @@ def build_plan(request: PlanRequest, spark: Any = None) -> PlanInfo:
         )
         frame = spark.createDataFrame(rows, schema=_spark_schema())
         frame.write.parquet(str(staging / SELECTIONS_DIR))
-        plan = PlanInfo(staging, PlanKey.of(job), dataset.name, request.epochs)
+        plan = PlanInfo(staging, PlanKey.of(job), dataset.name, request.epochs, job.steps_in(0))
         plan.write()
         staging.rename(out)
     except BaseException:

@@ -70,6 +70,14 @@ class Metrics:
             (*TOTAL_LABELS, "made_by"),
             registry=registry,
         )
+        self.plan_sessions = Counter(
+            "batchcraft_plan_sessions",
+            "Sessions opened while the server has epoch plans, by whether one serves the "
+            "session's job (outcome=used) or it selects online (outcome=not_used; the "
+            "server logs plan_not_used with what differs).",
+            ("outcome",),
+            registry=registry,
+        )
         self.selection_seconds = Histogram(
             "batchcraft_selection_seconds",
             "Seconds the selector took for one batch.",

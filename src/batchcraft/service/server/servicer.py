@@ -144,6 +144,8 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         stream = stream_config(request, self.config.max_in_flight)
         stream.check_against(config, dataset.column_names)
         job = self.jobs.get_or_create(request.job or config.default_job_id(), config)
+        if job.plan_used is not None:
+            self.metrics.plan_sessions.labels("used" if job.plan_used else "not_used").inc()
         start = stream.start or job.cursors.get(stream.rank, Position())
         return RankSession(
             uuid.uuid4().hex,
