@@ -11,7 +11,7 @@ feedback; it then selects ahead within ``--feedback-staleness``); the others
 get none. ``hard_negative`` plans whole epochs and is not selected ahead.
 
 Then epoch plans: ``batchcraft plan`` (Spark, ``local[*]``) computes
-``--plan-epochs`` epochs of ``concept`` and ``coreset`` for the same job, a third
+whole epochs (at least ``--plan-batches`` batches) of ``concept`` and ``coreset`` for the same job, a third
 server serves them (``--plans``), and a client reads those epochs end to end,
 against uniform over as many batches from the same server.
 
@@ -35,6 +35,9 @@ from pathlib import Path
 import numpy as np
 from train_server import ServerProcess, machine_lines, throughput_dataset
 
+from batchcraft.batcher.config import JobConfig
+from batchcraft.batcher.job import Job
+from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.planning.spark_plan import PlanRequest, build_plan
 from batchcraft.service import BatchClient
 
@@ -74,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         help="selection workers (default: cores)",
     )
     parser.add_argument(
-        "--plan-epochs", type=int, default=10, help="epochs per plan; 0 skips plans (default: 10)"
+        "--plan-batches",
+        type=int,
+        default=600,
+        help="batches per plan (whole epochs, at least this many); 0 skips plans (default: 600)",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
@@ -92,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
                 {"throughput": dataset}, work / workers, extra=("--selection-workers", workers)
             )
         planned: dict[str, list[float]] = {}
-        if args.plan_epochs > 0:
-            servers["from a plan"] = plan_server(dataset, work, args.plan_epochs)
+        if args.plan_batches > 0:
+            servers["from a plan"] = plan_server(dataset, work, args.plan_batches)
         try:
-            if args.plan_epochs > 0:
-                planned = measure_plans(servers["from a plan"], args.plan_epochs, args.rounds)
+            if args.plan_batches > 0:
+                planned = measure_plans(servers["from a plan"], args.plan_batches, args.rounds)
             for _ in range(args.rounds):
                 for selector in SELECTORS:
                     for label in settings:
@@ -124,29 +130,33 @@ def main(argv: list[str] | None = None) -> int:
 
 
 PLANNED = ("concept", "coreset")
+PLAN_EPOCHS: dict[str, int] = {}
 
 
-def plan_server(dataset: Path, work: Path, epochs: int) -> ServerProcess:
+def plan_server(dataset: Path, work: Path, batches: int) -> ServerProcess:
     """Plans of `PLANNED` for the benchmark's jobs (batch 256, seed 0), and a server of them."""
     plans = []
     for selector in PLANNED:
         started = time.perf_counter()
+        steps = Job("plan", JobConfig("d", selector, batch_size=256), CuratedDataset.open(dataset))
+        epochs = -(-batches // steps.steps_in(0))
         request = PlanRequest(dataset, work / f"plan-{selector}", selector, batch_size=256,
                               epochs=epochs, master="local[*]")  # fmt: skip
         plans.append(str(build_plan(request).path))
+        PLAN_EPOCHS[selector] = epochs
         print(f"  planned {epochs} epochs of {selector} in {time.perf_counter() - started:.1f} s")
     (work / "plans").mkdir()
     extra = ("--selection-workers", "0", "--plans", *plans)
     return ServerProcess({"throughput": dataset}, work / "plans", extra=extra)
 
 
-def measure_plans(server: ServerProcess, epochs: int, rounds: int) -> dict[str, list[float]]:
+def measure_plans(server: ServerProcess, batches: int, rounds: int) -> dict[str, list[float]]:
     """Batches/s reading every planned epoch, and uniform over as many batches."""
     rates: dict[str, list[float]] = {name: [] for name in ("uniform", *PLANNED)}
     for _ in range(rounds):
         counts = {}
         for selector in PLANNED:
-            rate, counts[selector] = read_epochs(server, selector, epochs)
+            rate, counts[selector] = read_epochs(server, selector, PLAN_EPOCHS[selector])
             rates[selector].append(rate)
         uniform_epochs = max(1, round(statistics.mean(counts.values()) / 157))  # 40,000 / 256
         rates["uniform"].append(read_epochs(server, "uniform", uniform_epochs)[0])

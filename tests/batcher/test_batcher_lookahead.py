@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,6 +117,10 @@ def test_a_broken_pool_is_logged_once_and_selection_goes_on(
     job.ahead.settle(timeout=60)
     for process in list(lookahead._executor._processes.values()):  # a worker crash
         process.kill()
+    deadline = time.monotonic() + 30
+    while not lookahead._executor._broken:  # the executor noticed (its own thread does)
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     with caplog.at_level(logging.WARNING, logger="batchcraft.batcher"):
         got += list(stream)
     assert [(b.position, b.rank, b.positions.tolist(), None) for b in got] == expected

@@ -169,12 +169,17 @@ class JobLookahead:
         self._lock = threading.Lock()
 
     def take(self, position: Position) -> GlobalSelection | None:
-        """The selection at ``position`` if it was started ahead (waits for it to be made);
-        None if not, or if its worker failed (the request path then makes it, and raises
+        """The selection at ``position`` if a worker made it or is making it (then waits
+        for it); None if not started, still queued (cancelled: the request path is
+        sooner), or if its worker failed (the request path then makes it, and raises
         what the worker raised)."""
         with self._lock:
             found = self._made.get(position)
-        if isinstance(found, Future):
+        if isinstance(found, Future) and found.cancel():  # still queued: no worker has it
+            with self._lock:
+                self._made.pop(position, None)
+            return None
+        if isinstance(found, Future):  # a worker has it: it is ahead of the request path
             try:
                 positions, weights, info = found.result()
             except BrokenProcessPool as error:
