@@ -23,8 +23,8 @@ demo: setup
 	$(PY) -m batchcraft demo --dir $(DEMO_DIR)
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks scripts
-	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+	$(VENV)/bin/ruff check src tests benchmarks scripts examples
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts examples
 	$(PY) scripts/gen_protos.py --check
 	$(VENV)/bin/lint-imports --no-cache  # the architecture contracts in pyproject.toml
 

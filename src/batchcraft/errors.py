@@ -1,4 +1,26 @@
-"""The error hierarchy. Every error batchcraft raises on purpose derives from BatchcraftError."""
+"""The error hierarchy. Every error batchcraft raises on purpose derives from BatchcraftError.
+
+Messages that repeat a value someone else chose (a client, a file) cut it with
+`truncated_repr`, so an error never carries unbounded input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ECHO_LIMIT = 64
+"""Characters of a client-chosen value that a message or a log line repeats."""
+
+
+def truncated_repr(value: Any, limit: int = ECHO_LIMIT) -> str:
+    """``repr(value)``, cut after ``limit`` characters (then "…") when longer.
+
+    Example:
+        >>> truncated_repr("x" * 100, limit=8)
+        "'xxxxxxx…"
+    """
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class BatchcraftError(Exception):

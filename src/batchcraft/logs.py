@@ -13,6 +13,10 @@ A log call names an event and its fields, in either of two ways:
 and ``logger``, then the event name and its fields as top-level keys (from
 `Event`, or the record's ``extra`` attributes), and ``message`` for anything
 that is not an `Event`: nothing is encoded twice.
+
+A value a client or a file chose (a name, a parameter) appears in messages and
+log lines as `batchcraft.errors.truncated_repr`: a megabyte-long dataset name must not make a
+megabyte-long error (gRPC refuses status messages above its metadata limit).
 """
 
 from __future__ import annotations

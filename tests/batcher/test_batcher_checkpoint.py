@@ -157,7 +157,19 @@ FEEDBACK_DAMAGE: dict[str, Callable[[bytes], bytes]] = {
     "empty": lambda data: b"",
     "garbage": lambda data: b"PK\x03\x04garbage",
     "not a zip": lambda data: b"\x93NUMPY is not what this is",
+    # issue 17, defect 6: rows of another length were dropped without a word
+    "rows of another length": lambda data: npz_bytes({"rows/learner_losses": np.ones(5)}),
+    "an unknown array": lambda data: npz_bytes({"rows/bogus": np.ones(83)}),
+    "a scalar that is not one": lambda data: npz_bytes({"scalars/learner_logit_scale": np.ones(3)}),
 }
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    return buffer.getvalue()
 
 
 @pytest.mark.parametrize("damage", sorted(FEEDBACK_DAMAGE))
@@ -188,6 +200,7 @@ def test_periodic_saves_go_on_past_a_failing_job(
     jobs.save_all()
     broken = job_directory(tmp_path, "A")
     break_directory(broken)
+    first.advance(0, Position(0, 1))  # something to save (unchanged jobs are not rewritten)
     stop = threading.Event()
     saver = threading.Thread(target=jobs.run_periodic_saves, args=(0.01, stop), daemon=True)
     with caplog.at_level(logging.INFO, logger="batchcraft.batcher"):
@@ -240,3 +253,45 @@ def test_a_failed_write_ahead_save_is_retried(
     jobs.persist_selections(job)  # still due: the failed save did not count
     state = json.loads((directory / "state.json").read_text())
     assert [s["positions"] for s in state["selections"]] == [selected.positions.tolist()]
+
+
+def test_only_jobs_that_changed_are_rewritten(dataset: CuratedDataset, tmp_path: Path) -> None:
+    """Every job was rewritten at every checkpoint interval: issue 17, defect 7."""
+    jobs = registry(tmp_path, dataset)
+    moving, idle = jobs.get_or_create("R", CONFIG), jobs.get_or_create("S", CONFIG)
+    jobs.save_all()
+    files = {name: job_directory(tmp_path, name) / "state.json" for name in ("R", "S")}
+
+    def written() -> dict[str, tuple[int, int]]:
+        return {name: (path.stat().st_ino, path.stat().st_mtime_ns) for name, path in files.items()}
+
+    first = written()
+    jobs.save_all()
+    assert written() == first  # nothing changed, nothing written
+    moving.advance(0, Position(0, 2))
+    jobs.save_all()
+    second = written()
+    assert second["R"] != first["R"] and second["S"] == first["S"]
+    moving.feedback.update(np.arange(3), {"learner_losses": np.ones(3, np.float32)})
+    jobs.save(moving)
+    assert written()["R"] != second["R"]
+    restarted = registry(tmp_path, dataset)
+    restored = restarted.get_or_create("R", CONFIG)
+    assert restored.cursors == {0: Position(0, 2)}
+    before = written()
+    restarted.save_all()
+    assert written() == before  # a restored job is its checkpoint until it changes
+    del idle
+
+
+def test_feedback_left_out_of_a_save_is_written_by_the_next(
+    dataset: CuratedDataset, tmp_path: Path
+) -> None:
+    jobs = registry(tmp_path, dataset)
+    job = jobs.get_or_create("R", CONFIG)
+    job.feedback.update(np.arange(4), {"learner_losses": np.full(4, 2.0, np.float32)})
+    job.advance(0, Position(0, 1))
+    jobs.save(job, with_feedback=False)  # a write-ahead save: selections, not feedback
+    jobs.save_all()
+    restored = registry(tmp_path, dataset).get_or_create("R", CONFIG)
+    assert restored.feedback.reported("learner_losses", np.arange(4)).all()

@@ -242,3 +242,49 @@ def _sha12(text: str) -> str:
     import hashlib
 
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@pytest.mark.parametrize(("selector", "batch_size"), [("hard_negative", 84), ("coreset", 9)])
+def test_dropping_the_only_batch_of_every_epoch_is_refused(
+    dataset: CuratedDataset, selector: str, batch_size: int
+) -> None:
+    """hard_negative served an empty plan and failed with IndexError: issue 17, defect 5."""
+    config = JobConfig("news", selector, batch_size=batch_size, last_batch="drop")
+    with pytest.raises(ConfigError, match=r"leaves no batch in dataset 'news' of 83 kept rows"):
+        Job("j", config, dataset)
+    Job("j", JobConfig("news", selector, batch_size=batch_size), dataset)  # partial serves it
+
+
+def test_advancing_a_cursor_costs_the_ranks_seen_not_the_world_size(
+    dataset: CuratedDataset,
+) -> None:
+    """Job.advance took a minimum over range(world_size) under the job lock, so one ack with
+    world_size=2^32-1 pinned a CPU and blocked every checkpoint: issue 17, defect 1."""
+    import time
+
+    job = Job("j", JobConfig("news", batch_size=1, world_size=10**7), dataset)
+    job.selections[Position(0, 0)] = job.selection(Position(0, 0))  # a cached selection
+    started = time.perf_counter()
+    for step in range(1, 4):
+        job.advance(0, Position(0, step))
+    assert time.perf_counter() - started < 0.1
+    assert job.cursors == {0: Position(0, 3)}
+    assert Position(0, 0) in job.selections  # rank 1 and the others have not passed it
+
+
+def test_a_selection_goes_once_every_rank_has_passed_it(dataset: CuratedDataset) -> None:
+    job = Job("j", JobConfig("news", batch_size=1, world_size=2), dataset)
+    job.selections[Position(0, 0)] = job.selection(Position(0, 0))
+    job.advance(1, Position(0, 1))
+    assert Position(0, 0) in job.selections  # rank 0 has not moved
+    job.advance(0, Position(0, 1))
+    assert Position(0, 0) not in job.selections
+
+
+def test_a_column_asked_for_twice_is_refused() -> None:
+    """Found by the service fuzz test: ["id", "id"] was served, a schema with two "id"."""
+    job = JobConfig("news")
+    with pytest.raises(ConfigError, match="columns names column 'id' twice"):
+        StreamConfig(columns=("id", "text", "id")).check_against(job, ["id", "text"])
+    with pytest.raises(ConfigError, match="score_columns names column 'text' twice"):
+        StreamConfig(score_columns=("text", "text")).check_against(job, ["id", "text"])

@@ -131,6 +131,30 @@ def test_feedback_for_rows_not_served_is_refused_and_nothing_is_recorded(
     assert stream.job.feedback.reported("learner_losses", positions).all()
 
 
+@pytest.mark.parametrize(
+    ("rows", "extra", "message"),
+    [
+        ({"learner_losses": [1.0, np.nan, 2.0]}, {}, r"'learner_losses' .* row 1 \(id 'r1'\)"),
+        ({"learner_losses": [np.inf, 1.0, -np.inf]}, {}, r"row 0 \(id 'r0'\) and 1 more"),
+        ({"learner_embeddings": [[1.0, 0.0], [0.0, 1.0], [np.nan, 1.0]]}, {}, "row 2"),
+        ({}, {"scalars": {"learner_logit_scale": np.nan}}, "'learner_logit_scale' is NaN"),
+        ({}, {"vectors": {"gradient_first_moment": [1.0, np.inf]}}, "'gradient_first_moment'"),
+    ],
+)
+def test_non_finite_feedback_is_refused_and_nothing_is_recorded(
+    tmp_path: Path, rows: dict, extra: dict, message: str
+) -> None:
+    """NaN losses were stored as "not reported", infinities as losses: issue 17, defect 6."""
+    table = pa.table({"id": [f"r{i}" for i in range(6)]})
+    stream = RankStream(
+        Job("j", JobConfig("mem", batch_size=3), CuratedDataset("mem", tmp_path, {}, table)), 0
+    )
+    arrays = {name: np.asarray(value, np.float32) for name, value in rows.items()}
+    with pytest.raises(FeedbackError, match=message):
+        stream.report(["r0", "r1", "r2"], arrays, **extra)
+    assert stream.job.feedback.num_updates == 0
+
+
 def test_sync_scores_must_be_of_the_round_and_cover_exactly_its_candidates(
     dataset: CuratedDataset, top_loss: None
 ) -> None:

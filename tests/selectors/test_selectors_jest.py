@@ -198,3 +198,28 @@ def test_jest_rejects_bad_parameters(name: str, params: dict[str, object], messa
 
 def test_super_batch_size_follows_the_filter_ratio() -> None:
     assert get_selector("jest").pool_size(512) == 2560
+
+
+def test_the_dense_learnability_of_a_small_pool_equals_the_lazy_blocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import batchcraft.selectors.jest_scoring as scoring
+
+    rng = np.random.default_rng(5)
+    towers = tuple(rng.normal(size=(60, 8)).astype(np.float32) for _ in range(4))
+    heads = (scoring.SigmoidLossParameters(10.0, -10.0), scoring.SigmoidLossParameters(8.0, -9.0))
+    dense = scoring.LearnabilityScorer(towers, heads)
+    assert dense.dense() is not None  # computed (and kept) under the default limit
+    monkeypatch.setattr(scoring, "DENSE_LIMIT", 0)
+    lazy = scoring.LearnabilityScorer(towers, heads)
+    chosen, rows = np.array([3, 17, 42]), np.array([0, 3, 5, 42, 59])
+    assert lazy.dense() is None
+    np.testing.assert_allclose(
+        dense.pair_gain(chosen, rows), lazy.pair_gain(chosen, rows), rtol=1e-4, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        dense.pair_gain(chosen), lazy.pair_gain(chosen), rtol=1e-4, atol=1e-4
+    )
+    assert dense.sub_batch_learnability(chosen) == pytest.approx(
+        lazy.sub_batch_learnability(chosen), rel=1e-4
+    )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import grpc
 import pytest
+from certificates import self_signed_certificate
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
@@ -120,7 +120,6 @@ def test_token_auth(start_server) -> None:  # type: ignore[no-untyped-def]
 def test_corrupt_shard_fails_at_server_start_naming_the_file(
     curated_dir: Path, tmp_path: Path, server_process
 ) -> None:  # type: ignore[no-untyped-def]
-    import shutil
 
     broken = tmp_path / "broken"
     shutil.copytree(curated_dir, broken)
@@ -139,21 +138,6 @@ def test_feedback_for_unknown_ids_is_invalid_argument(address: str) -> None:
     client.close()
     assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert len(first_batch(address)["id"]) == 4
-
-
-def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1/localhost and its key, made with the openssl CLI."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make a test certificate")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
 
 
 def test_tls_with_token_through_the_serve_cli(

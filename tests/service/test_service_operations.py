@@ -18,7 +18,7 @@ from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.service import BatchClient, ServerConfig, create_server
 from batchcraft.service.cli import add_serve_arguments, dataset_paths, server_config
-from batchcraft.service.server.metrics import start_metrics_server
+from batchcraft.service.server.metrics import job_label, start_metrics_server
 
 pytestmark = pytest.mark.grpc
 
@@ -44,10 +44,11 @@ def wait_until(condition, timeout: float = 20.0) -> bool:  # type: ignore[no-unt
 def test_stalled_client_gets_no_more_than_max_in_flight(server) -> None:  # type: ignore[no-untyped-def]
     metrics = server.servicer.metrics
     labels = {"dataset": "news", "selector": "uniform"}  # bounded: no per-job series
-    stream = {"dataset": "news", "job": "stall", "rank": "0"}  # lives while the session does
+    # lives while the session does; the job is labelled by a hash of its id (issue 17, defect 8)
+    stream = {"dataset": "news", "job": job_label("stall"), "rank": "0"}
     requests: queue.Queue = queue.Queue()
     open_request = pb.OpenSession(
-        dataset="news", batch_size=4, job="stall", max_in_flight=3, num_epochs=0
+        dataset="news", batch_size=4, world_size=1, job="stall", max_in_flight=3, num_epochs=0
     )
     requests.put(pb.SessionRequest(open=open_request))
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:

@@ -71,3 +71,24 @@ def test_a_client_that_never_reports_is_warned_once(
     warnings = [r for r in caplog.records if "uniform batches in a row" in r.getMessage()]
     assert len(batches) > 10 and len(warnings) == 1
     assert "client.report" in warnings[0].getMessage()
+
+
+def test_the_torch_dataset_reports_feedback_on_the_stream_it_iterates(noisy_server) -> None:  # type: ignore[no-untyped-def]
+    from batchcraft.errors import ConfigError
+    from batchcraft.service.client.torch import BatchDataset
+
+    server, dataset, noisy = noisy_server
+    learner = Learner(noisy)
+    position = {identifier: row for row, identifier in enumerate(dataset.ids.tolist())}
+    torch_dataset = BatchDataset(
+        f"127.0.0.1:{server.port}", "noisy", selector="jest", batch_size=32, columns=["id"],
+        job="torch", max_in_flight=2,
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="num_workers=0"):
+        torch_dataset.report(["r00000"], losses=[1.0])  # nothing iterated yet
+    served_by = []
+    for batch in torch_dataset:
+        rows = np.array([position[i] for i in batch["id"]])
+        torch_dataset.report(batch["id"], losses=learner.train(rows))
+        served_by.append(torch_dataset._client.last_meta.selector)  # type: ignore[union-attr]
+    assert served_by[-1] == "jest" and served_by.count("uniform") <= 3

@@ -108,3 +108,12 @@ def test_pinned_tensors_hold_the_arrays_values(monkeypatch: pytest.MonkeyPatch) 
         tensor = service_torch._tensor(array, pinned=True)
         assert tensor.dtype == torch.from_numpy(array).dtype
         np.testing.assert_array_equal(tensor.numpy(), array)
+
+
+def test_hard_negative_masks_arrive_as_info_arrays(address: str) -> None:
+    dataset = BatchDataset(
+        address, "news", selector="hard_negative", batch_size=8, columns=["id"], job="masks"
+    )
+    batch = next(iter(dataset))
+    mask = batch["info_arrays"]["false_negative_mask"]
+    assert isinstance(mask, torch.Tensor) and mask.shape == (len(batch["id"]),) * 2

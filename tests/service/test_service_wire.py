@@ -113,7 +113,7 @@ def test_clients_without_packing_get_one_batch_per_message(
     address: str, kept_ids: list[str]
 ) -> None:
     request = pb.OpenSession(
-        dataset="news", batch_size=4, columns=["id"], job="legacy", num_epochs=1
+        dataset="news", batch_size=4, world_size=1, columns=["id"], job="legacy", num_epochs=1
     )
     kinds, ids = [], []
     for response in raw_session(address, request):
@@ -130,6 +130,7 @@ def test_small_batches_are_packed_and_served_identically(address: str) -> None:
     request = pb.OpenSession(
         dataset="news",
         batch_size=2,
+        world_size=1,
         columns=["id"],
         job="packed",
         num_epochs=1,

@@ -35,6 +35,7 @@ from batchcraft.batcher.errors import CheckpointError
 from batchcraft.batcher.feedback import FeedbackTable
 from batchcraft.batcher.job import GlobalSelection, Job
 from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.errors import truncated_repr
 
 # Version 1 gained the optional "dataset_fingerprint"; files written without it still load.
 STATE_VERSION = 1
@@ -120,7 +121,7 @@ def save_job(job: Job, root: Path, *, feedback: bool = True, fsync: bool = True)
 def recovery_hint(directory: Path, job_id: str) -> str:
     """How a user gets past a checkpoint that cannot be used."""
     return (
-        f"to start job {job_id!r} afresh, move {directory} aside (or delete it), "
+        f"to start job {truncated_repr(job_id)} afresh, move {directory} aside (or delete it), "
         "or use another job id"
     )
 
@@ -149,10 +150,10 @@ def read_checkpoint(root: Path, job_id: str) -> SavedJob | None:
         raise _unusable(
             path,
             job_id,
-            f"has state version {state.get('version')!r}; this server reads {STATE_VERSION}",
+            f"has state version {truncated_repr(state.get('version'))}; this server reads {STATE_VERSION}",
         )
     if state.get("job_id", job_id) != job_id:
-        raise _unusable(path, job_id, f"holds job {state['job_id']!r}")
+        raise _unusable(path, job_id, f"holds job {truncated_repr(state['job_id'])}")
     try:
         return _parse_state(path, state)
     except KeyError as exc:
@@ -214,7 +215,7 @@ def _read_feedback(path: Path, job: Job) -> FeedbackTable | None:
 
 def _unusable(path: Path, job_id: str, problem: str) -> CheckpointError:
     return CheckpointError(
-        f"checkpoint {path} of job {job_id!r} {problem}; {recovery_hint(path.parent, job_id)}"
+        f"checkpoint {path} of job {truncated_repr(job_id)} {problem}; {recovery_hint(path.parent, job_id)}"
     )
 
 
@@ -224,7 +225,7 @@ def _parse_state(path: Path, state: dict[str, Any]) -> SavedJob:
     rows = int(state["dataset_rows"])
     fingerprint = state.get("dataset_fingerprint")
     if fingerprint is not None and not isinstance(fingerprint, str):
-        raise TypeError(f"dataset_fingerprint={fingerprint!r} must be a string")
+        raise TypeError(f"dataset_fingerprint={truncated_repr(fingerprint)} must be a string")
     cursors = {int(rank): _position(p) for rank, p in state["cursors"].items()}
     for rank in cursors:
         if not 0 <= rank < config.world_size:
@@ -271,5 +272,5 @@ def _selection_from_json(item: dict[str, Any], num_rows: int) -> GlobalSelection
             raise ValueError(f"{len(weights)} weights for {len(positions)} selected rows")
     info = item["info"]
     if not isinstance(info, dict):
-        raise TypeError(f"selection info must be an object, got {info!r}")
+        raise TypeError(f"selection info must be an object, got {truncated_repr(info)}")
     return GlobalSelection(_position(item["position"]), positions, weights, info)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from batchcraft.batcher.order import LAST_BATCH_RULES, LastBatch
-from batchcraft.errors import ConfigError
+from batchcraft.errors import ConfigError, truncated_repr
 
 ScoringMode = Literal["async", "sync"]
 SCORING_MODES: tuple[str, ...] = ("async", "sync")
@@ -62,15 +62,23 @@ class JobConfig:
         if self.seed < 0:
             raise ConfigError(f"seed={self.seed} must be >= 0")
         if self.last_batch not in LAST_BATCH_RULES:
-            raise ConfigError(f"last_batch={self.last_batch!r}; valid: {list(LAST_BATCH_RULES)}")
+            raise ConfigError(
+                f"last_batch={truncated_repr(self.last_batch)}; valid: {list(LAST_BATCH_RULES)}"
+            )
         if self.scoring not in SCORING_MODES:
-            raise ConfigError(f"scoring={self.scoring!r}; valid: {list(SCORING_MODES)}")
+            raise ConfigError(
+                f"scoring={truncated_repr(self.scoring)}; valid: {list(SCORING_MODES)}"
+            )
         if not isinstance(self.selector_params, dict):
-            raise ConfigError(f"selector_params must be a dict, got {self.selector_params!r}")
+            raise ConfigError(
+                f"selector_params must be a dict, got {truncated_repr(self.selector_params)}"
+            )
         try:
             json.dumps(self.selector_params, sort_keys=True)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"selector_params must be JSON-serialisable: {exc}") from exc
+            raise ConfigError(
+                f"selector_params must be JSON-serialisable: {truncated_repr(str(exc))}"
+            ) from exc
 
     @property
     def global_batch_size(self) -> int:
@@ -116,9 +124,17 @@ class StreamConfig:
             raise ConfigError(f"num_epochs={self.num_epochs} must be >= 0 (0 = endless)")
 
     def check_against(self, job: JobConfig, columns: list[str]) -> None:
-        """Raise ConfigError if the rank or a column does not fit the job and dataset."""
+        """Raise ConfigError if the rank or a column does not fit the job and dataset, or a
+        column is asked for twice."""
         if self.rank >= job.world_size:
             raise ConfigError(f"rank={self.rank} must be < world_size={job.world_size}")
         for name in (*self.columns, *self.score_columns):
             if name not in columns:
-                raise ConfigError(f"unknown column {name!r}; dataset columns: {columns}")
+                raise ConfigError(
+                    f"unknown column {truncated_repr(name)}; dataset columns: {columns}"
+                )
+        for setting in ("columns", "score_columns"):
+            names = getattr(self, setting)
+            if len(set(names)) < len(names):  # a batch's columns are a dict by name
+                twice = next(name for name in names if names.count(name) > 1)
+                raise ConfigError(f"{setting} names column {truncated_repr(twice)} twice")

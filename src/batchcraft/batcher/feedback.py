@@ -21,6 +21,7 @@ import numpy as np
 from batchcraft.batcher.errors import FeedbackError
 from batchcraft.batcher.estimates import FeedbackEstimator
 from batchcraft.dataset.fields import ROW_FEEDBACK, SCALAR_FEEDBACK, VECTOR_FEEDBACK, feedback_ndim
+from batchcraft.errors import truncated_repr
 
 
 @dataclass(frozen=True)
@@ -156,16 +157,30 @@ class FeedbackTable:
         arrays: dict[str, np.ndarray],
         estimator: FeedbackEstimator | None = None,
     ) -> FeedbackTable:
-        """Inverse of `to_arrays`."""
+        """Inverse of `to_arrays`.
+
+        Raises:
+            ValueError: an array of another shape than `to_arrays` writes (rows of
+                another length than ``num_rows``), or of an unknown name; the caller
+                names the file (a restored table is never silently cut short).
+        """
         table = cls(num_rows, estimator)
         for key, value in arrays.items():
             kind, _, name = key.partition("/")
-            if kind == "rows" and value.shape[0] == num_rows:
+            if kind == "rows" and name in ROW_FEEDBACK:
+                expected = (num_rows, *value.shape[1:])
+                if value.shape != expected or value.ndim != feedback_ndim(name):
+                    raise ValueError(
+                        f"{key} has shape {value.shape}; expected {num_rows} rows"
+                        f" and {feedback_ndim(name)} dimension(s)"
+                    )
                 table.rows[name] = np.asarray(value, dtype=np.float32)
-            elif kind == "vectors":
+            elif kind == "vectors" and name in VECTOR_FEEDBACK and value.ndim == 1:
                 table.vectors[name] = np.asarray(value, dtype=np.float32)
-            elif kind == "scalars":
+            elif kind == "scalars" and name in SCALAR_FEEDBACK and value.ndim == 0:
                 table.scalars[name] = float(value)
+            else:
+                raise ValueError(f"{key} of shape {value.shape} is not a feedback array")
         return table
 
     def _table(self, name: str, trailing: tuple[int, ...]) -> np.ndarray:
@@ -203,7 +218,9 @@ class FeedbackTable:
 
 def _check_rows(name: str, value: np.ndarray, count: int) -> np.ndarray:
     if name not in ROW_FEEDBACK:
-        raise FeedbackError(f"unknown feedback column {name!r}; valid: {list(ROW_FEEDBACK)}")
+        raise FeedbackError(
+            f"unknown feedback column {truncated_repr(name)}; valid: {list(ROW_FEEDBACK)}"
+        )
     array = np.asarray(value, dtype=np.float32)
     expected_ndim = feedback_ndim(name)
     if array.ndim != expected_ndim or array.shape[0] != count:
@@ -217,7 +234,8 @@ def _check_rows(name: str, value: np.ndarray, count: int) -> np.ndarray:
 def _check_names(values: dict[str, Any], valid: tuple[str, ...]) -> None:
     unknown = sorted(set(values) - set(valid))
     if unknown:
-        raise FeedbackError(f"unknown feedback values {unknown}; valid: {list(valid)}")
+        shown = ", ".join(truncated_repr(name) for name in unknown[:5])
+        raise FeedbackError(f"unknown feedback values [{shown}]; valid: {list(valid)}")
 
 
 def _has_value(values: np.ndarray) -> np.ndarray:

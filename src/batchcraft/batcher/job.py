@@ -89,16 +89,24 @@ class Job:
         self._lock = threading.RLock()
         self._next_round = 0
         self.selections_made = 0
+        self.cursor_moves = 0
         self._permutations: dict[int, np.ndarray] = {}
         pool_size = self.selector.pool_size(config.global_batch_size)
         self.layout = EpochLayout(
             dataset.num_rows, pool_size, config.global_batch_size, config.last_batch
         )
+        self.layout.check_serves_a_batch(dataset.name, epoch_level=self.selector.epoch_level)
 
     def _estimator(self) -> FeedbackEstimator | None:
         if not uses_feedback(self.selector):
             return None
         return FeedbackEstimator(self._pools.curated, self._pools.clusters(), self.config.seed)
+
+    @property
+    def revision(self) -> tuple[int, int]:
+        """Changes to what ``state.json`` holds (cursor moves; selections and plans made):
+        equal revisions, equal files. The feedback table counts its own updates."""
+        return (self.cursor_moves, self.selections_made)
 
     @property
     def needs_scores(self) -> bool:
@@ -176,12 +184,18 @@ class Job:
             return found
 
     def advance(self, rank: int, next_position: Position) -> None:
-        """Record that ``rank`` consumed everything before ``next_position``."""
+        """Record that ``rank`` consumed everything before ``next_position``.
+
+        Costs the ranks seen, never the world size (a client's number): a rank
+        without a cursor is still at the start, so none is passed by all.
+        """
         with self._lock:
             current = self.cursors.get(rank)
             if current is None or next_position > current:
                 self.cursors[rank] = next_position
-            low = min(self.cursors.get(r, Position()) for r in range(self.config.world_size))
+                self.cursor_moves += 1
+            everyone = len(self.cursors) == self.config.world_size
+            low = min(self.cursors.values()) if everyone else Position()
             for done in [p for p in self.selections if p < low]:
                 del self.selections[done]
             for epoch in [e for e in self.plans if e < low.epoch]:

@@ -81,6 +81,23 @@ class EpochLayout:
         if self.last_batch not in LAST_BATCH_RULES:
             raise ConfigError(f"last_batch={self.last_batch!r}; valid: {list(LAST_BATCH_RULES)}")
 
+    def check_serves_a_batch(self, dataset: str, *, epoch_level: bool = False) -> None:
+        """Refuse a layout that drops the tail of every epoch when nothing but a tail exists
+        (a global batch, or its pool, larger than the dataset): it would never serve a
+        batch. An epoch-level selector plans its own batches, needing only the global batch.
+
+        Raises:
+            ConfigError: naming the sizes and the dataset.
+        """
+        needed = self.global_batch_size if epoch_level else self.pool_size
+        if self.last_batch == "drop" and needed > self.num_rows:
+            raise ConfigError(
+                f"a global batch of {self.global_batch_size} rows (batch_size × world_size, "
+                f"chosen from {needed} candidates) with last_batch='drop' leaves no batch in "
+                f"dataset {dataset!r} of {self.num_rows} kept rows; lower batch_size, or "
+                "use last_batch='partial'"
+            )
+
     @cached_property
     def steps(self) -> int:
         """Global steps per epoch (asked for several times per served batch)."""

@@ -15,13 +15,21 @@ from batchcraft.batcher.checkpoint import (
     restore_job,
     save_job,
 )
+from batchcraft.batcher.checkpoint_files import (
+    check_writable,
+    remove_stale_temporaries,
+    remove_temporaries,
+)
 from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.errors import CheckpointSaveError, JobConflictError, UnknownDatasetError
 from batchcraft.batcher.job import Job
 from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.errors import truncated_repr
 from batchcraft.logs import log_event
 
 LOG = logging.getLogger("batchcraft.batcher")
+CONFIG_ECHO_LIMIT = 256
+"""Characters of a job's configuration a conflict message shows."""
 
 
 class DatasetRegistry:
@@ -48,7 +56,7 @@ class DatasetRegistry:
             return self._datasets[name]
         except KeyError:
             raise UnknownDatasetError(
-                f"unknown dataset {name!r}; registered: {sorted(self._datasets)}"
+                f"unknown dataset {truncated_repr(name)}; registered: {sorted(self._datasets)}"
             ) from None
 
     def __iter__(self):  # type: ignore[no-untyped-def]
@@ -76,10 +84,31 @@ class JobRegistry:
         self._jobs: dict[str, Job] = {}
         self._saved_feedback: dict[str, int] = {}
         self._saved_selections: dict[str, int] = {}
+        self._saved_states: dict[str, tuple[int, int]] = {}  # Job.revision in state.json
         self._failing: set[str] = set()  # job ids whose last periodic save failed
         self._lock = threading.Lock()
         # One writer at a time: a slow periodic snapshot must never replace a newer one.
         self._save_lock = threading.Lock()
+
+    def prepare_directory(self) -> None:
+        """At server start: refuse a checkpoint directory that cannot be written, and remove
+        the stale temporaries of writers killed mid-save (`checkpoint_files`).
+
+        Raises:
+            OutputError: naming the directory.
+        """
+        if self.checkpoint_dir is None:
+            return
+        check_writable(self.checkpoint_dir, "checkpoint directory")
+        removed = remove_stale_temporaries(self.checkpoint_dir)
+        if removed:
+            log_event(
+                LOG,
+                logging.INFO,
+                "checkpoint_leftovers_removed",
+                directory=str(self.checkpoint_dir),
+                files=len(removed),
+            )
 
     def get_or_create(self, job_id: str, config: JobConfig) -> Job:
         """The job ``job_id``, created (and restored from its checkpoint) on first use.
@@ -102,6 +131,8 @@ class JobRegistry:
                 return job
             saved = None
             if self.checkpoint_dir is not None:
+                # this server takes the job on: any temporary in its directory is a leftover
+                remove_temporaries(job_directory(self.checkpoint_dir, job_id))
                 saved = read_checkpoint(self.checkpoint_dir, job_id)
             if saved is not None:
                 check_same_config(
@@ -114,12 +145,16 @@ class JobRegistry:
             job = Job(job_id, config, dataset)
             if saved is not None:
                 restore_job(job, saved)
+                self._saved_states[job_id] = job.revision  # the files hold it already
             self._jobs[job_id] = job
             self._saved_feedback[job_id] = job.feedback.num_updates
             return job
 
     def save(self, job: Job, *, with_feedback: bool | None = None) -> None:
-        """Checkpoint ``job`` (feedback only if it changed, unless forced).
+        """Checkpoint ``job`` if it changed since its last checkpoint: its state
+        (`Job.revision`) or its feedback table, which is written only if it changed, unless
+        ``with_feedback`` says. A server with many jobs, most of them idle, rewrites only
+        the busy ones each interval.
 
         Raises:
             OSError: a file could not be written. The caller decides: the
@@ -129,13 +164,16 @@ class JobRegistry:
         if self.checkpoint_dir is None:
             return
         with self._save_lock:
-            updates = job.feedback.num_updates
-            selections = job.selections_made
+            revision, updates = job.revision, job.feedback.num_updates
+            feedback_due = updates != self._saved_feedback.get(job.job_id)
+            if revision == self._saved_states.get(job.job_id) and not feedback_due:
+                return  # the files hold the job as it is
             if with_feedback is None:
-                with_feedback = updates != self._saved_feedback.get(job.job_id)
+                with_feedback = feedback_due
             save_job(job, self.checkpoint_dir, feedback=with_feedback, fsync=self.fsync)
             # Only once written: a failed save must leave the next one still due.
-            self._saved_selections[job.job_id] = selections
+            self._saved_selections[job.job_id] = revision[1]
+            self._saved_states[job.job_id] = revision
             if with_feedback:
                 self._saved_feedback[job.job_id] = updates
 
@@ -229,11 +267,19 @@ def check_same_config(
     if requested == existing:
         return
     changed = ", ".join(
-        f"{name} {getattr(existing, name)!r} -> {getattr(requested, name)!r}"
+        f"{name} {truncated_repr(getattr(existing, name))} -> "
+        f"{truncated_repr(getattr(requested, name))}"
         for name in (field.name for field in fields(JobConfig))
         if getattr(existing, name) != getattr(requested, name)
     )
     raise JobConflictError(
-        f"job {job_id!r} {where} with {existing.canonical_json()}; got "
-        f"{requested.canonical_json()} ({changed})" + (f"; {hint}" if hint else "")
+        f"job {truncated_repr(job_id)} {where} with {_shown(existing)}; got "
+        f"{_shown(requested)} ({changed})" + (f"; {hint}" if hint else "")
     )
+
+
+def _shown(config: JobConfig) -> str:
+    """A config's canonical JSON as a message shows it: its parameters are the client's,
+    so it is cut short like any echoed value (the fields that differ are listed apart)."""
+    text = config.canonical_json()
+    return text if len(text) <= CONFIG_ECHO_LIMIT else text[:CONFIG_ECHO_LIMIT] + "…"

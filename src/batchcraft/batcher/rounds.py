@@ -59,10 +59,22 @@ class ScoringRound:
                     return False
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    missing = sorted(set(range(self.world_size)) - self._scored)
                     raise SessionTimeoutError(
                         f"scoring round {self.round_id} at epoch {self.position.epoch} step "
-                        f"{self.position.step}: ranks {missing} did not score within {timeout} s"
+                        f"{self.position.step}: {self._missing()} did not score within {timeout} s"
                     )
                 self._condition.wait(min(remaining, 0.2))
         return True
+
+    def _missing(self, shown: int = 8) -> str:
+        """The ranks that have not scored, the first ``shown`` of them named (the world
+        size is a client's number: nothing here walks all of it)."""
+        count = self.world_size - len(self._scored)
+        first: list[int] = []
+        rank = 0
+        while len(first) < min(shown, count):
+            if rank not in self._scored:
+                first.append(rank)
+            rank += 1
+        more = f" and {count - len(first)} more" if count > len(first) else ""
+        return f"ranks {first}{more}"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -41,8 +42,10 @@ class CuratedDataset:
         self.table = table
         ids = table.column(ID).to_numpy(zero_copy_only=False).astype(object)
         self.ids: np.ndarray = ids
-        self._position = {identifier: index for index, identifier in enumerate(ids.tolist())}
-        if len(self._position) != len(ids):
+        # A hash index over the ids (pandas' C hash table): one vectorised lookup per
+        # feedback report instead of a Python dict probe per id.
+        self._position = pd.Index(ids)
+        if not self._position.is_unique:
             raise DatasetError(f"dataset {name!r} at {root}: kept rows have duplicate ids")
         self._projections: dict[tuple[str, ...], pa.RecordBatch] = {}
         self._matrices: dict[tuple[str, ...], list[np.ndarray] | None] = {}
@@ -111,8 +114,8 @@ class CuratedDataset:
 
     def positions_of(self, ids: list[str] | np.ndarray) -> np.ndarray:
         """Positions of ``ids`` (int64); -1 for ids that are not served."""
-        lookup = self._position.get
-        return np.fromiter((lookup(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+        query = np.asarray(ids, dtype=object) if len(ids) else np.empty(0, dtype=object)
+        return self._position.get_indexer(query).astype(np.int64, copy=False)
 
     def rows(self, positions: np.ndarray, columns: list[str]) -> pa.RecordBatch:
         """The rows at ``positions`` (in that order), projected on ``columns``.

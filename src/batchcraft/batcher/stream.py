@@ -30,7 +30,7 @@ from batchcraft.batcher.config import Position
 from batchcraft.batcher.errors import FeedbackError
 from batchcraft.batcher.job import Job, RankBatch
 from batchcraft.batcher.rounds import ScoringRound
-from batchcraft.errors import ConfigError
+from batchcraft.errors import ConfigError, truncated_repr
 
 Persist = Callable[[Job], None]
 STATE_KEYS = ("epoch", "step")
@@ -137,12 +137,15 @@ class RankStream:
             vectors: pool-level vectors (``VECTOR_FEEDBACK``).
 
         Raises:
-            FeedbackError: an id is not served, a name is unknown, a shape is wrong.
+            FeedbackError: an id is not served, a name is unknown, a shape is wrong,
+                or a value is NaN or infinite (a trainer's NaN loss is a diverged
+                step, not "no report"): then nothing of the report is recorded.
         """
+        check_finite(ids, rows, scalars or {}, vectors or {})
         positions = self.job.dataset.positions_of(ids)
-        unknown = [ids[i] for i in np.flatnonzero(positions < 0)[:3]]
+        unknown = [truncated_repr(ids[i]) for i in np.flatnonzero(positions < 0)[:3]]
         if unknown:
-            raise FeedbackError(f"feedback names ids that are not served: {unknown}")
+            raise FeedbackError(f"feedback names ids that are not served: [{', '.join(unknown)}]")
         self.job.feedback.update(positions, rows, dict(scalars or {}), dict(vectors or {}))
         return positions
 
@@ -185,6 +188,37 @@ class RankStream:
         return self.next()
 
 
+def check_finite(
+    ids: list[str],
+    rows: Mapping[str, np.ndarray],
+    scalars: Mapping[str, float],
+    vectors: Mapping[str, np.ndarray],
+) -> None:
+    """Refuse a report holding NaN or ±inf, naming the column and its first bad row.
+
+    Raises:
+        FeedbackError: naming the value, the column, the row and its id.
+    """
+    for name, values in rows.items():
+        array = np.asarray(values, dtype=np.float32)
+        bad = ~np.isfinite(array.reshape(len(array), -1)).all(axis=1) if array.ndim else None
+        if bad is not None and bad.any():
+            row = int(np.argmax(bad))
+            shown = truncated_repr(ids[row]) if row < len(ids) else "?"
+            raise FeedbackError(
+                f"feedback {truncated_repr(name)} has a NaN or infinite value in row {row} "
+                f"(id {shown}) and {int(bad.sum()) - 1} more row(s); values must be finite "
+                "(nothing of this report was recorded)"
+            )
+    pool_level = {**scalars, **{k: np.asarray(v, np.float32) for k, v in vectors.items()}}
+    for name, value in pool_level.items():
+        if not np.isfinite(np.asarray(value, dtype=np.float64)).all():
+            raise FeedbackError(
+                f"feedback {truncated_repr(name)} is NaN or infinite; values must be finite "
+                "(nothing of this report was recorded)"
+            )
+
+
 def _position_of(state: Mapping[str, Any] | Position | None) -> Position:
     if state is None:
         return Position()
@@ -192,9 +226,9 @@ def _position_of(state: Mapping[str, Any] | Position | None) -> Position:
         return state
     if not isinstance(state, Mapping) or set(state) != set(STATE_KEYS):
         raise ConfigError(
-            f"a stream state is a mapping with keys {list(STATE_KEYS)}, got {state!r}"
+            f"a stream state is a mapping with keys {list(STATE_KEYS)}, got {truncated_repr(state)}"
         )
     values = [state[key] for key in STATE_KEYS]
     if not all(isinstance(value, int) and not isinstance(value, bool) for value in values):
-        raise ConfigError(f"stream state values must be integers, got {state!r}")
+        raise ConfigError(f"stream state values must be integers, got {truncated_repr(state)}")
     return Position(*values)

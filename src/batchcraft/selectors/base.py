@@ -46,12 +46,14 @@ the JSON-serialisable part.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from batchcraft.errors import BatchcraftError, ConfigError
+from batchcraft.errors import BatchcraftError, ConfigError, truncated_repr
+from batchcraft.selectors.parameters import check_parameter_types
 from batchcraft.selectors.pool import Pool
 
 
@@ -140,6 +142,11 @@ class BaseSelector:
     name: ClassVar[str] = "base"
     epoch_level: ClassVar[bool] = False
 
+    def __post_init__(self) -> None:
+        """Hold every parameter to its annotated type (`check_parameter_types`); subclasses
+        that check ranges call this first."""
+        check_parameter_types(self)
+
     @property
     def required_columns(self) -> frozenset[str]:
         """Columns every pool must have."""
@@ -206,7 +213,7 @@ class BaseSelector:
 def check_batch_size(batch_size: int) -> None:
     """Raise ConfigError unless ``batch_size`` is a positive int."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-        raise ConfigError(f"batch_size must be an int, got {batch_size!r}")
+        raise ConfigError(f"batch_size must be an int, got {truncated_repr(batch_size)}")
     if batch_size <= 0:
         raise ConfigError(f"{batch_size=} must be > 0")
 
@@ -220,13 +227,23 @@ def check_range(
     low_inclusive: bool = True,
     high_inclusive: bool = True,
 ) -> None:
-    """Raise ConfigError naming ``name``, ``value`` and the valid range if out of it."""
-    above = value >= low if low_inclusive else value > low
-    below = value <= high if high_inclusive else value < high
-    if math.isnan(value) or not (above and below):
+    """Raise ConfigError naming ``name``, ``value`` and the valid range if out of it.
+
+    Raises:
+        TypeError: ``value`` is not a number (`get_selector` reports it as a bad parameter).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}={truncated_repr(value)} must be a number")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond the float range is out of any range here
+        number = math.inf if value > 0 else -math.inf
+    above = number >= low if low_inclusive else number > low
+    below = number <= high if high_inclusive else number < high
+    if math.isnan(number) or not (above and below):
         left = "[" if low_inclusive else "("
         right = "]" if high_inclusive else ")"
-        raise ConfigError(f"{name}={value!r} must be in {left}{low}, {high}{right}")
+        raise ConfigError(f"{name}={truncated_repr(value)} must be in {left}{low}, {high}{right}")
 
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:

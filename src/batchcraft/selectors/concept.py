@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from batchcraft.errors import ConfigError
+from batchcraft.errors import ConfigError, truncated_repr
 from batchcraft.selectors.base import BaseSelector, Selection, check_range
 from batchcraft.selectors.concept_stats import ConceptRows, concept_metrics
 from batchcraft.selectors.pool import Pool
@@ -51,15 +51,14 @@ class ConceptSelector(BaseSelector):
     cap_factor: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.variant not in ("diversity", "frequency"):
-            raise ConfigError(f"variant={self.variant!r} must be 'diversity' or 'frequency'")
+        super().__post_init__()  # types, and variant one of its Literal's values
         check_range("filter_ratio", self.filter_ratio, 0.0, 1.0, high_inclusive=False)
         check_range("cap_factor", self.cap_factor, 1.0, math.inf)
         if self.target_distribution is not None:
             bad = {key: value for key, value in self.target_distribution.items() if not value >= 0}
             if bad or not sum(self.target_distribution.values()) > 0:
                 raise ConfigError(
-                    f"target_distribution weights must be >= 0 with a positive sum, got {bad or 'sum 0'}"
+                    f"target_distribution weights must be >= 0 with a positive sum, got {truncated_repr(bad) if bad else 'sum 0'}"
                 )
 
     @property

@@ -61,11 +61,8 @@ class CoresetSelector(BaseSelector):
     greedy_epsilon: float | None = 0.01
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # types, and features one of its Literal's values
         check_range("pool_multiplier", self.pool_multiplier, 1.0, 1e6)
-        if self.features not in ("auto", "embeddings", "gradient_sketches"):
-            raise ConfigError(
-                f"features={self.features!r} must be 'auto', 'embeddings' or 'gradient_sketches'"
-            )
         check_range("small_source_share", self.small_source_share, 0.0, 1.0, high_inclusive=False)
         for index, beta in enumerate(self.adam_betas):
             check_range(f"adam_betas[{index}]", beta, 0.0, 1.0, high_inclusive=False)

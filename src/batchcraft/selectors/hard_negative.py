@@ -13,6 +13,10 @@ from batchcraft.selectors.base import BaseSelector, Selection, check_batch_size,
 from batchcraft.selectors.negative_mining import InBatchScores, mine_hard_negatives
 from batchcraft.selectors.pool import Pool
 
+MAX_MINED_NEGATIVES = 1024
+"""Most mined negatives per anchor, and most top-ranked ones skipped (each anchor's search
+goes twice their sum deep, and the result holds one row per anchor of that width)."""
+
 
 @dataclass(frozen=True)
 class HardNegativeSelector(BaseSelector):
@@ -60,17 +64,19 @@ class HardNegativeSelector(BaseSelector):
     hardness_top: int = 10
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # types: every size is an integer
         for name in ("cluster_size", "initial_cluster_size", "doubling_every", "hardness_top"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}={value!r} must be an int >= 1")
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
         if self.initial_cluster_size > self.cluster_size:
             raise ConfigError(
                 f"initial_cluster_size={self.initial_cluster_size} must be <= cluster_size={self.cluster_size}"
             )
-        for name in ("num_mined_negatives", "skip_top"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name}={getattr(self, name)} must be >= 0")
+        for name in ("num_mined_negatives", "skip_top"):  # FAISS searches their sum deep
+            if not 0 <= getattr(self, name) <= MAX_MINED_NEGATIVES:
+                raise ConfigError(
+                    f"{name}={getattr(self, name)} must be in [0, {MAX_MINED_NEGATIVES}]"
+                )
         if self.false_negative_margin is not None:
             check_range("false_negative_margin", self.false_negative_margin, -2.0, 2.0)
 

@@ -20,7 +20,6 @@ PAIRWISE_COLUMNS = frozenset(
     {"embeddings", "pair_embeddings", "learner_embeddings", "learner_pair_embeddings"}
 )
 PER_EXAMPLE_COLUMNS = frozenset({"learner_losses", "reference_losses"})
-_SCORINGS = ("auto", "pairwise", "per_example")
 
 
 @dataclass(frozen=True)
@@ -36,9 +35,8 @@ class _LearnabilityScoring(BaseSelector):
     temperature: float = 1.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # types, and scoring one of its Literal's values
         check_range("filter_ratio", self.filter_ratio, 0.0, 1.0, high_inclusive=False)
-        if self.scoring not in _SCORINGS:
-            raise ConfigError(f"scoring={self.scoring!r} must be one of {list(_SCORINGS)}")
         check_range("temperature", self.temperature, 0.0, float("inf"), low_inclusive=False)
         for name in ("learner_logit_scale", "reference_logit_scale"):
             check_range(name, getattr(self, name), 0.0, float("inf"), low_inclusive=False)
@@ -174,11 +172,9 @@ class JestSelector(_LearnabilityScoring):
     first_chunk: Literal["diagonal", "uniform"] = "diagonal"
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        if not isinstance(self.num_chunks, int) or self.num_chunks < 1:
-            raise ConfigError(f"num_chunks={self.num_chunks!r} must be an int >= 1")
-        if self.first_chunk not in ("diagonal", "uniform"):
-            raise ConfigError(f"first_chunk={self.first_chunk!r} must be 'diagonal' or 'uniform'")
+        super().__post_init__()  # types, and first_chunk one of its Literal's values
+        if self.num_chunks < 1:
+            raise ConfigError(f"num_chunks={self.num_chunks} must be >= 1")
 
     def _select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection:
         scorer, scoring = self._scorer(pool)
@@ -206,11 +202,6 @@ class JestIndependentSelector(_LearnabilityScoring):
 
     name: ClassVar[str] = "jest_independent"
     method: Literal["top_k", "softmax"] = "top_k"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.method not in ("top_k", "softmax"):
-            raise ConfigError(f"method={self.method!r} must be 'top_k' or 'softmax'")
 
     def _select(self, pool: Pool, batch_size: int, rng: np.random.Generator) -> Selection:
         scorer, scoring = self._scorer(pool)

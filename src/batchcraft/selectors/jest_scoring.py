@@ -9,6 +9,9 @@ import numpy as np
 
 from batchcraft._deps import require
 
+DENSE_LIMIT = 1024
+"""Pools up to this size get their learnability matrix computed whole (8 MiB of float64)."""
+
 
 @dataclass(frozen=True)
 class SigmoidLossParameters:
@@ -51,6 +54,8 @@ class LearnabilityScorer:
     ) -> None:
         self.torch = require("torch")
         self._diagonal: np.ndarray | None = None
+        self._dense: np.ndarray | None = None
+        self._dense_symmetric: np.ndarray | None = None
         if per_example is not None:
             self.size = len(per_example)
             self.models: list[tuple[Any, Any, SigmoidLossParameters]] = []
@@ -149,20 +154,42 @@ class LearnabilityScorer:
         everything = np.arange(self.size, dtype=np.int64)
         return self.block(everything, everything)
 
+    def dense(self) -> np.ndarray | None:
+        """The whole matrix as float64 numpy, computed once, for pools of at most
+        `DENSE_LIMIT` rows (None above): one B×B pass costs less than the many small
+        torch calls of the lazy blocks (320 rows: about 1 ms against 3 ms)."""
+        if self.size > DENSE_LIMIT or not self.models:
+            return None
+        if self._dense is None:
+            self._dense = self.full().to(self.torch.float64).numpy()
+        return self._dense
+
     def pair_gain(self, chosen: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """``Σ_{j ∈ chosen} (S_ij + S_ji)`` for each row i of ``rows`` (default: all), float64."""
-        if not self.models:
-            gain = np.zeros(self.size if rows is None else len(rows))
-        else:  # rows and columns of the chosen only, not the whole matrix
-            from_rows = self._off_diagonal(chosen, rows).sum(dim=0)
-            from_columns = self._off_diagonal(rows, chosen).sum(dim=1)
-            gain = (from_rows + from_columns).to(self.torch.float64).numpy()
         positions = np.arange(self.size) if rows is None else rows
         is_chosen = np.zeros(self.size, dtype=bool)
         is_chosen[chosen] = True
         on_diagonal = is_chosen[positions]  # np.isin(positions, chosen), without its sort
+        symmetric = self._symmetric()
+        if symmetric is not None:  # its diagonal already holds the correction
+            return symmetric[chosen].sum(axis=0)[positions]
+        if not self.models:
+            gain = np.zeros(len(positions))
+        else:  # rows and columns of the chosen only, not the whole matrix
+            from_rows = self._off_diagonal(chosen, rows).sum(dim=0)
+            from_columns = self._off_diagonal(rows, chosen).sum(dim=1)
+            gain = (from_rows + from_columns).to(self.torch.float64).numpy()
         gain[on_diagonal] += 2.0 * self.correction[positions[on_diagonal]]
         return gain
+
+    def _symmetric(self) -> np.ndarray | None:
+        """``S + Sᵀ`` of a dense pool (one row gather per chunk then gives the gains)."""
+        dense = self.dense()
+        if dense is None:
+            return None
+        if self._dense_symmetric is None:
+            self._dense_symmetric = dense + dense.T
+        return self._dense_symmetric
 
     @property
     def independent(self) -> bool:
@@ -173,6 +200,9 @@ class LearnabilityScorer:
         """Total learnability of a sub-batch divided by its size (SigLIP's loss normalisation)."""
         if self.independent:  # only the diagonal: no (b, b) block to build
             return float(self.correction[indices].sum()) / max(len(indices), 1)
+        dense = self.dense()
+        if dense is not None:
+            return float(dense[np.ix_(indices, indices)].sum()) / max(len(indices), 1)
         return float(self.block(indices, indices).sum()) / max(len(indices), 1)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from batchcraft.errors import ConfigError
+from batchcraft.errors import ConfigError, truncated_repr
 from batchcraft.selectors.base import BaseSelector
 from batchcraft.selectors.concept import ConceptSelector
 from batchcraft.selectors.coreset import CoresetSelector
@@ -38,12 +38,17 @@ def get_selector(name: str, **params: Any) -> BaseSelector:
     try:
         selector_class = SELECTORS[name]
     except (KeyError, TypeError):
-        raise ConfigError(f"unknown selector {name!r}; valid: {sorted(SELECTORS)}") from None
+        raise ConfigError(
+            f"unknown selector {truncated_repr(name)}; valid: {sorted(SELECTORS)}"
+        ) from None
     valid = sorted(field.name for field in dataclasses.fields(selector_class))  # type: ignore[arg-type]
     unknown = sorted(set(params) - set(valid))
     if unknown:
-        raise ConfigError(f"unknown parameters {unknown} for selector {name!r}; valid: {valid}")
+        shown = ", ".join(truncated_repr(key) for key in unknown[:5])
+        raise ConfigError(f"unknown parameters [{shown}] for selector {name!r}; valid: {valid}")
     try:
         return selector_class(**params)
     except TypeError as exc:  # a value of the wrong type, e.g. "abc" for a number
-        raise ConfigError(f"bad parameters {params} for selector {name!r}: {exc}") from None
+        raise ConfigError(
+            f"bad parameters {truncated_repr(params)} for selector {name!r}: {exc}"
+        ) from None

@@ -3,15 +3,17 @@
 Wire into a CLI with `add_serve_arguments` and `run_serve`, or run
 ``python -m batchcraft.service.cli serve-args...`` (see `serve_main`).
 
-Every flag may also come from a TOML file (``--config``) with the same names
-(``max_in_flight = 16``) and a ``[datasets]`` table (``news = "curated/"``);
-flags given on the command line win.
+Every flag (`batchcraft.service.serve_arguments`) may also come from a TOML file
+(``--config``) with the same names (``max_in_flight = 16``) and a ``[datasets]``
+table (``news = "curated/"``); flags given on the command line win.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
+import os
 import signal
 import sys
 import threading
@@ -23,8 +25,10 @@ from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import BatchcraftError, ConfigError
 from batchcraft.logs import configure_json_logging, log_event
-from batchcraft.service.server import ServerConfig, create_server
+from batchcraft.service.serve_arguments import add_serve_arguments
+from batchcraft.service.server import BatchServer, ServerConfig, create_server
 from batchcraft.service.server.metrics import start_metrics_server
+from batchcraft.service.server.metrics_http import Tls
 
 LOG = logging.getLogger("batchcraft.service")
 _PATH_SETTINGS = {  # flags of type Path: config file strings become paths
@@ -35,125 +39,16 @@ _PATH_SETTINGS = {  # flags of type Path: config file strings become paths
     "tls_key",
     "provenance_dir",
     "cache_dir",
+    "metrics_token_file",
+    "metrics_tls_cert",
+    "metrics_tls_key",
 }
-
-
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``serve`` flags to ``parser``; every flag's help shows its default."""
-    parser.add_argument("paths", nargs="*", type=Path, help="curated dataset directories")
-    parser.add_argument(
-        "--name",
-        action="append",
-        default=[],
-        metavar="NAME[=PATH]",
-        help="name of the next positional dataset, or NAME=PATH to register another one "
-        "(default: a dataset is named after its directory)",
-    )
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="interface to bind, 0.0.0.0 for all (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--port", type=int, default=50051, help="port, 0 picks a free one (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--port-file", type=Path, help="write the bound port to this file (default: none)"
-    )
-    parser.add_argument(
-        "--checkpoint-dir",
-        type=Path,
-        help="persist job state here (default: none, job state lives in memory)",
-    )
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        help="memory-map each dataset's served rows from an Arrow file kept here (built on "
-        "first start): rows live in the page cache, shared by servers, not on the heap "
-        "(default: none, rows on the heap)",
-    )
-    parser.add_argument(
-        "--checkpoint-interval",
-        type=float,
-        default=2.0,
-        help="seconds between checkpoints (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--token-file",
-        type=Path,
-        help="require the bearer token in this file (default: none, no authentication)",
-    )
-    parser.add_argument(
-        "--tls-cert",
-        type=Path,
-        help="PEM certificate chain, with --tls-key (default: none, plaintext)",
-    )
-    parser.add_argument(
-        "--tls-key", type=Path, help="PEM private key, with --tls-cert (default: none, plaintext)"
-    )
-    parser.add_argument(
-        "--metrics-port",
-        type=int,
-        help="serve Prometheus /metrics on this port, 0 picks a free one (default: none, "
-        "no metrics endpoint)",
-    )
-    parser.add_argument(
-        "--max-in-flight",
-        type=int,
-        default=8,
-        help="unacknowledged batches per stream (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-message-mb",
-        type=int,
-        default=256,
-        help="gRPC message size limit in MiB (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--provenance-dir",
-        type=Path,
-        help="per-batch provenance log, one directory per dataset, for `batchcraft report "
-        "DATASET --provenance-dir DIR/NAME` (default: CHECKPOINT_DIR/provenance, none "
-        "without a checkpoint dir)",
-    )
-    parser.add_argument(
-        "--no-provenance",
-        action="store_true",
-        help="do not write the provenance log (default: off, the log is written)",
-    )
-    parser.add_argument(
-        "--max-workers",
-        type=int,
-        default=64,
-        help="RPC threads; sessions may use half of them (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--no-fsync",
-        action="store_true",
-        help="do not fsync checkpoints (default: off, checkpoints are fsynced)",
-    )
-    parser.add_argument(
-        "--prefetch",
-        action="store_true",
-        help="encode each session's next message on its own thread while the current one is "
-        "sent: more CPU per batch, worth it only with cores to spare (default: off)",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        help="logging level of the JSON logs on stderr (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        help="TOML file with the same settings; flags given on the command line win "
-        "(default: none)",
-    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
     """Run the server until SIGTERM/SIGINT; return the exit code."""
     configure_json_logging(args.log_level)
+    limit_torch_threads(args.torch_threads)
     try:
         if args.config is not None:
             apply_config_file(args)
@@ -165,8 +60,7 @@ def run_serve(args: argparse.Namespace) -> int:
             raise ConfigError("no dataset to serve: give a curated dataset directory")
         server = create_server(registry, server_config(args))
         if args.metrics_port is not None:
-            metrics = start_metrics_server(server.servicer.metrics, args.host, args.metrics_port)
-            log_event(LOG, logging.INFO, "metrics", port=metrics.server_address[1])
+            start_metrics(args, server)
     except (BatchcraftError, OSError) as error:  # OSError: a file or port the flags name
         print(f"batchcraft serve: error: {error}", file=sys.stderr)
         return 2
@@ -188,6 +82,18 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"batchcraft serve: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def limit_torch_threads(threads: int) -> None:
+    """Set the torch (OpenMP) threads of this process before torch is imported (a selector
+    imports it on first use); 0 leaves torch's default."""
+    if threads < 0:
+        raise SystemExit(f"batchcraft serve: error: --torch-threads {threads} must be >= 0")
+    if threads == 0:
+        return
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    if "torch" in sys.modules:  # already imported (e.g. in-process): set it directly
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def serve_main(argv: list[str] | None = None) -> int:
@@ -218,23 +124,75 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     """A ServerConfig from parsed flags (files are read here, at the edge)."""
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a port (0-65535; 0 picks a free one)")
-    token = args.token_file.read_text().strip() if args.token_file else None
-    if args.token_file is not None and not token:
-        raise ConfigError(f"token file {args.token_file} is empty")
     return ServerConfig(
         address=f"{args.host}:{args.port}",
         checkpoint_dir=args.checkpoint_dir,
-        token=token,
+        token=read_token(args.token_file),
         tls_cert=args.tls_cert.read_bytes() if args.tls_cert else None,
         tls_key=args.tls_key.read_bytes() if args.tls_key else None,
         max_in_flight=args.max_in_flight,
         max_message_bytes=args.max_message_mb << 20,
         checkpoint_interval=args.checkpoint_interval,
         max_workers=args.max_workers,
+        max_world_size=args.max_world_size,
+        session_idle_timeout=args.session_idle_timeout,
         provenance_dir=provenance_dir(args),
         fsync=not args.no_fsync,
         prefetch=args.prefetch,
     )
+
+
+def read_token(path: Path | None) -> str | None:
+    """The bearer token in the file ``path`` (None without a file).
+
+    Raises:
+        ConfigError: the file is empty.
+        OSError: it cannot be read.
+    """
+    if path is None:
+        return None
+    token = path.read_text().strip()
+    if not token:
+        raise ConfigError(f"token file {path} is empty")
+    return token
+
+
+def start_metrics(args: argparse.Namespace, server: BatchServer) -> None:
+    """Serve ``/metrics`` as the ``--metrics-*`` flags say, and log where.
+
+    Raises:
+        ConfigError: only one of the TLS files is given, or the token file is empty.
+        OSError: the port cannot be bound, or a file cannot be read.
+    """
+    if (args.metrics_tls_cert is None) != (args.metrics_tls_key is None):
+        raise ConfigError("--metrics-tls-cert and --metrics-tls-key must be given together")
+    tls = (
+        None if args.metrics_tls_cert is None else Tls(args.metrics_tls_cert, args.metrics_tls_key)
+    )
+    token = read_token(args.metrics_token_file)
+    metrics = start_metrics_server(
+        server.servicer.metrics, args.metrics_host, args.metrics_port, token=token, tls=tls
+    )
+    port = metrics.server_address[1]
+    where = {"host": args.metrics_host, "port": port, "token": token is not None}
+    log_event(LOG, logging.INFO, "metrics", **where, tls=tls is not None)
+    if token is None and not _is_loopback(args.metrics_host):
+        log_event(
+            LOG,
+            logging.WARNING,
+            "metrics_exposed",
+            **where,
+            hint="anyone who reaches it reads dataset names and rates: add --metrics-token-file",
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 def provenance_dir(args: argparse.Namespace) -> Path | None:

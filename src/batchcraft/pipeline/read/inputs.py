@@ -207,8 +207,8 @@ def _jsonl_keys(path: str) -> list[str] | None:
                 break
             try:
                 record = json.loads(line)
-            except (ValueError, UnicodeDecodeError):
-                continue
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                continue  # the parse rejects it, with its reason
             if isinstance(record, dict):
                 keys.update(dict.fromkeys(record))
                 parsed += 1

@@ -20,6 +20,10 @@ import pyarrow.parquet as pq
 from batchcraft.pipeline.read.inputs import Chunk
 from batchcraft.pipeline.read.validate import Reject, has_surrogates
 
+MAX_JSON_DEPTH = 64
+"""A JSONL record nested deeper than this is a `malformed_record` (its kept columns would
+become Arrow and Spark types as deep)."""
+
 
 def read_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
     """Yield (record number, payload or Reject, the raw record) for each record of a chunk."""
@@ -56,11 +60,28 @@ def _decode_json(line: bytes) -> Any:
         return Reject("invalid_utf8", f"line is not valid UTF-8 at byte {exc.start}")
     try:
         value = json.loads(text)
+    except RecursionError:  # thousands of nested brackets: the decoder recurses per level
+        return Reject("malformed_record", f"invalid JSON: nested deeper than {MAX_JSON_DEPTH}")
     except ValueError as exc:
         return Reject("malformed_record", f"invalid JSON: {exc}")
     if not isinstance(value, dict):
         return Reject("malformed_record", f"a JSON {type(value).__name__} is not a record")
+    if json_depth(value) > MAX_JSON_DEPTH:  # kept columns become nested Arrow/Spark types
+        return Reject("malformed_record", f"invalid JSON: nested deeper than {MAX_JSON_DEPTH}")
     return value
+
+
+def json_depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            if depth + 1 <= MAX_JSON_DEPTH:  # no need to look deeper than the limit
+                children = item.values() if isinstance(item, dict) else item
+                stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _parquet_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:

@@ -200,7 +200,7 @@ def _json_vector(cell: str, column: str) -> list[Any]:
         raise Reject("malformed_record", f"embedding column {column!r} is empty")
     try:
         value = json.loads(cell)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise Reject(
             "malformed_record", f"embedding column {column!r} is not {expected} ({exc})"
         ) from None

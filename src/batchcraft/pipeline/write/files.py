@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,11 +32,20 @@ def write_parquet(batches: Iterable[pa.RecordBatch], path: Path, schema: pa.Sche
     return rows
 
 
+OWNER_FILE = ".owner"
+"""In a staging directory: the host and process id of the run writing it."""
+STALE_SECONDS = 24 * 3600
+"""A leftover of another host (or without an owner) is removed once untouched this long."""
+
+
 class StagedOutput:
     """A dataset directory built under a staging name and renamed into place on success.
 
     A failed run removes the staging directory, so no half-written dataset is ever visible
-    under the final name; an existing dataset is replaced only with ``overwrite``.
+    under the final name; an existing dataset is replaced only with ``overwrite``. A run
+    that was killed cannot clean up: each staging directory names its owner (host and
+    process id), and the next run removes those whose process no longer runs on this host
+    (or, for another host's, that nothing touched for `STALE_SECONDS`).
     """
 
     def __init__(self, final: str | Path, overwrite: bool = False) -> None:
@@ -48,8 +59,10 @@ class StagedOutput:
     def __enter__(self) -> StagedOutput:
         try:
             self.final.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_leftovers(self.final)
             layout.data_dir(self.staging).mkdir(parents=True)
             layout.rejects_dir(self.staging).mkdir()
+            (self.staging / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
         except OSError as exc:
             raise OutputError(f"cannot create output next to {self.final}: {exc.strerror}") from exc
         return self
@@ -63,11 +76,48 @@ class StagedOutput:
         if kind is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
             return
+        (self.staging / OWNER_FILE).unlink(missing_ok=True)  # not part of the dataset
         retired = self.final.with_name(f".{self.final.name}.old-{uuid.uuid4().hex[:8]}")
         if self.final.exists():
             os.replace(self.final, retired)
         os.replace(self.staging, self.final)
         shutil.rmtree(retired, ignore_errors=True)
+
+
+def remove_stale_leftovers(final: Path) -> list[Path]:
+    """Remove the staging and retired directories that killed runs left beside ``final``;
+    returns what was removed. A directory of a run still going is left alone."""
+    removed = []
+    for pattern in (f".{final.name}.staging-*", f".{final.name}.old-*"):
+        for leftover in final.parent.glob(pattern):
+            if leftover.is_dir() and not _owner_alive(leftover):
+                shutil.rmtree(leftover, ignore_errors=True)
+                removed.append(leftover)
+    return removed
+
+
+def _owner_alive(directory: Path) -> bool:
+    """Whether the run that made ``directory`` may still be writing it."""
+    try:
+        host, pid = (directory / OWNER_FILE).read_text().split()
+    except (OSError, ValueError):  # no owner recorded: judge by age
+        return _recently_touched(directory)
+    if host != socket.gethostname():
+        return _recently_touched(directory)
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+def _recently_touched(directory: Path) -> bool:
+    try:
+        return time.time() - directory.stat().st_mtime < STALE_SECONDS
+    except OSError:
+        return False
 
 
 def number_shards(root: Path) -> list[Path]:

@@ -70,7 +70,8 @@ class BatchClient:
         last_batch: ``"partial"`` or ``"drop"`` (see `batchcraft.batcher.order`).
         root_certificates: PEM roots to verify a TLS server (None: plaintext).
         max_message_bytes: largest message accepted (the server has its own limit).
-        reconnect_attempts: retries, resuming in place, when the server is unavailable.
+        reconnect_attempts: retries, resuming in place, when the server is unavailable
+            (a session the server ended as idle is resumed regardless).
         max_batches_per_message: let the server pack up to this many small
             batches into one message (1: one batch per message).
 
@@ -178,7 +179,7 @@ class BatchClient:
                 code = error.code()  # type: ignore[attr-defined]
                 if self._closed:
                     raise BatchServiceError(code, "the client was closed") from None
-                if not reconnects.retry(code, progressed=self._received > received):
+                if not reconnects.retry(error, progressed=self._received > received):
                     raise BatchServiceError(code, error.details() or "") from None  # type: ignore[attr-defined]
 
     def report(self, ids: Any, losses: Any = None, **feedback: Any) -> None:

@@ -5,7 +5,9 @@ feedback and scores as they come. On the way back, batches are read straight
 from the received bytes (Arrow reads the IPC payload in place, see
 `batchcraft.service.wire.response`), several small batches may arrive in one
 message, and flow credit is returned with one ack per half window of batches
-rather than one per batch.
+rather than one per batch, or sooner when the last ack is `ACK_INTERVAL_SECONDS`
+old: a trainer slow enough to take minutes per half window still tells the
+server it is there (a server ends sessions that are silent for its idle timeout).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -30,6 +33,8 @@ from batchcraft.service.wire.response import BatchView, read_response
 
 LOG = logging.getLogger("batchcraft.client")
 END_TIMEOUT = 5.0  # seconds a stopped session waits for the server to end the call
+ACK_INTERVAL_SECONDS = 10.0
+"""Longest time between acks while batches arrive (well inside a server's idle timeout)."""
 
 
 class Requests:
@@ -108,6 +113,7 @@ class SessionStream:
         self._num_epochs = 0
         self._ack_every = 0
         self._unacknowledged = 0
+        self._acknowledged_at = time.monotonic()
         self._following = pb.Position()  # the position after the latest batch
 
     def __iter__(self) -> Iterator[tuple[dict[str, Any], pb.Batch]]:
@@ -173,7 +179,8 @@ class SessionStream:
             batch["weight"] = weights
         self._unacknowledged += 1
         self._following = view.header.next
-        if self._unacknowledged >= self._ack_every or self._finished():
+        overdue = time.monotonic() - self._acknowledged_at > ACK_INTERVAL_SECONDS
+        if self._unacknowledged >= self._ack_every or self._finished() or overdue:
             self._acknowledge()
         return batch
 
@@ -185,6 +192,7 @@ class SessionStream:
         ack = pb.Ack(count=self._unacknowledged, next=self._following)
         self.requests.put(pb.SessionRequest(ack=ack))
         self._unacknowledged = 0
+        self._acknowledged_at = time.monotonic()
 
 
 def warn_if_finished(opened: pb.SessionOpened) -> None:

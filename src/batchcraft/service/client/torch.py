@@ -8,8 +8,15 @@ channel after the fork and acts as its own rank of the job: trainer rank
 number each, and the whole epoch is served once across them.
 
 Every yielded batch is a dict of tensors (numeric columns), lists (strings),
-``"weight"`` when the selector weights rows, and ``"position"`` — an int64
-tensor ``[epoch, step, stream_rank, num_streams]`` identifying the batch.
+``"weight"`` when the selector weights rows, ``"position"`` — an int64
+tensor ``[epoch, step, stream_rank, num_streams]`` identifying the batch — and
+``"info_arrays"``, a dict of tensors, when the selector sends per-row arrays
+(``hard_negative``'s ``false_negative_mask``).
+
+Feedback: without DataLoader workers, ``dataset.report(batch["id"], losses=...)``
+sends it on the stream that served the batch (see `BatchClient.report`). A
+worker's stream lives in the worker process, out of the training loop's
+reach: with workers, report through a `BatchClient` of the trainer's own.
 
 On a GPU: ``DataLoader(..., pin_memory=True)`` (or ``BatchDataset(...,
 pin_memory=True)`` without workers) puts batches in page-locked memory, and
@@ -81,6 +88,7 @@ class BatchDataset(IterableDataset):  # type: ignore[type-arg]
         self._resume: dict[int, list[int]] = {}
         self._streams: int | None = None  # streams of the consumed batches (state_dict)
         self._resume_streams: int | None = None
+        self._client: BatchClient | None = None  # the iterating client, without workers
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
@@ -107,17 +115,43 @@ class BatchDataset(IterableDataset):  # type: ignore[type-arg]
         # A worker's yielded batches wait in the DataLoader's prefetch queue: received
         # is not consumed, so closing must not acknowledge them to the server.
         client.acknowledge_on_close = info is None
-        with client:
-            for batch in client:
-                meta = client.last_meta
-                assert meta is not None
-                tensors = to_tensors(batch, self.pin_memory and info is None)
-                tensors["position"] = torch.tensor(
-                    [meta.epoch, meta.step, stream_rank, streams], dtype=torch.int64
-                )
-                if info is None:
-                    self.mark_consumed(tensors, client.state_dict()["next"])
-                yield tensors
+        self._client = client if info is None else None
+        try:
+            with client:
+                for batch in client:
+                    yield self._tensors(batch, client, stream_rank, streams, info is None)
+        finally:
+            self._client = None
+
+    def _tensors(
+        self, batch: dict[str, Any], client: BatchClient, stream_rank: int, streams: int, main: bool
+    ) -> dict[str, Any]:
+        """The batch as tensors, with its position (and info arrays, if any)."""
+        meta = client.last_meta
+        assert meta is not None
+        tensors = to_tensors(batch, self.pin_memory and main)
+        tensors["position"] = torch.tensor(
+            [meta.epoch, meta.step, stream_rank, streams], dtype=torch.int64
+        )
+        if meta.arrays:
+            tensors["info_arrays"] = to_tensors(dict(meta.arrays), self.pin_memory and main)
+        if main:
+            self.mark_consumed(tensors, client.state_dict()["next"])
+        return tensors
+
+    def report(self, ids: Any, losses: Any = None, **feedback: Any) -> None:
+        """Send feedback on rows of the batches being iterated (see `BatchClient.report`).
+
+        Raises:
+            ConfigError: nothing is being iterated in this process (not yet, or the
+                batches come from DataLoader workers, whose streams live in them).
+        """
+        if self._client is None:
+            raise ConfigError(
+                "BatchDataset.report needs the iteration in this process (num_workers=0); "
+                "with DataLoader workers, report through a BatchClient of your own"
+            )
+        self._client.report(ids, losses, **feedback)
 
     def mark_consumed(self, batch: dict[str, Any], next_position: list[int] | None = None) -> None:
         """Record that ``batch`` was used (its stream resumes after it)."""

@@ -14,10 +14,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
+from batchcraft.batcher.checkpoint_files import check_writable
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.errors import ConfigError
 from batchcraft.service.server.auth import TokenAuthInterceptor
 from batchcraft.service.server.config import ServerConfig
+from batchcraft.service.server.requests import lenient
 from batchcraft.service.server.servicer import BatchServicer
 from batchcraft.service.wire.channel import SERVICE_NAME, channel_options
 
@@ -34,17 +36,19 @@ def add_servicer(servicer: BatchServicer, server: grpc.Server) -> None:
 
     The generated ``add_BatchServiceServicer_to_server`` serialises every
     response with the protobuf runtime; `Session` yields batches already
-    serialised, with their Arrow payloads spliced in without copies.
+    serialised, with their Arrow payloads spliced in without copies. Requests
+    are parsed by `lenient`, so bytes that are no valid request reach the
+    handler, which refuses them as the client's error.
     """
     handlers = {
         "Session": grpc.stream_stream_rpc_method_handler(
             servicer.Session,
-            request_deserializer=pb.SessionRequest.FromString,
+            request_deserializer=lenient(pb.SessionRequest),
             response_serializer=serialize_response,
         ),
         "ListDatasets": grpc.unary_unary_rpc_method_handler(
             servicer.ListDatasets,
-            request_deserializer=pb.ListDatasetsRequest.FromString,
+            request_deserializer=lenient(pb.ListDatasetsRequest),
             response_serializer=pb.ListDatasetsResponse.SerializeToString,
         ),
     }
@@ -97,7 +101,12 @@ class BatchServer:
 
 
 def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None) -> BatchServer:
-    """Build (not start) a server for ``datasets``; the bound port is ``server.port``."""
+    """Build (not start) a server for ``datasets``; the bound port is ``server.port``.
+
+    Raises:
+        OutputError: the checkpoint or provenance directory is not writable.
+        ConfigError: the address cannot be bound.
+    """
     config = config or ServerConfig()
     interceptors = [TokenAuthInterceptor(config.token)] if config.token else []
     server = grpc.server(
@@ -114,6 +123,9 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
         interceptors=interceptors,
     )
     jobs = JobRegistry(datasets, config.checkpoint_dir, fsync=config.fsync)
+    jobs.prepare_directory()  # raises OutputError: serving without saving would lose jobs
+    if config.provenance_dir is not None:
+        check_writable(config.provenance_dir, "provenance directory")
     servicer = BatchServicer(datasets, jobs, config)
     add_servicer(servicer, server)
     health_servicer = health.HealthServicer()
@@ -123,6 +135,15 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
+    return BatchServer(server, _bind(server, config), servicer, health_servicer)
+
+
+def _bind(server: grpc.Server, config: ServerConfig) -> int:
+    """Add ``config.address`` (with TLS if configured) to ``server``; the bound port.
+
+    Raises:
+        ConfigError: the address cannot be bound.
+    """
     try:
         if config.tls_cert is not None and config.tls_key is not None:
             credentials = grpc.ssl_server_credentials([(config.tls_key, config.tls_cert)])
@@ -135,4 +156,4 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
         raise ConfigError(
             f"cannot bind {config.address}: the port is in use or the host is not local"
         )
-    return BatchServer(server, port, servicer, health_servicer)
+    return port

@@ -7,6 +7,11 @@ from pathlib import Path
 
 from batchcraft.errors import ConfigError
 
+MAX_WORLD_SIZE = 2**32 - 1
+"""``OpenSession.world_size`` is a uint32."""
+OPEN_TIMEOUT = 10.0
+"""Seconds a new stream may take to send its ``open`` (at most the idle timeout)."""
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -33,6 +38,12 @@ class ServerConfig:
             Off by default: on a 2-core machine shared with the trainer it costs
             more CPU per batch (thread hand-offs) than the overlap gains.
         max_batches_per_message: cap on small batches packed into one message.
+        max_world_size: the largest ``world_size`` a session may ask for (ranks of a job:
+            trainer processes times their DataLoader workers).
+        session_idle_timeout: seconds a session may wait on its client (for an ack,
+            scores, or the final acks) without any request from it before the server
+            ends it (UNAVAILABLE; `BatchClient` resumes by itself). A stream must send
+            its ``open`` within `open_timeout` of this.
     """
 
     address: str = "127.0.0.1:0"
@@ -49,6 +60,8 @@ class ServerConfig:
     fsync: bool = True
     prefetch: bool = False
     max_batches_per_message: int = 64
+    max_world_size: int = 65536
+    session_idle_timeout: float = 300.0
 
     def __post_init__(self) -> None:
         if not 0 < self.max_in_flight <= 1024:
@@ -59,12 +72,21 @@ class ServerConfig:
             )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("tls_cert and tls_key must be given together")
-        if self.checkpoint_interval <= 0 or self.sync_timeout <= 0:
-            raise ConfigError(f"{self.checkpoint_interval=} and {self.sync_timeout=} must be > 0")
+        for name in ("checkpoint_interval", "sync_timeout", "session_idle_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name}={getattr(self, name)} must be > 0")
         if not 1 <= self.max_batches_per_message <= 1024:
             raise ConfigError(f"{self.max_batches_per_message=} must be in [1, 1024]")
+        if not 1 <= self.max_world_size <= MAX_WORLD_SIZE:
+            raise ConfigError(f"{self.max_world_size=} must be in [1, {MAX_WORLD_SIZE}]")
         if self.max_workers < 4:
             raise ConfigError(f"max_workers={self.max_workers} must be >= 4")
+
+    @property
+    def open_timeout(self) -> float:
+        """Seconds a new stream may take to send its ``open``: until then it holds an RPC
+        thread, though no session slot."""
+        return min(OPEN_TIMEOUT, self.session_idle_timeout)
 
 
 @dataclass(frozen=True)
@@ -76,9 +98,11 @@ class SessionLimits:
         sync_timeout: seconds a synchronous scoring round waits.
         max_batches_per_message: cap on the batches packed into one message.
         prefetch: produce responses on a background thread (`prefetch`).
+        idle_timeout: seconds the session waits on a silent client (`ServerConfig`).
     """
 
     max_message_bytes: int
     sync_timeout: float
     max_batches_per_message: int = 64
     prefetch: bool = False
+    idle_timeout: float = 300.0

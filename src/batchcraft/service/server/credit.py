@@ -30,6 +30,12 @@ class Credit:
         self._condition = threading.Condition()
 
     @property
+    def in_flight(self) -> int:
+        """Batches sent and not acknowledged."""
+        with self._condition:
+            return self._in_flight
+
+    @property
     def available(self) -> int:
         """Batches that may be sent now."""
         with self._condition:

@@ -9,6 +9,7 @@ from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.errors import FeedbackError
 from batchcraft.batcher.rounds import ScoringRound
 from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.errors import truncated_repr
 from batchcraft.service.wire import codec
 
 
@@ -22,13 +23,30 @@ def decode_feedback(
     """
     try:
         ids, rows = codec.read_feedback(codec.read_stream(feedback.rows))
-    except (pa.ArrowException, ValueError) as exc:
-        raise FeedbackError(f"cannot decode feedback rows: {exc}") from exc
+    except _DECODE_ERRORS as exc:
+        raise FeedbackError(f"cannot decode feedback rows: {_reason(exc)}") from None
     try:
         vectors = {name: codec.read_vector(data) for name, data in feedback.vectors.items()}
-    except ValueError as exc:
-        raise FeedbackError(f"cannot decode feedback vectors (float32 values): {exc}") from exc
+    except _DECODE_ERRORS as exc:
+        raise FeedbackError(
+            f"cannot decode feedback vectors (float32 values): {_reason(exc)}"
+        ) from None
     return ids, rows, dict(feedback.scalars), vectors
+
+
+_DECODE_ERRORS = (
+    pa.ArrowException,  # not IPC, a torn message (pyarrow raises OSError for those too)
+    OSError,
+    ValueError,  # ragged lists, strings where numbers belong, a length not a multiple of 4
+    TypeError,  # structs or other nested values where numbers belong
+    OverflowError,
+    RecursionError,  # deeply nested list types
+)
+"""What decoding a client's feedback bytes raises when they are not feedback."""
+
+
+def _reason(error: BaseException) -> str:
+    return truncated_repr(f"{type(error).__name__}: {error}", limit=200)
 
 
 def score_request(

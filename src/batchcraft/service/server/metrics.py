@@ -1,11 +1,18 @@
 """The server's Prometheus metrics, with `prometheus_client`, on a registry of its own.
 
-Label sets are bounded. Totals and histograms are labelled by dataset and
-selector, whose values the server's configuration bounds (registered datasets,
-registered selectors). Per-stream gauges (unacknowledged batches, lag behind
-the job's leading rank) are labelled by job and rank too, but exist only while
+Label sets are bounded, and no label value is a string a client chose.
+Totals and histograms are labelled by dataset and selector, whose values the
+server's configuration bounds (registered datasets, registered selectors: a
+session naming another is refused before it counts). Per-stream gauges
+(unacknowledged batches, lag behind the job's leading rank) are labelled by
+rank and by `job_label`, a hash of the job id, not the id itself: whoever can
+read the metrics learns no job name, and an operator who knows one finds its
+stream (``printf %s run-42 | sha256sum | cut -c1-12``). They exist only while
 their session is open: at most as many as the server runs sessions, none left
 behind by a job that ended.
+
+`start_metrics_server` serves them on loopback unless told otherwise, behind
+a bearer token and TLS when given (`batchcraft.service.server.metrics_http`).
 
 Each server has its own `CollectorRegistry` (not the process-wide default), so
 one process may run several servers, as the tests do.
@@ -13,11 +20,14 @@ one process may run several servers, as the tests do.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+
+from batchcraft.service.server.metrics_http import Tls, bearer_protected, serve_wsgi
 
 TOTAL_LABELS = ("dataset", "selector")
 STREAM_LABELS = ("dataset", "job", "rank")
@@ -111,7 +121,7 @@ class StreamMetrics:
         self._fallback_batches = metrics.fallback_batches.labels(*totals)
         self._selection_seconds = metrics.selection_seconds.labels(*totals)
         self._batch_latency_seconds = metrics.batch_latency_seconds.labels(*totals)
-        self._stream = (dataset, job, str(rank))
+        self._stream = (dataset, job_label(job), str(rank))
         self._lock = threading.Lock()
         self._open = False
 
@@ -164,12 +174,30 @@ class StreamMetrics:
                 self._metrics.rank_lag.labels(*self._stream).set(steps)
 
 
-def start_metrics_server(metrics: Metrics, host: str, port: int) -> WSGIServer:
+def job_label(job_id: str) -> str:
+    """The ``job`` label of a job's streams: the first 12 hex digits of its id's SHA-256."""
+    return hashlib.sha256(job_id.encode()).hexdigest()[:12]
+
+
+def start_metrics_server(
+    metrics: Metrics,
+    host: str,
+    port: int,
+    *,
+    token: str | None = None,
+    tls: Tls | None = None,
+) -> WSGIServer:
     """Serve ``metrics`` in the Prometheus text format on ``host:port`` (0 picks a port)
     from a daemon thread; ``shutdown()`` stops it.
 
+    Args:
+        token: the bearer token every request must carry (None: no authentication).
+        tls: serve HTTPS with this certificate and key (None: plain HTTP).
+
     Raises:
-        OSError: the port cannot be bound.
+        OSError: the port cannot be bound, or the certificate or key cannot be read.
     """
-    server, _ = start_http_server(port, addr=host, registry=metrics.registry)
-    return server
+    app = make_wsgi_app(metrics.registry)
+    if token is not None:
+        app = bearer_protected(app, token)
+    return serve_wsgi(app, host, port, tls)

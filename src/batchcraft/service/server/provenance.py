@@ -19,9 +19,7 @@ import collections
 import os
 import threading
 from pathlib import Path
-from typing import NamedTuple
 
-from batchcraft.batcher.config import Position
 from batchcraft.batcher.job import RankBatch
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.dataset.provenance import encode_record, log_path
@@ -104,37 +102,3 @@ def _ends_mid_line(path: Path) -> bool:
             return False
         handle.seek(-1, os.SEEK_END)
         return handle.read(1) != b"\n"
-
-
-class Sent(NamedTuple):
-    """What the provenance log needs of a batch sent and not yet acknowledged (not its
-    payload: a stalled client must not pin it)."""
-
-    batch_id: str
-    batch: RankBatch
-    selector: str
-    following: Position
-
-
-class SentBatches:
-    """Batches a session sent and the client has not acknowledged, oldest first."""
-
-    def __init__(self) -> None:
-        self._sent: collections.deque[Sent] = collections.deque()
-        self._lock = threading.Lock()
-
-    def add(self, sent: list[Sent]) -> None:
-        """Record batches before they are sent (an ack can then only come later)."""
-        with self._lock:
-            self._sent.extend(sent)
-
-    def acknowledged(self, following: Position | None, count: int) -> list[Sent]:
-        """Remove and return the batches an ack covers: those before ``following`` when the
-        ack names the client's next position, else the oldest ``count``."""
-        with self._lock:
-            if following is None:
-                return [self._sent.popleft() for _ in range(min(count, len(self._sent)))]
-            done = []
-            while self._sent and self._sent[0].following <= following:
-                done.append(self._sent.popleft())
-            return done

@@ -7,37 +7,36 @@ The servicer is thin: it parses requests into batcher configs, delegates to
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.api.v1 import batch_service_pb2_grpc as pb_grpc
-from batchcraft.batcher.config import JobConfig, Position, StreamConfig
+from batchcraft.batcher.config import Position
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.errors import ConfigError
 from batchcraft.logs import log_event
 from batchcraft.service.server.config import ServerConfig, SessionLimits
 from batchcraft.service.server.metrics import Metrics
 from batchcraft.service.server.provenance import ProvenanceLog
+from batchcraft.service.server.requests import (
+    Undecodable,
+    check_sizes,
+    decoded,
+    job_config,
+    stream_config,
+)
 from batchcraft.service.server.session import Session as RankSession
-from batchcraft.service.server.status import SessionLimitError, abort
+from batchcraft.service.server.status import SessionIdleError, SessionLimitError, abort
 
 LOG = logging.getLogger("batchcraft.service")
-_LAST_BATCH = {
-    pb.LAST_BATCH_UNSPECIFIED: "partial",
-    pb.LAST_BATCH_PARTIAL: "partial",
-    pb.LAST_BATCH_DROP: "drop",
-}
-_SCORING = {
-    pb.SCORING_MODE_UNSPECIFIED: "async",
-    pb.SCORING_MODE_ASYNC: "async",
-    pb.SCORING_MODE_SYNC: "sync",
-}
+_POLL_SECONDS = 0.2
 
 
 class BatchServicer(pb_grpc.BatchServiceServicer):
@@ -58,30 +57,40 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
             config.sync_timeout,
             config.max_batches_per_message,
             config.prefetch,
+            config.session_idle_timeout,
         )
 
     def Session(
         self, request_iterator: Iterator[pb.SessionRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.SessionResponse | bytes]:
+        is_active = _liveness(context)
+        try:  # a stream counts against the session cap only once it has opened
+            first = first_request(request_iterator, is_active, self.config.open_timeout)
+        except Exception as error:
+            self._fail(context, error)
+            return
         if not self._session_slots.acquire(blocking=False):
-            self.metrics.errors.inc()
-            abort(
+            self._fail(
                 context,
                 SessionLimitError(
                     f"the server runs its maximum of {self.max_sessions} sessions "
                     "(--max-workers / 2); retry later or raise --max-workers"
                 ),
             )
+            return  # the client had left: no status to send
         try:
-            yield from self._session(request_iterator, context)
+            yield from self._session(first, request_iterator, context, is_active)
         finally:
             self._session_slots.release()
 
     def _session(
-        self, request_iterator: Iterator[pb.SessionRequest], context: grpc.ServicerContext
+        self,
+        first: pb.SessionRequest | None,
+        request_iterator: Iterator[pb.SessionRequest],
+        context: grpc.ServicerContext,
+        is_active: Callable[[], bool],
     ) -> Iterator[pb.SessionResponse | bytes]:
         try:
-            first = next(request_iterator, None)
             if first is None or first.WhichOneof("kind") != "open":
                 raise ConfigError("the first message of a session must be 'open'")
             session = self._open(first.open)
@@ -93,16 +102,25 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
                 job=session.job.job_id,
                 rank=session.stream.rank,
             )
-            yield from session.run(request_iterator, _liveness(context))
+            yield from session.run(request_iterator, is_active)
         except Exception as error:
-            if not context.is_active():
-                return
-            self.metrics.errors.inc()
-            abort(context, error)
+            self._fail(context, error)
+
+    def _fail(self, context: grpc.ServicerContext, error: BaseException) -> None:
+        """End the RPC with ``error``'s status, unless the client has already left."""
+        if not context.is_active():
+            return
+        self.metrics.errors.inc()
+        abort(context, error)
 
     def ListDatasets(
-        self, request: pb.ListDatasetsRequest, context: grpc.ServicerContext
+        self, request: pb.ListDatasetsRequest | Undecodable, context: grpc.ServicerContext
     ) -> pb.ListDatasetsResponse:
+        try:
+            decoded(request)
+        except ConfigError as error:
+            self.metrics.errors.inc()
+            abort(context, error)
         infos = []
         for dataset in self.datasets:
             embedding = dataset.manifest.get("embedding") or {}
@@ -120,20 +138,10 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         return pb.ListDatasetsResponse(datasets=infos)
 
     def _open(self, request: pb.OpenSession) -> RankSession:
+        check_sizes(request, self.config.max_world_size)
         config = job_config(request)
         dataset = self.datasets.get(config.dataset)
-        stream = StreamConfig(
-            rank=request.rank,
-            columns=tuple(request.columns),
-            max_in_flight=min(
-                request.max_in_flight or self.config.max_in_flight, self.config.max_in_flight
-            ),
-            num_epochs=request.num_epochs,
-            start=Position(request.start.epoch, request.start.step)
-            if request.HasField("start")
-            else None,
-            score_columns=tuple(request.score_columns),
-        )
+        stream = stream_config(request, self.config.max_in_flight)
         stream.check_against(config, dataset.column_names)
         job = self.jobs.get_or_create(request.job or config.default_job_id(), config)
         start = stream.start or job.cursors.get(stream.rank, Position())
@@ -150,6 +158,40 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         )
 
 
+def first_request(
+    requests: Iterator[Any], is_active: Callable[[], bool], timeout: float
+) -> pb.SessionRequest | None:
+    """A stream's first request (None if the stream ended first, or the client left).
+
+    Read on a thread of its own, so that a stream that sends nothing holds its RPC
+    thread for ``timeout`` seconds, not forever.
+
+    Raises:
+        SessionIdleError: no request within ``timeout`` seconds.
+        ConfigError: the first request's bytes are no valid request.
+    """
+    received: list[Any] = []
+    arrived = threading.Event()
+
+    def read() -> None:
+        try:
+            received.append(next(requests, None))
+        except Exception:  # the RPC ended (grpc raises on cancellation): nothing came
+            received.append(None)
+        finally:
+            arrived.set()
+
+    threading.Thread(target=read, name="open", daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not arrived.wait(_POLL_SECONDS):
+        if not is_active():
+            return None
+        if time.monotonic() > deadline:
+            raise SessionIdleError(f"no 'open' request within {timeout:g} s of the stream's start")
+    request: pb.SessionRequest | None = decoded(received[0])
+    return request
+
+
 def _liveness(context: grpc.ServicerContext) -> Callable[[], bool]:
     """A cheap ``is_active`` for the session's threads, which poll it once per batch.
 
@@ -161,23 +203,3 @@ def _liveness(context: grpc.ServicerContext) -> Callable[[], bool]:
     if not context.add_callback(ended.set):  # already terminated
         ended.set()
     return lambda: not ended.is_set()
-
-
-def job_config(request: pb.OpenSession) -> JobConfig:
-    """The JobConfig an `OpenSession` asks for (raises ConfigError naming bad values)."""
-    try:
-        params = json.loads(request.selector_params_json or "{}")
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"selector_params_json is not valid JSON: {exc}") from exc
-    if not isinstance(params, dict):
-        raise ConfigError(f"selector_params_json must be a JSON object, got {params!r}")
-    return JobConfig(
-        dataset=request.dataset,
-        selector=request.selector or "uniform",
-        selector_params=params,
-        batch_size=request.batch_size,
-        world_size=request.world_size or 1,
-        seed=request.seed,
-        last_batch=_LAST_BATCH[request.last_batch],  # type: ignore[arg-type]
-        scoring=_SCORING[request.scoring],  # type: ignore[arg-type]
-    )

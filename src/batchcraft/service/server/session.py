@@ -4,7 +4,9 @@ What the batches are, the trainer's feedback and scores, and the write-ahead
 of selections belong to the rank's `batchcraft.batcher.stream.RankStream`;
 the session does the transport: credit, packing and encoding. The handler
 thread runs `Session.run` (a generator of responses); a reader thread
-consumes the client's acks, feedback and scores. Flow control is
+(`batchcraft.service.server.client_requests`) consumes the client's acks,
+feedback and scores, and every wait on the client ends when it has been
+silent for the idle timeout. Flow control is
 `batchcraft.service.server.credit`'s, packing `batchcraft.service.server.packing`'s.
 Batches leave as pre-serialised responses (`batchcraft.service.wire`).
 """
@@ -13,11 +15,8 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
-
-import grpc
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.config import Position, StreamConfig
@@ -28,12 +27,14 @@ from batchcraft.batcher.stream import RankStream
 from batchcraft.errors import BatchcraftError, ConfigError
 from batchcraft.logs import log_event
 from batchcraft.service.server import packing
+from batchcraft.service.server.acks import Sent, SentBatches
+from batchcraft.service.server.client_requests import ClientRequests
 from batchcraft.service.server.config import SessionLimits
 from batchcraft.service.server.credit import Credit
 from batchcraft.service.server.feedback import decode_feedback, score_request
 from batchcraft.service.server.metrics import Metrics
 from batchcraft.service.server.prefetch import prefetch
-from batchcraft.service.server.provenance import ProvenanceLog, Sent, SentBatches
+from batchcraft.service.server.provenance import ProvenanceLog
 from batchcraft.service.server.rank_batches import BatchEncoder, Encoded
 from batchcraft.service.wire import codec
 from batchcraft.service.wire.response import response_bytes
@@ -72,14 +73,14 @@ class Session:
         self.provenance = provenance
         self.limits = limits
         self.schema = job.dataset.table.select(self.columns).schema
-        self._scores: queue.Queue[pb.Scores] = queue.Queue()
-        self._error: BaseException | None = None
-        self._reader_done = threading.Event()
         self._metrics = metrics.stream(
             job.dataset.name, job.config.selector, job.job_id, stream.rank
         )
         self.credit = Credit(stream.max_in_flight, self._metrics.set_in_flight)
-        self._sent = SentBatches()  # for the provenance log
+        self.client = ClientRequests(
+            self._on_ack, self._apply_feedback, self.credit.wake, limits.idle_timeout
+        )
+        self._sent = SentBatches()  # what acks may name, and the provenance log records
         self._batch_bytes = 1  # payload size of the latest batch, to size packed messages
         self.max_batches_per_message = max(
             1, min(max_batches_per_message, limits.max_batches_per_message)
@@ -116,8 +117,7 @@ class Session:
         They are produced on a background thread (`prefetch`) when
         ``SessionLimits.prefetch`` is set.
         """
-        reader = threading.Thread(target=self._read, args=(requests,), daemon=True)
-        reader.start()
+        self.client.start(requests)
         self._metrics.open()
         try:
             yield self.opened()
@@ -177,8 +177,7 @@ class Session:
             sum(self.batches.selection_seconds) + self.encoder.encode_seconds,
         )
         self._batch_bytes = group[-1].wire.nbytes
-        if self.provenance is not None:
-            self._sent.add([Sent(i.batch_id, i.batch, i.selector, i.following) for i in group])
+        self._sent.add([Sent(i.batch_id, i.batch, i.selector, i.following) for i in group])
         self.credit.spend(len(group))
         rows = sum(len(item.batch.positions) for item in group)
         fallbacks = sum("fallback_from" in item.batch.metrics for item in group)
@@ -190,19 +189,20 @@ class Session:
         return score_request(self.job.dataset, scoring, self.stream.rank, columns)
 
     def _collect_scores(self, scoring: ScoringRound, is_active: IsActive) -> bool:
-        deadline = time.monotonic() + self.limits.sync_timeout
+        started = time.monotonic()
         while True:
-            self._raise_reader_error()
+            self.client.raise_error()
             if not is_active():
                 return False
             try:
-                scores = self._scores.get(timeout=_POLL)
+                scores = self.client.scores.get(timeout=_POLL)
                 break
             except queue.Empty:
-                if self._reader_done.is_set():
-                    self._raise_reader_error()  # the reader failed: report it, not a clean end
+                if self.client.done.is_set():
+                    self.client.raise_error()  # the reader failed: report it, not a clean end
                     return False  # the client ended its requests: it has left, not failed
-                if time.monotonic() > deadline:
+                self.client.check_idle(started, f"the scores of round {scoring.round_id}")
+                if time.monotonic() > started + self.limits.sync_timeout:
                     raise ConfigError(
                         f"no scores received for scoring round {scoring.round_id}"
                     ) from None
@@ -210,7 +210,7 @@ class Session:
         self.batches.score(scoring, scores.round, ids, rows, scalars, vectors)
         self._metrics.feedback(len(ids))
         return scoring.wait(
-            lambda: not is_active() or self._error is not None, self.limits.sync_timeout
+            lambda: not is_active() or self.client.error is not None, self.limits.sync_timeout
         )
 
     def _apply_feedback(self, feedback: pb.Feedback) -> None:
@@ -218,35 +218,16 @@ class Session:
         self.batches.report(ids, rows, scalars, vectors)
         self._metrics.feedback(len(ids))
 
-    def _read(self, requests: Iterator[pb.SessionRequest]) -> None:
-        try:
-            for request in requests:
-                kind = request.WhichOneof("kind")
-                if kind == "ack":
-                    self._on_ack(request.ack)
-                elif kind == "feedback":
-                    self._apply_feedback(request.feedback)
-                elif kind == "scores":
-                    self._scores.put(request.scores)
-                else:
-                    raise ConfigError(f"unexpected {kind!r} message after the session was opened")
-        except Exception as exc:
-            if not _is_cancellation(exc):
-                self._error = exc
-        finally:
-            self._reader_done.set()
-            self.credit.wake()
-
     def _on_ack(self, ack: pb.Ack) -> None:
-        """Log the acknowledged batches and move the cursor, then return the credit:
-        once the last credit is back the session may end (`_drain`) and save the job,
-        so everything the ack records must be recorded by then."""
+        """Check the ack against what was sent (`SentBatches.acknowledge`: a bad one changes
+        nothing), log the acknowledged batches and move the cursor, then return the
+        credit: once the last credit is back the session may end (`_drain`) and save the
+        job, so everything the ack records must be recorded by then."""
         count = max(1, ack.count)
         following = Position(ack.next.epoch, ack.next.step) if ack.HasField("next") else None
+        done = self._sent.acknowledge(following, count, self.credit.in_flight)
         if self.provenance is not None:
-            for sent in self._sent.acknowledged(
-                following, count
-            ):  # the reader thread writes the log, off the send path
+            for sent in done:  # the reader thread writes the log, off the send path
                 self.provenance.record(
                     sent.batch_id, self.job.job_id, self.job.dataset, sent.batch, sent.selector
                 )
@@ -265,24 +246,24 @@ class Session:
         self._metrics.set_rank_lag(lead - (mine.epoch * steps + mine.step))
 
     def _wait_for_credit(self, is_active: IsActive) -> bool:
-        """Wait for credit; False once the client has left (an error it caused raises)."""
+        """Wait for credit; False once the client has left (an error it caused raises, as
+        does a client silent for the idle timeout)."""
+        since = time.monotonic()
 
         def stop() -> bool:
-            return self._error is not None or self._reader_done.is_set() or not is_active()
+            return self.client.stopped or not is_active() or self.client.idle(since)
 
         available = self.credit.wait_available(stop)
-        self._raise_reader_error()
+        self.client.raise_error()
+        self.client.check_idle(since, f"acks of {self.credit.in_flight} batches")
         return available and is_active()
 
     def _drain(self, is_active: IsActive) -> None:
         """After the last batch, wait for its acks so the final cursor is recorded."""
-        self.credit.wait_returned(lambda: not is_active() or self._reader_done.is_set())
-        self._raise_reader_error()
-
-    def _raise_reader_error(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-
-def _is_cancellation(error: BaseException) -> bool:
-    return isinstance(error, grpc.RpcError)
+        since = time.monotonic()
+        self.credit.wait_returned(
+            lambda: not is_active() or self.client.done.is_set() or self.client.idle(since)
+        )
+        self.client.raise_error()
+        if self.credit.in_flight:
+            self.client.check_idle(since, f"the final acks of {self.credit.in_flight} batches")

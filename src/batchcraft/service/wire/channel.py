@@ -6,6 +6,11 @@ from batchcraft.api.v1 import batch_service_pb2 as pb
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["BatchService"].full_name
 SESSION_METHOD = f"/{SERVICE_NAME}/Session"
+SESSION_END_KEY = "batchcraft-session-end"
+"""Trailing metadata of a session the server ended for a reason the client can act on."""
+SESSION_IDLE = "idle"
+"""`SESSION_END_KEY`'s value when the client sent nothing for the server's idle timeout:
+it resumes where its received batches end (the server holds nothing for it)."""
 
 
 def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:

@@ -1,0 +1,168 @@
+"""The flags of ``batchcraft serve`` (`add_serve_arguments`); every help line shows its default.
+
+`batchcraft.service.cli` parses them (also from a ``--config`` TOML file) and serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``serve`` flags to ``parser``; every flag's help shows its default."""
+    parser.add_argument("paths", nargs="*", type=Path, help="curated dataset directories")
+    parser.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        metavar="NAME[=PATH]",
+        help="name of the next positional dataset, or NAME=PATH to register another one "
+        "(default: a dataset is named after its directory)",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind, 0.0.0.0 for all (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=50051, help="port, 0 picks a free one (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port-file", type=Path, help="write the bound port to this file (default: none)"
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        help="persist job state here (default: none, job state lives in memory)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="memory-map each dataset's served rows from an Arrow file kept here (built on "
+        "first start): rows live in the page cache, shared by servers, not on the heap "
+        "(default: none, rows on the heap)",
+    )
+    parser.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=2.0,
+        help="seconds between checkpoints (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        help="require the bearer token in this file (default: none, no authentication)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        help="PEM certificate chain, with --tls-key (default: none, plaintext)",
+    )
+    parser.add_argument(
+        "--tls-key", type=Path, help="PEM private key, with --tls-cert (default: none, plaintext)"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus /metrics on this port, 0 picks a free one (default: none, "
+        "no metrics endpoint)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="interface of the /metrics endpoint, whatever --host is: it shows dataset names "
+        "and rates, so expose it with --metrics-token-file (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--metrics-token-file",
+        type=Path,
+        help="require this bearer token (not the service's) on /metrics (default: none, no "
+        "authentication)",
+    )
+    parser.add_argument(
+        "--metrics-tls-cert",
+        type=Path,
+        help="serve /metrics over HTTPS with this PEM certificate chain, with "
+        "--metrics-tls-key (default: none, plain HTTP)",
+    )
+    parser.add_argument(
+        "--metrics-tls-key",
+        type=Path,
+        help="PEM private key of --metrics-tls-cert (default: none, plain HTTP)",
+    )
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=8,
+        help="unacknowledged batches per stream (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-message-mb",
+        type=int,
+        default=256,
+        help="gRPC message size limit in MiB (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--provenance-dir",
+        type=Path,
+        help="per-batch provenance log, one directory per dataset, for `batchcraft report "
+        "DATASET --provenance-dir DIR/NAME` (default: CHECKPOINT_DIR/provenance, none "
+        "without a checkpoint dir)",
+    )
+    parser.add_argument(
+        "--no-provenance",
+        action="store_true",
+        help="do not write the provenance log (default: off, the log is written)",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch threads of the selector math (jest, hard_negative): sessions run in "
+        "threads of their own, and a second torch thread per selection spins on a core "
+        "the trainer or another session needs; 0 keeps torch's default (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-workers",
+        type=int,
+        default=64,
+        help="RPC threads; sessions may use half of them (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--session-idle-timeout",
+        type=float,
+        default=300.0,
+        help="end a session whose client sent nothing (no ack, feedback or scores) for this "
+        "many seconds while the server waited on it; BatchClient resumes by itself "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-world-size",
+        type=int,
+        default=65536,
+        help="largest world_size a job may have: trainer ranks times their DataLoader "
+        "workers (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="do not fsync checkpoints (default: off, checkpoints are fsynced)",
+    )
+    parser.add_argument(
+        "--prefetch",
+        action="store_true",
+        help="encode each session's next message on its own thread while the current one is "
+        "sent: more CPU per batch, worth it only with cores to spare (default: off)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        help="logging level of the JSON logs on stderr (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML file with the same settings; flags given on the command line win "
+        "(default: none)",
+    )
