@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pyarrow as pa
 import pytest
-from minhash_helpers import NGRAM, PLANTED_SHAPES, jaccard, planted_pair, shingles
+from minhash_helpers import jaccard, shingles
 
 from batchcraft.errors import ConfigError
 from batchcraft.pipeline.minhash.candidates import (
@@ -23,6 +23,8 @@ from batchcraft.pipeline.minhash.keep import keep_in_component
 from batchcraft.pipeline.minhash.settings import MinhashSettings
 from batchcraft.pipeline.minhash.shingles import shingle_sets
 from batchcraft.pipeline.minhash.signatures import LshBands, MinHasher, band_keys, choose_bands
+from batchcraft.synth.near_duplicates import NGRAM_SIZE as NGRAM
+from batchcraft.synth.near_duplicates import PLANTED_SHAPES, planted_pair, random_text
 
 
 def test_planted_pairs_have_the_jaccard_they_were_planted_at() -> None:
@@ -99,6 +101,22 @@ def test_a_budget_too_small_or_bands_that_do_not_fit_are_config_errors() -> None
     with pytest.raises(ConfigError, match="fit in minhash_num_perm=64"):
         MinhashSettings(num_perm=64, bands=10, rows=7)
     assert MinhashSettings(bands=20, rows=5).lsh == LshBands(20, 5)
+
+
+def test_a_signature_is_the_minimum_hash_whatever_batch_it_is_in() -> None:
+    rng = np.random.default_rng(4)
+    texts = [random_text(rng, int(n)) for n in rng.integers(1, 3000, 40)] + [None, "!"]
+    hasher = MinHasher(128, seed=0)
+    together = hasher.signatures(shingle_sets(pa.array(texts), NGRAM))
+    alone = [
+        hasher.signatures(shingle_sets(pa.array([text], pa.string()), NGRAM))[0] for text in texts
+    ]
+    np.testing.assert_array_equal(together, np.stack(alone))
+    for row, text in enumerate(texts[:5]):
+        hashes = shingle_sets(pa.array([text]), NGRAM).hashes[:, None]
+        hashed = (hashes * hasher.multipliers + hasher.increments) >> np.uint64(32)
+        np.testing.assert_array_equal(together[row], hashed.min(axis=0))
+    assert (together[-2:] == np.iinfo(np.uint32).max).all()  # no words: no signature
 
 
 def test_minhash_agreement_estimates_the_jaccard() -> None:

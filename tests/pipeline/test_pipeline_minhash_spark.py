@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from minhash_helpers import jaccard, planted_pair, union_find
+from minhash_helpers import jaccard, record_jaccard, union_find
 from pipeline_helpers import Curated, encoded_texts, recording_encoder
 
 from batchcraft.pipeline.minhash.settings import MinhashSettings
+from batchcraft.synth.near_duplicates import planted_pair, random_text
 
 pytestmark = pytest.mark.spark
 
@@ -29,6 +30,7 @@ def planted(spark: Any) -> dict[str, Any]:
     """Pairs planted at each Jaccard level, unrelated texts beside them, and the
     decisions of `minhash_dedup` (smallest_id keeps the pair's first text)."""
     from batchcraft.pipeline import minhash_dedup
+    from batchcraft.pipeline.minhash.stage import candidate_pairs
 
     rng = np.random.default_rng(5)
     texts, level_of = {}, {}
@@ -39,20 +41,39 @@ def planted(spark: Any) -> dict[str, Any]:
             texts[f"{key}-a"], texts[f"{key}-b"] = left, right
             level_of[f"{key}-b"] = level
     for number in range(40):
-        texts[f"other-{number:03d}"] = " ".join(f"w{i}" for i in rng.choice(200_000, 80))
+        texts[f"other-{number:03d}"] = random_text(rng, 80)
     frame = spark.createDataFrame(sorted(texts.items()), "id string, text string")
     result = minhash_dedup(frame, keep_policy="smallest_id").collect()
-    return {"texts": texts, "level_of": level_of, "rows": {r["id"]: r for r in result}}
+    candidates = candidate_pairs(frame, MinhashSettings()).collect()
+    return {
+        "texts": texts,
+        "level_of": level_of,
+        "rows": {r["id"]: r for r in result},
+        "candidates": {(r["u"], r["v"]) for r in candidates},
+    }
 
 
-def test_planted_pairs_are_merged_at_the_rate_of_the_s_curve(planted: dict[str, Any]) -> None:
-    rows, level_of = planted["rows"], planted["level_of"]
-    lsh = MinhashSettings().lsh
-    merged = Counter(level_of[i] for i, row in rows.items() if not row["keep"])
-    for level in (0.9, 0.8):
+def test_planted_pairs_become_candidates_at_the_rate_of_the_s_curve(
+    planted: dict[str, Any],
+) -> None:
+    """Each planted pair shares a bucket with probability 1 - (1 - J^r)^b, independently of
+    the others: the count at each level is binomial, checked within four standard deviations."""
+    lsh, level_of = MinhashSettings().lsh, planted["level_of"]
+    found = Counter(level_of[v] for u, v in planted["candidates"] if u == v[:-1] + "a")
+    for level in LEVELS:
         expected = PAIRS_PER_LEVEL * float(lsh.detection_probability(level))
         spread = 4 * math.sqrt(expected * (1 - expected / PAIRS_PER_LEVEL)) + 1
-        assert abs(merged[level] - expected) <= spread, (level, merged[level], expected)
+        assert abs(found[level] - expected) <= spread, (level, found[level], expected)
+    assert found[0.7] > 0 and found[0.5] > 0  # candidates below the threshold to verify
+
+
+def test_candidates_at_the_threshold_are_merged_and_those_below_never(
+    planted: dict[str, Any],
+) -> None:
+    rows, level_of = planted["rows"], planted["level_of"]
+    merged = Counter(level_of[i] for i, row in rows.items() if not row["keep"])
+    found = Counter(level_of[v] for u, v in planted["candidates"] if u == v[:-1] + "a")
+    assert merged[0.9] == found[0.9] and merged[0.8] == found[0.8]
     assert merged[0.7] == merged[0.5] == 0  # candidates, but below the threshold
 
 
@@ -213,9 +234,10 @@ def test_the_curated_corpus_has_minhash_duplicates_verified_by_jaccard(curated: 
     truth = curated.corpus.duplicates
     for row in minhash:
         assert row["dup_jaccard"] >= curated.config.minhash_threshold
-        assert jaccard(row["text"], rows[row["dup_of"]]["text"]) == pytest.approx(
-            row["dup_jaccard"]
-        )
+        kept = rows[row["dup_of"]]
+        assert record_jaccard(
+            (row["text"], row["pair_text"]), (kept["text"], kept["pair_text"])
+        ) == pytest.approx(row["dup_jaccard"], abs=1e-12)
         assert row["embedding"] == rows[row["dup_of"]]["embedding"] and row["max_sim"] is None
         planted_as = truth.get(row["id"]) or truth.get(row["dup_of"])
         assert planted_as is not None and planted_as[0] == "near", row["id"]
