@@ -127,6 +127,8 @@ def test_chain_case_keeps_what_the_rule_says(
     frame = spark.createDataFrame(sorted(texts.items()), "id string, text string")
     rows = minhash_dedup(frame, keep_policy=keep_policy).collect()
     assert {r["id"]: r["dup_of"] for r in rows} == expected
+    # The pair lists it cached are released: the caller's session is left as it was.
+    assert spark._jsparkSession.sharedState().cacheManager().isEmpty()
 
 
 def test_a_template_filling_one_bucket_is_compared_linearly(spark: Any) -> None:

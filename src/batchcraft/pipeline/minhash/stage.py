@@ -79,22 +79,37 @@ def minhash_dedup(
     rows: int | None = None,
     keep_policy: KeepPolicy = "prototypical",
     seed: int = 0,
-    persist: Persist = DataFrame.persist,
 ) -> DataFrame:
     """Mark MinHash near duplicates: rows whose word n-gram shingle sets have Jaccard >=
     ``threshold`` with a kept row (chain-safe keep rule, `batchcraft.pipeline.minhash.keep`).
 
     Input columns: ``id``, ``text`` (and ``pair_text``, whose shingles count too). Adds
     ``dup_of`` (the kept row), ``dup_kind`` (``minhash``), ``dup_jaccard`` (their Jaccard),
-    null on kept rows, and ``keep``. ``persist`` caches the intermediate pair lists.
+    null on kept rows, and ``keep``. The pair lists it caches on the way are released before
+    it returns (the decisions are checkpointed): the session's cache is left as it was.
 
     Raises:
         ConfigError: a parameter out of range, or an unknown ``keep_policy``.
     """
     settings = MinhashSettings(threshold, ngram_size, num_perm, bands, rows, seed)
     check_keep_policy(keep_policy)
-    found = find_minhash_duplicates(df, settings, keep_policy, persist)
+    cached: list[DataFrame] = []
+    try:
+        found = find_minhash_duplicates(df, settings, keep_policy, _cache_into(cached))
+    finally:
+        for frame in cached:
+            frame.unpersist()
     return mark_duplicates(df, found.decisions)
+
+
+def _cache_into(cached: list[DataFrame], cache: Persist = DataFrame.persist) -> Persist:
+    """``cache``, remembering in ``cached`` what it cached (for the caller to release)."""
+
+    def persist(frame: DataFrame) -> DataFrame:
+        cached.append(cache(frame))
+        return cached[-1]
+
+    return persist
 
 
 def find_minhash_duplicates(
@@ -105,9 +120,11 @@ def find_minhash_duplicates(
     texts = df.select(*columns)
     candidates = persist(candidate_pairs(texts, settings))
     num_candidates = candidates.count()
+    empty = df.sparkSession.createDataFrame([], DECISIONS_DDL)
+    if num_candidates == 0:  # most small corpora: no join of the texts to verify nothing
+        return MinhashDuplicates(empty, 0, 0, 0, 0, 0)
     verified = persist(verified_pairs(texts, candidates, settings))
     num_verified = verified.count()
-    empty = df.sparkSession.createDataFrame([], DECISIONS_DDL)
     if num_verified == 0:
         return MinhashDuplicates(empty, num_candidates, 0, 0, 0, 0)
     components = connected_components(verified)
@@ -254,12 +271,14 @@ def minhash_dedup_step(
     config: CurateConfig, unique: Unique, frames: PersistedFrames, counts: dict[str, int]
 ) -> NearUnique:
     """Mark the MinHash duplicates among the rows left by exact dedup; the rest go on."""
+    cached: list[DataFrame] = []
     found = find_minhash_duplicates(
         unique.representatives,
         MinhashSettings.from_config(config),
         config.keep_policy,
-        persist=lambda df: frames.keep(df, small=True),  # pair lists, released at close
+        _cache_into(cached, lambda df: frames.keep(df, small=True)),
     )
+    frames.release(*cached)  # the pair lists: the decisions are checkpointed
     marked = mark_duplicates(unique.representatives, found.decisions)
     kept_columns = [KEPT_COLUMNS] if KEPT_COLUMNS in marked.columns else []
     duplicates = frames.keep(
