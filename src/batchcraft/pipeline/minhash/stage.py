@@ -95,14 +95,14 @@ def minhash_dedup(
     check_keep_policy(keep_policy)
     cached: list[DataFrame] = []
     try:
-        found = find_minhash_duplicates(df, settings, keep_policy, _cache_into(cached))
+        found = find_minhash_duplicates(df, settings, keep_policy, cache_into(cached))
     finally:
         for frame in cached:
             frame.unpersist()
     return mark_duplicates(df, found.decisions)
 
 
-def _cache_into(cached: list[DataFrame], cache: Persist = DataFrame.persist) -> Persist:
+def cache_into(cached: list[DataFrame], cache: Persist = DataFrame.persist) -> Persist:
     """``cache``, remembering in ``cached`` what it cached (for the caller to release)."""
 
     def persist(frame: DataFrame) -> DataFrame:
@@ -276,7 +276,7 @@ def minhash_dedup_step(
         unique.representatives,
         MinhashSettings.from_config(config),
         config.keep_policy,
-        _cache_into(cached, lambda df: frames.keep(df, small=True)),
+        cache_into(cached, lambda df: frames.keep(df, small=True)),
     )
     frames.release(*cached)  # the pair lists: the decisions are checkpointed
     marked = mark_duplicates(unique.representatives, found.decisions)
