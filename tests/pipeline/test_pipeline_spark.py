@@ -151,7 +151,7 @@ def test_chain_case_through_spark(spark: Any, tmp_path: Path) -> None:
         ),
         tmp_path / "c.parquet",
     )
-    curate(
+    manifest = curate(
         str(tmp_path / "c.parquet"),
         str(tmp_path / "out"),
         spark=spark,
@@ -160,8 +160,10 @@ def test_chain_case_through_spark(spark: Any, tmp_path: Path) -> None:
         eps=0.1,
         num_clusters=1,
         keep_policy="smallest_id",
+        near_dedup="none",
         write_report=False,
     )
+    assert manifest["near_dedup"] == {"method": "none"}
     rows = {r["id"]: r for r in pq.read_table(tmp_path / "out" / "data").to_pylist()}
     assert (rows["a"]["keep"], rows["b"]["keep"], rows["c"]["keep"]) == (True, False, True)
     assert rows["b"]["dup_of"] == "a"
