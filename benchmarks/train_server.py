@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -14,9 +13,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import machine
 import numpy as np
 import psutil
-import torch
 from prometheus_client.parser import text_string_to_metric_families
 
 from batchcraft.service import BatchClient
@@ -144,24 +143,4 @@ def throughput_row(server: ServerProcess, rounds: int, seconds: float) -> dict[s
 
 def machine_lines() -> list[str]:
     """CPU model and flags, cores, load, and the versions the figures depend on."""
-    import grpc
-    import pyarrow
-
-    cpu, flags = platform.processor() or platform.machine(), set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                cpu = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    wanted = ("amx_tile", "amx_bf16", "avx512f", "avx512_bf16", "avx2")
-    shown = [flag for flag in wanted if flag in flags] or ["none of AMX/AVX-512/AVX2"]
-    load = os.getloadavg()
-    return [
-        f"CPU: {cpu}; flags: {' '.join(shown)}; cores: {os.cpu_count()}; "
-        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
-        f"Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
-        f"pyarrow {pyarrow.__version__}, grpcio {grpc.__version__}; torch threads 1",
-    ]
+    return machine.machine_lines(note="torch threads 1")

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from batchcraft.pipeline.config import (
     KEEP_POLICIES,
+    NEAR_DEDUPS,
     PRECISIONS,
     REFERENCE_SCORES,
     CurateConfig,
-    load_config_file,
 )
+from batchcraft.pipeline.config_file import load_config_file
 
 if TYPE_CHECKING:  # pyspark is imported by the job, when it runs
     from pyspark.sql import SparkSession
@@ -138,7 +139,42 @@ _CURATE_FLAGS: dict[str, dict[str, Any]] = {
     "--keep-policy": {
         "dest": "keep_policy",
         "choices": list(KEEP_POLICIES),
-        "help": "which row of a duplicate group survives (default: {default})",
+        "help": "which row of a duplicate group survives, in semantic and MinHash dedup "
+        "(default: {default})",
+    },
+    "--near-dedup": {
+        "dest": "near_dedup",
+        "choices": list(NEAR_DEDUPS),
+        "help": "minhash: remove near duplicates by MinHash LSH on word n-grams, verified by "
+        "their Jaccard, before embedding; none: skip it (default: {default})",
+    },
+    "--minhash-threshold": {
+        "dest": "minhash_threshold",
+        "type": float,
+        "help": "rows at Jaccard >= this on their word n-gram shingles are near duplicates "
+        "(default: {default})",
+    },
+    "--minhash-ngram-size": {
+        "dest": "minhash_ngram_size",
+        "type": int,
+        "help": "words per MinHash shingle (default: {default})",
+    },
+    "--minhash-num-perm": {
+        "dest": "minhash_num_perm",
+        "type": int,
+        "help": "MinHash values per row; the LSH bands use up to this many (default: {default})",
+    },
+    "--minhash-bands": {
+        "dest": "minhash_bands",
+        "type": int,
+        "help": "LSH bands, with --minhash-rows (default: chosen from the threshold: a pair at "
+        "the threshold becomes a candidate with probability >= 0.95)",
+    },
+    "--minhash-rows": {
+        "dest": "minhash_rows",
+        "type": int,
+        "help": "MinHash values per LSH band, with --minhash-bands (default: chosen from the "
+        "threshold)",
     },
     "--concepts": {
         "dest": "concepts_file",

@@ -80,6 +80,25 @@ def test_column_flags_and_their_config_keys(tmp_path: Path) -> None:
     assert (config.drop_columns, config.label_column) == (("html",), "y")
 
 
+def test_minhash_flags_and_their_config_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from batchcraft.cli import build_parser
+    from batchcraft.curation import curate_config
+
+    (tmp_path / "curate.toml").write_text('near_dedup = "none"\nminhash_threshold = 0.7\n')
+    from_file = ["curate", "x.jsonl", "--out", "o", "--config", str(tmp_path / "curate.toml")]
+    config = curate_config(build_parser().parse_args(from_file))
+    assert (config.near_dedup, config.minhash_threshold) == ("none", 0.7)
+    flags = ["--near-dedup", "minhash", "--minhash-bands", "20", "--minhash-rows", "5"]
+    config = curate_config(build_parser().parse_args([*from_file, *flags]))
+    assert (config.near_dedup, config.minhash_bands, config.minhash_rows) == ("minhash", 20, 5)
+    (tmp_path / "c.jsonl").write_text('{"text": "hello"}\n')
+    lone_bands = ["curate", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "o")]
+    assert main([*lone_bands, "--minhash-bands", "20"]) == 2
+    assert "give both minhash_bands and minhash_rows" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("record", "flags", "message"),
     [

@@ -16,6 +16,7 @@ import pytest
 from pipeline_helpers import Curated, curate_synth
 
 from batchcraft.dataset.arrays import to_matrix
+from batchcraft.dataset.schema import DUP_KINDS
 from batchcraft.pipeline.dedup.semantic import cluster_edges, greedy_keep, priority_order
 
 pytestmark = [pytest.mark.spark, pytest.mark.model]
@@ -34,10 +35,10 @@ def test_every_exact_duplicate_is_found(curated: Curated) -> None:
 
 
 def test_semantic_decisions_match_brute_force_all_pairs(curated: Curated) -> None:
+    kinds = pa.compute.fill_null(curated.rows().sort_by("id").column("dup_kind"), "")
+    # Exact and MinHash duplicates were removed before semantic dedup ever saw them.
     table = curated.rows().filter(
-        pa.compute.not_equal(
-            pa.compute.fill_null(curated.rows().sort_by("id").column("dup_kind"), ""), "exact"
-        )
+        pa.compute.invert(pa.compute.is_in(kinds, pa.array(["exact", "minhash"])))
     )
     ids = table.column("id").to_pylist()
     order = priority_order(ids, table.column("centroid_sim").to_numpy(), "prototypical")
@@ -77,7 +78,8 @@ def test_row_accounting_balances_and_matches_files(curated: Curated) -> None:
     assert dict(Counter(rejects.column("reason").to_pylist())) == counts["rejected_by_reason"]
     kinds = Counter(rows.column("dup_kind").to_pylist())
     assert kinds["exact"] == counts["total"]["exact_duplicates"]
-    assert kinds["near"] + kinds["semantic"] == counts["stages"][2]["duplicates"]
+    stages = {stage["stage"]: stage for stage in counts["stages"]}
+    assert kinds["near"] + kinds["semantic"] == stages["semantic_dedup"]["duplicates"]
     assert (
         sum(rows.column("keep").to_pylist())
         == counts["total"]["kept"]
@@ -110,7 +112,7 @@ def test_dataset_follows_the_contract(curated: Curated) -> None:
     assert rows.column("pair_embedding").null_count == 0
     removed = rows.filter(pa.compute.invert(rows.column("keep")))
     assert removed.column("dup_of").null_count == 0
-    assert set(removed.column("dup_kind").to_pylist()) <= {"exact", "near", "semantic"}
+    assert set(removed.column("dup_kind").to_pylist()) <= set(DUP_KINDS)  # minhash included
     annotated = sum(1 for c in rows.column("concepts").to_pylist() if c)
     assert annotated / rows.num_rows > 0.5, "zero-shot concepts annotate most rows"
     manifest = json.loads((curated.out / "manifest.json").read_text())
@@ -149,7 +151,7 @@ def test_chain_case_through_spark(spark: Any, tmp_path: Path) -> None:
         ),
         tmp_path / "c.parquet",
     )
-    curate(
+    manifest = curate(
         str(tmp_path / "c.parquet"),
         str(tmp_path / "out"),
         spark=spark,
@@ -158,8 +160,10 @@ def test_chain_case_through_spark(spark: Any, tmp_path: Path) -> None:
         eps=0.1,
         num_clusters=1,
         keep_policy="smallest_id",
+        near_dedup="none",
         write_report=False,
     )
+    assert manifest["near_dedup"] == {"method": "none"}
     rows = {r["id"]: r for r in pq.read_table(tmp_path / "out" / "data").to_pylist()}
     assert (rows["a"]["keep"], rows["b"]["keep"], rows["c"]["keep"]) == (True, False, True)
     assert rows["b"]["dup_of"] == "a"

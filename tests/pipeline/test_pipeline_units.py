@@ -16,7 +16,8 @@ from batchcraft.errors import ConfigError, OutputError
 from batchcraft.pipeline.cluster.kmeans import assign, train_centroids
 from batchcraft.pipeline.cluster.stage import _sorted_by_id
 from batchcraft.pipeline.concepts.zero_shot import read_vocabulary, zero_shot_concepts
-from batchcraft.pipeline.config import CurateConfig, default_num_clusters, load_config_file
+from batchcraft.pipeline.config import CurateConfig, default_num_clusters
+from batchcraft.pipeline.config_file import load_config_file
 from batchcraft.pipeline.embedding.vectors import unit_norm
 from batchcraft.pipeline.write.files import StagedOutput
 

@@ -142,7 +142,8 @@ def test_every_column_keeps_its_name_and_its_promoted_type(run: Run) -> None:
 
 CONTRACT = {
     "id", "text", "pair_text", "source", "embedding", "pair_embedding", "cluster",
-    "centroid_sim", "dup_of", "dup_kind", "label", "max_sim", "keep", "concepts", "ref_loss",
+    "centroid_sim", "dup_of", "dup_kind", "label", "max_sim", "dup_jaccard", "keep", "concepts",
+    "ref_loss",
 }  # fmt: skip
 
 

@@ -35,6 +35,7 @@ CENTROID_SIM = "centroid_sim"
 DUP_OF = "dup_of"
 DUP_KIND = "dup_kind"
 MAX_SIM = "max_sim"
+DUP_JACCARD = "dup_jaccard"
 KEEP = "keep"
 CONCEPTS = "concepts"
 LABEL = "label"
@@ -53,6 +54,7 @@ CONTRACT_COLUMNS: tuple[str, ...] = (
     DUP_KIND,
     LABEL,
     MAX_SIM,
+    DUP_JACCARD,
     KEEP,
     CONCEPTS,
     REF_LOSS,
@@ -128,6 +130,7 @@ def row_schema(
             *label,
             *user_columns,
             (MAX_SIM, pa.float32()),
+            (DUP_JACCARD, pa.float64()),  # exact: comparable with the threshold
             (KEEP, pa.bool_()),
             (CONCEPTS, pa.list_(pa.string())),
             (REF_LOSS, pa.float32()),

@@ -1,14 +1,14 @@
-"""The offline curation pipeline (Spark): validate, exact dedup, embed, cluster, SemDeDup,
-concepts, reference scores.
+"""The offline curation pipeline (Spark): validate, exact dedup, MinHash near dedup, embed,
+cluster, SemDeDup, concepts, reference scores.
 
 ``curate(...)`` runs the whole job and writes the curated dataset (the report is the
 caller's to ask for: ``batchcraft.curation.curate`` does both). The stages are also
-importable one by one as Spark DataFrame -> DataFrame functions (``embed``,
+importable one by one as Spark DataFrame -> DataFrame functions (``minhash_dedup``, ``embed``,
 ``fit_centroids``, ``assign_clusters``, ``semantic_dedup``, ``annotate_concepts``,
 ``reference_scores``, ``exact_dedup``, ``read_corpus``) for teams that run their own SparkSession. pyspark is
 imported only when one of them is first used.
 
-Each step lives in a folder of its own (``read/``, ``dedup/``, ``embedding/``, ``cluster/``,
+Each step lives in a folder of its own (``read/``, ``dedup/``, ``minhash/``, ``embedding/``, ``cluster/``,
 ``concepts/``, ``scores/``, ``write/``): its pure per-batch functions (numpy/pyarrow, no Spark) beside its
 Spark adapter, ``stage.py``. ``curation_job`` strings the steps together.
 """
@@ -26,6 +26,7 @@ _STAGES = {  # exported name -> the module it lives in
     "embedding_dimension": "batchcraft.pipeline.read.stage",
     "reject_wrong_dimension": "batchcraft.pipeline.read.stage",
     "exact_dedup": "batchcraft.pipeline.dedup.stage",
+    "minhash_dedup": "batchcraft.pipeline.minhash.stage",
     "embed": "batchcraft.pipeline.embedding.stage",
     "normalize_embeddings": "batchcraft.pipeline.embedding.stage",
     "fit_centroids": "batchcraft.pipeline.cluster.stage",

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 from batchcraft.dataset.schema import EMBEDDING_DTYPES, EmbeddingDtype, similarity_threshold
 from batchcraft.errors import ConfigError
+from batchcraft.pipeline.minhash import settings as minhash
 
 KeepPolicy = Literal["prototypical", "hardest", "smallest_id"]
 KEEP_POLICIES: tuple[KeepPolicy, ...] = get_args(KeepPolicy)
@@ -23,6 +22,8 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 ReferenceScores = Literal["none", "pairs"]
 REFERENCE_SCORES: tuple[ReferenceScores, ...] = get_args(ReferenceScores)
+NearDedup = Literal["minhash", "none"]
+NEAR_DEDUPS: tuple[NearDedup, ...] = get_args(NearDedup)
 
 DEFAULT_EPS = 0.08
 """Default SemDeDup eps (duplicates at cosine >= 0.92), chosen from benchmarks/choose_eps.py."""
@@ -76,7 +77,13 @@ class CurateConfig:
         kmeans_sample_size: About how many rows k-means trains on (in one executor task).
         eps: SemDeDup threshold: rows at cosine >= 1 - eps within a cluster are duplicates.
         near_eps: Semantic duplicates at cosine >= 1 - near_eps are labelled ``near``.
-        keep_policy: Which row of a duplicate group survives.
+        keep_policy: Which row of a duplicate group survives (semantic and MinHash dedup).
+        near_dedup: ``minhash``: MinHash LSH near dedup before embedding; ``none``: none.
+        minhash_threshold: Rows at Jaccard >= this on their word n-gram shingles are duplicates.
+        minhash_ngram_size: Words per shingle.
+        minhash_num_perm: MinHash values per row (the LSH bands use up to this many).
+        minhash_bands: LSH bands, given with ``minhash_rows``: no choice from the threshold.
+        minhash_rows: Signature values per LSH band (given with ``minhash_bands``).
         second_cluster: Also compare each row within its second-nearest cluster.
         concepts_file: Concept vocabulary for zero-shot concept annotation (one name per line).
         concept_threshold: Minimum cosine between a row and a concept name to annotate it.
@@ -118,6 +125,12 @@ class CurateConfig:
     near_eps: float = DEFAULT_NEAR_EPS
     keep_policy: KeepPolicy = "prototypical"
     second_cluster: bool = True
+    near_dedup: NearDedup = "minhash"
+    minhash_threshold: float = minhash.DEFAULT_THRESHOLD
+    minhash_ngram_size: int = minhash.DEFAULT_NGRAM_SIZE
+    minhash_num_perm: int = minhash.DEFAULT_NUM_PERM
+    minhash_bands: int | None = None
+    minhash_rows: int | None = None
     concepts_file: str | None = None
     concept_threshold: float = 0.3
     max_concepts: int = 3
@@ -169,6 +182,11 @@ class CurateConfig:
 
     def _check_choices(self) -> None:
         check_keep_policy(self.keep_policy)
+        _check(
+            self.near_dedup in NEAR_DEDUPS,
+            f"near_dedup={self.near_dedup!r} must be one of {', '.join(NEAR_DEDUPS)}",
+        )
+        minhash.MinhashSettings.from_config(self)  # its ranges, and bands that fit the budget
         _check(
             self.precision in PRECISIONS,
             f"precision={self.precision!r} must be one of {', '.join(PRECISIONS)}",
@@ -265,23 +283,6 @@ def default_num_clusters(num_rows: int) -> int:
 def default_num_shards(num_rows: int) -> int:
     """About 200k rows per Parquet shard, at least one."""
     return max(1, math.ceil(num_rows / 200_000))
-
-
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML config file mirroring the CLI flags (keys are CurateConfig field names)."""
-    try:
-        with open(path, "rb") as handle:
-            values = tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    values = values.get("curate", values)
-    known = {f.name for f in dataclasses.fields(CurateConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown keys in {path}: {unknown}; valid keys: {sorted(known)}")
-    return values
 
 
 def _column_names(columns: str | Sequence[str]) -> tuple[str, ...]:

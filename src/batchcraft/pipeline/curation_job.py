@@ -15,17 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from batchcraft.dataset.manifest import write_manifest
 from batchcraft.pipeline.cluster.stage import cluster_step
 from batchcraft.pipeline.concepts.stage import concepts_step
 from batchcraft.pipeline.concepts.zero_shot import read_vocabulary
 from batchcraft.pipeline.config import CurateConfig
-from batchcraft.pipeline.dedup.stage import exact_dedup_step, semantic_dedup_step
+from batchcraft.pipeline.dedup.stage import Unique, exact_dedup_step, semantic_dedup_step
 from batchcraft.pipeline.embedding.sentence_encoder import resolve_model_path
 from batchcraft.pipeline.embedding.stage import embed_step
 from batchcraft.pipeline.frames import PersistedFrames
+from batchcraft.pipeline.minhash.stage import NearUnique, minhash_dedup_step
 from batchcraft.pipeline.progress import StageClock
 from batchcraft.pipeline.read.column_plan import (
     ColumnPlan,
@@ -48,6 +49,7 @@ LOG = logging.getLogger("batchcraft.pipeline")
 STAGES = (
     "read+validate",
     "exact_dedup",
+    "minhash_dedup",  # only with near_dedup = "minhash"
     "embed",
     "cluster",
     "semantic_dedup",
@@ -115,8 +117,8 @@ def _run_in_session(spark: SparkSession | None, checked: _Checked, staging: Path
     """Run the stages in ``spark`` (else in a session of its own, stopped at the end),
     releasing every frame the job cached whether it succeeds or fails."""
     config = checked.config
-    scored = config.reference_scores == "pairs"
-    clock = StageClock(len(STAGES) - (0 if scored else 1))
+    skipped = (config.reference_scores != "pairs") + (config.near_dedup != "minhash")
+    clock = StageClock(len(STAGES) - skipped)
     session = spark or spark_session(config.master, config.spark_conf, clock.interactive)
     frames = PersistedFrames(session)
     try:
@@ -128,6 +130,19 @@ def _run_in_session(spark: SparkSession | None, checked: _Checked, staging: Path
             LOG.warning("could not release the job's cached frames", exc_info=True)
         if spark is None:
             session.stop()
+
+
+def _deduplicate(
+    config: CurateConfig, raw: DataFrame, clock: StageClock, frames: PersistedFrames
+) -> tuple[Unique, NearUnique]:
+    """Exact dedup, then MinHash near dedup (when asked for): what is left goes on to be
+    embedded, so no duplicate they remove is ever embedded."""
+    with clock.stage("exact_dedup") as counts:
+        unique = exact_dedup_step(raw, frames, counts)
+    if config.near_dedup != "minhash":
+        return unique, NearUnique(unique.representatives, unique.num_rows)
+    with clock.stage("minhash_dedup") as counts:
+        return unique, minhash_dedup_step(config, unique, frames, counts)
 
 
 def _run(
@@ -142,14 +157,13 @@ def _run(
     with clock.stage("read+validate") as counts:
         columns = checked.columns or plan_with_survey(spark, config, files, checked.observed)
         raw, parsed = read_step(spark, config, files, columns, frames, counts)
-    with clock.stage("exact_dedup") as counts:
-        unique = exact_dedup_step(raw, frames, counts)
+    unique, near = _deduplicate(config, raw, clock, frames)
     with clock.stage("embed") as counts:
         embedded, spec = embed_step(
             spark,
             config,
-            unique.representatives,
-            unique.num_rows,
+            near.representatives,
+            near.num_rows,
             checked.model_path,
             frames,
             counts,
@@ -157,7 +171,7 @@ def _run(
         frames.release(parsed, raw, unique.marked)
         dimension = len(embedded.select("embedding").first()[0])  # type: ignore[index]
     with clock.stage("cluster") as counts:
-        kmeans, clustered = cluster_step(config, embedded, unique.num_rows, frames, counts)
+        kmeans, clustered = cluster_step(config, embedded, near.num_rows, frames, counts)
         frames.release(embedded)
     with clock.stage("semantic_dedup") as counts:
         deduped = semantic_dedup_step(config, clustered, frames, counts)
@@ -166,15 +180,16 @@ def _run(
         annotated = concepts_step(config, deduped, vocabulary, spec, frames, counts)
     if config.reference_scores == "pairs":
         with clock.stage("reference_scores") as counts:
-            annotated = reference_scores_step(config, annotated, unique.num_rows, frames, counts)
+            annotated = reference_scores_step(config, annotated, near.num_rows, frames, counts)
     with clock.stage("write") as counts:
         shards, accounting = write_step(
-            config, files, unique, annotated, kmeans.centroids, dimension, staging, columns
+            config, files, unique, near, annotated, kmeans.centroids, dimension, staging, columns
         )
         counts["rows"] = sum(shard["num_rows"] for shard in shards)
     manifest = build_manifest(
         config,
         files,
+        near.found.counts() if near.found else None,
         accounting,
         shards,
         dimension,

@@ -15,6 +15,7 @@ from batchcraft import __version__
 from batchcraft.dataset.schema import SCHEMA_VERSION
 from batchcraft.pipeline.config import CurateConfig
 from batchcraft.pipeline.embedding.sentence_encoder import EncoderSpec, model_name
+from batchcraft.pipeline.minhash.settings import MinhashSettings
 from batchcraft.pipeline.read.column_plan import ColumnPlan
 from batchcraft.pipeline.read.inputs import InputFile
 from batchcraft.pipeline.scores.pairwise import LOSS_FORMULA, ROWS_PER_SCORE_GROUP
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # cluster.stage imports pyspark; the manifest needs only the 
 def build_manifest(
     config: CurateConfig,
     files: list[InputFile],
+    minhash_counts: dict[str, int] | None,
     accounting: dict[str, Any],
     shards: list[dict[str, Any]],
     dimension: int,
@@ -40,6 +42,7 @@ def build_manifest(
     Args:
         config: The run's configuration.
         files: The inputs read.
+        minhash_counts: What MinHash near dedup found (None when it did not run).
         accounting: Row counts per stage and source (`accounting.account`).
         shards: Path, rows and kept rows of each written shard.
         dimension: Length of the stored embeddings.
@@ -57,6 +60,7 @@ def build_manifest(
         "num_kept": sum(s["num_kept"] for s in shards),
         "has_pairs": config.pair_column is not None,
         "embedding": _embedding(config, dimension, spec),
+        "near_dedup": _near_dedup(config, minhash_counts),
         "clustering": _clustering(config, kmeans),
         "semantic_dedup": _semantic_dedup(config),
         "concepts": _concepts(config, vocabulary),
@@ -79,6 +83,14 @@ def _embedding(config: CurateConfig, dimension: int, spec: EncoderSpec | None) -
         "precision": spec.precision if spec else None,
         "normalized": True,
     }
+
+
+def _near_dedup(config: CurateConfig, counts: dict[str, int] | None) -> dict[str, Any]:
+    """MinHash's parameters, its S-curve and what it found (pairs, groups), or method none."""
+    if config.near_dedup != "minhash" or counts is None:
+        return {"method": "none"}
+    settings = MinhashSettings.from_config(config)
+    return {**settings.to_dict(), "keep_policy": config.keep_policy, **counts}
 
 
 def _clustering(config: CurateConfig, kmeans: KMeansFit) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from batchcraft.errors import BatchcraftError
 
-KINDS = ("exact", "near", "semantic")
+KINDS = ("exact", "minhash", "near", "semantic")
 
 
 def account(
@@ -40,6 +40,7 @@ def account(
             "in": inputs.get(source, 0),
             "rejected": sum(rejected[source].values()),
             "exact_duplicates": out["exact"],
+            "minhash_duplicates": out["minhash"],
             "near_duplicates": out["near"],
             "semantic_duplicates": out["semantic"],
             "kept": out["kept"],
@@ -69,6 +70,9 @@ def _stages(by_source: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
     def semantic(c: dict[str, int]) -> int:
         return c["near_duplicates"] + c["semantic_duplicates"]
 
+    def after_exact(c: dict[str, int]) -> int:
+        return c["kept"] + semantic(c) + c["minhash_duplicates"]
+
     return [
         stage(
             "validate",
@@ -83,8 +87,17 @@ def _stages(by_source: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
             "exact_dedup",
             lambda c: {
                 "in": c["in"] - c["rejected"],
-                "kept": c["kept"] + semantic(c),
+                "kept": after_exact(c),
                 "duplicates": c["exact_duplicates"],
+                "rejected": 0,
+            },
+        ),
+        stage(
+            "minhash_dedup",
+            lambda c: {
+                "in": after_exact(c),
+                "kept": c["kept"] + semantic(c),
+                "duplicates": c["minhash_duplicates"],
                 "rejected": 0,
             },
         ),
@@ -106,6 +119,7 @@ def check_balanced(counts: dict[str, Any]) -> None:
         outcome = (
             c["rejected"]
             + c["exact_duplicates"]
+            + c["minhash_duplicates"]
             + c["near_duplicates"]
             + c["semantic_duplicates"]
             + c["kept"]

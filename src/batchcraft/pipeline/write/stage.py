@@ -22,6 +22,7 @@ from batchcraft.dataset import layout
 from batchcraft.dataset.schema import CONTRACT_COLUMNS, REJECTS_SCHEMA, row_schema, to_contract
 from batchcraft.pipeline.config import CurateConfig, default_num_shards
 from batchcraft.pipeline.dedup.stage import Unique
+from batchcraft.pipeline.minhash.stage import NearUnique
 from batchcraft.pipeline.read.column_plan import ColumnPlan
 from batchcraft.pipeline.read.column_types import KEPT_COLUMNS, unnest_kept_columns
 from batchcraft.pipeline.read.inputs import InputFile
@@ -29,12 +30,17 @@ from batchcraft.pipeline.write.accounting import account, check_balanced
 from batchcraft.pipeline.write.files import number_shards, write_parquet
 
 
-def with_exact_duplicates(
-    annotated: DataFrame, duplicates: DataFrame, inherit_ref_loss: bool = False
+def with_duplicates(
+    annotated: DataFrame,
+    duplicates: DataFrame,
+    inherit_ref_loss: bool = False,
+    max_sim: float | None = 1.0,
 ) -> DataFrame:
-    """Exact duplicates take the vectors, cluster and concepts of the row they duplicate
-    (and its ``ref_loss`` with ``inherit_ref_loss``: a score of the text and pair they
-    share); they keep their own kept input columns (KEPT_COLUMNS)."""
+    """Removed duplicates that were never embedded (exact and MinHash duplicates) take
+    the vectors, cluster and concepts of the row they duplicate (and its ``ref_loss`` with
+    ``inherit_ref_loss``: a score of the text and pair they share, or nearly); they keep
+    their own kept input columns (KEPT_COLUMNS). Their ``max_sim`` is ``max_sim`` (1 for
+    an exact copy; None for a MinHash duplicate, which semantic dedup never compared)."""
     inherited = annotated.select(
         F.col("id").alias("dup_of"),
         "embedding",
@@ -48,13 +54,17 @@ def with_exact_duplicates(
         duplicates = duplicates.drop("ref_loss")
     duplicates = (
         duplicates.join(inherited, "dup_of")
-        .withColumn("max_sim", F.lit(1.0).cast("float"))
+        .withColumn("max_sim", F.lit(max_sim).cast("float"))
         .withColumn("keep", F.lit(False))
     )
-    columns = [c for c in CONTRACT_COLUMNS if c in annotated.columns or c in duplicates.columns]
-    if KEPT_COLUMNS in annotated.columns:
-        columns.append(KEPT_COLUMNS)
-    return annotated.select(*columns).unionByName(duplicates.select(*columns))
+    kept = [KEPT_COLUMNS] if KEPT_COLUMNS in annotated.columns else []
+    return annotated.select(*_contract_columns(annotated), *kept).unionByName(
+        duplicates.select(*_contract_columns(duplicates), *kept), allowMissingColumns=True
+    )
+
+
+def _contract_columns(frame: DataFrame) -> list[str]:
+    return [c for c in CONTRACT_COLUMNS if c in frame.columns]
 
 
 def dataset_schema(dimension: int, config: CurateConfig, columns: ColumnPlan) -> pa.Schema:
@@ -147,6 +157,7 @@ def write_step(
     config: CurateConfig,
     files: list[InputFile],
     unique: Unique,
+    near: NearUnique,
     annotated: DataFrame,
     centroids: np.ndarray,
     dimension: int,
@@ -155,7 +166,10 @@ def write_step(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Write rows, rejects and centroids; the shards written and the balanced accounting."""
     inherit_ref_loss = config.reference_scores == "pairs"
-    rows = with_exact_duplicates(annotated, unique.duplicates, inherit_ref_loss)
+    rows = annotated
+    if near.duplicates is not None:
+        rows = with_duplicates(rows, near.duplicates, inherit_ref_loss, max_sim=None)
+    rows = with_duplicates(rows, unique.duplicates, inherit_ref_loss)
     shards = write_rows(rows, staging, dimension, config, unique.num_rows, columns)
     write_rejects(unique.outcomes.where(F.col("reason").isNotNull()), files, staging)
     np.save(layout.centroids_path(staging), centroids.astype(np.float32))

@@ -1,4 +1,5 @@
-"""The duplicate section: max_sim distribution, what-if thresholds and example pairs."""
+"""The duplicate section: max_sim distribution, what-if thresholds, MinHash near dedup
+(`duplicates_minhash`) and example pairs (`duplicates_examples`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from batchcraft.report.charts.continuous import Marker, histogram
 from batchcraft.report.fetch import fetch_rows
 from batchcraft.report.html import Html, figure, heading, paragraph, percent, section, table
 from batchcraft.report.inputs import ReportInputs
+from batchcraft.report.scan import file_columns
 from batchcraft.report.sections.duplicates_examples import PairSample, examples_json, pair_html
+from batchcraft.report.sections.duplicates_minhash import MinhashStats, minhash_html, minhash_json
 
 BIN_WIDTH = 0.005
 NUM_BINS = round(2.0 / BIN_WIDTH)  # max_sim is a cosine: [-1, 1]
@@ -42,23 +45,25 @@ WHAT_IF_HEADERS = (
 class DuplicateStats:
     """Accumulates the max_sim histogram, what-if counts and duplicate samples.
 
-    Only rows that entered semantic dedup (everything except exact duplicates) count
-    towards the histogram and the what-if table.
+    Only rows that entered semantic dedup (everything except exact and MinHash
+    duplicates) count towards the histogram and the what-if table.
 
     Args:
         settings: The dedup parameters recorded in the manifest.
         seed: Seed of the random sampling keys.
+        has_jaccard: Whether the shards have ``dup_jaccard`` (MinHash's Jaccard).
     """
 
-    columns: tuple[str, ...] = (
-        schema.ID,
-        schema.DUP_OF,
-        schema.DUP_KIND,
-        schema.MAX_SIM,
-        schema.KEEP,
-    )
-
-    def __init__(self, settings: DedupSettings, seed: int = 0) -> None:
+    def __init__(self, settings: DedupSettings, seed: int = 0, has_jaccard: bool = False) -> None:
+        self.minhash = MinhashStats(has_jaccard)
+        self.columns = (
+            schema.ID,
+            schema.DUP_OF,
+            schema.DUP_KIND,
+            schema.MAX_SIM,
+            schema.KEEP,
+            *self.minhash.columns,
+        )
         self.settings = settings
         self.eps_grid = sorted({*WHAT_IF_EPS, round(settings.eps, 6)})
         self.at_or_above = np.zeros(len(self.eps_grid), dtype=np.int64)
@@ -72,8 +77,10 @@ class DuplicateStats:
         kinds = pc.fill_null(batch[schema.DUP_KIND], "").to_numpy(zero_copy_only=False)
         keep = pc.fill_null(batch[schema.KEEP], False).to_numpy(zero_copy_only=False)
         max_sim = batch[schema.MAX_SIM].to_numpy(zero_copy_only=False).astype(np.float32)
-        stage = (kinds != "exact") & ~np.isnan(max_sim)
-        self.missing_max_sim += int(np.count_nonzero((kinds != "exact") & np.isnan(max_sim)))
+        compared = (kinds != "exact") & (kinds != "minhash")
+        stage = compared & ~np.isnan(max_sim)
+        self.missing_max_sim += int(np.count_nonzero(compared & np.isnan(max_sim)))
+        self.minhash.update(batch, kinds)
         self.stage_rows += int(np.count_nonzero(stage))
         similarity = max_sim[stage]
         for index, eps in enumerate(self.eps_grid):
@@ -87,7 +94,7 @@ class DuplicateStats:
         bins = _bin_of(similarity)
         flat = np.bincount(category * NUM_BINS + bins, minlength=self.histogram.size)
         self.histogram += flat.reshape(self.histogram.shape)
-        self.pairs.offer(batch, kinds, max_sim)
+        self.pairs.offer(batch, kinds, max_sim, self.minhash.columns)
 
 
 class DuplicatesSection:
@@ -98,7 +105,8 @@ class DuplicatesSection:
 
     def accumulator(self, inputs: ReportInputs) -> DuplicateStats:
         """Statistics under the dedup settings the manifest records."""
-        return DuplicateStats(dedup_settings(inputs.manifest))
+        has_jaccard = bool(inputs.shards) and schema.DUP_JACCARD in file_columns(inputs.shards[0])
+        return DuplicateStats(dedup_settings(inputs.manifest), has_jaccard=has_jaccard)
 
     def to_json(
         self, stats: DuplicateStats, inputs: ReportInputs, report: Mapping[str, Any]
@@ -109,13 +117,17 @@ class DuplicatesSection:
         columns = [*inputs.text_columns, schema.EMBEDDING]
         fetched = fetch_rows(inputs.shards, stats.pairs.sample_ids(), columns)
         removed = total["near_duplicates"] + total["semantic_duplicates"]
-        return duplicates_json(stats, fetched, removed)
+        return duplicates_json(stats, fetched, removed, inputs.manifest)
 
     def warnings(self, data: dict[str, Any], inputs: ReportInputs) -> list[str]:
-        """Compared rows without a max_sim."""
-        if not data["missing_max_sim"]:
-            return []
-        return [f"{data['missing_max_sim']:,} compared rows have a null max_sim"]
+        """Compared rows without a max_sim, MinHash duplicates without their Jaccard."""
+        warnings = []
+        if data["missing_max_sim"]:
+            warnings.append(f"{data['missing_max_sim']:,} compared rows have a null max_sim")
+        missing_jaccard = (data.get("minhash") or {}).get("missing_jaccard")
+        if missing_jaccard:
+            warnings.append(f"{missing_jaccard:,} MinHash duplicates have a null dup_jaccard")
+        return warnings
 
     def to_html(self, data: dict[str, Any]) -> Html:
         """max_sim histogram, what-if table and example pairs."""
@@ -146,7 +158,10 @@ def _bin_of(similarity: np.ndarray) -> np.ndarray:
 
 
 def duplicates_json(
-    stats: DuplicateStats, fetched: dict[str, dict[str, Any]], removed_semantic: int
+    stats: DuplicateStats,
+    fetched: dict[str, dict[str, Any]],
+    removed_semantic: int,
+    manifest: dict[str, Any],
 ) -> dict[str, Any]:
     """The report's duplicate section.
 
@@ -155,8 +170,11 @@ def duplicates_json(
         fetched: Rows fetched by id (``text``, ``source``, ``embedding``).
         removed_semantic: Rows the pipeline actually removed in semantic dedup
             (near + semantic), to calibrate the what-if estimate.
+        manifest: The manifest (its MinHash settings).
     """
     settings = stats.settings
+    minhash = minhash_json(stats.minhash, manifest)
+    minhash_threshold = minhash["settings"].get("threshold") if minhash else None
     return {
         "eps": settings.eps,
         "threshold": settings.threshold,
@@ -167,7 +185,8 @@ def duplicates_json(
         "histogram": _shown_histogram(stats),
         "what_if": _what_if(stats, removed_semantic),
         "what_if_note": WHAT_IF_NOTE,
-        "examples": examples_json(stats.pairs, fetched, settings.threshold),
+        "examples": examples_json(stats.pairs, fetched, settings.threshold, minhash_threshold),
+        "minhash": minhash,
     }
 
 
@@ -207,7 +226,8 @@ def duplicates_html(duplicates: dict[str, Any]) -> Html:
     ]
     classes = ["chosen" if row["chosen"] else "" for row in duplicates["what_if"]]
     lead = (
-        f"Semantic dedup compared {duplicates['stage_rows']:,} rows (exact duplicates excluded) and "
+        f"Semantic dedup compared {duplicates['stage_rows']:,} rows (exact and MinHash duplicates "
+        "excluded) and "
         f"removed rows at cosine ≥ {duplicates['threshold']:.4g} (eps {duplicates['eps']:.4g}, keep "
         f"policy {duplicates['keep_policy']}). Judge the threshold from the pairs below."
     )
@@ -222,6 +242,7 @@ def duplicates_html(duplicates: dict[str, Any]) -> Html:
         heading("What if eps were different?"),
         table(WHAT_IF_HEADERS, what_if, numeric=range(5), row_classes=classes),
         paragraph(duplicates["what_if_note"], "muted"),
+        minhash_html(duplicates["minhash"]) if duplicates.get("minhash") else Html(""),
         heading("Example duplicate pairs"),
         *(pair_html(example) for example in duplicates["examples"]),
     )

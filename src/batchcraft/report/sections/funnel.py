@@ -1,5 +1,5 @@
-"""The funnel section: every input row's fate (rejected, exact / near / semantic duplicate,
-kept), overall, per source and per stage, computed from ``data/`` and ``rejects/``.
+"""The funnel section: every input row's fate (rejected, exact / MinHash / near / semantic
+duplicate, kept), overall, per source and per stage, computed from ``data/`` and ``rejects/``.
 
 Its parts sit beside it: `funnel_rows` (the accumulator over ``data/``),
 `funnel_rejects` (the rejected rows) and `funnel_manifest` (the funnel checked field
@@ -22,10 +22,12 @@ from batchcraft.report.sections.funnel_manifest import (
 from batchcraft.report.sections.funnel_rejects import RejectTally, rejects_html, scan_rejects
 from batchcraft.report.sections.funnel_rows import SOURCE_KEYS, RowCounts, RowTally
 
+MINHASH_KEY = "minhash_duplicates"  # only in datasets curated since MinHash near dedup
 FUNNEL_KEYS = (
     "in",
     "rejected",
     "exact_duplicates",
+    MINHASH_KEY,
     "near_duplicates",
     "semantic_duplicates",
     "kept",
@@ -33,15 +35,31 @@ FUNNEL_KEYS = (
 OUTCOMES = (  # funnel key, label (and colour) in the outcome chart
     ("rejected", "rejected"),
     ("exact_duplicates", "exact"),
+    (MINHASH_KEY, "minhash"),
     ("near_duplicates", "near"),
     ("semantic_duplicates", "semantic"),
     ("kept", "kept"),
 )
-SOURCE_HEADERS = ("source", "input", "rejected", "exact dup.", "near dup.", "semantic dup.")
+COLORS = {"minhash": "#59a14f", **OUTCOME_COLORS}
+HEADERS = {  # funnel key -> column of the per-source table
+    "in": "input",
+    "rejected": "rejected",
+    "exact_duplicates": "exact dup.",
+    MINHASH_KEY: "MinHash dup.",
+    "near_duplicates": "near dup.",
+    "semantic_duplicates": "semantic dup.",
+    "kept": "kept",
+}
+STAGE_LABELS = {
+    "validate": "after validation",
+    "exact_dedup": "after exact dedup",
+    "minhash_dedup": "after MinHash dedup",
+    "semantic_dedup": "after semantic dedup (kept)",
+}
 LEAD = (
     "Every input row ends in exactly one bucket: rejected by validation, removed as an exact, "
-    "near or semantic duplicate, or kept. Counts come from data/ and rejects/ and are checked "
-    "field by field against the manifest's accounting."
+    "MinHash, near or semantic duplicate, or kept. Counts come from data/ and rejects/ and "
+    "are checked field by field against the manifest's accounting."
 )
 
 
@@ -61,7 +79,7 @@ class FunnelSection:
         """The funnel from the data, its check against the manifest, anomalies, rejects."""
         tally = stats.result()
         rejects = scan_rejects(inputs.rejects())
-        funnel = build_funnel(tally, rejects)
+        funnel = build_funnel(tally, rejects, has_minhash_stage(tally, inputs.manifest))
         funnel["reconciliation"] = reconcile(
             funnel, tally.shard_rows, tally.shard_kept, inputs.manifest, inputs.shards
         )
@@ -84,11 +102,20 @@ class FunnelSection:
         return funnel_html(data)
 
 
-def _source_funnel(counts: dict[str, int], rejected: int) -> dict[str, int]:
+def has_minhash_stage(tally: RowTally, manifest: Mapping[str, Any]) -> bool:
+    """Whether the funnel has a MinHash stage: the manifest counts one (every dataset
+    curated since the stage exists, even with it off) or the data holds its rows."""
+    total = (manifest.get("counts") or {}).get("total")
+    recorded = isinstance(total, dict) and MINHASH_KEY in total
+    return recorded or any(counts["minhash"] for counts in tally.by_source.values())
+
+
+def _source_funnel(counts: dict[str, int], rejected: int, with_minhash: bool) -> dict[str, int]:
     funnel = {
         "in": counts["rows"] + rejected,
         "rejected": rejected,
         "exact_duplicates": counts["exact"],
+        **({MINHASH_KEY: counts["minhash"]} if with_minhash else {}),
         "near_duplicates": counts["near"],
         "semantic_duplicates": counts["semantic"],
         "kept": counts["kept"],
@@ -102,38 +129,38 @@ def _stages(funnel: dict[str, int]) -> list[dict[str, Any]]:
     valid = funnel["in"] - funnel["rejected"]
     unique = valid - funnel["exact_duplicates"]
     semantic = funnel["near_duplicates"] + funnel["semantic_duplicates"]
-    return [
-        {
-            "stage": "validate",
-            "in": funnel["in"],
-            "kept": valid,
-            "duplicates": 0,
-            "rejected": funnel["rejected"],
-        },
-        {
-            "stage": "exact_dedup",
-            "in": valid,
-            "kept": unique,
-            "duplicates": funnel["exact_duplicates"],
-            "rejected": 0,
-        },
-        {
-            "stage": "semantic_dedup",
-            "in": unique,
-            "kept": unique - semantic,
-            "duplicates": semantic,
-            "rejected": 0,
-        },
+    stages = [
+        _stage("validate", funnel["in"], 0, funnel["rejected"]),
+        _stage("exact_dedup", valid, funnel["exact_duplicates"]),
     ]
+    if MINHASH_KEY in funnel:
+        stages.append(_stage("minhash_dedup", unique, funnel[MINHASH_KEY]))
+        unique -= funnel[MINHASH_KEY]
+    return [*stages, _stage("semantic_dedup", unique, semantic)]
 
 
-def build_funnel(rows: RowTally, rejects: RejectTally) -> dict[str, Any]:
-    """The funnel overall, per source and per stage, as computed from the data."""
+def _stage(name: str, rows_in: int, duplicates: int, rejected: int = 0) -> dict[str, Any]:
+    return {
+        "stage": name,
+        "in": rows_in,
+        "kept": rows_in - duplicates - rejected,
+        "duplicates": duplicates,
+        "rejected": rejected,
+    }
+
+
+def build_funnel(
+    rows: RowTally, rejects: RejectTally, with_minhash: bool = False
+) -> dict[str, Any]:
+    """The funnel overall, per source and per stage, as computed from the data (with the
+    MinHash stage and its ``minhash_duplicates`` when ``with_minhash``)."""
     rejected_by_source = rejects.by_source()
     sources = sorted(set(rows.by_source) | set(rejected_by_source))
     empty = dict.fromkeys(SOURCE_KEYS, 0)
     by_source = {
-        source: _source_funnel(rows.by_source.get(source, empty), rejected_by_source.get(source, 0))
+        source: _source_funnel(
+            rows.by_source.get(source, empty), rejected_by_source.get(source, 0), with_minhash
+        )
         for source in sources
     }
     total: dict[str, int] = {}
@@ -141,7 +168,8 @@ def build_funnel(rows: RowTally, rejects: RejectTally) -> dict[str, Any]:
         for key, value in funnel.items():
             total[key] = total.get(key, 0) + value
     for key in FUNNEL_KEYS:
-        total.setdefault(key, 0)
+        if key != MINHASH_KEY or with_minhash:
+            total.setdefault(key, 0)
     stages = _stages(total)
     for stage in stages:
         stage["by_source"] = {
@@ -167,24 +195,25 @@ def funnel_html(funnel: dict[str, Any]) -> Html:
     """Funnel section: remaining rows per stage, outcome per source, rejects by reason."""
     sources = [*funnel["by_source"], "all sources"]
     rows = [*funnel["by_source"].values(), funnel["total"]]
+    keys = [key for key in FUNNEL_KEYS if key in funnel["total"]]
     charts = grid(
         figure(
             _remaining_chart(funnel["stages"]),
             "Each stage removes rows; the last bar is the curated dataset.",
         ),
         figure(
-            _outcome_chart(sources, rows),
-            "Rejected (red), exact / near / semantic duplicates, kept (blue).",
+            _outcome_chart(sources, rows, keys),
+            "Rejected (red), exact / MinHash / near / semantic duplicates, kept (blue).",
         ),
     )
     body = [
-        [name, *(r[key] for key in FUNNEL_KEYS), _kept_percent(r)]
+        [name, *(r[key] for key in keys), _kept_percent(r)]
         for name, r in zip(sources, rows, strict=True)
     ]
     source_table = table(
-        [*SOURCE_HEADERS, "kept", "kept %"],
+        ["source", *(HEADERS[key] for key in keys), "kept %"],
         body,
-        numeric=range(1, 8),
+        numeric=range(1, len(keys) + 2),
         row_classes=[""] * (len(body) - 1) + ["total"],
     )
     return section(
@@ -204,8 +233,8 @@ def _kept_percent(row: dict[str, int]) -> str:
 
 def _remaining_chart(stages: list[dict[str, Any]]) -> str:
     return bar_chart(
-        ["input", "after validation", "after exact dedup", "after semantic dedup (kept)"],
-        [Series("rows", [stages[0]["in"], *(s["kept"] for s in stages)], OUTCOME_COLORS["kept"])],
+        ["input", *(STAGE_LABELS[s["stage"]] for s in stages)],
+        [Series("rows", [stages[0]["in"], *(s["kept"] for s in stages)], COLORS["kept"])],
         title="Rows remaining after each stage",
         width=HALF_WIDTH,
         annotate=True,
@@ -213,14 +242,13 @@ def _remaining_chart(stages: list[dict[str, Any]]) -> str:
     )
 
 
-def _outcome_chart(sources: list[str], rows: list[dict[str, int]]) -> str:
+def _outcome_chart(sources: list[str], rows: list[dict[str, int]], keys: list[str]) -> str:
     return bar_chart(
         sources,
         [
-            Series(
-                label, [r[key] / r["in"] if r["in"] else 0.0 for r in rows], OUTCOME_COLORS[label]
-            )
+            Series(label, [r[key] / r["in"] if r["in"] else 0.0 for r in rows], COLORS[label])
             for key, label in OUTCOMES
+            if key in keys
         ],
         title="Outcome of every input row, per source",
         width=HALF_WIDTH,

@@ -14,8 +14,8 @@ import pyarrow.compute as pc
 
 from batchcraft.dataset import schema
 
-DUP_KINDS = ("exact", "near", "semantic")  # the kinds the funnel counts apart
-SOURCE_KEYS = ("rows", "kept", "exact", "near", "semantic", "removed_other")
+DUP_KINDS = ("exact", "minhash", "near", "semantic")  # the kinds the funnel counts apart
+SOURCE_KEYS = ("rows", "kept", "exact", "minhash", "near", "semantic", "removed_other")
 
 
 @dataclass
@@ -23,8 +23,8 @@ class RowTally:
     """What the data shards say about every row's fate.
 
     Attributes:
-        by_source: Per source: ``rows`` (in data/), ``kept``, ``exact``, ``near``,
-            ``semantic`` (removed duplicates by kind) and ``removed_other``
+        by_source: Per source: ``rows`` (in data/), ``kept``, ``exact``, ``minhash``,
+            ``near``, ``semantic`` (removed duplicates by kind) and ``removed_other``
             (keep = false without a known duplicate kind).
         anomalies: Counts of rows that break the contract's invariants, by name.
         shard_rows: Rows per shard, in shard order.
