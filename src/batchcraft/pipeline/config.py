@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 
 from batchcraft.dataset.schema import EMBEDDING_DTYPES, EmbeddingDtype, similarity_threshold
 from batchcraft.errors import ConfigError
+from batchcraft.storage import redacted
 
 KeepPolicy = Literal["prototypical", "hardest", "smallest_id"]
 KEEP_POLICIES: tuple[KeepPolicy, ...] = get_args(KeepPolicy)
@@ -90,6 +91,11 @@ class CurateConfig:
             that write the report (``batchcraft.curation.curate``, the ``batchcraft
             curate`` and ``demo`` commands), not by the job: ``batchcraft.pipeline.curate``
             writes the dataset only.
+        spark_conf: Extra Spark settings of the session the job creates.
+        storage_options: Keyword arguments of the filesystem of every ``s3://``, ``gs://``,
+            ``hdfs://`` or fsspec URL the run reads or writes (``endpoint_override``,
+            ``region``, …: `batchcraft.storage.resolve`); the manifest records them with
+            secret-looking values hidden.
     """
 
     inputs: tuple[str, ...]
@@ -128,6 +134,7 @@ class CurateConfig:
     overwrite: bool = False
     write_report: bool = True
     spark_conf: dict[str, str] = field(default_factory=dict)
+    storage_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -243,6 +250,7 @@ class CurateConfig:
         """Plain-JSON form, as recorded in the manifest."""
         values = dataclasses.asdict(self)
         values["inputs"] = list(self.inputs)
+        values["storage_options"] = redacted(self.storage_options)  # no keys in a manifest
         return values
 
 

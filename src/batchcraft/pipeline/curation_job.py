@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
 
-from batchcraft.dataset.manifest import write_manifest
+from batchcraft.dataset import layout
+from batchcraft.dataset.manifest import manifest_text
 from batchcraft.pipeline.cluster.stage import cluster_step
 from batchcraft.pipeline.concepts.stage import concepts_step
 from batchcraft.pipeline.concepts.zero_shot import read_vocabulary
@@ -36,13 +36,15 @@ from batchcraft.pipeline.read.column_plan import (
     plan_columns,
     required_columns,
 )
-from batchcraft.pipeline.read.inputs import InputFile, check_columns, discover
+from batchcraft.pipeline.read.discovery import InputFile, discover
+from batchcraft.pipeline.read.inputs import check_columns
 from batchcraft.pipeline.read.stage import plan_with_survey, read_step
 from batchcraft.pipeline.run_record import build_manifest
 from batchcraft.pipeline.scores.stage import reference_scores_step
 from batchcraft.pipeline.spark import spark_session
-from batchcraft.pipeline.write.files import StagedOutput
+from batchcraft.pipeline.write.publish import staged_output
 from batchcraft.pipeline.write.stage import write_step
+from batchcraft.storage import Location, write_bytes
 
 LOG = logging.getLogger("batchcraft.pipeline")
 STAGES = (
@@ -83,8 +85,8 @@ def curate(
     """
     config = CurateConfig.from_call(inputs, out, params)
     checked = _check_before_spark(config)
-    with StagedOutput(config.out, config.overwrite) as output:
-        return _run_in_session(spark, checked, output.staging)
+    with staged_output(config.out, config.overwrite, config.storage_options) as output:
+        return _run_in_session(spark, checked, output.location)
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class _Checked:
 
 
 def _check_before_spark(config: CurateConfig) -> _Checked:
-    files = discover(config.inputs, config.source)
+    files = discover(config.inputs, config.source, config.storage_options)
     check_columns(files, required_columns(config))
     observed = observe_inputs(files)
     check_column_names(observed, config)
@@ -111,7 +113,9 @@ def _check_before_spark(config: CurateConfig) -> _Checked:
     return _Checked(config, files, vocabulary, model_path, observed, columns)
 
 
-def _run_in_session(spark: SparkSession | None, checked: _Checked, staging: Path) -> dict[str, Any]:
+def _run_in_session(
+    spark: SparkSession | None, checked: _Checked, staging: Location
+) -> dict[str, Any]:
     """Run the stages in ``spark`` (else in a session of its own, stopped at the end),
     releasing every frame the job cached whether it succeeds or fails."""
     config = checked.config
@@ -133,7 +137,7 @@ def _run_in_session(spark: SparkSession | None, checked: _Checked, staging: Path
 def _run(
     spark: SparkSession,
     checked: _Checked,
-    staging: Path,
+    staging: Location,
     clock: StageClock,
     frames: PersistedFrames,
 ) -> dict[str, Any]:
@@ -184,5 +188,5 @@ def _run(
         clock.timings,
         columns,
     )
-    write_manifest(staging, manifest)
+    write_bytes(staging.join(layout.MANIFEST), manifest_text(manifest).encode())  # last
     return manifest

@@ -11,7 +11,12 @@ from pathlib import Path
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``serve`` flags to ``parser``; every flag's help shows its default."""
-    parser.add_argument("paths", nargs="*", type=Path, help="curated dataset directories")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        help="curated dataset directories: local paths or URLs (s3://, gs://, hdfs://, …), "
+        "which are copied to a local cache first",
+    )
     parser.add_argument(
         "--name",
         action="append",
