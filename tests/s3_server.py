@@ -71,3 +71,36 @@ def running_s3_server() -> Iterator[S3Server]:
             else:
                 os.environ[name] = value
         server.stop()
+
+
+@contextmanager
+def checking_s3_server() -> Iterator[S3Server]:
+    """``moto_server`` in a process of its own that checks every request's credentials
+    (``INITIAL_NO_AUTH_ACTION_COUNT=0``: moto reads it once, at import), so unknown keys
+    are refused as a real store refuses them."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"}
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield S3Server(f"http://127.0.0.1:{port}")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -128,3 +128,21 @@ def test_a_directory_without_a_manifest_is_no_dataset_and_a_copy_is_reused(
     _put(f"{out}/manifest.json", b"{2}")  # republished: copied again
     assert not (local_dataset(out, cache_root=tmp_path) / "marker").exists()
     assert kind(resolve(out)).name == "Directory"
+
+
+def test_refused_credentials_are_a_one_line_error_with_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from s3_server import checking_s3_server
+
+    from batchcraft.cli import main
+
+    with checking_s3_server() as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "nobody")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+        code = main(["curate", "s3://bucket/news.jsonl.gz", "--out", str(tmp_path / "out")])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and len(error.splitlines()) == 1, error
+    assert "access to s3://bucket/news.jsonl.gz refused" in error and "credentials" in error
+    assert not (tmp_path / "out").exists()

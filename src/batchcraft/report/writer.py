@@ -22,7 +22,7 @@ from batchcraft.report.inputs import ReportInputs, open_inputs
 from batchcraft.report.page import render_page
 from batchcraft.report.scan import DEFAULT_BATCH_SIZE, scan
 from batchcraft.report.sections import SECTIONS
-from batchcraft.storage import is_url
+from batchcraft.storage import is_url, resolve
 
 REPORT_VERSION = 1
 
@@ -115,7 +115,8 @@ def write_report(
         DatasetError: The dataset (or an explicitly given provenance log) is missing
             or violates the contract in a way the report cannot work around.
     """
-    if is_url(str(dataset_dir)):  # written on a local copy, then put beside the dataset
+    if is_url(str(dataset_dir)) and not resolve(str(dataset_dir)).is_local:
+        # written on a local copy, then put beside the dataset
         summary = write_report(
             local_dataset(dataset_dir), provenance_dir=provenance_dir, batch_size=batch_size
         )

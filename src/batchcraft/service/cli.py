@@ -30,7 +30,7 @@ from batchcraft.service.serve_arguments import add_serve_arguments
 from batchcraft.service.server import BatchServer, ServerConfig, create_server
 from batchcraft.service.server.metrics import start_metrics_server
 from batchcraft.service.server.metrics_http import Tls
-from batchcraft.storage import resolve
+from batchcraft.storage import is_url, resolve
 
 LOG = logging.getLogger("batchcraft.service")
 _PATH_SETTINGS = {  # flags of type Path: config file strings become paths
@@ -233,6 +233,8 @@ def apply_config_file(args: argparse.Namespace) -> None:
         accepted = (int, float) if kind is float else kind  # 2 for a float setting is fine
         if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):
             raise ConfigError(f"{key} = {value!r} in {args.config}: expected {kind.__name__}")
+        if dest in _PATH_SETTINGS and is_url(str(value)):
+            raise ConfigError(f"{key} = {value!r} in {args.config}: must be a local path")
         if getattr(args, dest) == defaults.get_default(dest):
             setattr(args, dest, Path(str(value)) if dest in _PATH_SETTINGS else value)
 

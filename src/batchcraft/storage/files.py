@@ -33,31 +33,30 @@ def list_files(location: Location) -> list[Location]:
 
 
 def expand_glob(given: str, options: StorageOptions | None = None) -> list[Location]:
-    """The files a glob matches, sorted; ``*``, ``?`` and ``[…]`` match within one path
-    segment, as the shell's and Python's ``glob`` do."""
+    """The files and directories a glob matches, sorted. ``*``, ``?`` and ``[…]`` match
+    within one path segment and skip hidden names unless the segment starts with ``.``,
+    as the shell's and Python's ``glob`` do; each level is listed once, not recursively
+    (on an object store, one delimited listing per matching prefix)."""
     pattern = resolve(given, options)
     parts = pattern.path.split("/")
     fixed = next(index for index, part in enumerate(parts) if glob.has_magic(part))
-    base = Location(pattern.filesystem, "/".join(parts[:fixed]) or "/", pattern.root)
-    matches = []
-    for candidate in list_files(base) + _directories(base):
-        segments = candidate.path.split("/")
-        if len(segments) == len(parts) and all(
-            fnmatch.fnmatchcase(segment, part)
-            for segment, part in zip(segments, parts, strict=True)
-        ):
-            matches.append(candidate)
+    matches = [Location(pattern.filesystem, "/".join(parts[:fixed]) or "/", pattern.root)]
+    for depth, part in enumerate(parts[fixed:], start=fixed):
+        last = depth == len(parts) - 1
+        matches = [
+            Location(pattern.filesystem, info.path.rstrip("/"), pattern.root)
+            for directory in matches
+            for info in _children(directory)
+            if fnmatch.fnmatchcase(info.base_name, part)
+            and (part.startswith(".") or not info.base_name.startswith("."))
+            and (last or info.type == pafs.FileType.Directory)
+        ]
     return sorted(matches, key=lambda found: found.path)
 
 
-def _directories(base: Location) -> list[Location]:
-    selector = pafs.FileSelector(base.path, recursive=True, allow_not_found=True)
-    infos = call_store(base.url, base.filesystem.get_file_info, selector)
-    return [
-        Location(base.filesystem, info.path, base.root)
-        for info in infos
-        if info.type == pafs.FileType.Directory
-    ]
+def _children(directory: Location) -> list[pafs.FileInfo]:
+    selector = pafs.FileSelector(directory.path, allow_not_found=True)
+    return list(call_store(directory.url, directory.filesystem.get_file_info, selector))
 
 
 def open_input(location: Location) -> BinaryIO:

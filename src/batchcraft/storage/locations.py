@@ -25,6 +25,9 @@ from batchcraft.errors import StorageError
 StorageOptions = Mapping[str, Any]
 _S3_TIMEOUTS = {"connect_timeout": 5.0, "request_timeout": 60.0}
 """Seconds; an unreachable endpoint fails in seconds rather than the SDK's minutes."""
+_REFUSED = ("ACCESS_DENIED", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+            "403", "credentials")  # fmt: skip
+"""Words of a store's error that mean the credentials were refused or missing."""
 _SECRET_WORDS = ("secret", "key", "token", "password", "credential", "sas")
 
 
@@ -171,7 +174,13 @@ def call_store(url: str, action: Any, *args: Any, **kwargs: Any) -> Any:
     except FileNotFoundError:
         raise
     except (OSError, ValueError) as error:
-        raise StorageError(f"cannot reach {url}: {_one_line(error)}") from None
+        text = _one_line(error)
+        if any(sign in text for sign in _REFUSED):
+            raise StorageError(
+                f"access to {url} refused: {text} (credentials missing or wrong? for S3: "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or storage_options)"
+            ) from None
+        raise StorageError(f"cannot reach {url}: {text}") from None
 
 
 def _one_line(error: BaseException) -> str:

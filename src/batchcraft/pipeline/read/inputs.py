@@ -1,9 +1,11 @@
-"""Input discovery, checks and read planning; all of it runs on the driver before any Spark work.
+"""Input checks and read planning (finding the files is `discovery`'s); all of it runs on
+the driver before any Spark work.
 
 A user's mistake (a path that does not exist, a wrong column name, a corrupt Parquet
 footer) stops the job here with a message naming the file and the columns it has.
 The read plan splits the inputs into chunks (byte ranges of JSONL files, Parquet row
-groups, whole CSV files, groups of ``.txt`` files) that executors parse independently.
+groups, whole CSV and compressed files, groups of ``.txt`` files) that executors read
+from the inputs' store and parse independently.
 """
 
 from __future__ import annotations

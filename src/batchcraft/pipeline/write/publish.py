@@ -10,6 +10,7 @@ removed by the next run, as on a local disk (`files.StagedOutput`).
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import socket
@@ -62,9 +63,12 @@ class StagedPrefix:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if kind_ is None:
-            publish(self.location, self.final)
-        remove_tree(self.location)
+        try:
+            if kind_ is None:
+                publish(self.location, self.final)
+        finally:  # a prefix left behind is removed by the next run: never hide the error
+            with contextlib.suppress(StorageError):
+                remove_tree(self.location)
 
 
 def publish(staging: Location, final: Location) -> None:
