@@ -49,7 +49,7 @@ def curate(
     if config.write_report:
         from batchcraft.report import write_report
 
-        write_report(config.out)
+        write_report(config.out, storage_options=config.storage_options)
     return manifest
 
 

@@ -54,12 +54,14 @@ def test_curating_from_and_into_s3_decides_as_curating_locally_and_serves_from_i
         str(tmp_path / "corpus"), str(local_out), spark=spark, **_settings(write_report=False)
     )
     out = f"s3://{bucket}/curated/news"
-    manifest = curate(
-        f"s3://{bucket}/corpus/",
-        out,
-        spark=spark,
-        **_settings(storage_options=s3_server.options),
-    )
+    with pytest.MonkeyPatch.context() as environment:  # the job and its report need no more
+        environment.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")  # than storage_options
+        manifest = curate(
+            f"s3://{bucket}/corpus/",
+            out,
+            spark=spark,
+            **_settings(storage_options=s3_server.options),
+        )
 
     assert manifest["counts"] == local_manifest["counts"]
     assert [f["path"] for f in manifest["inputs"]] == [
@@ -98,3 +100,39 @@ def test_curating_from_and_into_s3_decides_as_curating_locally_and_serves_from_i
         server.stop(grace=0)
     kept = rows.filter(rows["keep"])["id"].to_pylist()
     assert sorted(served) == sorted(kept), "one epoch serves every kept row once"
+
+
+def test_executors_in_their_own_jvms_read_and_write_the_store_with_storage_options_alone(
+    synth_corpus: Any, s3_server: S3Server, tmp_path: Path
+) -> None:
+    """``local-cluster`` mode (separate executor JVMs and Python workers), the store named
+    only in the config file's ``storage_options`` and no ``AWS_*`` variable anywhere: each
+    executor reads its own chunks from the bucket and writes its shards into it."""
+    import os
+    import subprocess
+    import sys
+
+    bucket = s3_server.new_bucket()
+    _gzipped_corpus(synth_corpus, tmp_path / "corpus", f"s3://{bucket}/corpus")
+    options = "".join(f"{key} = {json.dumps(value)}\n" for key, value in s3_server.options.items())
+    config = tmp_path / "curate.toml"
+    config.write_text(f'[curate]\nid_column = "id"\n[curate.storage_options]\n{options}')
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    out = f"s3://{bucket}/curated"
+    command = [sys.executable, "-m", "batchcraft", "curate", f"s3://{bucket}/corpus/", "--out", out,
+               "--config", str(config), "--num-clusters", "8", "--num-shards", "2", "--no-report",
+               "--master", "local-cluster[2,1,2048]"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=environment)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    manifest = json.loads(read_bytes(resolve(f"{out}/manifest.json")))
+    assert manifest["counts"]["total"]["rejected"] == len(synth_corpus.bad_rows)
+    assert len(manifest["shards"]) == 2
+    copy = local_dataset(out)
+    rows = _rows(copy)
+    expected = {
+        json.loads(line)["id"]
+        for path in synth_corpus.corpus_paths.values()
+        for line in path.read_text().splitlines()
+    }
+    assert sorted(rows["id"].to_pylist()) == sorted(expected), "every chunk was read once"

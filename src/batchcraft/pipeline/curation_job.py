@@ -10,6 +10,7 @@ report (``batchcraft.curation.curate`` and the ``batchcraft curate`` command do)
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from pyspark.sql import SparkSession
 
 from batchcraft.dataset import layout
 from batchcraft.dataset.manifest import manifest_text
+from batchcraft.errors import InputError
 from batchcraft.pipeline.cluster.stage import cluster_step
 from batchcraft.pipeline.concepts.stage import concepts_step
 from batchcraft.pipeline.concepts.zero_shot import read_vocabulary
@@ -47,6 +49,8 @@ from batchcraft.pipeline.write.stage import write_step
 from batchcraft.storage import Location, write_bytes
 
 LOG = logging.getLogger("batchcraft.pipeline")
+_CORRUPT_INPUT = re.compile(r"CorruptInput: (input .+? cannot be decompressed: [^\n]+)")
+"""A damaged compressed file found by the executor reading it (past the driver's check)."""
 STAGES = (
     "read+validate",
     "exact_dedup",
@@ -125,6 +129,11 @@ def _run_in_session(
     frames = PersistedFrames(session)
     try:
         return _run(session, checked, staging, clock, frames)
+    except Exception as error:  # Spark wraps an executor's error in pages of traceback
+        damaged = _CORRUPT_INPUT.search(str(error))
+        if damaged is None:
+            raise
+        raise InputError(damaged.group(1)) from error
     finally:
         try:
             frames.close()  # a failure here must not hide the job's own error

@@ -183,7 +183,7 @@ def _describe(location: Location, source: str, storage: str) -> InputFile:
         with open_input(location) as handle:
             if size > _FULL_HASH_LIMIT:  # head + tail + size: a fingerprint, not a checksum
                 digest.update(handle.read(1 << 24))
-                handle.seek(size - (1 << 24))
+                handle.seek(max(0, size - (1 << 24)))
                 digest.update(handle.read())
                 digest.update(str(size).encode())
             elif codec is None:
