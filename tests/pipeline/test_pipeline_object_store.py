@@ -67,8 +67,8 @@ def test_curating_from_and_into_s3_decides_as_curating_locally_and_serves_from_i
     assert [f["path"] for f in manifest["inputs"]] == [
         f"s3://{bucket}/corpus/{f['path'].rsplit('/', 1)[1]}" for f in local_manifest["inputs"]
     ]
-    assert [f["sha256"] for f in manifest["inputs"]] == [
-        f["sha256"] for f in local_manifest["inputs"]
+    assert [f["bytes"] for f in manifest["inputs"]] == [
+        f["bytes"] for f in local_manifest["inputs"]
     ]
     assert manifest["parameters"]["storage_options"]["secret_key"] == "<redacted>"
     published = {f.path.split("/curated/news/", 1)[1] for f in list_files(resolve(out))}

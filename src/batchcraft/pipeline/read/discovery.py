@@ -1,8 +1,9 @@
 """Finding the input files: paths, directories or prefixes, and globs, on any store.
 
-Everything here runs on the driver before any Spark work; the files' bytes are read only
-to fingerprint them (and, for a compressed file, to check its stream is whole), never to
-parse records: the executors read their own chunks from the store.
+Everything here runs on the driver before any Spark work. It reads local files to
+fingerprint them (and a compressed one to check its stream is whole), but only the head
+and tail of files in a store: the executors read their own chunks from the store, and
+nothing of a corpus passes through the driver.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ FORMATS = {
 COMPRESSIBLE = frozenset({"jsonl", "csv", "txt"})
 """Formats read from ``.gz``/``.bz2``/``.zst``/``.xz`` files (Parquet compresses inside)."""
 _FULL_HASH_LIMIT = 1 << 30
+_LOCAL_SAMPLE = 1 << 24  # head and tail of a local file past the limit
+_STORE_SAMPLE = 1 << 20  # head and tail of a file in a store (two ranged reads)
 _BLOCK = 1 << 20
 
 
@@ -174,18 +177,22 @@ class _Hashing:
 
 
 def _describe(location: Location, source: str, storage: str) -> InputFile:
-    """The file's fingerprint; a compressed file up to 1 GiB is also decompressed to the
-    end, so a damaged or truncated one stops the job here, before Spark starts."""
-    size = location.info().size
+    """The file's fingerprint. A local file up to 1 GiB is read whole (and a compressed one
+    decompressed to the end, so a damaged or truncated one stops the job here, before Spark
+    starts). Any other is fingerprinted by its size, head and tail (and on a store its time),
+    so the driver never downloads a corpus: the executors reading it find any damage."""
+    info = location.info()
+    size = info.size
     digest = hashlib.sha256()
     codec = codec_of(location.path)
     try:
         with open_input(location) as handle:
-            if size > _FULL_HASH_LIMIT:  # head + tail + size: a fingerprint, not a checksum
-                digest.update(handle.read(1 << 24))
-                handle.seek(max(0, size - (1 << 24)))
+            if not location.is_local or size > _FULL_HASH_LIMIT:  # a fingerprint, no checksum
+                sample = _STORE_SAMPLE if not location.is_local else _LOCAL_SAMPLE
+                digest.update(handle.read(sample))
+                handle.seek(max(0, size - sample))
                 digest.update(handle.read())
-                digest.update(str(size).encode())
+                digest.update(f"{size} {info.mtime_ns if not location.is_local else ''}".encode())
             elif codec is None:
                 for block in iter(lambda: handle.read(_BLOCK), b""):
                     digest.update(block)
