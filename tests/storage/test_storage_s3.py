@@ -146,3 +146,19 @@ def test_refused_credentials_are_a_one_line_error_with_exit_code_2(
     assert code == 2 and len(error.splitlines()) == 1, error
     assert "access to s3://bucket/news.jsonl.gz refused" in error and "credentials" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_a_store_failing_mid_publish_is_a_one_line_output_error(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batchcraft.pipeline.write import publish
+
+    def failing(staging: object, final: object) -> None:
+        raise OSError("AWS Error NETWORK_CONNECTION during CopyObject operation:\ncurlCode: 7")
+
+    bucket = s3_server.new_bucket()
+    monkeypatch.setattr(publish, "publish", failing)
+    with pytest.raises(OutputError) as raised:
+        _stage(f"s3://{bucket}/news", {"manifest.json": b"{}"})
+    assert "\n" not in str(raised.value) and "readers see no dataset" in str(raised.value)
+    assert _names(f"s3://{bucket}") == [], "the staging prefix is removed all the same"

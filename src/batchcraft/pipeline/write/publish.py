@@ -66,6 +66,11 @@ class StagedPrefix:
         try:
             if kind_ is None:
                 publish(self.location, self.final)
+        except OSError as failure:  # the store failed mid-publish: no manifest, no dataset
+            raise OutputError(
+                f"cannot publish {self.final.url}: {' '.join(str(failure).split())[:300]} "
+                "(it holds no manifest.json now, so readers see no dataset; run again)"
+            ) from None
         finally:  # a prefix left behind is removed by the next run: never hide the error
             with contextlib.suppress(StorageError):
                 remove_tree(self.location)
