@@ -91,11 +91,8 @@ class CurateConfig:
             that write the report (``batchcraft.curation.curate``, the ``batchcraft
             curate`` and ``demo`` commands), not by the job: ``batchcraft.pipeline.curate``
             writes the dataset only.
-        spark_conf: Extra Spark settings of the session the job creates.
-        storage_options: Keyword arguments of the filesystem of every ``s3://``, ``gs://``,
-            ``hdfs://`` or fsspec URL the run reads or writes (``endpoint_override``,
-            ``region``, …: `batchcraft.storage.resolve`); the manifest records them with
-            secret-looking values hidden.
+        storage_options: Keyword arguments of the filesystem of every URL the run reads or
+            writes (`batchcraft.storage.resolve`); recorded with secret-looking values hidden.
     """
 
     inputs: tuple[str, ...]
@@ -151,14 +148,8 @@ class CurateConfig:
             self.num_clusters is None or self.num_clusters >= 1,
             f"num_clusters={self.num_clusters} must be >= 1",
         )
-        for name in (
-            "kmeans_iterations",
-            "kmeans_sample_size",
-            "encode_batch_size",
-            "max_text_bytes",
-            "max_concepts",
-            "reference_negatives",
-        ):
+        for name in ("kmeans_iterations", "kmeans_sample_size", "encode_batch_size",
+                     "max_text_bytes", "max_concepts", "reference_negatives"):  # fmt: skip
             _check(getattr(self, name) >= 1, f"{name}={getattr(self, name)} must be >= 1")
         _check(
             -1.0 <= self.concept_threshold <= 1.0,
