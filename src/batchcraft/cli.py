@@ -11,6 +11,7 @@ from typing import Any
 from batchcraft import __version__, curation
 from batchcraft.errors import BatchcraftError
 from batchcraft.pipeline.config import CurateConfig
+from batchcraft.storage import is_url
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,7 +177,9 @@ def summary(manifest: dict[str, Any], out: str) -> str:
         f"  time              {sum(manifest['timings'].values()):>9.1f} s  {manifest['timings']}",
     ]
     report = Path(out) / "report.html"
-    if report.exists():
+    if is_url(out):
+        lines.append(f"  report            {out.rstrip('/')}/report.html")
+    elif report.exists():
         lines.append(f"  report            {report}")
     return "\n".join(lines)
 

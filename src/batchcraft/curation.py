@@ -50,7 +50,7 @@ def curate(
     if config.write_report:
         from batchcraft.report import write_report
 
-        write_report(config.out)
+        write_report(config.out, storage_options=config.storage_options)
     return manifest
 
 
@@ -212,10 +212,15 @@ _CURATE_FLAGS: dict[str, dict[str, Any]] = {
 def add_curate_arguments(curate: argparse.ArgumentParser) -> None:
     """The arguments of ``batchcraft curate``: inputs, ``--out`` and a flag per setting."""
     curate.add_argument(
-        "inputs", nargs="+", help="JSONL/Parquet/CSV files, directories of .txt files, globs"
+        "inputs",
+        nargs="+",
+        help="JSONL/Parquet/CSV files, directories of .txt files, globs; JSONL/CSV/TXT may be "
+        ".gz/.bz2/.zst/.xz; local paths or URLs (s3://, gs://, hdfs://, …)",
     )
     curate.add_argument(
-        "--out", required=True, help="output directory of the curated dataset (required)"
+        "--out",
+        required=True,
+        help="output directory of the curated dataset, a local path or a URL (required)",
     )
     defaults = {field.name: field.default for field in dataclasses.fields(CurateConfig)}
     for flag, options in _CURATE_FLAGS.items():

@@ -39,6 +39,11 @@ class OutputError(BatchcraftError):
     """The output location cannot be written (exists without --overwrite, not writable)."""
 
 
+class StorageError(BatchcraftError):
+    """A store cannot be used: its filesystem is not installed, it cannot be reached, or
+    it refused the credentials."""
+
+
 class DatasetError(BatchcraftError):
     """A curated dataset is missing, corrupt or violates the contract."""
 

@@ -92,8 +92,12 @@ def read_manifest(root: Path, required: Sequence[str] = ()) -> dict[str, Any]:
 
 def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
     """Write ``root/manifest.json`` (sorted keys: two identical runs differ only in timings)."""
-    text = json.dumps(jsonable(manifest), indent=2, sort_keys=True) + "\n"
-    layout.manifest_path(root).write_text(text, encoding="utf-8")
+    layout.manifest_path(root).write_text(manifest_text(manifest), encoding="utf-8")
+
+
+def manifest_text(manifest: dict[str, Any]) -> str:
+    """The text of ``manifest.json``, for writers that put it somewhere else than a path."""
+    return json.dumps(jsonable(manifest), indent=2, sort_keys=True) + "\n"
 
 
 def list_shards(root: Path, manifest: dict[str, Any]) -> list[Shard]:

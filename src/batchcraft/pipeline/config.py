@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 from batchcraft.dataset.schema import EMBEDDING_DTYPES, EmbeddingDtype, similarity_threshold
 from batchcraft.errors import ConfigError
 from batchcraft.pipeline.minhash import settings as minhash
+from batchcraft.storage import redacted
 
 KeepPolicy = Literal["prototypical", "hardest", "smallest_id"]
 KEEP_POLICIES: tuple[KeepPolicy, ...] = get_args(KeepPolicy)
@@ -97,6 +98,8 @@ class CurateConfig:
             that write the report (``batchcraft.curation.curate``, the ``batchcraft
             curate`` and ``demo`` commands), not by the job: ``batchcraft.pipeline.curate``
             writes the dataset only.
+        storage_options: Keyword arguments of the filesystem of every URL the run reads or
+            writes (`batchcraft.storage.resolve`); recorded with secret-looking values hidden.
     """
 
     inputs: tuple[str, ...]
@@ -141,6 +144,7 @@ class CurateConfig:
     overwrite: bool = False
     write_report: bool = True
     spark_conf: dict[str, str] = field(default_factory=dict)
+    storage_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -157,14 +161,8 @@ class CurateConfig:
             self.num_clusters is None or self.num_clusters >= 1,
             f"num_clusters={self.num_clusters} must be >= 1",
         )
-        for name in (
-            "kmeans_iterations",
-            "kmeans_sample_size",
-            "encode_batch_size",
-            "max_text_bytes",
-            "max_concepts",
-            "reference_negatives",
-        ):
+        for name in ("kmeans_iterations", "kmeans_sample_size", "encode_batch_size",
+                     "max_text_bytes", "max_concepts", "reference_negatives"):  # fmt: skip
             _check(getattr(self, name) >= 1, f"{name}={getattr(self, name)} must be >= 1")
         _check(
             -1.0 <= self.concept_threshold <= 1.0,
@@ -261,6 +259,7 @@ class CurateConfig:
         """Plain-JSON form, as recorded in the manifest."""
         values = dataclasses.asdict(self)
         values["inputs"] = list(self.inputs)
+        values["storage_options"] = redacted(self.storage_options)  # no keys in a manifest
         return values
 
 

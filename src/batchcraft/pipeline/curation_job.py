@@ -10,14 +10,16 @@ report (``batchcraft.curation.curate`` and the ``batchcraft curate`` command do)
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from batchcraft.dataset.manifest import write_manifest
+from batchcraft.dataset import layout
+from batchcraft.dataset.manifest import manifest_text
+from batchcraft.errors import InputError
 from batchcraft.pipeline.cluster.stage import cluster_step
 from batchcraft.pipeline.concepts.stage import concepts_step
 from batchcraft.pipeline.concepts.zero_shot import read_vocabulary
@@ -37,15 +39,19 @@ from batchcraft.pipeline.read.column_plan import (
     plan_columns,
     required_columns,
 )
-from batchcraft.pipeline.read.inputs import InputFile, check_columns, discover
+from batchcraft.pipeline.read.discovery import InputFile, discover
+from batchcraft.pipeline.read.inputs import check_columns
 from batchcraft.pipeline.read.stage import plan_with_survey, read_step
 from batchcraft.pipeline.run_record import build_manifest
 from batchcraft.pipeline.scores.stage import reference_scores_step
 from batchcraft.pipeline.spark import spark_session
-from batchcraft.pipeline.write.files import StagedOutput
+from batchcraft.pipeline.write.publish import staged_output
 from batchcraft.pipeline.write.stage import write_step
+from batchcraft.storage import Location, write_bytes
 
 LOG = logging.getLogger("batchcraft.pipeline")
+_CORRUPT_INPUT = re.compile(r"CorruptInput: (input .+? cannot be decompressed: [^\n]+)")
+"""A damaged compressed file found by the executor reading it (past the driver's check)."""
 STAGES = (
     "read+validate",
     "exact_dedup",
@@ -85,8 +91,8 @@ def curate(
     """
     config = CurateConfig.from_call(inputs, out, params)
     checked = _check_before_spark(config)
-    with StagedOutput(config.out, config.overwrite) as output:
-        return _run_in_session(spark, checked, output.staging)
+    with staged_output(config.out, config.overwrite, config.storage_options) as output:
+        return _run_in_session(spark, checked, output.location)
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,7 @@ class _Checked:
 
 
 def _check_before_spark(config: CurateConfig) -> _Checked:
-    files = discover(config.inputs, config.source)
+    files = discover(config.inputs, config.source, config.storage_options)
     check_columns(files, required_columns(config))
     observed = observe_inputs(files)
     check_column_names(observed, config)
@@ -113,7 +119,9 @@ def _check_before_spark(config: CurateConfig) -> _Checked:
     return _Checked(config, files, vocabulary, model_path, observed, columns)
 
 
-def _run_in_session(spark: SparkSession | None, checked: _Checked, staging: Path) -> dict[str, Any]:
+def _run_in_session(
+    spark: SparkSession | None, checked: _Checked, staging: Location
+) -> dict[str, Any]:
     """Run the stages in ``spark`` (else in a session of its own, stopped at the end),
     releasing every frame the job cached whether it succeeds or fails."""
     config = checked.config
@@ -123,6 +131,11 @@ def _run_in_session(spark: SparkSession | None, checked: _Checked, staging: Path
     frames = PersistedFrames(session)
     try:
         return _run(session, checked, staging, clock, frames)
+    except Exception as error:  # Spark wraps an executor's error in pages of traceback
+        damaged = _CORRUPT_INPUT.search(str(error))
+        if damaged is None:
+            raise
+        raise InputError(damaged.group(1)) from error
     finally:
         try:
             frames.close()  # a failure here must not hide the job's own error
@@ -148,7 +161,7 @@ def _deduplicate(
 def _run(
     spark: SparkSession,
     checked: _Checked,
-    staging: Path,
+    staging: Location,
     clock: StageClock,
     frames: PersistedFrames,
 ) -> dict[str, Any]:
@@ -199,5 +212,5 @@ def _run(
         clock.timings,
         columns,
     )
-    write_manifest(staging, manifest)
+    write_bytes(staging.join(layout.MANIFEST), manifest_text(manifest).encode())  # last
     return manifest

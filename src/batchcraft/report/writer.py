@@ -17,10 +17,12 @@ from typing import Any
 from batchcraft import __version__
 from batchcraft._files import atomic_write, jsonable
 from batchcraft.dataset import layout
+from batchcraft.dataset.remote import local_dataset, upload_files
 from batchcraft.report.inputs import ReportInputs, open_inputs
 from batchcraft.report.page import render_page
 from batchcraft.report.scan import DEFAULT_BATCH_SIZE, scan
 from batchcraft.report.sections import SECTIONS
+from batchcraft.storage import StorageOptions, is_url, resolve
 
 REPORT_VERSION = 1
 
@@ -96,14 +98,17 @@ def write_report(
     *,
     provenance_dir: str | os.PathLike[str] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    storage_options: StorageOptions | None = None,
 ) -> ReportSummary:
     """Write ``report.json`` and ``report.html`` into a curated dataset directory.
 
     Args:
-        dataset_dir: The curated dataset (manifest.json, data/, centroids.npy, rejects/).
+        dataset_dir: The curated dataset (manifest.json, data/, centroids.npy, rejects/):
+            a local path, or a URL of a store (read from a local copy, `dataset.remote`).
         provenance_dir: The batch service's provenance log; defaults to
             ``dataset_dir/provenance`` when that exists (no serving section otherwise).
         batch_size: Rows per record batch of the streaming scan (bounds memory).
+        storage_options: Options of the store ``dataset_dir`` is in (`storage.resolve`).
 
     Returns:
         Paths written, headline counts and the warnings found.
@@ -112,6 +117,12 @@ def write_report(
         DatasetError: The dataset (or an explicitly given provenance log) is missing
             or violates the contract in a way the report cannot work around.
     """
+    if is_url(str(dataset_dir)) and not resolve(str(dataset_dir), storage_options).is_local:
+        # written on a local copy, then put beside the dataset
+        copy = local_dataset(dataset_dir, storage_options)
+        summary = write_report(copy, provenance_dir=provenance_dir, batch_size=batch_size)
+        upload_files([summary.json_path, summary.html_path], str(dataset_dir), storage_options)
+        return summary
     directory = Path(dataset_dir)
     provenance = Path(provenance_dir) if provenance_dir is not None else None
     report, page = build_report(directory, provenance, batch_size)

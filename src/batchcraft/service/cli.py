@@ -23,12 +23,14 @@ from typing import Any
 
 from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.dataset.remote import local_dataset
 from batchcraft.errors import BatchcraftError, ConfigError
 from batchcraft.logs import configure_json_logging, log_event
 from batchcraft.service.serve_arguments import add_serve_arguments
 from batchcraft.service.server import BatchServer, ServerConfig, create_server
 from batchcraft.service.server.metrics import start_metrics_server
 from batchcraft.service.server.metrics_http import Tls
+from batchcraft.storage import is_url, resolve
 
 LOG = logging.getLogger("batchcraft.service")
 _PATH_SETTINGS = {  # flags of type Path: config file strings become paths
@@ -53,7 +55,7 @@ def run_serve(args: argparse.Namespace) -> int:
         if args.config is not None:
             apply_config_file(args)
         registry = DatasetRegistry(
-            CuratedDataset.open(path, name, cache_dir=args.cache_dir)
+            CuratedDataset.open(local_dataset(path), name, cache_dir=args.cache_dir)
             for name, path in dataset_paths(args)
         )
         if len(registry) == 0:
@@ -103,20 +105,21 @@ def serve_main(argv: list[str] | None = None) -> int:
     return run_serve(parser.parse_args(argv))
 
 
-def dataset_paths(args: argparse.Namespace) -> list[tuple[str, Path]]:
-    """(name, path) pairs from positional paths, ``--name`` and the config file."""
+def dataset_paths(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(name, path or URL) pairs from positional paths, ``--name`` and the config file; a
+    positional dataset without a name is named after its directory."""
     bare = [n for n in args.name if "=" not in n]
     if len(bare) > len(args.paths):
         raise ConfigError(f"--name {bare[len(args.paths)]!r} has no dataset path to name")
     pairs = [
-        (bare[i] if i < len(bare) else path.resolve().name, path)
+        (bare[i] if i < len(bare) else resolve(str(path)).name, str(path))
         for i, path in enumerate(args.paths)
     ]
     for item in args.name:
         if "=" in item:
             name, _, path = item.partition("=")
-            pairs.append((name, Path(path)))
-    pairs += [(name, Path(path)) for name, path in getattr(args, "datasets", {}).items()]
+            pairs.append((name, path))
+    pairs += [(name, str(path)) for name, path in getattr(args, "datasets", {}).items()]
     return pairs
 
 
@@ -235,6 +238,8 @@ def apply_config_file(args: argparse.Namespace) -> None:
         accepted = (int, float) if kind is float else kind  # 2 for a float setting is fine
         if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):
             raise ConfigError(f"{key} = {value!r} in {args.config}: expected {kind.__name__}")
+        if dest in _PATH_SETTINGS and is_url(str(value)):
+            raise ConfigError(f"{key} = {value!r} in {args.config}: must be a local path")
         if getattr(args, dest) == defaults.get_default(dest):
             setattr(args, dest, Path(str(value)) if dest in _PATH_SETTINGS else value)
 

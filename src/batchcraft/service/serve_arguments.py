@@ -10,11 +10,29 @@ import os
 from pathlib import Path
 
 from batchcraft.batcher.config import DEFAULT_DEPTH, DEFAULT_STALENESS
+from batchcraft.storage import is_url
+
+
+def local_path(value: str) -> Path:
+    """A directory the server writes in place (checkpoints, provenance, row caches): a
+    local or shared POSIX path; a store's URL is refused rather than taken for a local
+    directory named ``s3:``."""
+    if is_url(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is a URL: this directory must be local or on a shared POSIX "
+            "filesystem (object stores hold datasets, not server state)"
+        )
+    return Path(value)
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``serve`` flags to ``parser``; every flag's help shows its default."""
-    parser.add_argument("paths", nargs="*", type=Path, help="curated dataset directories")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        help="curated dataset directories: local paths or URLs (s3://, gs://, hdfs://, …), "
+        "which are copied to a local cache first",
+    )
     parser.add_argument(
         "--name",
         action="append",
@@ -36,12 +54,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--checkpoint-dir",
-        type=Path,
+        type=local_path,
         help="persist job state here (default: none, job state lives in memory)",
     )
     parser.add_argument(
         "--cache-dir",
-        type=Path,
+        type=local_path,
         help="memory-map each dataset's served rows from an Arrow file kept here (built on "
         "first start): rows live in the page cache, shared by servers, not on the heap "
         "(default: none, rows on the heap)",
@@ -108,7 +126,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--provenance-dir",
-        type=Path,
+        type=local_path,
         help="per-batch provenance log, one directory per dataset, for `batchcraft report "
         "DATASET --provenance-dir DIR/NAME` (default: CHECKPOINT_DIR/provenance, none "
         "without a checkpoint dir)",

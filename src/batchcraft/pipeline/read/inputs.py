@@ -1,52 +1,35 @@
-"""Input discovery, checks and read planning; all of it runs on the driver before any Spark work.
+"""Input checks and read planning (finding the files is `discovery`'s); all of it runs on
+the driver before any Spark work.
 
 A user's mistake (a path that does not exist, a wrong column name, a corrupt Parquet
 footer) stops the job here with a message naming the file and the columns it has.
 The read plan splits the inputs into chunks (byte ranges of JSONL files, Parquet row
-groups, whole CSV files, groups of ``.txt`` files) that executors parse independently.
+groups, whole CSV and compressed files, groups of ``.txt`` files) that executors read
+from the inputs' store and parse independently.
 """
 
 from __future__ import annotations
 
 import csv
-import glob
-import hashlib
+import io
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batchcraft.errors import InputError
+from batchcraft.errors import InputError, StorageError
+from batchcraft.pipeline.read.discovery import InputFile, storage_options
+from batchcraft.pipeline.read.discovery import discover as discover  # where callers look
+from batchcraft.storage import DECODE_ERRORS, open_records, resolve
 
-FORMATS = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-    ".parquet": "parquet",
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".txt": "txt",
-}
 JSONL_CHUNK_BYTES = 32 * 1024 * 1024
 TXT_FILES_PER_CHUNK = 256
 TXT_COLUMNS = ("text", "id")  # the one record of a .txt file (readers._txt_records)
 _SNIFF_LINES = 2000
-_FULL_HASH_LIMIT = 1 << 30
-
-
-@dataclass(frozen=True)
-class InputFile:
-    """One input file, as recorded in the manifest."""
-
-    path: str
-    format: str
-    source: str
-    bytes: int
-    sha256: str
+WHOLE_FILE = 1 << 62
+"""The end of a chunk that is a whole compressed file (its decompressed size is unknown)."""
 
 
 @dataclass(frozen=True)
@@ -66,74 +49,13 @@ class Chunk:
     end: int
     paths: tuple[str, ...] = ()
     file_indices: tuple[int, ...] = ()
+    storage: str = ""  # the storage options of its store (`discovery.storage_json`)
 
     def file_index_of(self, record: int) -> int:
         """The position among the input files of the file that holds ``record``."""
         if self.file_indices:  # .txt: record `start + i` is the file `paths[i]`
             return self.file_indices[record - self.start]
         return self.file_index
-
-
-def discover(inputs: tuple[str, ...] | list[str], source: str | None = None) -> list[InputFile]:
-    """Expand paths, directories and globs into a sorted list of input files.
-
-    Raises:
-        InputError: a path matches nothing, has an unsupported extension, or cannot be read.
-    """
-    files: list[tuple[str, str]] = []
-    for given in inputs:
-        matches = sorted(glob.glob(given)) if glob.has_magic(given) else [given]
-        if not matches:
-            raise InputError(f"input {given!r} matches no file")
-        for match in matches:
-            files.extend(_expand(match, source))
-    if not files:
-        raise InputError(f"no input files found in {list(inputs)}")
-    seen: set[str] = set()
-    result = []
-    for path, name in files:
-        if path not in seen:
-            seen.add(path)
-            result.append(_describe(path, name))
-    return result
-
-
-def _expand(path: str, source: str | None) -> list[tuple[str, str]]:
-    if os.path.isdir(path):
-        found = sorted(str(p) for p in Path(path).rglob("*") if p.is_file() and p.suffix in FORMATS)
-        if not found:
-            raise InputError(f"directory {path} holds no {sorted(set(FORMATS))} files")
-        dir_source = source or Path(path).name
-        return [(p, source or (dir_source if p.endswith(".txt") else Path(p).stem)) for p in found]
-    if not os.path.exists(path):
-        raise InputError(f"input {path} does not exist")
-    if Path(path).suffix not in FORMATS:
-        raise InputError(f"input {path} has an unsupported format; supported: {sorted(FORMATS)}")
-    return [(path, source or Path(path).stem)]
-
-
-def _describe(path: str, source: str) -> InputFile:
-    try:
-        size = os.path.getsize(path)
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            if size <= _FULL_HASH_LIMIT:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            else:  # head + tail + size of huge files: a fingerprint, not a checksum
-                digest.update(handle.read(1 << 24))
-                handle.seek(size - (1 << 24))
-                digest.update(handle.read())
-                digest.update(str(size).encode())
-    except OSError as exc:
-        raise InputError(f"cannot read input {path}: {exc.strerror}") from exc
-    return InputFile(
-        path=os.path.abspath(path),
-        format=FORMATS[Path(path).suffix],
-        source=source,
-        bytes=size,
-        sha256=digest.hexdigest(),
-    )
 
 
 def check_columns(files: list[InputFile], required: Mapping[str, str | None]) -> None:
@@ -184,24 +106,32 @@ def input_columns(file: InputFile) -> dict[str, pa.DataType | None] | None:
         return {}
     try:
         if file.format == "parquet":
-            schema = pq.read_schema(file.path)
-            return {field.name: field.type for field in schema}
+            return {field.name: field.type for field in parquet_file(file).schema_arrow}
         if file.format == "csv":
-            with open(file.path, encoding="utf-8", errors="replace", newline="") as handle:
+            with open_records(file.path, storage_options(file.storage)) as stored:
+                handle = io.TextIOWrapper(stored, encoding="utf-8", errors="replace", newline="")
                 header = next(csv.reader(handle, delimiter=_delimiter(file.path)), None)
             return dict.fromkeys(header, pa.string()) if header else None
-        keys = _jsonl_keys(file.path)
+        keys = _jsonl_keys(file)
         return None if keys is None else dict.fromkeys(keys)
-    except OSError as exc:
+    except StorageError:
+        raise
+    except DECODE_ERRORS as exc:
         raise InputError(f"cannot read input {file.path}: {exc}") from exc
     except Exception as exc:  # pyarrow raises ArrowInvalid for a corrupt footer
         raise InputError(f"cannot read input {file.path}: {exc}") from exc
 
 
-def _jsonl_keys(path: str) -> list[str] | None:
+def parquet_file(file: InputFile | Chunk) -> pq.ParquetFile:
+    """A Parquet input opened through its store (only its footer is read here)."""
+    location = resolve(file.path, storage_options(file.storage))
+    return pq.ParquetFile(location.path, filesystem=location.filesystem)
+
+
+def _jsonl_keys(file: InputFile) -> list[str] | None:
     keys: dict[str, None] = {}
     parsed = 0
-    with open(path, "rb") as handle:
+    with open_records(file.path, storage_options(file.storage)) as handle:
         for line in handle:
             if parsed >= _SNIFF_LINES:
                 break
@@ -216,7 +146,7 @@ def _jsonl_keys(path: str) -> list[str] | None:
 
 
 def _delimiter(path: str) -> str:
-    return "\t" if path.endswith(".tsv") else ","
+    return "\t" if ".tsv" in path.rsplit("/", 1)[-1] else ","
 
 
 def position_words(file: InputFile) -> tuple[str, str]:
@@ -228,6 +158,8 @@ def position_words(file: InputFile) -> tuple[str, str]:
     "the line at byte 120 of /data/b.jsonl" or "/data/c.txt, the .txt file at position 2 of
     source 'data'".
     """
+    if file.format == "jsonl" and file.compressed:
+        return "the line at byte ", f" (decompressed) of {file.path}"
     if file.format == "jsonl":
         return "the line at byte ", f" of {file.path}"
     if file.format == "csv":
@@ -242,24 +174,35 @@ def plan_chunks(files: list[InputFile]) -> list[Chunk]:
     chunks: list[Chunk] = []
     txt_groups: dict[str, list[int]] = {}  # source -> indices of its .txt files
     for index, file in enumerate(files):
-        if file.format == "jsonl":
+        whole = Chunk(
+            index, file.path, file.format, file.source, 0, WHOLE_FILE, storage=file.storage
+        )
+        if file.format == "jsonl" and file.compressed:  # no codec here can be split
+            chunks.append(whole)
+        elif file.format == "jsonl":
             for start in range(0, max(file.bytes, 1), JSONL_CHUNK_BYTES):
                 end = min(start + JSONL_CHUNK_BYTES, file.bytes)
-                chunks.append(Chunk(index, file.path, "jsonl", file.source, start, end))
+                chunks.append(
+                    Chunk(index, file.path, "jsonl", file.source, start, end, storage=file.storage)
+                )
         elif file.format == "parquet":
-            groups = pq.ParquetFile(file.path).metadata.num_row_groups
+            groups = parquet_file(file).metadata.num_row_groups
             chunks.extend(
-                Chunk(index, file.path, "parquet", file.source, g, g + 1) for g in range(groups)
+                Chunk(index, file.path, "parquet", file.source, g, g + 1, storage=file.storage)
+                for g in range(groups)
             )
         elif file.format == "csv":
-            chunks.append(Chunk(index, file.path, "csv", file.source, 0, file.bytes))
+            chunks.append(whole)
         else:
             txt_groups.setdefault(file.source, []).append(index)
     for source, indices in txt_groups.items():
         for offset in range(0, len(indices), TXT_FILES_PER_CHUNK):
             group = indices[offset : offset + TXT_FILES_PER_CHUNK]
             paths = tuple(files[i].path for i in group)
+            storage = files[group[0]].storage
             chunks.append(
-                Chunk(group[0], paths[0], "txt", source, offset, offset, paths, tuple(group))
+                Chunk(
+                    group[0], paths[0], "txt", source, offset, offset, paths, tuple(group), storage
+                )
             )
     return chunks

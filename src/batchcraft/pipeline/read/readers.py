@@ -9,16 +9,18 @@ decoded) and what was read, for the preview of a rejected record.
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
+import posixpath
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from batchcraft.pipeline.read.inputs import Chunk
+from batchcraft.pipeline.read.discovery import storage_options
+from batchcraft.pipeline.read.inputs import Chunk, parquet_file
 from batchcraft.pipeline.read.validate import Reject, has_surrogates
+from batchcraft.storage import DECODE_ERRORS, codec_of, damage, open_records
 
 MAX_JSON_DEPTH = 64
 """A JSONL record nested deeper than this is a `malformed_record` (its kept columns would
@@ -26,19 +28,28 @@ become Arrow and Spark types as deep)."""
 
 
 def read_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
-    """Yield (record number, payload or Reject, the raw record) for each record of a chunk."""
-    if chunk.format == "jsonl":
-        yield from _jsonl_records(chunk)
-    elif chunk.format == "parquet":
-        yield from _parquet_records(chunk)
-    elif chunk.format == "csv":
-        yield from _csv_records(chunk)
-    else:
-        yield from _txt_records(chunk)
+    """Yield (record number, payload or Reject, the raw record) for each record of a chunk.
+
+    Raises:
+        CorruptInput: a compressed file's stream is damaged or ends early (the records
+            before the damage are not yielded as if they were the whole file: the task fails).
+    """
+    readers = {"jsonl": _jsonl_records, "parquet": _parquet_records, "csv": _csv_records}
+    try:
+        yield from readers.get(chunk.format, _txt_records)(chunk)
+    except DECODE_ERRORS as error:
+        if codec_of(chunk.path) is None or isinstance(error, FileNotFoundError):
+            raise
+        raise damage(chunk.path, error) from error
+
+
+def _open(chunk: Chunk, path: str | None = None) -> BinaryIO:
+    """A chunk's file (or ``path``, one of its ``.txt`` files), decompressed if need be."""
+    return open_records(path or chunk.path, storage_options(chunk.storage))
 
 
 def _jsonl_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
-    with open(chunk.path, "rb") as handle:
+    with _open(chunk) as handle:
         position = chunk.start
         if position > 0:  # the previous chunk owns the line that crosses our start
             handle.seek(position - 1)
@@ -91,7 +102,7 @@ def _parquet_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
 
 def read_row_group(chunk: Chunk) -> tuple[pa.Table, int]:
     """The chunk's Parquet row group, and the file's row number of its first row."""
-    parquet = pq.ParquetFile(chunk.path)
+    parquet = parquet_file(chunk)
     first_row = sum(parquet.metadata.row_group(g).num_rows for g in range(chunk.start))
     return parquet.read_row_group(chunk.start), first_row
 
@@ -107,8 +118,10 @@ def table_records(table: pa.Table, first_row: int) -> Iterator[tuple[int, Any, A
 
 
 def _csv_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
-    with open(chunk.path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t" if chunk.path.endswith(".tsv") else ",")
+    with _open(chunk) as stored:
+        handle = io.TextIOWrapper(stored, encoding="utf-8", errors="surrogateescape", newline="")
+        tab = ".tsv" in posixpath.basename(chunk.path)
+        reader = csv.reader(handle, delimiter="\t" if tab else ",")
         header = next(reader, None)
         if header is None:
             return
@@ -133,10 +146,10 @@ def _csv_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
 
 def _txt_records(chunk: Chunk) -> Iterator[tuple[int, Any, Any]]:
     for offset, path in enumerate(chunk.paths):
-        with open(path, "rb") as handle:
+        with _open(chunk, path) as handle:
             content = handle.read()
         try:
-            payload: Any = {"text": content.decode("utf-8"), "id": os.path.basename(path)}
+            payload: Any = {"text": content.decode("utf-8"), "id": posixpath.basename(path)}
         except UnicodeDecodeError as exc:
             payload = Reject("invalid_utf8", f"{path} is not valid UTF-8 at byte {exc.start}")
         yield chunk.start + offset, payload, content

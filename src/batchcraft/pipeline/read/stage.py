@@ -42,7 +42,7 @@ RAW_DDL = (
 )
 CHUNK_DDL = (
     "file_index int, path string, format string, source string, start long, end long, "
-    "paths array<string>, file_indices array<int>"
+    "paths array<string>, file_indices array<int>, storage string"
 )
 
 

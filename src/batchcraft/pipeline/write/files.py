@@ -4,12 +4,13 @@ What the files hold is the contract of `batchcraft.dataset`."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -18,17 +19,32 @@ import pyarrow.parquet as pq
 
 from batchcraft.dataset import layout
 from batchcraft.errors import OutputError
+from batchcraft.storage import Location, list_files, resolve
 
 
-def write_parquet(batches: Iterable[pa.RecordBatch], path: Path, schema: pa.Schema) -> int:
-    """Write batches to ``path`` atomically (temp name, then rename); returns the row count."""
+def write_parquet(
+    batches: Iterable[pa.RecordBatch], target: Path | Location, schema: pa.Schema
+) -> int:
+    """Write batches to ``target`` atomically; returns the row count. Locally a temporary
+    name is renamed; on an object store the object appears whole when its upload ends."""
+    if isinstance(target, Location) and not target.is_local:
+        with pq.ParquetWriter(
+            target.path, schema, compression="zstd", filesystem=target.filesystem
+        ) as writer:
+            return _write_batches(writer, batches)
+    path = Path(target.path) if isinstance(target, Location) else target
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    rows = 0
     with pq.ParquetWriter(temporary, schema, compression="zstd") as writer:
-        for batch in batches:
-            writer.write_batch(batch)
-            rows += batch.num_rows
+        rows = _write_batches(writer, batches)
     os.replace(temporary, path)
+    return rows
+
+
+def _write_batches(writer: pq.ParquetWriter, batches: Iterable[pa.RecordBatch]) -> int:
+    rows = 0
+    for batch in batches:
+        writer.write_batch(batch)
+        rows += batch.num_rows
     return rows
 
 
@@ -55,6 +71,11 @@ class StagedOutput:
         if self.final.exists() and not self.final.is_dir():
             raise OutputError(f"output {self.final} exists and is not a directory")
         self.staging = self.final.with_name(f".{self.final.name}.staging-{uuid.uuid4().hex[:8]}")
+
+    @property
+    def location(self) -> Location:
+        """The staging directory, as the job's stages write it."""
+        return resolve(str(self.staging))
 
     def __enter__(self) -> StagedOutput:
         try:
@@ -99,11 +120,21 @@ def remove_stale_leftovers(final: Path) -> list[Path]:
 def _owner_alive(directory: Path) -> bool:
     """Whether the run that made ``directory`` may still be writing it."""
     try:
-        host, pid = (directory / OWNER_FILE).read_text().split()
-    except (OSError, ValueError):  # no owner recorded: judge by age
+        owner = (directory / OWNER_FILE).read_text()
+    except OSError:  # no owner recorded: judge by age
         return _recently_touched(directory)
+    return owner_alive(owner, lambda: _recently_touched(directory))
+
+
+def owner_alive(owner: str, recently_touched: Callable[[], bool]) -> bool:
+    """Whether the run an OWNER_FILE's text names may still be writing: its process runs,
+    or it is another host's (or unreadable) and ``recently_touched`` says so."""
+    try:
+        host, pid = owner.split()
+    except ValueError:
+        return recently_touched()
     if host != socket.gethostname():
-        return _recently_touched(directory)
+        return recently_touched()
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -120,13 +151,14 @@ def _recently_touched(directory: Path) -> bool:
         return False
 
 
-def number_shards(root: Path) -> list[Path]:
+def number_shards(root: Location) -> list[str]:
     """Rename the shards written by tasks under ``root/data`` to the contract's contiguous
-    shard names (`layout.shard_name`)."""
-    written = sorted(layout.data_dir(root).glob("task-*.parquet"))
+    shard names (`layout.shard_name`); their names, in order."""
+    data = root.join(layout.DATA_DIR)
+    written = [f for f in list_files(data) if fnmatch.fnmatchcase(f.name, "task-*.parquet")]
     final = []
-    for index, path in enumerate(written):
-        target = root / layout.shard_name(index)
-        os.replace(path, target)
-        final.append(target)
+    for index, shard in enumerate(sorted(written, key=lambda found: found.path)):
+        target = root.join(layout.shard_name(index))
+        root.filesystem.move(shard.path, target.path)  # on an object store: copy, delete
+        final.append(target.name)
     return final

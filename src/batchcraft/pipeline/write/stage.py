@@ -8,8 +8,8 @@ rejects and centroids, and the row accounting of the whole run.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ from batchcraft.pipeline.read.column_types import KEPT_COLUMNS, unnest_kept_colu
 from batchcraft.pipeline.read.inputs import InputFile
 from batchcraft.pipeline.write.accounting import account, check_balanced
 from batchcraft.pipeline.write.files import number_shards, write_parquet
+from batchcraft.storage import Location, list_files, write_bytes
 
 
 def with_duplicates(
@@ -80,7 +81,7 @@ def dataset_schema(dimension: int, config: CurateConfig, columns: ColumnPlan) ->
 
 def write_rows(
     rows: DataFrame,
-    staging: Path,
+    staging: Location,
     dimension: int,
     config: CurateConfig,
     num_unique: int,
@@ -90,7 +91,6 @@ def write_rows(
     description of each shard (path, rows, kept rows). The kept input ``columns`` come
     out of their KEPT_COLUMNS struct under their own names and types."""
     schema = dataset_schema(dimension, config, columns)
-    data_dir = str(layout.data_dir(staging))
     num_shards = config.num_shards or default_num_shards(num_unique)
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -100,7 +100,7 @@ def write_rows(
         context = TaskContext.get()
         assert context is not None, "runs inside a Spark task"
         name = f"task-{context.partitionId():05d}.parquet"
-        count = write_parquet(converted, Path(data_dir) / name, schema)
+        count = write_parquet(converted, staging.join(layout.DATA_DIR, name), schema)
         kept = sum(int(np.sum(b.column("keep").to_numpy(zero_copy_only=False))) for b in converted)
         yield pa.RecordBatch.from_pydict({"name": [name], "rows": [count], "kept": [kept]})
 
@@ -112,17 +112,17 @@ def write_rows(
     )
     counts = {row["name"]: (row["rows"], row["kept"]) for row in written}
     shards = []
-    for original, path in zip(sorted(counts), number_shards(staging), strict=True):
+    for original, name in zip(sorted(counts), number_shards(staging), strict=True):
         rows_in, kept = counts[original]
-        shards.append({"path": f"data/{path.name}", "num_rows": rows_in, "num_kept": kept})
+        shards.append({"path": f"{layout.DATA_DIR}/{name}", "num_rows": rows_in, "num_kept": kept})
     return shards
 
 
-def write_rejects(rejects: DataFrame, files: list[InputFile], staging: Path) -> None:
+def write_rejects(rejects: DataFrame, files: list[InputFile], staging: Location) -> None:
     """Write the rejects, in input order, as ``rejects/part-00000.parquet`` (an empty file
     when there are none, so readers always find the schema)."""
     paths = {index: file.path for index, file in enumerate(files)}
-    rejects_dir = str(layout.rejects_dir(staging))
+    target = staging.join(layout.REJECTS_DIR, "part-00000.parquet")
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         tables = []
@@ -143,14 +143,14 @@ def write_rejects(rejects: DataFrame, files: list[InputFile], staging: Path) -> 
                 )
             )
         if tables and sum(t.num_rows for t in tables):
-            write_parquet(tables, Path(rejects_dir) / "part-00000.parquet", REJECTS_SCHEMA)
+            write_parquet(tables, target, REJECTS_SCHEMA)
             yield pa.RecordBatch.from_pydict({"rows": [sum(t.num_rows for t in tables)]})
 
     rejects.repartition(1).sortWithinPartitions("file_index", "record").mapInArrow(
         write, "rows long"
     ).collect()
-    if not any(layout.rejects_dir(staging).iterdir()):
-        write_parquet([], layout.rejects_dir(staging) / "part-00000.parquet", REJECTS_SCHEMA)
+    if not list_files(staging.join(layout.REJECTS_DIR)):
+        write_parquet([], target, REJECTS_SCHEMA)
 
 
 def write_step(
@@ -161,7 +161,7 @@ def write_step(
     annotated: DataFrame,
     centroids: np.ndarray,
     dimension: int,
-    staging: Path,
+    staging: Location,
     columns: ColumnPlan,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Write rows, rejects and centroids; the shards written and the balanced accounting."""
@@ -172,7 +172,9 @@ def write_step(
     rows = with_duplicates(rows, unique.duplicates, inherit_ref_loss)
     shards = write_rows(rows, staging, dimension, config, unique.num_rows, columns)
     write_rejects(unique.outcomes.where(F.col("reason").isNotNull()), files, staging)
-    np.save(layout.centroids_path(staging), centroids.astype(np.float32))
+    saved = io.BytesIO()
+    np.save(saved, centroids.astype(np.float32))
+    write_bytes(staging.join(layout.CENTROIDS), saved.getvalue())
     accounting = count_outcomes(unique.outcomes, rows)
     check_balanced(accounting)
     return shards, accounting
