@@ -136,6 +136,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         max_workers=args.max_workers,
         max_world_size=args.max_world_size,
         session_idle_timeout=args.session_idle_timeout,
+        job_idle_seconds=args.job_idle_seconds,
+        finished_job_retention=args.finished_job_retention,
         provenance_dir=provenance_dir(args),
         fsync=not args.no_fsync,
         prefetch=args.prefetch,

@@ -138,6 +138,20 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )
     parser.add_argument(
+        "--job-idle-seconds",
+        type=float,
+        default=600.0,
+        help="save a job no session used for this many seconds and drop it from memory; "
+        "its next session reloads it (needs --checkpoint-dir; 0 = never) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--finished-job-retention",
+        type=float,
+        default=7 * 86400.0,
+        help="seconds a finished job (every rank served all its epochs) keeps its state, in "
+        "memory and checkpoint, before both are deleted (0 = forever) (default: %(default)s)",
+    )
+    parser.add_argument(
         "--max-world-size",
         type=int,
         default=65536,

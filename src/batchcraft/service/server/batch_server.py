@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.checkpoint_files import check_writable
+from batchcraft.batcher.job_lifetimes import JobLifetimes
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.errors import ConfigError
 from batchcraft.service.server.auth import TokenAuthInterceptor
@@ -72,16 +73,14 @@ class BatchServer:
     def start(self) -> BatchServer:
         """Start serving and periodic checkpoints."""
         self.server.start()
-        jobs = self.servicer.jobs
-        if jobs.checkpoint_dir is not None:
-            interval = self.servicer.config.checkpoint_interval
-            self._saver = threading.Thread(
-                target=jobs.run_periodic_saves,
-                args=(interval, self._stop),
-                name="checkpoints",
-                daemon=True,
-            )
-            self._saver.start()
+        # also without a checkpoint directory: finished jobs expire from memory
+        self._saver = threading.Thread(
+            target=self.servicer.jobs.run_periodic_saves,
+            args=(self.servicer.config.checkpoint_interval, self._stop),
+            name="checkpoints",
+            daemon=True,
+        )
+        self._saver.start()
         return self
 
     def stop(self, grace: float | None = 1.0) -> None:
@@ -122,7 +121,8 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
         ],
         interceptors=interceptors,
     )
-    jobs = JobRegistry(datasets, config.checkpoint_dir, fsync=config.fsync)
+    lifetimes = JobLifetimes(config.job_idle_seconds, config.finished_job_retention)
+    jobs = JobRegistry(datasets, config.checkpoint_dir, fsync=config.fsync, lifetimes=lifetimes)
     jobs.prepare_directory()  # raises OutputError: serving without saving would lose jobs
     if config.provenance_dir is not None:
         check_writable(config.provenance_dir, "provenance directory")

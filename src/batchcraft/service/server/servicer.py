@@ -94,15 +94,19 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
             if first is None or first.WhichOneof("kind") != "open":
                 raise ConfigError("the first message of a session must be 'open'")
             session = self._open(first.open)
-            log_event(
-                LOG,
-                logging.INFO,
-                "session_opened",
-                session=session.session_id,
-                job=session.job.job_id,
-                rank=session.stream.rank,
-            )
-            yield from session.run(request_iterator, is_active)
+            try:
+                log_event(
+                    LOG,
+                    logging.INFO,
+                    "session_opened",
+                    session=session.session_id,
+                    job=session.job.job_id,
+                    rank=session.stream.rank,
+                )
+                yield from session.run(request_iterator, is_active)
+            finally:  # the job may be retired once idle (`JobRegistry.retire`)
+                finished = session.batches.exhausted
+                self.jobs.close_session(session.job, session.stream.rank, finished=finished)
         except Exception as error:
             self._fail(context, error)
 
@@ -143,19 +147,23 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         dataset = self.datasets.get(config.dataset)
         stream = stream_config(request, self.config.max_in_flight)
         stream.check_against(config, dataset.column_names)
-        job = self.jobs.get_or_create(request.job or config.default_job_id(), config)
-        start = stream.start or job.cursors.get(stream.rank, Position())
-        return RankSession(
-            uuid.uuid4().hex,
-            job,
-            stream,
-            start,
-            self.jobs,
-            self.metrics,
-            self.provenance,
-            self.limits,
-            request.max_batches_per_message,
-        )
+        job_id = request.job or config.default_job_id()
+        job = self.jobs.open_session(job_id, config, stream.rank)
+        try:
+            return RankSession(
+                uuid.uuid4().hex,
+                job,
+                stream,
+                stream.start or job.cursors.get(stream.rank, Position()),
+                self.jobs,
+                self.metrics,
+                self.provenance,
+                self.limits,
+                request.max_batches_per_message,
+            )
+        except BaseException:
+            self.jobs.close_session(job, stream.rank, finished=False)
+            raise
 
 
 def first_request(
