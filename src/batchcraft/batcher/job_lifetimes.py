@@ -19,6 +19,7 @@ so that a restarted server still expires it (`expired_directories`).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Callable, Collection
@@ -27,7 +28,9 @@ from pathlib import Path
 
 from batchcraft.batcher.job import Job
 from batchcraft.errors import ConfigError
+from batchcraft.logs import log_event
 
+LOG = logging.getLogger("batchcraft.batcher")
 MARKER = "finished"
 """File in a job's checkpoint directory: the job finished at its modification time."""
 
@@ -145,9 +148,18 @@ def unmark_finished(directory: Path) -> None:
     (directory / MARKER).unlink(missing_ok=True)
 
 
+def remove_expired(jobs_root: Path, before: float, keep: Collection[str]) -> None:
+    """Delete the job directories under ``jobs_root`` whose marker is older than ``before``
+    (wall-clock seconds), except those named in ``keep`` (jobs in memory decide for
+    themselves)."""
+    for directory in expired_directories(jobs_root, before, keep):
+        remove_job_directory(directory)
+        log_event(LOG, logging.INFO, "job_expired", directory=str(directory))
+
+
 def expired_directories(jobs_root: Path, before: float, keep: Collection[str]) -> list[Path]:
-    """Job directories under ``jobs_root`` whose marker is older than ``before`` (wall-clock
-    seconds), except those named in ``keep`` (jobs in memory decide for themselves)."""
+    """Job directories under ``jobs_root`` whose marker is older than ``before``, except
+    those named in ``keep``."""
     expired = []
     try:
         entries = list(os.scandir(jobs_root))

@@ -23,8 +23,8 @@ from batchcraft.batcher.job import Job
 from batchcraft.batcher.job_lifetimes import (
     JobLifetimes,
     JobUses,
-    expired_directories,
     mark_finished,
+    remove_expired,
     remove_job_directory,
     unmark_finished,
 )
@@ -127,6 +127,10 @@ class JobRegistry:
         """Whether job ``job_id`` is in memory."""
         return job_id in self._jobs
 
+    def __len__(self) -> int:
+        """Jobs in memory."""
+        return len(self._jobs)
+
     def open_session(self, job_id: str, config: JobConfig, rank: int) -> Job:
         """`get_or_create`, held by a session of ``rank`` until `close_session`: a job in
         use is never dropped. A finished job opened again runs again.
@@ -187,9 +191,7 @@ class JobRegistry:
             return
         self._last_sweep = now
         resident = {job_directory(self.checkpoint_dir, job_id).name for job_id in self._jobs}
-        for found in expired_directories(self.checkpoint_dir / "jobs", now - retention, resident):
-            remove_job_directory(found)
-            log_event(LOG, logging.INFO, "job_expired", directory=str(found))
+        remove_expired(self.checkpoint_dir / "jobs", now - retention, resident)
 
     def save(self, job: Job, *, with_feedback: bool | None = None) -> None:
         """Checkpoint ``job`` if it changed since its last checkpoint: its state

@@ -47,6 +47,7 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         self.jobs = jobs
         self.config = config
         self.metrics = Metrics()
+        self.metrics.jobs.set_function(jobs.__len__)
         self.provenance = ProvenanceLog(config.provenance_dir) if config.provenance_dir else None
         # Sessions are capped here, not with grpc's maximum_concurrent_rpcs, so that health
         # checks and ListDatasets always find a thread: at the cap they would be refused too.
