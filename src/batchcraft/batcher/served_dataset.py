@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from batchcraft._files import atomic_output, safe_file_name
+from batchcraft.batcher.id_index import IdIndex
 from batchcraft.dataset import layout
 from batchcraft.dataset.arrays import matrix_view
 from batchcraft.dataset.manifest import Shard, list_shards, read_manifest
@@ -40,13 +40,11 @@ class CuratedDataset:
         self.root = root
         self.manifest = manifest
         self.table = table
-        ids = table.column(ID).to_numpy(zero_copy_only=False).astype(object)
-        self.ids: np.ndarray = ids
-        # A hash index over the ids (pandas' C hash table): one vectorised lookup per
-        # feedback report instead of a Python dict probe per id.
-        self._position = pd.Index(ids)
-        if not self._position.is_unique:
-            raise DatasetError(f"dataset {name!r} at {root}: kept rows have duplicate ids")
+        # in numpy, not Python strings: 12 bytes a row (`id_index`)
+        try:
+            self._index = IdIndex(_one_chunk(table.column(ID)))
+        except DatasetError as exc:
+            raise DatasetError(f"dataset {name!r} at {root}: {exc}") from exc
         self._projections: dict[tuple[str, ...], pa.RecordBatch] = {}
         self._matrices: dict[tuple[str, ...], list[np.ndarray] | None] = {}
         self._column_names = tuple(table.column_names)  # asked for on every pool build
@@ -112,10 +110,19 @@ class CuratedDataset:
         """Columns a client may request."""
         return list(self._column_names)
 
+    @property
+    def ids(self) -> np.ndarray:
+        """Every served id, as a numpy array of Python strings: built on each call, for
+        tests and small datasets (a server uses `ids_at` and `positions_of`)."""
+        return np.asarray(self._index.ids.to_pylist(), dtype=object)
+
+    def ids_at(self, positions: np.ndarray) -> list[str]:
+        """The ids of the rows at ``positions``."""
+        return self._index.ids.take(pa.array(positions, type=pa.int64())).to_pylist()
+
     def positions_of(self, ids: list[str] | np.ndarray) -> np.ndarray:
         """Positions of ``ids`` (int64); -1 for ids that are not served."""
-        query = np.asarray(ids, dtype=object) if len(ids) else np.empty(0, dtype=object)
-        return self._position.get_indexer(query).astype(np.int64, copy=False)
+        return self._index.positions_of(ids)
 
     def rows(self, positions: np.ndarray, columns: list[str]) -> pa.RecordBatch:
         """The rows at ``positions`` (in that order), projected on ``columns``.
@@ -154,6 +161,11 @@ class CuratedDataset:
 
 
 _CACHE_FORMAT = 1  # raise when the rows a cache file holds change for the same shards
+
+
+def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array (zero-copy when it is one chunk, as served tables are)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _read_rows(root: Path, shards: list[Shard], kept_only: bool) -> pa.Table:

@@ -41,7 +41,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="memory-map each dataset's served rows from an Arrow file kept here (built on "
         "first start): rows live in the page cache, shared by servers, not on the heap "
-        "(default: none, rows on the heap)",
+        "(default: $BATCHCRAFT_CACHE_DIR, else $XDG_CACHE_HOME/batchcraft/datasets, else "
+        "~/.cache/batchcraft/datasets)",
+    )
+    parser.add_argument(
+        "--no-cache-dir",
+        action="store_true",
+        help="hold the served rows on the heap instead of mapping them (default: off, mapped)",
     )
     parser.add_argument(
         "--checkpoint-interval",
