@@ -21,15 +21,26 @@ _CACHE_FORMAT = 1  # raise when the rows a cache file holds change for the same 
 
 
 def read_rows(root: Path, shards: list[Shard], kept_only: bool) -> pa.Table:
-    """The rows of every shard in order, as one single-chunk table."""
-    return _concatenated(root, [read_shard(shard, kept_only) for shard in shards])
+    """The rows of every shard in order, as one single-chunk table (on the heap: the
+    shards decoded, then their copy as one chunk)."""
+    tables = []
+    for shard in shards:
+        tables.append(read_shard(shard, kept_only))
+        pa.default_memory_pool().release_unused()  # the decoder's scratch, before the next
+    return _concatenated(root, tables)
 
 
 def _concatenated(root: Path, tables: list[pa.Table]) -> pa.Table:
+    """``tables`` as one single-chunk table (a copy of the rows)."""
     try:
         return pa.concat_tables(tables, promote_options="permissive").combine_chunks()
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise DatasetError(f"dataset {root}: shards have incompatible schemas: {exc}") from exc
+    except MemoryError as exc:  # ArrowMemoryError too
+        raise DatasetError(
+            f"not enough memory for the served rows of {root} ({exc}): the heap holds them "
+            "once (to build the cache file, or to serve them without one)"
+        ) from exc
 
 
 def cache_key(root: Path, shards: list[Shard], kept_only: bool) -> str:
@@ -67,13 +78,7 @@ def build_cache(path: Path, root: Path, shards: list[Shard], kept_only: bool) ->
                 writer.write_table(table)
             del table
             pa.default_memory_pool().release_unused()
-        try:
-            table = _concatenated(root, [mapped_rows(file, combine=False) for file in staged])
-        except MemoryError as exc:
-            raise DatasetError(
-                f"not enough memory to build the served rows of {root} ({exc}): it takes "
-                "about their size once; build the cache on a larger machine or serve a subset"
-            ) from exc
+        table = _concatenated(root, [mapped_rows(file, combine=False) for file in staged])
         with (
             atomic_output(path, mode=0o644) as temporary,  # readable by other servers' users
             pa.ipc.new_file(str(temporary), table.schema) as writer,

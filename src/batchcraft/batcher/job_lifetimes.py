@@ -96,23 +96,17 @@ class JobUses:
 
     def expired(self, job_id: str, lifetimes: JobLifetimes) -> bool:
         """Whether ``job_id`` finished more than the retention ago and no session holds it."""
-        finished = self._finished_at.get(job_id)
-        return (
-            lifetimes.finished_retention > 0
-            and finished is not None
-            and not self._sessions.get(job_id)
-            and self.clock() - finished >= lifetimes.finished_retention
-        )
+        return self._past(job_id, self._finished_at.get(job_id), lifetimes.finished_retention)
 
     def idle(self, job_id: str, lifetimes: JobLifetimes) -> bool:
         """Whether no session held ``job_id`` for ``lifetimes.idle_seconds``."""
-        since = self._idle_since.get(job_id)
-        return (
-            lifetimes.idle_seconds > 0
-            and since is not None
-            and not self._sessions.get(job_id)
-            and self.clock() - since >= lifetimes.idle_seconds
-        )
+        return self._past(job_id, self._idle_since.get(job_id), lifetimes.idle_seconds)
+
+    def _past(self, job_id: str, since: float | None, limit: float) -> bool:
+        """Whether ``limit`` seconds (0: never) passed ``since`` and no session holds the job."""
+        if limit <= 0 or since is None or self._sessions.get(job_id):
+            return False
+        return self.clock() - since >= limit
 
     def forget(self, job_id: str) -> None:
         """The job left memory."""
