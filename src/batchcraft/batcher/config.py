@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from batchcraft.batcher.errors import JobConflictError
 from batchcraft.batcher.order import LAST_BATCH_RULES, LastBatch
 from batchcraft.errors import ConfigError, truncated_repr
 
 ScoringMode = Literal["async", "sync"]
 SCORING_MODES: tuple[str, ...] = ("async", "sync")
 MAX_BATCH_SIZE = 1 << 20
-CONFIG_ECHO_LIMIT = 256
-"""Characters of a job's configuration a conflict message shows."""
 
 
 @dataclass(frozen=True, order=True)
@@ -141,36 +138,3 @@ class StreamConfig:
             if len(set(names)) < len(names):  # a batch's columns are a dict by name
                 twice = next(name for name in names if names.count(name) > 1)
                 raise ConfigError(f"{setting} names column {truncated_repr(twice)} twice")
-
-
-def check_same_config(
-    job_id: str, existing: JobConfig, requested: JobConfig, where: str, *, hint: str = ""
-) -> None:
-    """Refuse ``requested`` unless it equals the config job ``job_id`` already has.
-
-    Args:
-        where: how the job has ``existing``, e.g. ``"is running"``.
-        hint: what the user can do instead (appended to the message).
-
-    Raises:
-        JobConflictError: naming both configs and the fields that differ.
-    """
-    if requested == existing:
-        return
-    changed = ", ".join(
-        f"{name} {truncated_repr(getattr(existing, name))} -> "
-        f"{truncated_repr(getattr(requested, name))}"
-        for name in (field.name for field in fields(JobConfig))
-        if getattr(existing, name) != getattr(requested, name)
-    )
-    raise JobConflictError(
-        f"job {truncated_repr(job_id)} {where} with {_shown(existing)}; got "
-        f"{_shown(requested)} ({changed})" + (f"; {hint}" if hint else "")
-    )
-
-
-def _shown(config: JobConfig) -> str:
-    """A config's canonical JSON as a message shows it: its parameters are the client's,
-    so it is cut short like any echoed value (the fields that differ are listed apart)."""
-    text = config.canonical_json()
-    return text if len(text) <= CONFIG_ECHO_LIMIT else text[:CONFIG_ECHO_LIMIT] + "…"

@@ -16,10 +16,11 @@ from batchcraft.batcher.checkpoint import (
     save_job,
 )
 from batchcraft.batcher.checkpoint_files import prepare_checkpoint_directory, remove_temporaries
-from batchcraft.batcher.config import JobConfig, check_same_config
+from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.errors import CheckpointSaveError
 from batchcraft.batcher.job import Job
+from batchcraft.batcher.job_conflicts import check_same_config
 from batchcraft.batcher.job_lifetimes import (
     JobLifetimes,
     JobUses,
@@ -183,8 +184,7 @@ class JobRegistry:
         log_event(LOG, logging.INFO, event, job=job_id, resident=len(self._jobs))
 
     def _sweep_expired(self) -> None:
-        """Remove the expired checkpoints of jobs not in memory (evicted ones, or of a
-        server before a restart): at most once a minute, it lists every job directory."""
+        """Remove expired checkpoints of jobs not in memory, at most once a minute."""
         retention = self.lifetimes.finished_retention
         now = self._uses.clock()
         if self.checkpoint_dir is None or retention <= 0 or now - self._last_sweep < 60.0:
