@@ -1,7 +1,13 @@
-"""Fixtures shared across test folders."""
+"""Fixtures shared across test folders.
+
+Every test session caches served datasets in a directory of its own, never in ~/.cache
+(a server started without --cache-dir maps its rows from the default directory).
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -13,3 +19,15 @@ def s3_server() -> Iterator[S3Server]:
     """moto's S3-compatible server on a free loopback port, for the whole session."""
     with running_s3_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dataset_cache_dir() -> Iterator[None]:
+    with tempfile.TemporaryDirectory(prefix="batchcraft-cache-") as directory:
+        previous = os.environ.get("BATCHCRAFT_CACHE_DIR")
+        os.environ["BATCHCRAFT_CACHE_DIR"] = directory
+        yield
+        if previous is None:
+            del os.environ["BATCHCRAFT_CACHE_DIR"]
+        else:
+            os.environ["BATCHCRAFT_CACHE_DIR"] = previous

@@ -53,6 +53,9 @@ def test_records_follow_the_readers_format(tmp_path: Path) -> None:
         name = "news"
         ids = np.array(["a", "b", "c"], dtype=object)
 
+        def ids_at(self, positions: np.ndarray) -> list[str]:
+            return self.ids[positions].tolist()
+
     batch = RankBatch(
         Position(2, 5),
         1,
@@ -86,6 +89,9 @@ def test_a_torn_last_line_does_not_swallow_the_next_record(tmp_path: Path) -> No
         name = "news"
         ids = np.array(["a"], dtype=object)
 
+        def ids_at(self, positions: np.ndarray) -> list[str]:
+            return self.ids[positions].tolist()
+
     batch = RankBatch(Position(0, 0), 0, np.array([0]), None, {}, {})
     log.record("run/e0/s0/r0", "run", Dataset(), batch, "uniform")  # type: ignore[arg-type]
     log.close()
@@ -102,6 +108,9 @@ def test_files_beyond_max_open_are_closed_and_reopened_for_append(tmp_path: Path
     class Dataset:
         name = "news"
         ids = np.array(["a", "b"], dtype=object)
+
+        def ids_at(self, positions: np.ndarray) -> list[str]:
+            return self.ids[positions].tolist()
 
     def open_descriptors() -> int:
         return len(os.listdir("/proc/self/fd"))

@@ -38,7 +38,8 @@ from batchcraft.batcher.selections import GlobalSelection
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import truncated_repr
 
-# Version 1 gained the optional "dataset_fingerprint"; files written without it still load.
+# Version 1 gained the optional "dataset_fingerprint" and "finished_ranks"; files written
+# without them still load.
 STATE_VERSION = 1
 
 _FINGERPRINTS: weakref.WeakKeyDictionary[CuratedDataset, str] = weakref.WeakKeyDictionary()
@@ -62,6 +63,7 @@ class SavedJob:
     cursors: dict[int, Position]
     selections: list[GlobalSelection]
     plans: dict[int, list[np.ndarray]]
+    finished_ranks: frozenset[int] = frozenset()
 
     @property
     def directory(self) -> Path:
@@ -100,6 +102,7 @@ def job_state(job: Job) -> dict[str, Any]:
             "dataset_rows": job.dataset.num_rows,
             "dataset_fingerprint": dataset_fingerprint(job.dataset),
             "cursors": {str(rank): [p.epoch, p.step] for rank, p in job.cursors.items()},
+            "finished_ranks": sorted(job.finished_ranks),
             "selections": [_selection_json(s) for s in job.selections.values()],
             "plans": {str(e): [b.tolist() for b in plan] for e, plan in job.plans.items()},
         }
@@ -174,6 +177,7 @@ def restore_job(job: Job, saved: SavedJob) -> None:
     feedback = _read_feedback(saved.directory / "feedback.npz", job)
     with job._lock:
         job.cursors = dict(saved.cursors)
+        job.finished_ranks = set(saved.finished_ranks)
         job.selections = {s.position: s for s in saved.selections}
         job.plans = {epoch: list(plan) for epoch, plan in saved.plans.items()}
         if feedback is not None:
@@ -236,7 +240,8 @@ def _parse_state(path: Path, state: dict[str, Any]) -> SavedJob:
         for epoch, plan in state["plans"].items()
     }
     selections = [_selection_from_json(item, rows) for item in state["selections"]]
-    return SavedJob(path, config, rows, fingerprint, cursors, selections, plans)
+    finished = frozenset(int(rank) for rank in state.get("finished_ranks", ()))
+    return SavedJob(path, config, rows, fingerprint, cursors, selections, plans, finished)
 
 
 def _position(value: Any) -> Position:

@@ -11,6 +11,7 @@ server takes the job on (`remove_temporaries`).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -18,6 +19,9 @@ import time
 from pathlib import Path
 
 from batchcraft.errors import OutputError
+from batchcraft.logs import log_event
+
+LOG = logging.getLogger("batchcraft.batcher")
 
 STALE_SECONDS = 60.0
 """A temporary untouched this long is a leftover: a live writer renames its temporary
@@ -77,3 +81,36 @@ def remove_stale_temporaries(root: Path, older_than: float = STALE_SECONDS) -> l
             if entry.is_dir(follow_symlinks=False):
                 removed += remove_temporaries(Path(entry.path), older_than)
     return removed
+
+
+def prepare_checkpoint_directory(root: Path) -> None:
+    """At server start: refuse a checkpoint directory that cannot be written, and remove
+    the stale temporaries of writers killed mid-save.
+
+    Raises:
+        OutputError: naming the directory.
+    """
+    check_writable(root, "checkpoint directory")
+    removed = remove_stale_temporaries(root)
+    if removed:
+        log_event(
+            LOG,
+            logging.INFO,
+            "checkpoint_leftovers_removed",
+            directory=str(root),
+            files=len(removed),
+        )
+
+
+def log_checkpoint_failure(job_id: str, path: Path, error: Exception) -> None:
+    """Log that job ``job_id`` could not be saved in ``path`` (retried at the next interval).
+    A disk problem explains itself; anything else is a bug worth its traceback."""
+    log_event(
+        LOG,
+        logging.WARNING,
+        "checkpoint_failed",
+        exc_info=not isinstance(error, OSError),
+        job=job_id,
+        path=str(path),
+        error=f"{type(error).__name__}: {error}",
+    )

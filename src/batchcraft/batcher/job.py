@@ -56,6 +56,7 @@ class Job:
         check_dataset_columns(self.selector, dataset)
         self.pure = not uses_feedback(self.selector) and not self.selector.epoch_level
         self.cursors: dict[int, Position] = {}
+        self.finished_ranks: set[int] = set()  # served all their epochs (`job_lifetimes`)
         self.selections: dict[Position, GlobalSelection] = {}
         self.plans: dict[int, list[np.ndarray]] = {}
         self.rounds: dict[Position, ScoringRound] = {}

@@ -1,7 +1,10 @@
 """Build selector `Pool`s from dataset rows plus the trainer's feedback table.
 
-Dataset columns are converted to numpy once, on first use, and gathered by
-position for every pool; only the columns a selector declares are built. A
+Numeric and vector columns are converted to numpy once, on first use (a
+vector column of a memory-mapped dataset is a view of the file), and gathered
+by position for every pool; only the columns a selector uses are built.
+String columns (ids, sources, labels) are gathered from Arrow for each pool
+instead: converted whole they would be millions of Python strings per job. A
 pool of every row in dataset order (an epoch plan's) shares the converted
 columns, made read-only, instead of copying them. Concepts are encoded once
 per dataset (`EncodedConcepts`), so a pool gathers integer codes, not lists.
@@ -14,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.dataset.fields import FEEDBACK_FIELDS, POOL_FIELD_COLUMNS
@@ -22,6 +26,9 @@ from batchcraft.errors import ConfigError
 from batchcraft.selectors import BaseSelector, MissingColumnsError, Pool
 from batchcraft.selectors.encoded_concepts import EncodedConcepts
 from batchcraft.selectors.pool import column_to_field
+
+PER_POOL_FIELDS = frozenset({"ids", "sources", "labels"})
+"""Pool fields gathered from Arrow per pool, never converted (and cached) whole."""
 
 
 def selector_fields(selector: BaseSelector) -> frozenset[str]:
@@ -76,7 +83,14 @@ class PoolBuilder:
         columns: dict[str, Any] = {}
         every_row = _is_every_row(positions, self.dataset.num_rows)
         for field in self.dataset_fields(fields):
-            values = self._column(field, POOL_FIELD_COLUMNS[field])
+            column = POOL_FIELD_COLUMNS[field]
+            if field in PER_POOL_FIELDS:
+                values = self.dataset.table.column(column)
+                if not every_row:
+                    values = values.take(pa.array(positions, type=pa.int64()))
+                columns[field] = column_to_field(values, field)
+                continue
+            values = self._column(field, column)
             columns[field] = values if every_row else values[positions]
         columns.update(feedback)
         return Pool(**columns)

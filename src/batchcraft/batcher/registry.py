@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import fields
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from batchcraft.batcher.ahead import AheadOfDemand
 from batchcraft.batcher.checkpoint import (
     job_directory,
     read_checkpoint,
@@ -16,69 +17,42 @@ from batchcraft.batcher.checkpoint import (
     save_job,
 )
 from batchcraft.batcher.checkpoint_files import (
-    check_writable,
-    remove_stale_temporaries,
+    log_checkpoint_failure,
+    prepare_checkpoint_directory,
     remove_temporaries,
 )
 from batchcraft.batcher.config import JobConfig
-from batchcraft.batcher.errors import CheckpointSaveError, JobConflictError, UnknownDatasetError
+from batchcraft.batcher.datasets import DatasetRegistry
+from batchcraft.batcher.errors import CheckpointSaveError
 from batchcraft.batcher.job import Job
-from batchcraft.batcher.lookahead import Lookahead
-from batchcraft.batcher.plans import PlanInfo, attach_plan
-from batchcraft.batcher.served_dataset import CuratedDataset
-from batchcraft.errors import truncated_repr
+from batchcraft.batcher.job_conflicts import check_same_config
+from batchcraft.batcher.job_lifetimes import (
+    JobLifetimes,
+    JobUses,
+    mark_finished,
+    remove_expired,
+    remove_job_directory,
+    unmark_finished,
+)
 from batchcraft.logs import log_event
 
+__all__ = ["DatasetRegistry", "JobRegistry"]  # DatasetRegistry lived here: still importable
+
 LOG = logging.getLogger("batchcraft.batcher")
-CONFIG_ECHO_LIMIT = 256
-"""Characters of a job's configuration a conflict message shows."""
-
-
-class DatasetRegistry:
-    """Datasets addressed by registered name (clients never send paths)."""
-
-    def __init__(self, datasets: Iterable[CuratedDataset] = ()) -> None:
-        self._datasets: dict[str, CuratedDataset] = {}
-        for dataset in datasets:
-            self.add(dataset)
-
-    def add(self, dataset: CuratedDataset) -> None:
-        """Register ``dataset`` under ``dataset.name``."""
-        if dataset.name in self._datasets:
-            raise JobConflictError(f"dataset name {dataset.name!r} is registered twice")
-        self._datasets[dataset.name] = dataset
-
-    def get(self, name: str) -> CuratedDataset:
-        """The dataset registered as ``name``.
-
-        Raises:
-            UnknownDatasetError: listing the registered names.
-        """
-        try:
-            return self._datasets[name]
-        except KeyError:
-            raise UnknownDatasetError(
-                f"unknown dataset {truncated_repr(name)}; registered: {sorted(self._datasets)}"
-            ) from None
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._datasets.values())
-
-    def __len__(self) -> int:
-        return len(self._datasets)
 
 
 class JobRegistry:
-    """Jobs by id; restores them from, and saves them to, ``checkpoint_dir``.
+    """Jobs by id; restores them from, and saves them to, ``checkpoint_dir``; drops idle
+    and expired ones from memory (`retire`, `batchcraft.batcher.job_lifetimes`).
 
     Args:
         datasets: the registered datasets.
-        checkpoint_dir: where job state lives; None keeps state in memory only.
+        checkpoint_dir: where job state lives; None keeps state in memory only (and
+            idle jobs with it: they have nowhere to go).
         fsync: fsync checkpoint files (off only for tests and benchmarks).
-        lookahead: worker processes that make the jobs' selections ahead of demand
-            (`batchcraft.batcher.lookahead`); None: on the request path only.
-        plans: epoch plans (`batchcraft.batcher.plans`); a job whose key one matches
-            is served from it.
+        prepare: attaches look-ahead workers and epoch plans to every job it creates.
+        lifetimes: how long idle and finished jobs stay.
+        clock: wall-clock seconds of those lifetimes.
     """
 
     def __init__(
@@ -87,20 +61,23 @@ class JobRegistry:
         checkpoint_dir: Path | None = None,
         *,
         fsync: bool = True,
-        lookahead: Lookahead | None = None,
-        plans: Sequence[PlanInfo] = (),
+        prepare: AheadOfDemand | None = None,
+        lifetimes: JobLifetimes | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.datasets = datasets
-        self.lookahead = lookahead
-        self.plans = list(plans)
+        self.prepare = prepare
         self.checkpoint_dir = checkpoint_dir
         self.fsync = fsync
+        self.lifetimes = lifetimes or JobLifetimes()
+        self._uses = JobUses(clock)
+        self._last_sweep = float("-inf")
         self._jobs: dict[str, Job] = {}
         self._saved_feedback: dict[str, int] = {}
         self._saved_selections: dict[str, int] = {}
         self._saved_states: dict[str, tuple[int, int]] = {}  # Job.revision in state.json
         self._failing: set[str] = set()  # job ids whose last periodic save failed
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         # One writer at a time: a slow periodic snapshot must never replace a newer one.
         self._save_lock = threading.Lock()
 
@@ -111,18 +88,8 @@ class JobRegistry:
         Raises:
             OutputError: naming the directory.
         """
-        if self.checkpoint_dir is None:
-            return
-        check_writable(self.checkpoint_dir, "checkpoint directory")
-        removed = remove_stale_temporaries(self.checkpoint_dir)
-        if removed:
-            log_event(
-                LOG,
-                logging.INFO,
-                "checkpoint_leftovers_removed",
-                directory=str(self.checkpoint_dir),
-                files=len(removed),
-            )
+        if self.checkpoint_dir is not None:
+            prepare_checkpoint_directory(self.checkpoint_dir)
 
     def get_or_create(self, job_id: str, config: JobConfig) -> Job:
         """The job ``job_id``, created (and restored from its checkpoint) on first use.
@@ -157,15 +124,84 @@ class JobRegistry:
                     hint=f"resume it with those; {recovery_hint(saved.directory, job_id)}",
                 )
             job = Job(job_id, config, dataset)
-            if self.lookahead is not None:
-                self.lookahead.attach(job)
-            attach_plan(job, self.plans)
+            if self.prepare is not None:
+                self.prepare(job)
             if saved is not None:
                 restore_job(job, saved)
                 self._saved_states[job_id] = job.revision  # the files hold it already
             self._jobs[job_id] = job
             self._saved_feedback[job_id] = job.feedback.num_updates
+            self._uses.loaded(job_id)
             return job
+
+    def __contains__(self, job_id: object) -> bool:
+        """Whether job ``job_id`` is in memory."""
+        return job_id in self._jobs
+
+    def __len__(self) -> int:
+        """Jobs in memory."""
+        return len(self._jobs)
+
+    def open_session(self, job_id: str, config: JobConfig, rank: int) -> Job:
+        """`get_or_create`, held by a session of ``rank`` until `close_session`: a job in
+        use is never dropped. A finished job opened again runs again.
+
+        Raises:
+            as `get_or_create`.
+        """
+        with self._lock:
+            job = self.get_or_create(job_id, config)
+            if self._uses.opened(job, rank) and self.checkpoint_dir is not None:
+                unmark_finished(job_directory(self.checkpoint_dir, job_id))
+            return job
+
+    def close_session(self, job: Job, rank: int, *, finished: bool) -> None:
+        """A session of `open_session` ended; ``finished``: its stream served all its
+        epochs. The job is idle from now while no other session holds it."""
+        with self._lock:
+            done = self._uses.closed(job, rank, finished=finished)
+        if done and self.checkpoint_dir is not None:
+            try:  # the marker's time starts the retention; the state saved first
+                self.save(job)
+                mark_finished(self._directory(job))
+            except OSError as error:  # the next periodic save writes the state
+                log_checkpoint_failure(job.job_id, self._directory(job), error)
+
+    def retire(self) -> None:
+        """Drop finished jobs past their retention (with their checkpoint), and save and
+        drop jobs idle for longer than ``lifetimes.idle_seconds``. Called at every
+        checkpoint interval; a job that cannot be saved stays."""
+        with self._lock:
+            for job_id, job in list(self._jobs.items()):
+                if self._uses.expired(job_id, self.lifetimes):
+                    self._drop(job_id, "job_expired")
+                    if self.checkpoint_dir is not None:
+                        remove_job_directory(self._directory(job))
+                elif self.checkpoint_dir is not None and self._uses.idle(job_id, self.lifetimes):
+                    try:
+                        self.save(job)
+                    except Exception as error:  # stays in memory; retried next interval
+                        log_checkpoint_failure(job.job_id, self._directory(job), error)
+                        continue
+                    self._drop(job_id, "job_evicted")
+            self._sweep_expired()
+
+    def _drop(self, job_id: str, event: str) -> None:
+        del self._jobs[job_id]
+        self._uses.forget(job_id)
+        for saved in (self._saved_feedback, self._saved_selections, self._saved_states):
+            saved.pop(job_id, None)
+        log_event(LOG, logging.INFO, event, job=job_id, resident=len(self._jobs))
+
+    def _sweep_expired(self) -> None:
+        """Remove expired checkpoints of jobs not in memory, at most once a minute."""
+        retention = self.lifetimes.finished_retention
+        now = self._uses.clock()
+        if self.checkpoint_dir is None or retention <= 0 or now - self._last_sweep < 60.0:
+            return
+        self._last_sweep = now
+        resident = {job_directory(self.checkpoint_dir, job_id).name for job_id in self._jobs}
+        remove_expired(self.checkpoint_dir / "jobs", now - retention, resident)
 
     def save(self, job: Job, *, with_feedback: bool | None = None) -> None:
         """Checkpoint ``job`` if it changed since its last checkpoint: its state
@@ -224,13 +260,18 @@ class JobRegistry:
             ) from failures[0][1]
 
     def run_periodic_saves(self, interval: float, stop: threading.Event) -> None:
-        """Save every job every ``interval`` seconds until ``stop`` is set (thread target).
+        """Save every job that changed, then `retire` jobs, every ``interval`` seconds until
+        ``stop`` is set (thread target).
 
         A job whose save fails is logged and tried again at the next interval;
         the other jobs are saved as usual.
         """
         while not stop.wait(interval):
             self._save_each()
+            try:
+                self.retire()
+            except Exception:  # a bug: logged, and the saver must go on
+                LOG.exception("retiring jobs failed")
 
     def _save_each(self) -> list[tuple[Job, Exception]]:
         """Save every job; log and return the ones that failed."""
@@ -244,7 +285,7 @@ class JobRegistry:
             except Exception as error:
                 failures.append((job, error))
                 self._failing.add(job.job_id)
-                self._log_failure(job, error)
+                log_checkpoint_failure(job.job_id, self._directory(job), error)
             else:
                 if job.job_id in self._failing:
                     self._failing.discard(job.job_id)
@@ -252,51 +293,6 @@ class JobRegistry:
                     log_event(LOG, logging.INFO, "checkpoint_recovered", job=job.job_id, path=path)
         return failures
 
-    def _log_failure(self, job: Job, error: Exception) -> None:
-        # A disk problem explains itself; anything else is a bug worth its traceback.
-        log_event(
-            LOG,
-            logging.WARNING,
-            "checkpoint_failed",
-            exc_info=not isinstance(error, OSError),
-            job=job.job_id,
-            path=str(self._directory(job)),
-            error=f"{type(error).__name__}: {error}",
-        )
-
     def _directory(self, job: Job) -> Path:
         assert self.checkpoint_dir is not None  # only jobs of a registry that saves
         return job_directory(self.checkpoint_dir, job.job_id)
-
-
-def check_same_config(
-    job_id: str, existing: JobConfig, requested: JobConfig, where: str, *, hint: str = ""
-) -> None:
-    """Refuse ``requested`` unless it equals the config job ``job_id`` already has.
-
-    Args:
-        where: how the job has ``existing``, e.g. ``"is running"``.
-        hint: what the user can do instead (appended to the message).
-
-    Raises:
-        JobConflictError: naming both configs and the fields that differ.
-    """
-    if requested == existing:
-        return
-    changed = ", ".join(
-        f"{name} {truncated_repr(getattr(existing, name))} -> "
-        f"{truncated_repr(getattr(requested, name))}"
-        for name in (field.name for field in fields(JobConfig))
-        if getattr(existing, name) != getattr(requested, name)
-    )
-    raise JobConflictError(
-        f"job {truncated_repr(job_id)} {where} with {_shown(existing)}; got "
-        f"{_shown(requested)} ({changed})" + (f"; {hint}" if hint else "")
-    )
-
-
-def _shown(config: JobConfig) -> str:
-    """A config's canonical JSON as a message shows it: its parameters are the client's,
-    so it is cut short like any echoed value (the fields that differ are listed apart)."""
-    text = config.canonical_json()
-    return text if len(text) <= CONFIG_ECHO_LIMIT else text[:CONFIG_ECHO_LIMIT] + "…"

@@ -18,13 +18,15 @@ import signal
 import sys
 import threading
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from batchcraft.batcher.checkpoint_files import check_writable
 from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.dataset.remote import local_dataset
-from batchcraft.errors import BatchcraftError, ConfigError
+from batchcraft.errors import BatchcraftError, ConfigError, OutputError
 from batchcraft.logs import configure_json_logging, log_event
 from batchcraft.service.serve_arguments import add_serve_arguments
 from batchcraft.service.server import BatchServer, ServerConfig, create_server
@@ -54,13 +56,15 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         if args.config is not None:
             apply_config_file(args)
+        cache_dir = dataset_cache_dir(args)
         registry = DatasetRegistry(
-            CuratedDataset.open(local_dataset(path), name, cache_dir=args.cache_dir)
+            CuratedDataset.open(local_dataset(path), name, cache_dir=cache_dir)
             for name, path in dataset_paths(args)
         )
         if len(registry) == 0:
             raise ConfigError("no dataset to serve: give a curated dataset directory")
-        server = create_server(registry, server_config(args))
+        # the selection workers map the rows from the same cache the datasets were opened with
+        server = create_server(registry, replace(server_config(args), cache_dir=cache_dir))
         if args.metrics_port is not None:
             start_metrics(args, server)
     except (BatchcraftError, OSError) as error:  # OSError: a file or port the flags name
@@ -84,6 +88,38 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"batchcraft serve: error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def dataset_cache_dir(args: argparse.Namespace) -> Path | None:
+    """Where served rows are cached and mapped from: ``--cache-dir``, else the default
+    (`default_cache_dir`); None with ``--no-cache-dir``, or when the default directory
+    cannot be written (logged: the rows are then held on the heap).
+
+    Raises:
+        OutputError: ``--cache-dir`` names a directory that cannot be written.
+    """
+    if args.no_cache_dir:
+        return None
+    if args.cache_dir is not None:
+        check_writable(args.cache_dir, "--cache-dir")
+        return Path(args.cache_dir)
+    directory = default_cache_dir()
+    try:
+        check_writable(directory, "dataset cache directory")
+    except OutputError as error:
+        log_event(LOG, logging.WARNING, "dataset_cache_unwritable", error=str(error))
+        return None
+    return directory
+
+
+def default_cache_dir() -> Path:
+    """``$BATCHCRAFT_CACHE_DIR``, else ``$XDG_CACHE_HOME/batchcraft/datasets``, else
+    ``~/.cache/batchcraft/datasets``."""
+    explicit = os.environ.get("BATCHCRAFT_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "batchcraft" / "datasets"
 
 
 def limit_torch_threads(threads: int) -> None:
@@ -139,6 +175,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         max_workers=args.max_workers,
         max_world_size=args.max_world_size,
         session_idle_timeout=args.session_idle_timeout,
+        job_idle_seconds=args.job_idle_seconds,
+        finished_job_retention=args.finished_job_retention,
         provenance_dir=provenance_dir(args),
         fsync=not args.no_fsync,
         prefetch=args.prefetch,

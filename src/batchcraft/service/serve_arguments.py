@@ -62,7 +62,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=local_path,
         help="memory-map each dataset's served rows from an Arrow file kept here (built on "
         "first start): rows live in the page cache, shared by servers, not on the heap "
-        "(default: none, rows on the heap)",
+        "(default: $BATCHCRAFT_CACHE_DIR, else $XDG_CACHE_HOME/batchcraft/datasets, else "
+        "~/.cache/batchcraft/datasets)",
+    )
+    parser.add_argument(
+        "--no-cache-dir",
+        action="store_true",
+        help="hold the served rows on the heap instead of mapping them (default: off, mapped)",
     )
     parser.add_argument(
         "--checkpoint-interval",
@@ -189,6 +195,20 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="end a session whose client sent nothing (no ack, feedback or scores) for this "
         "many seconds while the server waited on it; BatchClient resumes by itself "
         "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--job-idle-seconds",
+        type=float,
+        default=600.0,
+        help="save a job no session used for this many seconds and drop it from memory; "
+        "its next session reloads it (needs --checkpoint-dir; 0 = never) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--finished-job-retention",
+        type=float,
+        default=7 * 86400.0,
+        help="seconds a finished job (every rank served all its epochs) keeps its state, in "
+        "memory and checkpoint, before both are deleted (0 = forever) (default: %(default)s)",
     )
     parser.add_argument(
         "--max-world-size",

@@ -14,7 +14,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
+from batchcraft.batcher.ahead import AheadOfDemand
 from batchcraft.batcher.checkpoint_files import check_writable
+from batchcraft.batcher.job_lifetimes import JobLifetimes
 from batchcraft.batcher.lookahead import DatasetSource, Lookahead
 from batchcraft.batcher.plans import PlanInfo
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
@@ -74,16 +76,14 @@ class BatchServer:
     def start(self) -> BatchServer:
         """Start serving and periodic checkpoints."""
         self.server.start()
-        jobs = self.servicer.jobs
-        if jobs.checkpoint_dir is not None:
-            interval = self.servicer.config.checkpoint_interval
-            self._saver = threading.Thread(
-                target=jobs.run_periodic_saves,
-                args=(interval, self._stop),
-                name="checkpoints",
-                daemon=True,
-            )
-            self._saver.start()
+        # also without a checkpoint directory: finished jobs expire from memory
+        self._saver = threading.Thread(
+            target=self.servicer.jobs.run_periodic_saves,
+            args=(self.servicer.config.checkpoint_interval, self._stop),
+            name="checkpoints",
+            daemon=True,
+        )
+        self._saver.start()
         return self
 
     def stop(self, grace: float | None = 1.0) -> None:
@@ -96,8 +96,8 @@ class BatchServer:
         finally:
             if self.servicer.provenance is not None:
                 self.servicer.provenance.close()
-            if self.servicer.jobs.lookahead is not None:
-                self.servicer.jobs.lookahead.close()
+            if self.servicer.jobs.prepare is not None:
+                self.servicer.jobs.prepare.close()
 
     def wait(self) -> None:
         """Block until the server terminates."""
@@ -128,12 +128,13 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
         ],
         interceptors=interceptors,
     )
+    lifetimes = JobLifetimes(config.job_idle_seconds, config.finished_job_retention)
     jobs = JobRegistry(
         datasets,
         config.checkpoint_dir,
         fsync=config.fsync,
-        lookahead=_lookahead(datasets, config),
-        plans=[PlanInfo.read(path) for path in config.plans],  # ConfigError: not a plan
+        lifetimes=lifetimes,
+        prepare=_prepare_jobs(datasets, config),
     )
     jobs.prepare_directory()  # raises OutputError: serving without saving would lose jobs
     if config.provenance_dir is not None:
@@ -148,6 +149,16 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     return BatchServer(server, _bind(server, config), servicer, health_servicer)
+
+
+def _prepare_jobs(datasets: DatasetRegistry, config: ServerConfig) -> AheadOfDemand:
+    """What every new job gets: the selection workers and the epoch plans ``config`` names.
+
+    Raises:
+        ConfigError: a plan directory holds no complete plan.
+    """
+    plans = [PlanInfo.read(path) for path in config.plans]
+    return AheadOfDemand(_lookahead(datasets, config), plans)
 
 
 def _lookahead(datasets: DatasetRegistry, config: ServerConfig) -> Lookahead | None:

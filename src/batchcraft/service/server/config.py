@@ -53,6 +53,10 @@ class ServerConfig:
             scores, or the final acks) without any request from it before the server
             ends it (UNAVAILABLE; `BatchClient` resumes by itself). A stream must send
             its ``open`` within `open_timeout` of this.
+        job_idle_seconds: a job no session used for this long is saved and dropped from
+            memory (reloaded by its next session); only with ``checkpoint_dir``. 0: never.
+        finished_job_retention: seconds a finished job (every rank served all its epochs)
+            is kept, in memory and checkpoint, before both are dropped. 0: forever.
     """
 
     address: str = "127.0.0.1:0"
@@ -76,6 +80,8 @@ class ServerConfig:
     feedback_staleness: int = DEFAULT_STALENESS
     cache_dir: Path | None = None
     plans: tuple[Path, ...] = ()
+    job_idle_seconds: float = 600.0
+    finished_job_retention: float = 7 * 86400.0
 
     def __post_init__(self) -> None:
         if not 0 < self.max_in_flight <= 1024:
@@ -98,6 +104,9 @@ class ServerConfig:
                 f"selection_workers={self.selection_workers} must be >= 0, lookahead="
                 f"{self.lookahead} > 0 and feedback_staleness={self.feedback_staleness} >= 0"
             )
+        for name in ("job_idle_seconds", "finished_job_retention"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 0 (0 = never)")
         if self.max_workers < 4:
             raise ConfigError(f"max_workers={self.max_workers} must be >= 4")
 

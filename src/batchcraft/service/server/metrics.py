@@ -94,6 +94,11 @@ class Metrics:
             registry=registry,
         )
         self.sessions = Gauge("batchcraft_sessions", "Open sessions.", registry=registry)
+        self.jobs = Gauge(
+            "batchcraft_jobs_in_memory",
+            "Jobs held in memory (idle and expired ones are dropped: --job-idle-seconds).",
+            registry=registry,
+        )
         self.errors = Counter(
             "batchcraft_errors", "Requests answered with an error.", registry=registry
         )

@@ -61,7 +61,7 @@ class ProvenanceLog:
             step=batch.position.step,
             rank=batch.rank,
             selector=selector,
-            ids=dataset.ids[batch.positions].tolist(),
+            ids=dataset.ids_at(batch.positions),
             metrics=batch.metrics,
         )
         with self._lock:  # close() may run concurrently, from the server's shutdown

@@ -47,6 +47,7 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         self.jobs = jobs
         self.config = config
         self.metrics = Metrics()
+        self.metrics.jobs.set_function(jobs.__len__)
         self.provenance = ProvenanceLog(config.provenance_dir) if config.provenance_dir else None
         # Sessions are capped here, not with grpc's maximum_concurrent_rpcs, so that health
         # checks and ListDatasets always find a thread: at the cap they would be refused too.
@@ -94,15 +95,19 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
             if first is None or first.WhichOneof("kind") != "open":
                 raise ConfigError("the first message of a session must be 'open'")
             session = self._open(first.open)
-            log_event(
-                LOG,
-                logging.INFO,
-                "session_opened",
-                session=session.session_id,
-                job=session.job.job_id,
-                rank=session.stream.rank,
-            )
-            yield from session.run(request_iterator, is_active)
+            try:
+                log_event(
+                    LOG,
+                    logging.INFO,
+                    "session_opened",
+                    session=session.session_id,
+                    job=session.job.job_id,
+                    rank=session.stream.rank,
+                )
+                yield from session.run(request_iterator, is_active)
+            finally:  # the job may be retired once idle (`JobRegistry.retire`)
+                finished = session.batches.exhausted
+                self.jobs.close_session(session.job, session.stream.rank, finished=finished)
         except Exception as error:
             self._fail(context, error)
 
@@ -143,21 +148,25 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         dataset = self.datasets.get(config.dataset)
         stream = stream_config(request, self.config.max_in_flight)
         stream.check_against(config, dataset.column_names)
-        job = self.jobs.get_or_create(request.job or config.default_job_id(), config)
+        job_id = request.job or config.default_job_id()
+        job = self.jobs.open_session(job_id, config, stream.rank)
         if job.plan_used is not None:
             self.metrics.plan_sessions.labels("used" if job.plan_used else "not_used").inc()
-        start = stream.start or job.cursors.get(stream.rank, Position())
-        return RankSession(
-            uuid.uuid4().hex,
-            job,
-            stream,
-            start,
-            self.jobs,
-            self.metrics,
-            self.provenance,
-            self.limits,
-            request.max_batches_per_message,
-        )
+        try:
+            return RankSession(
+                uuid.uuid4().hex,
+                job,
+                stream,
+                stream.start or job.cursors.get(stream.rank, Position()),
+                self.jobs,
+                self.metrics,
+                self.provenance,
+                self.limits,
+                request.max_batches_per_message,
+            )
+        except BaseException:
+            self.jobs.close_session(job, stream.rank, finished=False)
+            raise
 
 
 def first_request(
