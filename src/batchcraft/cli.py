@@ -170,6 +170,7 @@ def summary(manifest: dict[str, Any], out: str) -> str:
         f"  rows in           {total['in']:>9,}",
         f"  rejected          {total['rejected']:>9,}  {manifest['counts']['rejected_by_reason']}",
         f"  exact duplicates  {total['exact_duplicates']:>9,}",
+        f"  minhash duplicates{total.get('minhash_duplicates', 0):>9,}",
         f"  near duplicates   {total['near_duplicates']:>9,}",
         f"  semantic dups     {total['semantic_duplicates']:>9,}  (eps={manifest['semantic_dedup']['eps']})",
         f"  kept              {total['kept']:>9,}",

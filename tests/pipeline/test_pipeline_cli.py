@@ -196,3 +196,13 @@ def test_every_flag_has_a_help_line_showing_its_default(command: str) -> None:
         # A parser default of None (the config file may set it) would show as "None".
         assert not (action.default is None and "%(default)s" in action.help), name
     assert "None" not in parser.format_help()
+
+
+def test_the_summary_accounts_for_every_row(curated: Any) -> None:
+    from batchcraft.cli import summary
+
+    lines = summary(curated.manifest, str(curated.out)).splitlines()
+    count = {line[:20].strip(): int(line[20:31].replace(",", "")) for line in lines[1:8]}
+    removed = ["rejected", "exact duplicates", "minhash duplicates", "near duplicates"]
+    assert sum(count[name] for name in [*removed, "semantic dups", "kept"]) == count["rows in"]
+    assert count["minhash duplicates"] == curated.manifest["counts"]["total"]["minhash_duplicates"]
