@@ -32,8 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from train_server import ServerProcess, machine_lines, throughput_dataset
+from train_server import ServerProcess, batches_per_second, machine_lines, throughput_dataset
 
 from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.job import Job
@@ -43,27 +42,6 @@ from batchcraft.service import BatchClient
 
 SELECTORS = ("uniform", "concept", "coreset", "jest")
 REPORTS = {"jest"}  # selectors whose client reports per-row losses
-
-
-def batches_per_second(server: ServerProcess, selector: str, seconds: float) -> float:
-    """Batches/s of one endless job after a one-second warm-up."""
-    client = BatchClient(
-        server.address, "throughput", selector, 256, columns=["id", "embedding", "tokens"],
-        num_epochs=0, max_in_flight=16, job=f"{selector}-{time.monotonic_ns()}",
-    )  # fmt: skip
-    losses = np.random.default_rng(0).random(256).astype(np.float32)
-    count, started, counting = 0, time.perf_counter(), None
-    with client:
-        for batch in client:
-            if selector in REPORTS:
-                client.report(batch["id"], losses=losses[: len(batch["id"])])
-            now = time.perf_counter()
-            if counting is None and now - started > 1.0:
-                counting, count = now, 0
-            count += 1
-            if counting is not None and now - counting > seconds:
-                return count / (now - counting)
-    raise RuntimeError("the endless stream ended")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
                 for selector in SELECTORS:
                     for label in settings:
                         server = servers[label]
-                        rate = batches_per_second(server, selector, args.seconds)
+                        rate = batches_per_second(
+                            server, selector, args.seconds, selector in REPORTS
+                        )
                         measured[label][selector].append(rate)
                         print(f"  {label:>10} {selector:<8} {rate:8.1f} batches/s", flush=True)
         finally:

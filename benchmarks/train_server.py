@@ -98,15 +98,18 @@ def throughput_dataset(root: Path) -> Path:
     return write_curated_dataset(root, num_rows=40000, dim=384, num_tokens=128, num_shards=4)
 
 
-def batches_per_second(server: ServerProcess, selector: str, seconds: float) -> float:
+def batches_per_second(
+    server: ServerProcess, selector: str, seconds: float, reports: bool | None = None
+) -> float:
     """A client that reports a loss for every row it receives (a feedback selector's
-    trainer, minus the training): batches/s after a one-second warm-up."""
+    trainer, minus the training; ``reports`` None: for every selector but uniform):
+    batches/s after a one-second warm-up."""
     client = BatchClient(
         server.address, "throughput", selector, 256, columns=["id", "embedding", "tokens"],
         num_epochs=0, max_in_flight=16, job=f"throughput-{selector}-{time.monotonic_ns()}",
     )  # fmt: skip
     losses = np.random.default_rng(0).random(256).astype(np.float32)
-    reports = selector != "uniform"
+    reports = selector != "uniform" if reports is None else reports
     count, started, counting = 0, time.perf_counter(), None
     with client:
         for batch in client:

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from batchcraft.dataset.hashing import mix64
 from batchcraft.errors import DatasetError, truncated_repr
 
 Hasher = Callable[[pa.Array], np.ndarray]
@@ -53,13 +54,7 @@ def _hash_chunk(ids: pa.Array) -> np.ndarray:
         for k in range(int(lengths.max(initial=0))):
             rows = rows[lengths[rows] > k]  # ids with a k-th byte
             hashes[rows] = (hashes[rows] ^ data[starts[rows] + k]) * _FNV_PRIME
-        # splitmix64's finaliser: FNV's low bits alone sort poorly
-        hashes ^= hashes >> np.uint64(30)
-        hashes *= np.uint64(0xBF58476D1CE4E5B9)
-        hashes ^= hashes >> np.uint64(27)
-        hashes *= np.uint64(0x94D049BB133111EB)
-        hashes ^= hashes >> np.uint64(31)
-    return hashes
+    return mix64(hashes)  # FNV's low bits alone sort poorly
 
 
 class IdIndex:

@@ -14,17 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from batchcraft.dataset.hashing import mix64
+
 _BASE = np.uint64(0x100000001B3)  # FNV-1a 64-bit prime as the polynomial base
 _NULL_HASH = np.uint64(0)
 _SEED = np.uint64(0x9E3779B97F4A7C15)  # keeps the empty string off the null hash
-
-
-def _mix(values: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: spreads polynomial hashes over all 64 bits."""
-    with np.errstate(over="ignore"):
-        values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return values ^ (values >> np.uint64(31))
 
 
 def string_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -49,7 +43,7 @@ def string_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if nonempty.any():
         starts = (offsets[:-1] - offsets[0])[nonempty]
         sums[nonempty] = np.add.reduceat(terms, starts)
-    hashes = _mix(sums ^ lengths.astype(np.uint64) ^ _SEED)
+    hashes = mix64(sums ^ lengths.astype(np.uint64) ^ _SEED)
     valid = pc.is_valid(ids).to_numpy(zero_copy_only=False)
     hashes[~valid] = _NULL_HASH
     return hashes

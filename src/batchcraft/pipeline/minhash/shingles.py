@@ -21,6 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from batchcraft.dataset.hashing import mix64
+
 WORD_SEPARATORS = r"[^\p{L}\p{N}]+"
 """What separates words: any run of characters that are neither letters nor digits (RE2)."""
 _SEED = np.uint64(0x243F6A8885A308D3)  # start value of every n-gram hash
@@ -48,18 +50,6 @@ class ShingleSets:
     def of(self, doc: int) -> np.ndarray:
         """The sorted distinct shingle hashes of one document."""
         return self.hashes[self.offsets[doc] : self.offsets[doc + 1]]
-
-
-def mix64(values: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: every input bit flips about half the output bits, so
-    hashes of n-grams that share words are unrelated."""
-    z = values.astype(np.uint64, copy=True)
-    z ^= z >> np.uint64(30)
-    z *= np.uint64(0xBF58476D1CE4E5B9)
-    z ^= z >> np.uint64(27)
-    z *= np.uint64(0x94D049BB133111EB)
-    z ^= z >> np.uint64(31)
-    return z
 
 
 def word_hashes(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:

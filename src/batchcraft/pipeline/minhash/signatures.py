@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from batchcraft.dataset.hashing import mix64
 from batchcraft.errors import ConfigError
-from batchcraft.pipeline.minhash.shingles import ShingleSets, mix64
+from batchcraft.pipeline.minhash.shingles import ShingleSets
 
 MIN_DETECTION = 0.95
 """Least probability that a pair at the threshold becomes a candidate (`choose_bands`)."""
