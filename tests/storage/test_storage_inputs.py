@@ -104,8 +104,8 @@ def test_a_truncated_gzip_stops_the_run_before_spark_with_exit_code_2(
     with pytest.raises(InputError, match="ends early"):
         discover([str(path)])
     assert main(["curate", str(path), "--out", str(tmp_path / "out")]) == 2
-    error = capsys.readouterr().err.strip()
-    assert "news.jsonl.gz cannot be decompressed" in error and len(error.splitlines()) == 1
+    (error,) = cli_lines(capsys.readouterr().err)
+    assert "news.jsonl.gz cannot be decompressed" in error
     assert not (tmp_path / "out").exists()
 
 
@@ -150,15 +150,8 @@ def test_a_store_that_is_not_installed_is_a_one_line_error(
     with pytest.raises(StorageError, match=words):
         resolve(url)
     assert main(["curate", url, "--out", str(tmp_path / "out")]) == 2
-    # Only the CLI's own lines: a Spark session another test stopped may have py4j log a
-    # closed-gateway traceback into this test's stderr from its own thread.
-    error = [
-        line
-        for line in capsys.readouterr().err.splitlines()
-        if line.startswith("batchcraft") or "batchcraft/" in line
-    ]
-    assert len(error) == 1 and error[0].startswith("batchcraft curate: error:")
-    assert words in error[0]
+    (error,) = cli_lines(capsys.readouterr().err)
+    assert error.startswith("batchcraft curate: error:") and words in error
 
 
 def test_an_unreachable_store_is_a_one_line_error_with_exit_code_2(
@@ -168,8 +161,8 @@ def test_an_unreachable_store_is_a_one_line_error_with_exit_code_2(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     assert main(["curate", "s3://bucket/news.jsonl", "--out", str(tmp_path / "out")]) == 2
-    error = capsys.readouterr().err.strip()
-    assert "cannot reach s3://bucket/news.jsonl" in error and len(error.splitlines()) == 1
+    (error,) = cli_lines(capsys.readouterr().err)
+    assert "cannot reach s3://bucket/news.jsonl" in error
 
 
 def test_urls_and_paths_resolve_to_a_filesystem_and_a_path(tmp_path: Path) -> None:
@@ -186,3 +179,14 @@ def test_urls_and_paths_resolve_to_a_filesystem_and_a_path(tmp_path: Path) -> No
     assert remote.sibling(".corpus.staging-1").url == "s3://bucket/.corpus.staging-1"
     with pytest.raises(StorageError, match="not accepted"):
         resolve("s3://bucket/x", {"no_such_option": 1})
+
+
+def cli_lines(stderr: str) -> list[str]:
+    """The lines batchcraft wrote (its one-line error, or a traceback through its code):
+    a Spark session another test stopped may have py4j log a closed-gateway traceback
+    into this test's stderr from its own thread."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.startswith("batchcraft") or "batchcraft/" in line
+    ]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from s3_server import S3Server
+from test_storage_inputs import cli_lines
 
 from batchcraft.dataset.remote import local_dataset
 from batchcraft.errors import DatasetError, InputError, OutputError
@@ -142,9 +143,9 @@ def test_refused_credentials_are_a_one_line_error_with_exit_code_2(
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "nobody")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
         code = main(["curate", "s3://bucket/news.jsonl.gz", "--out", str(tmp_path / "out")])
-    error = capsys.readouterr().err.strip()
-    assert code == 2 and len(error.splitlines()) == 1, error
-    assert "access to s3://bucket/news.jsonl.gz refused" in error and "credentials" in error
+    lines = cli_lines(capsys.readouterr().err)
+    assert code == 2 and len(lines) == 1, lines
+    assert "access to s3://bucket/news.jsonl.gz refused" in lines[0] and "credentials" in lines[0]
     assert not (tmp_path / "out").exists()
 
 
