@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from machine import machine_lines
 
 from batchcraft.pipeline.dedup.exact import dedup_key
 from batchcraft.pipeline.dedup.semantic import cluster_edges, greedy_keep, priority_order
@@ -89,6 +90,8 @@ def score(
 
 
 def main() -> None:
+    for line in machine_lines():  # figures mean little without the machine they ran on
+        print(line, flush=True)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)

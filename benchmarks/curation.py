@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import machine_lines
 
 from batchcraft.pipeline.cluster.kmeans import assign, train_centroids
 from batchcraft.pipeline.config import default_num_clusters
@@ -209,6 +210,8 @@ def bench_memory(sizes: list[int]) -> list[dict[str, Any]]:
 
 
 def main() -> None:
+    for line in machine_lines():  # figures mean little without the machine they ran on
+        print(line, flush=True)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from machine import machine_lines
 
 from batchcraft.selectors import Pool, get_selector
 from batchcraft.selectors.concept_stats import ConceptRows, concept_metrics
@@ -538,6 +539,8 @@ def markdown(rows: list[Row]) -> str:
 
 
 def main() -> None:
+    for line in machine_lines():  # figures mean little without the machine they ran on
+        print(line, flush=True)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON results")
     parser.add_argument("--quick", action="store_true", help="fewer trials and steps (smoke run)")
