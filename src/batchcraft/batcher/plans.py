@@ -211,16 +211,29 @@ def _shared_fields(first: PlanKey, second: PlanKey) -> int:
 
 
 def read_selections(path: Path) -> dict[Position, GlobalSelection]:
-    """Every selection of the plan at ``path``, by position."""
-    table = pq.read_table(path / SELECTIONS_DIR, schema=SELECTIONS_SCHEMA)
+    """Every selection of the plan at ``path``, by position (list columns sliced as numpy
+    views, not converted to Python lists: a plan holds millions of positions)."""
+    table = pq.read_table(path / SELECTIONS_DIR, schema=SELECTIONS_SCHEMA).combine_chunks()
+    positions, weights = (
+        _rows_of(table.column(name).chunk(0)) for name in ("positions", "weights")
+    )
     found = {}
-    for row in table.to_pylist():
-        position = Position(row["epoch"], row["step"])
-        weights = None if row["weights"] is None else np.asarray(row["weights"], np.float32)
-        info = {k: _from_json(v) for k, v in json.loads(row["info"]).items()}
-        positions = np.asarray(row["positions"], np.int64)
-        found[position] = GlobalSelection(position, positions, weights, info, made_by="plan")
+    epochs, steps = table.column("epoch").to_pylist(), table.column("step").to_pylist()
+    for index, info_text in enumerate(table.column("info").to_pylist()):
+        position = Position(epochs[index], steps[index])
+        info = {k: _from_json(v) for k, v in json.loads(info_text).items()}
+        chosen = positions[index]
+        assert chosen is not None  # positions are never null (`check_selections`)
+        found[position] = GlobalSelection(position, chosen, weights[index], info, made_by="plan")
     return found
+
+
+def _rows_of(column: pa.ListArray) -> list[np.ndarray | None]:
+    """Each row of a list column as a numpy view of its values (None for a null row)."""
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    offsets = column.offsets.to_numpy() - column.offsets[0].as_py()
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    return [values[offsets[i] : offsets[i + 1]] if valid[i] else None for i in range(len(column))]
 
 
 def _shape(schema_or_type: Any, name: str | None = None) -> str | None:
