@@ -8,7 +8,10 @@ Per selector, batches/s over a few seconds, settings alternating for
 ``--rounds`` rounds, medians reported, and uniform measured in the same run as
 the reference. ``jest`` gets a loss for every row it sends (a trainer's
 feedback; it then selects ahead within ``--feedback-staleness``); the others
-get none. ``hard_negative`` plans whole epochs and is not selected ahead.
+get none. ``hard_negative`` (NGAME's curriculum: cluster size 1, 2, 4, ... 16) plans
+whole epochs: with workers, the next epochs are planned while one is served.
+Time to first batch: a new job's first batch, from opening the session, per
+selector and setting, against uniform's.
 
 Then epoch plans: ``batchcraft plan`` (Spark, ``local[*]``) computes
 whole epochs (at least ``--plan-batches`` batches) of ``concept`` and ``coreset`` for the same job, a third
@@ -40,7 +43,7 @@ from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.planning.spark_plan import PlanRequest, build_plan
 from batchcraft.service import BatchClient
 
-SELECTORS = ("uniform", "concept", "coreset", "jest")
+SELECTORS = tuple(os.environ.get("SELECTORS", "uniform,concept,coreset,hard_negative,jest").split(","))
 REPORTS = {"jest"}  # selectors whose client reports per-row losses
 
 
@@ -66,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
     settings = {"on demand": "0", f"{args.workers} workers": str(args.workers)}
     measured: dict[str, dict[str, list[float]]] = {s: {n: [] for n in SELECTORS} for s in settings}
+    firsts: dict[str, dict[str, list[float]]] = {s: {n: [] for n in SELECTORS} for s in settings}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         dataset = throughput_dataset(work / "throughput")
@@ -89,14 +93,20 @@ def main(argv: list[str] | None = None) -> int:
                             server, selector, args.seconds, selector in REPORTS
                         )
                         measured[label][selector].append(rate)
-                        print(f"  {label:>10} {selector:<8} {rate:8.1f} batches/s", flush=True)
+                        first = first_batch_seconds(server, selector)
+                        firsts[label][selector].append(first)
+                        print(f"  {label:>10} {selector:<13} {rate:8.1f} batches/s, first batch "
+                              f"{1000 * first:6.1f} ms", flush=True)  # fmt: skip
         finally:
             for server in servers.values():
                 server.process.kill()
     medians = {
         s: {n: statistics.median(v) for n, v in rates.items()} for s, rates in measured.items()
     }
-    print_table(medians, list(settings))
+    first_medians = {
+        s: {n: statistics.median(v) for n, v in times.items()} for s, times in firsts.items()
+    }
+    print_table(medians, first_medians, list(settings))
     plan_medians = {name: statistics.median(rates) for name, rates in planned.items()}
     for name in PLANNED:
         if name in plan_medians:
@@ -104,12 +114,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name}, from a plan | {plan_medians[name]:,.0f} | uniform, same server: "
                   f"{plan_medians['uniform']:,.0f} | {ratio:.2f}× | goal ≥ 0.8× |")  # fmt: skip
     if args.json is not None:
-        results = {"medians": medians, "runs": measured, "plans": planned}
+        results = {"medians": medians, "runs": measured, "plans": planned,
+                   "first_batch_seconds": first_medians}  # fmt: skip
         args.json.write_text(json.dumps(results, indent=1))
     return 0
 
 
-PLANNED = ("concept", "coreset")
+PLANNED = ("concept", "coreset", "hard_negative")
 PLAN_EPOCHS: dict[str, int] = {}
 
 
@@ -159,16 +170,32 @@ def read_epochs(server: ServerProcess, selector: str, epochs: int) -> tuple[floa
     return (count - 1) / (time.perf_counter() - started), count
 
 
-def print_table(medians: dict[str, dict[str, float]], labels: list[str]) -> None:
+def first_batch_seconds(server: ServerProcess, selector: str) -> float:
+    """Seconds from opening a new job's session to its first batch (a trainer's start)."""
+    started = time.perf_counter()
+    client = BatchClient(
+        server.address, "throughput", selector, 256, columns=["id", "embedding", "tokens"],
+        num_epochs=1, max_in_flight=16, job=f"first-{selector}-{time.monotonic_ns()}",
+    )  # fmt: skip
+    with client:
+        next(iter(client))
+        return time.perf_counter() - started
+
+
+def print_table(
+    medians: dict[str, dict[str, float]], firsts: dict[str, dict[str, float]], labels: list[str]
+) -> None:
     on_demand, ahead = labels
-    print(f"\n| selector | {on_demand}, batches/s | {ahead}, batches/s | ratio | vs uniform |")
-    print("|---|---|---|---|---|")
-    uniform = medians[on_demand]["uniform"]
+    print(f"\n| selector | {on_demand}, batches/s | {ahead}, batches/s | ratio | vs uniform "
+          f"| first batch, {ahead} | vs uniform's |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    uniform, uniform_first = medians[on_demand]["uniform"], firsts[ahead]["uniform"]
     for selector in SELECTORS:
         before, after = medians[on_demand][selector], medians[ahead][selector]
+        first = firsts[ahead][selector]
         print(
             f"| {selector} | {before:,.0f} | {after:,.0f} | {after / before:.2f}× "
-            f"| {after / uniform:.2f}× |"
+            f"| {after / uniform:.2f}× | {1000 * first:.0f} ms | {first / uniform_first:.2f}× |"
         )
 
 

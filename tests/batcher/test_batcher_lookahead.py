@@ -13,7 +13,8 @@ from noisy_labels import Learner, noisy_dataset
 
 from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.job import Job
-from batchcraft.batcher.lookahead import DatasetSource, Lookahead
+from batchcraft.batcher.lookahead import Lookahead
+from batchcraft.batcher.lookahead_worker import DatasetSource
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.batcher.stream import RankStream
 from batchcraft.errors import ConfigError
@@ -49,7 +50,12 @@ def batches(job: Job, world_size: int, epochs: int, settle: bool = False) -> lis
 
 @pytest.mark.parametrize(
     ("selector", "params"),
-    [("concept", {}), ("coreset", {"pool_multiplier": 4}), ("coreset", {"greedy_epsilon": None})],
+    [
+        ("concept", {}),
+        ("coreset", {"pool_multiplier": 4}),
+        ("coreset", {"greedy_epsilon": None}),
+        ("hard_negative", {"cluster_size": 8, "initial_cluster_size": 2}),
+    ],
 )
 def test_selections_made_ahead_are_the_ones_made_on_demand(
     served: CuratedDataset, pool: Lookahead, selector: str, params: dict
@@ -157,6 +163,60 @@ def test_with_staleness_zero_a_feedback_selector_gets_the_batches_of_no_lookahea
         return served
 
     lookahead = Lookahead({"noisy": DatasetSource.of(dataset)}, workers=1, depth=4, staleness=0)
+    try:
+        assert run(lookahead) == run(None)
+    finally:
+        lookahead.close()
+
+
+def test_hard_negative_plans_the_next_epochs_in_the_workers(
+    served: CuratedDataset, pool: Lookahead
+) -> None:
+    config = JobConfig("ahead", "hard_negative", {"cluster_size": 8}, batch_size=24, seed=5)
+    expected = batches(Job("plain", config, served), world_size=1, epochs=3)
+    job = Job("ahead", config, served)
+    pool.attach(job)
+    assert job.ahead is not None
+    stream = RankStream(job, 0, num_epochs=3)
+    got = [stream.next()]  # epoch 0 is planned on the request path; epoch 1 is started
+    job.ahead.settle(timeout=60)
+    planned_ahead = job.ahead.epoch_plan(1)
+    assert planned_ahead is not None  # a worker made it
+    job.plans[1] = planned_ahead  # as the job's first step of epoch 1 would have taken it
+    got += list(stream)
+    assert [(b.position, b.rank, b.positions.tolist(), None) for b in got] == expected
+
+
+def test_selections_made_before_the_first_feedback_are_not_used_after_it(
+    tmp_path: Path,
+) -> None:
+    """hard_negative scores in-batch negatives with the learner's towers once the trainer
+    sends them: selections a worker made before must give way, or look-ahead would
+    change what a rank receives."""
+    root = write_curated_dataset(tmp_path / "pairs", num_rows=600, dim=16, with_pairs=True)
+    pairs = CuratedDataset.open(root, "pairs")
+    config = JobConfig("pairs", "hard_negative", {"cluster_size": 8}, batch_size=24, seed=9)
+    rng = np.random.default_rng(1)
+    towers = {
+        name: rng.normal(size=(pairs.num_rows, 16)).astype(np.float32)
+        for name in ("learner_embeddings", "learner_pair_embeddings")
+    }
+
+    def run(lookahead: Lookahead | None) -> list[tuple]:
+        job = Job("j", config, pairs)
+        if lookahead is not None:
+            lookahead.attach(job)
+        stream, got = RankStream(job, 0, num_epochs=2), []
+        for batch in stream:
+            mask = batch.arrays["false_negative_mask"].tolist()
+            got.append((batch.positions.tolist(), batch.metrics["top_negative_similarity"], mask))
+            if len(got) == 10:  # mid-epoch: the learner's towers for every row
+                if job.ahead is not None:
+                    job.ahead.settle(timeout=60)  # steps 11.. and epoch 1 made without them
+                stream.report(pairs.ids.tolist(), towers)
+        return got
+
+    lookahead = Lookahead({"pairs": DatasetSource.of(pairs)}, workers=1, depth=4)
     try:
         assert run(lookahead) == run(None)
     finally:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,12 @@ def curated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("selector", "params"), [("concept", {}), ("coreset", {"pool_multiplier": 4})]
+    ("selector", "params"),
+    [
+        ("concept", {}),
+        ("coreset", {"pool_multiplier": 4}),
+        ("hard_negative", {"cluster_size": 8, "initial_cluster_size": 2}),
+    ],
 )
 def test_a_plan_holds_the_selections_online_serving_makes(
     spark: Any, curated: Path, tmp_path: Path, selector: str, params: dict
@@ -48,15 +55,21 @@ def test_a_plan_holds_the_selections_online_serving_makes(
         else:
             np.testing.assert_allclose(selection.weights, online.weights, rtol=1e-6)
         assert selection.info.keys() == online.info.keys()
+        for key, value in online.info.items():  # hard_negative's masks: bit for bit
+            if isinstance(value, np.ndarray | float):
+                np.testing.assert_allclose(selection.info[key], value, rtol=1e-6)
+            else:
+                assert selection.info[key] == value, key
     assert not any(p.name.startswith(".plan") for p in tmp_path.iterdir())  # no staging left
 
 
-def served(address: str, epochs: int, seed: int = 2) -> list[list[str]]:
-    """Both ranks' batches of a 2-rank concept job (4 rows per rank), rank after rank."""
+def served(address: str, epochs: int, seed: int = 2, selector: str = "concept",
+           batch_size: int = 4, params: dict | None = None) -> list[list[str]]:  # fmt: skip
+    """Both ranks' batches of a 2-rank job, rank after rank."""
     batches = []
     for rank in range(2):
-        client = BatchClient(address, "news", "concept", 4, rank=rank, world_size=2,
-                             columns=["id"], seed=seed, num_epochs=epochs,
+        client = BatchClient(address, "news", selector, batch_size, rank=rank, world_size=2,
+                             columns=["id"], seed=seed, num_epochs=epochs, selector_params=params,
                              job=f"plan-{epochs}-{seed}")  # fmt: skip
         with client:
             batches += [list(batch["id"]) for batch in client]
@@ -101,6 +114,54 @@ def test_serve_uses_a_matching_plan_and_selects_online_past_it(
     finally:
         plain.stop(grace=0)
         planned.stop(grace=0)
+
+
+def test_hard_negative_is_served_from_its_plan_as_online(
+    spark: Any, curated: Path, tmp_path: Path
+) -> None:
+    """An epoch-level selector: the server takes whole epochs from the plan (no
+    clustering on the request path) and the ranks get the batches of online selection."""
+    request = PlanRequest(curated, tmp_path / "plan", "hard_negative", {"cluster_size": 8},
+                          batch_size=16, world_size=2, epochs=2, seed=3)  # fmt: skip
+    build_plan(request, spark)
+    registry = DatasetRegistry([CuratedDataset.open(curated, "news")])
+    plain = create_server(registry, ServerConfig(fsync=False)).start()
+    planned = create_server(registry, ServerConfig(fsync=False, plans=(request.out,))).start()
+    try:
+        args = {"epochs": 2, "seed": 3, "selector": "hard_negative", "batch_size": 16,
+                "params": {"cluster_size": 8}}  # fmt: skip
+        from_plan = served(f"127.0.0.1:{planned.port}", **args)
+        assert from_plan == served(f"127.0.0.1:{plain.port}", **args)
+        config = JobConfig("news", "hard_negative", {"cluster_size": 8}, 16, world_size=2, seed=3)
+        job = planned.servicer.jobs.get_or_create("plan-2-3", config)
+        # every global step of both epochs (a selection that uses feedback is cached for
+        # the other rank, so each is taken from the plan once)
+        assert job.plan_used and job.ahead.served == 2 * job.steps_in(0)
+    finally:
+        plain.stop(grace=0)
+        planned.stop(grace=0)
+
+
+def test_a_plan_made_on_executor_jvms_equals_local_mode(
+    spark: Any, curated: Path, tmp_path: Path
+) -> None:
+    """``local-cluster``: two executor JVMs, each task opening the dataset itself."""
+    local = build_plan(PlanRequest(curated, tmp_path / "local", "hard_negative", {"cluster_size": 8},
+                                   batch_size=8, world_size=2, epochs=2, seed=4), spark)  # fmt: skip
+    out = tmp_path / "cluster"
+    command = [sys.executable, "-m", "batchcraft", "plan", str(curated), "--selector",
+               "hard_negative", "--params", '{"cluster_size": 8}', "--batch-size", "8",
+               "--world-size", "2", "--epochs", "2", "--seed", "4", "--out", str(out),
+               "--master", "local-cluster[2,1,2048]"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected, got = read_selections(local.path), read_selections(out)
+    assert got.keys() == expected.keys()
+    for position, selection in expected.items():
+        np.testing.assert_array_equal(got[position].positions, selection.positions)
+        np.testing.assert_array_equal(
+            got[position].info["false_negative_mask"], selection.info["false_negative_mask"]
+        )
 
 
 def test_a_partial_or_corrupt_plan_is_refused_at_server_start(

@@ -79,9 +79,9 @@ class Job:
 
     @property
     def selects_ahead(self) -> bool:
-        """Whether selections may be made ahead of demand: step by step, without a scoring
-        round, and more than the uniform draw that needs no pool."""
-        if self.selector.epoch_level or self.needs_scores:
+        """Whether selections may be made ahead of demand: without a scoring round, and
+        more than the uniform draw that needs no pool (epoch plans included)."""
+        if self.needs_scores:
             return False
         return self.selector.whole_pool(self.config.global_batch_size) is None
 
@@ -149,12 +149,12 @@ class Job:
             ahead.after(position)
         return found
 
-    def compute_selection(
-        self, position: Position, feedback: PoolFeedback | None = None
-    ) -> GlobalSelection:
+    def compute_selection(self, position: Position, feedback: PoolFeedback | None = None,
+                          candidates: np.ndarray | None = None) -> GlobalSelection:  # fmt: skip
         """The selection at ``position`` made now, uncached, from ``feedback`` (the pool's
-        feedback fields) instead of the job's table when given."""
-        return self._select(position, feedback)
+        feedback fields) instead of the job's table, and from ``candidates`` (the pool's
+        dataset positions) instead of the job's own order or epoch plan, when given."""
+        return self._select(position, feedback, candidates)
 
     def has_feedback(self) -> bool:
         """Whether the trainer reported feedback the selector uses."""
@@ -222,8 +222,9 @@ class Job:
                 del self._permutations[next(iter(self._permutations))]
             return found
 
-    def _select(self, position: Position, known: PoolFeedback | None = None) -> GlobalSelection:
-        candidates = self.pool_positions(position)
+    def _select(self, position: Position, known: PoolFeedback | None = None,
+                candidates: np.ndarray | None = None) -> GlobalSelection:  # fmt: skip
+        candidates = self.pool_positions(position) if candidates is None else candidates
         count = self._select_count(position, len(candidates))
         whole = self.selector.whole_pool(count) if count == len(candidates) else None
         if whole is not None:  # no per-step generator or Pool needed (uniform)
@@ -276,12 +277,15 @@ class Job:
         with self._lock:
             plan = self.plans.get(epoch)
             if plan is None:
-                plan = self._build_plan(epoch)
+                made = self.ahead.epoch_plan(epoch) if self.ahead is not None else None
+                plan = made if made is not None else self.build_epoch_plan(epoch)
                 self.plans[epoch] = plan
                 self.selections_made += 1
             return plan
 
-    def _build_plan(self, epoch: int) -> list[np.ndarray]:
+    def build_epoch_plan(self, epoch: int) -> list[np.ndarray]:
+        """An epoch-level selector's batches of ``epoch`` made now, from the feedback as it
+        stands (uncached: `pool_positions` caches the plan it serves)."""
         everything = np.arange(self.dataset.num_rows, dtype=np.int64)
         pool = self._pools.build(everything, self.fields, self._feedback_fields(everything).fields)
         rng = selection_rng(self.config.seed, epoch, 1 << 31)

@@ -16,73 +16,56 @@ too, from the pool's feedback as it stands when the selection starts, but once
 the trainer has reported only ``staleness`` steps ahead (`DEFAULT_STALENESS`):
 such a selection misses what is reported in between. Before any feedback the
 warm-up draw needs no worker; a selector whose feedback never comes (``coreset``
-on curated embeddings) selects the full depth ahead. Uniform draws, synchronous
-scoring rounds and epoch-level plans (``hard_negative``) are not selected ahead.
+on curated embeddings) selects the full depth ahead. A selection made before the
+job's first feedback is not used once feedback exists (the request path then
+selects from it), so with staleness 0 the batches are exactly those of no
+look-ahead. Uniform draws and synchronous scoring rounds are not selected ahead.
 
-Workers are started with ``spawn`` (a server has gRPC threads, which ``fork``
-would copy mid-flight) and open each dataset themselves, the first time they
-select from it: with a ``cache_dir`` they memory-map the server's Arrow file, so
-the rows live once in the page cache; without one each worker holds its own copy
-of the rows of the datasets it selects from. Each worker runs one torch/BLAS
-thread, so processes, not threads, share the cores.
+Epoch-level selectors (``hard_negative``) plan a whole epoch at its first step
+(NGAME's clustering of every row): while no feedback changes that plan, the
+workers plan the next ``workers`` epochs while the current one is served, and
+select its steps (the in-batch masks) ``depth`` steps ahead.
 
-A pool that breaks (a worker killed, out of memory) is logged once and no
-longer used; selections then run on the request path.
+The worker processes (`batchcraft.batcher.lookahead_worker`) run one BLAS/torch
+thread each, so processes, not threads, share the cores; a pool that breaks is
+logged once, and selections then run on the request path.
 """
 
 from __future__ import annotations
 
-import logging
-import multiprocessing
-import os
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from batchcraft.batcher.config import DEFAULT_DEPTH, DEFAULT_STALENESS, JobConfig, Position
+from batchcraft.batcher.config import DEFAULT_DEPTH, DEFAULT_STALENESS, Position
 from batchcraft.batcher.feedback import PoolFeedback
 from batchcraft.batcher.job import Job
+from batchcraft.batcher.lookahead_worker import (
+    DatasetSource,
+    Result,
+    WorkerPool,
+    plan_in_worker,
+    select_in_worker,
+)
 from batchcraft.batcher.selections import GlobalSelection
-from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import ConfigError
-from batchcraft.logs import log_event
 
-LOG = logging.getLogger("batchcraft.batcher")
-_JOBS_PER_WORKER = 16  # jobs a worker keeps built (selector, pools); least recently used out
-_ORPHAN_CHECK_SECONDS = 0.5
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-Result = tuple[np.ndarray, "np.ndarray | None", dict[str, Any]]
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class DatasetSource:
-    """Where a worker opens a served dataset (as the server opened it)."""
-
-    name: str
-    root: Path
-    cache_dir: Path | None = None
-
-    @classmethod
-    def of(cls, dataset: CuratedDataset, cache_dir: Path | None = None) -> DatasetSource:
-        return cls(dataset.name, dataset.root, cache_dir)
-
-
-class Lookahead:
-    """A pool of worker processes that make selections of pure jobs ahead of demand.
+class Lookahead(WorkerPool):
+    """Worker processes that make selections ahead of demand, for every job attached.
 
     Args:
         sources: the served datasets by name.
         workers: worker processes (the machine's cores is the usual choice).
         depth: steps selected ahead of a job's latest request.
+        staleness: steps a feedback selector may select ahead of the trainer's reports.
     """
 
     def __init__(
@@ -93,28 +76,13 @@ class Lookahead:
         depth: int = DEFAULT_DEPTH,
         staleness: int = DEFAULT_STALENESS,
     ) -> None:
-        if workers <= 0:
-            raise ConfigError(f"selection workers={workers} must be > 0")
         if depth <= 0:
             raise ConfigError(f"lookahead depth={depth} must be > 0")
         if staleness < 0:
             raise ConfigError(f"feedback staleness={staleness} must be >= 0")
+        super().__init__(sources, workers)
         self.depth = depth
         self.staleness = staleness
-        self.workers = workers
-        self._executor = ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(dict(sources), os.getpid()),
-        )
-        self._broken = False
-        self._lock = threading.Lock()
-
-    @property
-    def broken(self) -> bool:
-        """Whether the pool failed and selections run on the request path."""
-        return self._broken
 
     def attach(self, job: Job) -> None:
         """Select ``job``'s batches ahead from now on, if its selector allows it."""
@@ -126,34 +94,18 @@ class Lookahead:
     ) -> Future[Result] | None:
         """Start the selection of ``job`` at ``position`` from ``feedback`` (the pool's
         feedback fields, None for a pure job); None when the pool is unusable."""
-        if self._broken:
-            return None
-        try:
-            return self._executor.submit(
-                _select_in_worker, job.job_id, job.config, position.epoch, position.step, feedback
-            )
-        except (BrokenProcessPool, RuntimeError) as error:  # RuntimeError: shut down
-            self.mark_broken(error)
-            return None
+        # an epoch plan may come from feedback the worker lacks: send its batch along
+        candidates = job.pool_positions(position) if job.selector.epoch_level else None
+        return self.run(select_in_worker, job.job_id, job.config, position, feedback,
+                        candidates)  # fmt: skip
 
-    def mark_broken(self, error: BaseException) -> None:
-        """Stop using the pool (logged once)."""
-        with self._lock:
-            if self._broken:
-                return
-            self._broken = True
-        log_event(
-            LOG, logging.WARNING, "lookahead_broken", error=f"{type(error).__name__}: {error}"
-        )
-
-    def close(self) -> None:
-        """Stop the workers; selections still waiting are cancelled."""
-        self._broken = True
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def submit_plan(self, job: Job, epoch: int) -> Future[list[np.ndarray]] | None:
+        """Start planning ``epoch`` of ``job`` (an epoch-level selector, no feedback yet)."""
+        return self.run(plan_in_worker, job.job_id, job.config, epoch)
 
 
 class JobLookahead:
-    """One job's selections made ahead of demand: under way or made, by position.
+    """One job's selections (and epoch plans) made ahead of demand: under way or made.
 
     Args:
         job: the job.
@@ -166,36 +118,47 @@ class JobLookahead:
         self.capacity = 4 * pool.depth + 8  # ranks a few steps apart all find theirs
         self.made_ahead = 0  # selections a worker made before they were asked for
         self._made: OrderedDict[Position, Future[Result] | GlobalSelection] = OrderedDict()
+        self._blind: set[Position] = set()  # started before the job had feedback
+        self._plans: dict[int, Future[list[np.ndarray]]] = {}
         self._lock = threading.Lock()
 
     def take(self, position: Position) -> GlobalSelection | None:
         """The selection at ``position`` if a worker made it or is making it (then waits
         for it); None if not started, still queued (cancelled: the request path is
-        sooner), or if its worker failed (the request path then makes it, and raises
-        what the worker raised)."""
+        sooner), made before the job's first feedback and feedback exists now, or if
+        its worker failed (the request path then makes it, and raises what the worker
+        raised)."""
         with self._lock:
             found = self._made.get(position)
-        if isinstance(found, Future) and found.cancel():  # still queued: no worker has it
+            blind = position in self._blind
+        if blind and self.job.has_feedback():  # feedback arrived since: select from it
             with self._lock:
-                self._made.pop(position, None)
+                self._forget(position)
             return None
-        if isinstance(found, Future):  # a worker has it: it is ahead of the request path
-            try:
-                positions, weights, info = found.result()
-            except BrokenProcessPool as error:
-                self.pool.mark_broken(error)
+        if isinstance(found, Future):
+            result = self._result(found)
+            if result is None:
+                with self._lock:
+                    self._forget(position)
                 return None
-            except Exception:
-                return None
-            found = GlobalSelection(position, positions, weights, info, made_by="worker")
+            found = GlobalSelection(position, *result, made_by="worker")
             with self._lock:
                 self.made_ahead += 1
                 if position in self._made:
                     self._made[position] = found
         if found is not None and not self.job.pure:
             with self._lock:  # the job caches it from here on
-                self._made.pop(position, None)
+                self._forget(position)
         return found
+
+    def epoch_plan(self, epoch: int) -> list[np.ndarray] | None:
+        """The batches of ``epoch`` if a worker planned them (waiting for one under way)
+        and the job still has no feedback; None otherwise."""
+        with self._lock:
+            future = self._plans.pop(epoch, None)
+        if future is None or self.job.has_feedback():
+            return None
+        return self._result(future)
 
     def keep(self, selection: GlobalSelection) -> None:
         """Keep a selection made on the request path for the job's other ranks."""
@@ -212,10 +175,16 @@ class JobLookahead:
         return min(self.pool.depth, self.pool.staleness)
 
     def after(self, position: Position) -> None:
-        """Start the selections of the `depth` steps after ``position`` not yet started."""
+        """Start the selections of the `depth` steps after ``position`` not yet started
+        (and, for an epoch-level selector, the plans of the next epochs)."""
+        planning = self.job.selector.epoch_level
+        if planning:
+            self._plan_ahead(position.epoch)
         following = position
         for _ in range(self.depth):
             following = self.job.next_position(following)
+            if planning and not self._planned(following.epoch):
+                return  # its pool is in a plan still being made: never wait for it here
             with self._lock:
                 if following in self._made:
                     continue
@@ -232,66 +201,69 @@ class JobLookahead:
             return sum(isinstance(item, Future) for item in self._made.values())
 
     def settle(self, timeout: float | None = None) -> None:
-        """Wait until every selection started so far is made (or failed)."""
+        """Wait until every selection and plan started so far is made (or failed)."""
         with self._lock:
-            started = [item for item in self._made.values() if isinstance(item, Future)]
+            started: list[Future[Any]] = list(self._plans.values())
+            started += [item for item in self._made.values() if isinstance(item, Future)]
         wait(started, timeout)
 
     def _start(self, position: Position) -> Future[Result] | None:
         feedback = None
+        blind = not self.job.has_feedback()
         if not self.job.pure:
             feedback = self.job.feedback_for(position)
             if feedback is None:
                 return None  # no feedback yet: the uniform warm-up draw needs no worker
-        return self.pool.submit(self.job, position, feedback)
+        future = self.pool.submit(self.job, position, feedback)
+        if future is not None and blind and not self.job.pure:
+            with self._lock:
+                self._blind.add(position)
+        return future
+
+    def _plan_ahead(self, epoch: int) -> None:
+        """Plan the ``workers`` epochs after ``epoch`` while no feedback can change them."""
+        if self.job.has_feedback():
+            return
+        for following in range(epoch + 1, epoch + 1 + self.pool.workers):
+            with self._lock:
+                if following in self._plans or following in self.job.plans:
+                    continue
+                for old in [e for e in self._plans if e < epoch]:
+                    self._plans.pop(old).cancel()
+            future = self.pool.submit_plan(self.job, following)
+            if future is None:
+                return
+            with self._lock:
+                self._plans[following] = future
+
+    def _planned(self, epoch: int) -> bool:
+        if epoch in self.job.plans:
+            return True
+        with self._lock:
+            future = self._plans.get(epoch)
+        return future is not None and future.done()
+
+    def _result(self, future: Future[T]) -> T | None:
+        """A worker's result; None if it was still queued (cancelled now: the request path
+        is sooner) or failed."""
+        if future.cancel():
+            return None
+        try:
+            return future.result()
+        except BrokenProcessPool as error:
+            self.pool.mark_broken(error)
+        except Exception:
+            pass
+        return None
+
+    def _forget(self, position: Position) -> None:
+        self._made.pop(position, None)
+        self._blind.discard(position)
 
     def _trim(self) -> None:
         while len(self._made) > self.capacity:
-            oldest = self._made.pop(min(self._made))  # the earliest step, not the first made
-            if isinstance(oldest, Future):
-                oldest.cancel()
-
-
-# ---------------------------------------------------------------------- in the worker
-
-_SOURCES: dict[str, DatasetSource] = {}
-_DATASETS: dict[str, CuratedDataset] = {}
-_JOBS: OrderedDict[tuple[str, str], Job] = OrderedDict()
-
-
-def _start_worker(sources: dict[str, DatasetSource], server: int) -> None:
-    for variable in _THREAD_VARIABLES:  # before numpy's BLAS or torch start their threads
-        os.environ[variable] = "1"
-    _SOURCES.update(sources)
-    threading.Thread(target=_exit_with, args=(server,), name="orphan-watch", daemon=True).start()
-
-
-def _exit_with(server: int) -> None:
-    """End this worker once the server process is gone: a SIGKILLed server cannot shut its
-    pool down, and the workers would go on selecting for nobody."""
-    while os.getppid() == server:
-        time.sleep(_ORPHAN_CHECK_SECONDS)
-    os._exit(0)
-
-
-def _select_in_worker(
-    job_id: str, config: JobConfig, epoch: int, step: int, feedback: PoolFeedback | None
-) -> Result:
-    selection = _job(job_id, config).compute_selection(Position(epoch, step), feedback)
-    return selection.positions, selection.weights, selection.info
-
-
-def _job(job_id: str, config: JobConfig) -> Job:
-    key = (job_id, repr(config))
-    job = _JOBS.pop(key, None)
-    if job is None:
-        dataset = _DATASETS.get(config.dataset)
-        if dataset is None:
-            source = _SOURCES[config.dataset]
-            dataset = CuratedDataset.open(source.root, source.name, cache_dir=source.cache_dir)
-            _DATASETS[config.dataset] = dataset
-        job = Job(job_id, config, dataset)
-    _JOBS[key] = job
-    while len(_JOBS) > _JOBS_PER_WORKER:
-        _JOBS.popitem(last=False)
-    return job
+            oldest = min(self._made)  # the earliest step, not the first made
+            item = self._made.pop(oldest)
+            self._blind.discard(oldest)
+            if isinstance(item, Future):
+                item.cancel()

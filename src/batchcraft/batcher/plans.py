@@ -23,8 +23,10 @@ online selection makes with the same seed: workers run the same `Job` code.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import math
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -180,6 +182,12 @@ class PlannedSelections:
         if self.online is not None and self.job.normalize(position).epoch >= self.plan.epochs - 1:
             self.online.after(position)  # the plan's last epoch: start what follows it
 
+    def epoch_plan(self, epoch: int) -> list[np.ndarray] | None:
+        if epoch < self.plan.epochs and not self.job.has_feedback():
+            table = self._selections()
+            return [table[Position(epoch, step)].positions for step in range(self.plan.steps)]
+        return None if self.online is None else self.online.epoch_plan(epoch)
+
     def _selections(self) -> dict[Position, GlobalSelection]:
         with self._lock:
             if self._table is None:
@@ -250,6 +258,9 @@ def _shape(schema_or_type: Any, name: str | None = None) -> str | None:
 
 
 def _json_value(value: Any) -> Any:
+    if isinstance(value, np.ndarray) and value.dtype == np.bool_:  # masks: a bit per entry
+        bits = base64.b64encode(np.packbits(value.reshape(-1)).tobytes()).decode("ascii")
+        return {"__bits__": bits, "shape": list(value.shape)}
     if isinstance(value, np.ndarray):
         return {"__array__": value.tolist(), "dtype": str(value.dtype)}
     if isinstance(value, np.generic):
@@ -258,6 +269,10 @@ def _json_value(value: Any) -> Any:
 
 
 def _from_json(value: Any) -> Any:
+    if isinstance(value, dict) and "__bits__" in value:
+        shape = tuple(value["shape"])
+        packed = np.frombuffer(base64.b64decode(value["__bits__"]), dtype=np.uint8)
+        return np.unpackbits(packed, count=math.prod(shape)).astype(bool).reshape(shape)
     if isinstance(value, dict) and "__array__" in value:
         return np.asarray(value["__array__"], dtype=value["dtype"])
     return value

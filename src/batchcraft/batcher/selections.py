@@ -50,6 +50,10 @@ class SelectionSource(Protocol):
     def after(self, position: Position) -> None:
         """A rank asked for ``position``: start what follows."""
 
+    def epoch_plan(self, epoch: int) -> list[np.ndarray] | None:
+        """An epoch-level selector's batches of ``epoch`` if made ahead (waiting for one
+        under way); None: the job plans the epoch itself."""
+
 
 def rank_part(selection: GlobalSelection, rank: int, world_size: int) -> RankBatch:
     """Rank ``rank``'s contiguous part of ``selection`` (per-row info arrays sliced alike)."""

@@ -58,8 +58,8 @@ def build_plan(request: PlanRequest, spark: Any = None) -> PlanInfo:
     """Compute and write the plan ``request`` asks for; returns its ``plan.json``.
 
     Raises:
-        ConfigError: the selector cannot be planned (it waits for feedback or plans
-            whole epochs itself), or the parameters are invalid.
+        ConfigError: the selector cannot be planned (uniform, or it waits for feedback),
+            or the parameters are invalid.
         OutputError: ``request.out`` exists.
     """
     out = Path(request.out)
@@ -74,7 +74,11 @@ def build_plan(request: PlanRequest, spark: Any = None) -> PlanInfo:
         from batchcraft.pipeline.spark import spark_session
 
         spark = spark_session(request.master)
-    tasks = _tasks(job.steps_in(0), request.epochs, int(spark.sparkContext.defaultParallelism))
+    parallelism = int(spark.sparkContext.defaultParallelism)
+    if job.selector.epoch_level:  # a task plans its epoch once, then selects its steps
+        tasks = [(epoch, 0, job.steps_in(0)) for epoch in range(request.epochs)]
+    else:
+        tasks = _tasks(job.steps_in(0), request.epochs, parallelism)
     staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:8]}"
     try:
         rows = spark.sparkContext.parallelize(tasks, len(tasks)).mapPartitions(
@@ -94,8 +98,8 @@ def build_plan(request: PlanRequest, spark: Any = None) -> PlanInfo:
 def _check_plannable(job: Job) -> None:
     if not job.selects_ahead:
         raise ConfigError(
-            f"selector {job.config.selector!r} cannot be planned: it is uniform, plans whole "
-            "epochs itself, or waits for synchronous scores"
+            f"selector {job.config.selector!r} cannot be planned: it is uniform (served at "
+            "full speed without a plan) or waits for synchronous scores"
         )
     if job.feedback_for(Position(0, 0)) is None:
         raise ConfigError(

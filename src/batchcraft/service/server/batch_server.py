@@ -17,7 +17,8 @@ from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.ahead import AheadOfDemand
 from batchcraft.batcher.checkpoint_files import check_writable
 from batchcraft.batcher.job_lifetimes import JobLifetimes
-from batchcraft.batcher.lookahead import DatasetSource, Lookahead
+from batchcraft.batcher.lookahead import Lookahead
+from batchcraft.batcher.lookahead_worker import DatasetSource
 from batchcraft.batcher.plans import PlanInfo
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.errors import ConfigError
