@@ -43,7 +43,7 @@ from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.planning.spark_plan import PlanRequest, build_plan
 from batchcraft.service import BatchClient
 
-SELECTORS = tuple(os.environ.get("SELECTORS", "uniform,concept,coreset,hard_negative,jest").split(","))
+SELECTORS = ("uniform", "concept", "coreset", "hard_negative", "jest")
 REPORTS = {"jest"}  # selectors whose client reports per-row losses
 
 
@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.plan_batches > 0:
             servers["from a plan"] = plan_server(dataset, work, args.plan_batches)
         try:
+            for server in servers.values():  # workers started, torch imported, rows mapped
+                for selector in SELECTORS:
+                    first_batch_seconds(server, selector)
             if args.plan_batches > 0:
                 planned = measure_plans(servers["from a plan"], args.plan_batches, args.rounds)
             for _ in range(args.rounds):
@@ -178,7 +181,8 @@ def first_batch_seconds(server: ServerProcess, selector: str) -> float:
         num_epochs=1, max_in_flight=16, job=f"first-{selector}-{time.monotonic_ns()}",
     )  # fmt: skip
     with client:
-        next(iter(client))
+        batches = iter(client)  # kept: a dropped iterator ends its session at once
+        next(batches)
         return time.perf_counter() - started
 
 

@@ -10,8 +10,8 @@ from typing import Any, Literal
 from batchcraft.batcher.order import LAST_BATCH_RULES, LastBatch
 from batchcraft.errors import ConfigError, truncated_repr
 
-ScoringMode = Literal["async", "sync"]
-SCORING_MODES: tuple[str, ...] = ("async", "sync")
+ScoringMode = Literal["async", "sync", "ahead"]
+SCORING_MODES: tuple[str, ...] = ("async", "sync", "ahead")
 MAX_BATCH_SIZE = 1 << 20
 
 DEFAULT_DEPTH = 8
@@ -21,6 +21,10 @@ DEFAULT_STALENESS = 0
 misses the feedback reported during those steps). 0: on demand, because a JEST selection
 (about half a millisecond) costs less than handing its pool's feedback to a worker: on 2
 cores shared with the trainer, 2 steps ahead served 0.83x the batches/s of on demand."""
+SCORE_AHEAD_STEPS = 2
+"""Steps ahead of its selection that a scoring round of ``scoring="ahead"`` is sent: the
+trainer scores step s + 2's candidates between its steps s - 1 and s, so its scores are
+two optimiser steps old when they are used, and no step waits for a round trip."""
 
 
 @dataclass(frozen=True, order=True)

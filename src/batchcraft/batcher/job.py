@@ -99,7 +99,7 @@ class Job:
     @property
     def needs_scores(self) -> bool:
         """Whether each selection waits for a synchronous scoring round."""
-        return self.config.scoring == "sync" and uses_feedback(self.selector)
+        return self.config.scoring != "async" and uses_feedback(self.selector)
 
     def steps_in(self, epoch: int) -> int:
         """Global steps of ``epoch`` (the same for every rank)."""
@@ -240,7 +240,8 @@ class Job:
         else:
             used = self.selector.columns_used(self._dataset_fields | frozenset(feedback.fields))
             given = {name: value for name, value in feedback.fields.items() if name in used}
-            pool = self._pools.build(candidates, used | {"ids"}, given)
+            # ids only when nothing else gives the pool its length: no selector reads them
+            pool = self._pools.build(candidates, used or frozenset({"ids"}), given)
             chosen = self.selector.select(pool, count, rng)
             chosen.info.update(feedback.info())
         return GlobalSelection(

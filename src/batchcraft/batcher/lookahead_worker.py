@@ -36,6 +36,7 @@ from batchcraft.batcher.job import Job
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import ConfigError
 from batchcraft.logs import log_event
+from batchcraft.selectors.hardware import warm_up
 
 LOG = logging.getLogger("batchcraft.batcher")
 T = TypeVar("T")
@@ -67,6 +68,8 @@ class WorkerPool:
         )
         self._broken = False
         self._lock = threading.Lock()
+        for _ in range(workers):  # start them now, not on a job's first selection
+            self._executor.submit(warm_up)
 
     @property
     def broken(self) -> bool:

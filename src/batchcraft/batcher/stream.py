@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from batchcraft.batcher.config import Position
+from batchcraft.batcher.config import SCORE_AHEAD_STEPS, Position
 from batchcraft.batcher.errors import FeedbackError
 from batchcraft.batcher.job import Job
 from batchcraft.batcher.rounds import ScoringRound
@@ -91,6 +91,21 @@ class RankStream:
         if self.exhausted or not self.job.needs_scores:
             return None
         return self.job.scoring_round(self._position)
+
+    def rounds_ahead(self) -> list[ScoringRound]:
+        """The rounds of the `SCORE_AHEAD_STEPS` steps after the next batch that this rank
+        may score now (``scoring="ahead"``; none otherwise), earliest first."""
+        if self.job.config.scoring != "ahead" or not self.job.needs_scores:
+            return []
+        rounds, position = [], self._position
+        for _ in range(SCORE_AHEAD_STEPS):
+            position = self.job.next_position(position)
+            if self.num_epochs and position.epoch >= self.num_epochs:
+                break
+            found = self.job.scoring_round(position)
+            if found is not None:
+                rounds.append(found)
+        return rounds
 
     def next(self) -> RankBatch:
         """The next batch.

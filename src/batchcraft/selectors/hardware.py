@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from batchcraft._deps import require
-from batchcraft.errors import ConfigError
+from batchcraft.errors import ConfigError, MissingDependencyError
 
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
@@ -52,3 +52,14 @@ def uses_bf16(precision: Precision, device: Any) -> bool:
     if precision == "auto":
         return device.type == "cuda" or cpu_has_amx()
     return precision == "bf16"
+
+
+def warm_up() -> None:
+    """Import torch and run one product now (about a second and a half, once per process),
+    so that a job's first coreset selection does not pay for it; nothing if torch is not
+    installed (the selectors that need it say so when used)."""
+    try:
+        torch = require("torch")
+    except MissingDependencyError:
+        return
+    torch.ones(2, 2) @ torch.ones(2, 2)

@@ -18,12 +18,14 @@ class ScoringMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SCORING_MODE_UNSPECIFIED: _ClassVar[ScoringMode]
     SCORING_MODE_ASYNC: _ClassVar[ScoringMode]
     SCORING_MODE_SYNC: _ClassVar[ScoringMode]
+    SCORING_MODE_AHEAD: _ClassVar[ScoringMode]
 LAST_BATCH_UNSPECIFIED: LastBatch
 LAST_BATCH_PARTIAL: LastBatch
 LAST_BATCH_DROP: LastBatch
 SCORING_MODE_UNSPECIFIED: ScoringMode
 SCORING_MODE_ASYNC: ScoringMode
 SCORING_MODE_SYNC: ScoringMode
+SCORING_MODE_AHEAD: ScoringMode
 
 class Position(_message.Message):
     __slots__ = ("epoch", "step")

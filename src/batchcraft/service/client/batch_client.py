@@ -65,7 +65,9 @@ class BatchClient:
         job: job id shared by the ranks (None: derived from the parameters).
         num_epochs: epochs to iterate (0: endless).
         max_in_flight: batches the server may send ahead of consumption.
-        scoring: ``"async"`` or ``"sync"``; sync needs ``scorer``.
+        scoring: ``"async"``, ``"sync"`` or ``"ahead"`` (sync rounds sent
+            `SCORE_AHEAD_STEPS` steps before their selection); sync and ahead need
+            ``scorer``.
         scorer: called with the candidates of a sync round (dict like a
             batch); returns per-row losses, or a dict of feedback columns and
             scalars (``learner_embeddings``, ``learner_logit_scale`` ...).
@@ -296,7 +298,7 @@ def _check_arguments(
     """What `JobConfig` and `StreamConfig` do not check: the client's own arguments."""
     if rank >= world_size:
         raise ConfigError(f"rank={rank} must be < world_size={world_size}")
-    if scoring == "sync" and scorer is None:
-        raise ConfigError("scoring='sync' needs a scorer callback")
+    if scoring in ("sync", "ahead") and scorer is None:
+        raise ConfigError(f"scoring={scoring!r} needs a scorer callback")
     if not 1 <= max_batches_per_message <= 1024:
         raise ConfigError(f"{max_batches_per_message=} must be in [1, 1024]")

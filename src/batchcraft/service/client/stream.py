@@ -34,6 +34,11 @@ from batchcraft.service.wire.response import BatchView, read_response
 LOG = logging.getLogger("batchcraft.client")
 END_TIMEOUT = 5.0  # seconds a stopped session waits for the server to end the call
 ACK_INTERVAL_SECONDS = 10.0
+SCORING_MODES = {
+    "async": pb.SCORING_MODE_ASYNC,
+    "sync": pb.SCORING_MODE_SYNC,
+    "ahead": pb.SCORING_MODE_AHEAD,
+}
 """Longest time between acks while batches arrive (well inside a server's idle timeout)."""
 
 
@@ -78,7 +83,7 @@ def open_request(
         job=job or "",
         max_in_flight=stream.max_in_flight,
         num_epochs=stream.num_epochs,
-        scoring=pb.SCORING_MODE_SYNC if config.scoring == "sync" else pb.SCORING_MODE_ASYNC,
+        scoring=SCORING_MODES[config.scoring],
         last_batch=pb.LAST_BATCH_DROP if config.last_batch == "drop" else pb.LAST_BATCH_PARTIAL,
         score_columns=list(stream.score_columns),
         max_batches_per_message=max_batches_per_message,

@@ -51,6 +51,7 @@ SCORING = {
     pb.SCORING_MODE_UNSPECIFIED: "async",
     pb.SCORING_MODE_ASYNC: "async",
     pb.SCORING_MODE_SYNC: "sync",
+    pb.SCORING_MODE_AHEAD: "ahead",
 }
 
 

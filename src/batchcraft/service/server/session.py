@@ -82,6 +82,7 @@ class Session:
         )
         self._sent = SentBatches()  # what acks may name, and the provenance log records
         self._batch_bytes = 1  # payload size of the latest batch, to size packed messages
+        self._requested: set[int] = set()  # rounds sent and not yet collected (``ahead``)
         self.max_batches_per_message = max(
             1, min(max_batches_per_message, limits.max_batches_per_message)
         )
@@ -149,9 +150,13 @@ class Session:
                 return
             scoring = self.batches.scoring_round()
             if scoring is not None:
-                yield self._score_request(scoring)
+                for round_ in [scoring, *self.batches.rounds_ahead()]:
+                    if round_.round_id not in self._requested:  # in step order: so come the scores
+                        self._requested.add(round_.round_id)
+                        yield self._score_request(round_)
                 if not self._collect_scores(scoring, is_active):
                     return
+                self._requested.discard(scoring.round_id)
             group = self._batches(1 if first else self._group_size())
             first = False  # the first batch travels alone: a trainer waits for it
             for message in packing.messages(group, self.limits.max_message_bytes):
