@@ -117,7 +117,7 @@ def test_serve_uses_a_matching_plan_and_selects_online_past_it(
 
 
 def test_hard_negative_is_served_from_its_plan_as_online(
-    spark: Any, curated: Path, tmp_path: Path
+    spark: Any, curated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An epoch-level selector: the server takes whole epochs from the plan (no
     clustering on the request path) and the ranks get the batches of online selection."""
@@ -130,8 +130,17 @@ def test_hard_negative_is_served_from_its_plan_as_online(
     try:
         args = {"epochs": 2, "seed": 3, "selector": "hard_negative", "batch_size": 16,
                 "params": {"cluster_size": 8}}  # fmt: skip
+        planned_epochs: list[int] = []  # epochs the server clustered itself
+        build = Job.build_epoch_plan
+        monkeypatch.setattr(
+            Job,
+            "build_epoch_plan",
+            lambda job, epoch: planned_epochs.append(epoch) or build(job, epoch),
+        )
         from_plan = served(f"127.0.0.1:{planned.port}", **args)
+        assert planned_epochs == []  # not even the epoch after the plan, to count its steps
         assert from_plan == served(f"127.0.0.1:{plain.port}", **args)
+        assert planned_epochs == [0, 1]  # online: the plain server clusters each epoch
         config = JobConfig("news", "hard_negative", {"cluster_size": 8}, 16, world_size=2, seed=3)
         job = planned.servicer.jobs.get_or_create("plan-2-3", config)
         # every global step of both epochs (a selection that uses feedback is cached for

@@ -247,7 +247,8 @@ class Session:
         mine = cursors.get(self.stream.rank)
         if mine is None or not cursors:
             return
-        steps = max(1, self.job.steps_in(mine.epoch))
+        # the order's steps: an epoch-level selector's would plan the epoch to count them
+        steps = max(1, self.job.layout.steps)
         lead = max(p.epoch * steps + p.step for p in cursors.values())
         self._metrics.set_rank_lag(lead - (mine.epoch * steps + mine.step))
 
