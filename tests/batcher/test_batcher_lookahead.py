@@ -221,3 +221,22 @@ def test_selections_made_before_the_first_feedback_are_not_used_after_it(
         assert run(lookahead) == run(None)
     finally:
         lookahead.close()
+
+
+def test_a_paused_job_frees_the_workers_and_still_serves_its_batches(
+    served: CuratedDataset, pool: Lookahead
+) -> None:
+    config = JobConfig("ahead", "coreset", {"pool_multiplier": 4}, batch_size=24, seed=11)
+    expected = batches(Job("plain", config, served), world_size=1, epochs=1)
+    job = Job("paused", config, served)
+    pool.attach(job)
+    assert job.ahead is not None
+    stream = RankStream(job, 0, num_epochs=1)
+    got = [stream.next()]  # three steps handed to the one worker
+    job.ahead.pause()  # the session ended: what the worker has not started is dropped
+    assert job.ahead.pending() <= pool.workers
+    got += list(stream)  # the next session: started again, the same batches
+    weights = [None if b.weights is None else b.weights.tolist() for b in got]
+    assert [
+        (b.position, b.rank, b.positions.tolist(), w) for b, w in zip(got, weights, strict=True)
+    ] == expected

@@ -160,6 +160,16 @@ class JobLookahead:
             return None
         return self._result(future)
 
+    def pause(self) -> None:
+        """Drop the selections and plans no worker has started."""
+        with self._lock:
+            for position, item in list(self._made.items()):
+                if isinstance(item, Future) and item.cancel():
+                    self._forget(position)
+            for epoch, future in list(self._plans.items()):
+                if future.cancel():
+                    del self._plans[epoch]
+
     def keep(self, selection: GlobalSelection) -> None:
         """Keep a selection made on the request path for the job's other ranks."""
         with self._lock:

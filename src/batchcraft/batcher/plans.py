@@ -182,6 +182,10 @@ class PlannedSelections:
         if self.online is not None and self.job.normalize(position).epoch >= self.plan.epochs - 1:
             self.online.after(position)  # the plan's last epoch: start what follows it
 
+    def pause(self) -> None:
+        if self.online is not None:
+            self.online.pause()
+
     def epoch_plan(self, epoch: int) -> list[np.ndarray] | None:
         if epoch < self.plan.epochs and not self.job.has_feedback():
             table = self._selections()

@@ -54,6 +54,10 @@ class SelectionSource(Protocol):
         """An epoch-level selector's batches of ``epoch`` if made ahead (waiting for one
         under way); None: the job plans the epoch itself."""
 
+    def pause(self) -> None:
+        """A session of the job ended: drop the work no worker has started (the workers
+        are then free for other jobs; the job's next request starts it again)."""
+
 
 def rank_part(selection: GlobalSelection, rank: int, world_size: int) -> RankBatch:
     """Rank ``rank``'s contiguous part of ``selection`` (per-row info arrays sliced alike)."""

@@ -130,6 +130,8 @@ class Session:
         finally:
             self._metrics.close()
             self._save_job()
+            if self.job.ahead is not None:  # free the workers for jobs still served
+                self.job.ahead.pause()
 
     def _save_job(self) -> None:
         """Save the job as the session ends. A failure is logged, not sent: the batches
