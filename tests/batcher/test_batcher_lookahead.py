@@ -234,7 +234,8 @@ def test_a_paused_job_frees_the_workers_and_still_serves_its_batches(
     stream = RankStream(job, 0, num_epochs=1)
     got = [stream.next()]  # three steps handed to the one worker
     job.ahead.pause()  # the session ended: what the worker has not started is dropped
-    assert job.ahead.pending() <= pool.workers
+    # the executor hands one call more than its workers to its call queue: those run
+    assert job.ahead.pending() <= pool.workers + 1
     got += list(stream)  # the next session: started again, the same batches
     weights = [None if b.weights is None else b.weights.tolist() for b in got]
     assert [

@@ -132,6 +132,25 @@ def test_feedback_for_rows_not_served_is_refused_and_nothing_is_recorded(
     assert stream.job.feedback.reported("learner_losses", positions).all()
 
 
+def test_reports_land_on_their_rows_whether_or_not_they_match_a_served_batch(
+    dataset: CuratedDataset,
+) -> None:
+    """A report of a batch as served is matched against the batch; any other report (a
+    reordered batch, part of one, one with a row of another batch) goes through the id
+    index: the values land on the same rows either way."""
+    stream = RankStream(Job("j", JobConfig("news", "jest", batch_size=4), dataset), 0)
+    first, second = stream.next(), stream.next()
+    ids_of = dict(enumerate(dataset.ids.tolist()))  # position -> id
+    served = [ids_of[int(p)] for p in first.positions]
+    mixed = [*served[:-1], ids_of[int(second.positions[0])]]  # starts like `first`
+    reports = [served, served[::-1], served[1:], mixed]
+    for number, ids in enumerate(reports, start=1):
+        values = np.arange(len(ids), dtype=np.float32) + 10 * number
+        positions = stream.report(ids, {"learner_losses": values})
+        assert [ids_of[int(p)] for p in positions] == ids
+        np.testing.assert_array_equal(stream.job.feedback.rows["learner_losses"][positions], values)
+
+
 @pytest.mark.parametrize(
     ("rows", "extra", "message"),
     [

@@ -21,7 +21,8 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,12 +30,16 @@ import numpy as np
 from batchcraft.batcher.config import SCORE_AHEAD_STEPS, Position
 from batchcraft.batcher.errors import FeedbackError
 from batchcraft.batcher.job import Job
+from batchcraft.batcher.pools import uses_feedback
 from batchcraft.batcher.rounds import ScoringRound
 from batchcraft.batcher.selections import RankBatch
 from batchcraft.errors import ConfigError, truncated_repr
 
 Persist = Callable[[Job], None]
 STATE_KEYS = ("epoch", "step")
+SERVED_KEPT = 64
+"""This rank's latest batches a report is first matched against: a trainer reports the
+rows of a batch it was served, and matching them costs less than hashing their ids."""
 
 
 class RankStream:
@@ -61,6 +66,8 @@ class RankStream:
         self._persist = persist
         self._position = Position()
         self.selection_seconds: list[float] = []  # of each batch of the latest `take`
+        self._served: deque[tuple[str, np.ndarray]] = deque(maxlen=SERVED_KEPT)
+        self._reports_used = uses_feedback(job.selector)  # reports of served rows follow
 
     @property
     def position(self) -> Position:
@@ -131,6 +138,9 @@ class RankStream:
         while len(batches) < max(1, count) and not self.exhausted:
             started = time.perf_counter()
             batches.append(self.job.rank_batch(self._position, self.rank))
+            if self._reports_used and len(batches[-1].positions):
+                first = self.job.dataset.ids_at(batches[-1].positions[:1])[0]
+                self._served.append((first, batches[-1].positions))
             self.selection_seconds.append(time.perf_counter() - started)
             self._position = self.job.next_position(self._position)
         if self._persist is not None:
@@ -158,7 +168,9 @@ class RankStream:
                 step, not "no report"): then nothing of the report is recorded.
         """
         check_finite(ids, rows, scalars or {}, vectors or {})
-        positions = self.job.dataset.positions_of(ids)
+        positions = self._served_positions(ids)
+        if positions is None:
+            positions = self.job.dataset.positions_of(ids)
         unknown = [truncated_repr(ids[i]) for i in np.flatnonzero(positions < 0)[:3]]
         if unknown:
             raise FeedbackError(f"feedback names ids that are not served: [{', '.join(unknown)}]")
@@ -192,6 +204,17 @@ class RankStream:
                 f"cover exactly the {len(expected)} candidates sent"
             )
         scoring.mark_scored(self.rank)
+
+    def _served_positions(self, ids: Sequence[str]) -> np.ndarray | None:
+        """The positions of ``ids`` when they are exactly the rows of one of this rank's
+        latest batches, in order (the usual report); None otherwise."""
+        if not len(ids):
+            return None
+        for first, positions in list(self._served):  # a copy: `take` appends meanwhile
+            same_start = first == ids[0] and len(positions) == len(ids)
+            if same_start and self.job.dataset.ids_at(positions) == list(ids):
+                return positions
+        return None
 
     def following(self, batch: RankBatch) -> Position:
         """The position after ``batch`` (what a trainer that received it has consumed)."""
