@@ -54,7 +54,8 @@ def test_async_loss_reports_steer_later_selections(address: str, kept_ids: list[
     assert len({i for b in selected for i in b}) == sum(len(b) for b in selected)
 
 
-def test_sync_round_with_a_torch_model_scorer(address: str) -> None:
+@pytest.mark.parametrize("scoring", ["sync", "ahead"])
+def test_sync_round_with_a_torch_model_scorer(address: str, scoring: str) -> None:
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     model = torch.nn.Linear(8, 1)
@@ -79,10 +80,10 @@ def test_sync_round_with_a_torch_model_scorer(address: str) -> None:
             rank=rank,
             world_size=2,
             columns=["id"],
-            scoring="sync",
+            scoring=scoring,
             scorer=scorer_for(rank),
             score_columns=["embedding"],
-            job="sync",
+            job=f"two-ranks-{scoring}",
         )
         with trainer:
             served[rank] = [list(batch["id"]) for batch in trainer]
