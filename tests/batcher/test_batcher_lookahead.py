@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -234,8 +235,9 @@ def test_a_paused_job_frees_the_workers_and_still_serves_its_batches(
     stream = RankStream(job, 0, num_epochs=1)
     got = [stream.next()]  # three steps handed to the one worker
     job.ahead.pause()  # the session ended: what the worker has not started is dropped
-    # the executor hands one call more than its workers to its call queue: those run
-    assert job.ahead.pending() <= pool.workers + 1
+    # what is left was handed to the executor's call queue (it cannot be cancelled)
+    left = [item for item in job.ahead._made.values() if isinstance(item, Future)]
+    assert all(item.running() or item.done() for item in left)
     got += list(stream)  # the next session: started again, the same batches
     weights = [None if b.weights is None else b.weights.tolist() for b in got]
     assert [
