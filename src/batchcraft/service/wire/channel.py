@@ -11,6 +11,12 @@ SESSION_END_KEY = "batchcraft-session-end"
 SESSION_IDLE = "idle"
 """`SESSION_END_KEY`'s value when the client sent nothing for the server's idle timeout:
 it resumes where its received batches end (the server holds nothing for it)."""
+SESSION_MOVED = "moved"
+"""`SESSION_END_KEY`'s value when another replica owns the session's job (its lease,
+`batchcraft.batcher.leases`): the client resumes there, at `JOB_OWNER_KEY`."""
+JOB_OWNER_KEY = "batchcraft-job-owner"
+"""Trailing metadata of a moved session: ``host:port`` of the replica that owns the job
+(empty when unknown: the client tries its own target again)."""
 
 
 def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
