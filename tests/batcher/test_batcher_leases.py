@@ -72,9 +72,11 @@ def test_an_expired_lease_is_taken_over_and_its_old_holder_learns_it_lost_the_jo
     clocks = Clocks()
     first, second = leases(tmp_path, "a", clocks), leases(tmp_path, "b", clocks)
     first.acquire("J")
-    clocks.pass_seconds(first.interval * 2)  # two renewals missed: still a live lease
-    with pytest.raises(JobMovedError):
+    clocks.pass_seconds(first.interval * 2)  # two renewals missed: still a live lease,
+    with pytest.raises(JobMovedError) as moved:
         second.acquire("J")
+    # but its holder is likely dead: clients are told when it expires, not sent there
+    assert moved.value.address == "" and moved.value.expires_in == pytest.approx(first.interval)
     assert not first.holds("J")  # its own view ended one interval before the others'
     clocks.pass_seconds(first.interval)
     second.acquire("J")

@@ -25,6 +25,9 @@ directory, ``lease.<generation>``, holding JSON::
   interval between the two covers the clock difference of the hosts and a
   check made just before a save. `JobLeases.holds` is what the registry asks
   before it serves or saves a job.
+- **Redirects.** A replica asked for a job another one holds names the holder's
+  address (`JobMovedError`), unless the holder missed a renewal and a half: then the
+  holder is likely dead, and the client is told to come back when the lease expires.
 - **Release.** A replica that drops a job (idle, expired, at shutdown) rewrites
   its lease with ``expires = 0``: the next replica takes it at once.
 
@@ -158,7 +161,10 @@ class JobLeases:
             if latest is not None and latest.holder != self.holder:
                 left = latest.expires - self.clock()
                 if left > 0:
-                    raise JobMovedError(job_id, latest.address, left)
+                    # a holder that missed its renewals is likely dead: clients wait for
+                    # the expiry here rather than being sent to an address that may hang
+                    alive = left > self.lease_seconds - 1.5 * self.interval
+                    raise JobMovedError(job_id, latest.address if alive else "", left)
             generation = 1 if latest is None else latest.generation + 1
             started = self.monotonic()
             record = self._record(job_id, generation)

@@ -22,6 +22,7 @@ from batchcraft.errors import BatchcraftError, ConfigError, DatasetError
 from batchcraft.logs import log_event
 from batchcraft.service.wire.channel import (
     JOB_OWNER_KEY,
+    RETRY_AFTER_KEY,
     SESSION_END_KEY,
     SESSION_IDLE,
     SESSION_MOVED,
@@ -89,8 +90,9 @@ def abort(context: grpc.ServicerContext, error: BaseException) -> None:
     if isinstance(error, SessionIdleError):
         context.set_trailing_metadata(((SESSION_END_KEY, SESSION_IDLE),))
     elif isinstance(error, JobMovedError):  # a redirect: the client resumes at the owner
-        moved = ((SESSION_END_KEY, SESSION_MOVED), (JOB_OWNER_KEY, error.address))
-        context.set_trailing_metadata(moved)
+        left = f"{error.expires_in:.3f}"
+        moved = (SESSION_END_KEY, SESSION_MOVED), (JOB_OWNER_KEY, error.address)
+        context.set_trailing_metadata((*moved, (RETRY_AFTER_KEY, left)))
     if len(message) > MAX_STATUS_MESSAGE:
         message = message[:MAX_STATUS_MESSAGE] + "…"
     context.abort(code, message)

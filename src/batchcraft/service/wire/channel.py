@@ -16,7 +16,10 @@ SESSION_MOVED = "moved"
 `batchcraft.batcher.leases`): the client resumes there, at `JOB_OWNER_KEY`."""
 JOB_OWNER_KEY = "batchcraft-job-owner"
 """Trailing metadata of a moved session: ``host:port`` of the replica that owns the job
-(empty when unknown: the client tries its own target again)."""
+(empty when there is none to go to: the client tries its own target again after
+`RETRY_AFTER_KEY` seconds, when the job's lease expires)."""
+RETRY_AFTER_KEY = "batchcraft-retry-after"
+"""Trailing metadata of a moved session: seconds the owner's lease has left."""
 
 
 def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
