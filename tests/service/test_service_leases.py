@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from batchcraft.batcher.checkpoint import job_directory
+from batchcraft.batcher.leased_registry import LeasedJobRegistry
 from batchcraft.batcher.leases import latest_lease
 from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
@@ -195,6 +196,52 @@ def test_two_live_replicas_never_serve_one_job_together(
     # at shutdown the owner released its lease: another replica may take the job at once
     lease = latest_lease(job_directory(tmp_path, "one-owner"))
     assert lease is not None and lease.expires == 0
+
+
+def test_a_replica_that_lost_the_lease_mid_session_sends_its_client_to_the_new_owner(
+    curated_dir: Path, tmp_path: Path, kept_ids: list[str]
+) -> None:
+    """The owner stalls past its lease (simulated: its own view of the lease ends, and the
+    second replica takes the job over); its open session ends with a redirect, and the
+    client goes on at the new owner with every id once."""
+    config = ServerConfig(
+        checkpoint_dir=tmp_path, lease_seconds=1.5, checkpoint_interval=0.1, fsync=False
+    )
+    servers = [
+        create_server(DatasetRegistry([CuratedDataset.open(curated_dir, "news")]), config).start()
+        for _ in range(2)
+    ]
+    first, second = (server.servicer.jobs for server in servers)
+    assert isinstance(first, LeasedJobRegistry) and isinstance(second, LeasedJobRegistry)
+    client = BatchClient(f"127.0.0.1:{servers[0].port}", "news", "uniform", 4, job="stalled",
+                         columns=["id"], max_in_flight=1, reconnect_attempts=5)  # fmt: skip
+    real_clock = second.leases.clock
+
+    def take_over() -> None:
+        first.leases._held["stalled"].valid_until = 0.0  # the stall outlived its lease
+        second.leases.clock = lambda: real_clock() + 60.0  # to whom the lease looks expired
+        second.leases.acquire("stalled")
+        second.leases.clock = real_clock
+
+    received: list[str] = []
+    try:
+        for batch in client:
+            received += list(batch["id"])
+            if len(received) == 12:
+                take_over()
+        assert sorted(received) == sorted(kept_ids)  # nothing lost, nothing twice
+        assert "stalled" in second
+        deadline = time.monotonic() + 10
+        while "stalled" in first and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "stalled" not in first  # dropped, unsaved, at its next renewal
+        assert client.opened is not None and client._route.current.target.endswith(
+            str(servers[1].port)
+        )
+    finally:
+        client.close()
+        for server in servers:
+            server.stop(grace=0)
 
 
 def test_leases_need_a_checkpoint_directory() -> None:
