@@ -17,6 +17,7 @@ from batchcraft.batcher.leases import JobLeases, latest_lease
 from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.batcher.stream import RankStream
+from batchcraft.errors import ConfigError
 
 LEASE_SECONDS = 30.0
 
@@ -155,3 +156,10 @@ def test_feedback_and_cursors_move_with_the_lease(tmp_path: Path, dataset: Curat
     assert (job_directory(tmp_path, "J") / "state.json").stat().st_mtime_ns == saved
     first.drop_lost(first.leases.renew())
     assert "J" not in first
+
+
+def test_a_refused_job_leaves_no_lease_behind(tmp_path: Path, dataset: CuratedDataset) -> None:
+    jobs = registry(tmp_path, dataset, "a", Clocks())
+    with pytest.raises(ConfigError):
+        jobs.open_session("J", JobConfig("news", "jest", {"temperature": -1.0}), 0)
+    assert not job_directory(tmp_path, "J").exists() and jobs.leases.held() == []

@@ -61,7 +61,7 @@ class LeasedJobRegistry(JobRegistry):
                 return super().get_or_create(job_id, config)
             except BaseException:
                 if job_id not in self:  # refused (a conflict, a corrupt checkpoint)
-                    self.leases.release(job_id)
+                    self.leases.release(job_id, remove=True)
                 raise
 
     def check_owner(self, job: Job) -> None:

@@ -224,17 +224,29 @@ class JobLeases:
             held.valid_until = started + self.lease_seconds - self.interval
         return True
 
-    def release(self, job_id: str) -> None:
-        """Give up ``job_id``'s lease: the next replica may take the job at once."""
+    def release(self, job_id: str, *, remove: bool = False) -> None:
+        """Give up ``job_id``'s lease: the next replica may take the job at once.
+
+        Args:
+            job_id: the job.
+            remove: delete the lease file (and the job's directory, if that leaves it
+                empty) instead of marking it released: for a job that was refused, so
+                that requests for jobs that never ran leave no files behind.
+        """
         with self._lock:
             held = self._held.pop(job_id, None)
             if held is None or self.monotonic() >= held.valid_until:
                 return
             directory = self.directory_of(job_id)
-            if max(_generations(directory), default=0) == held.generation:
-                released = LeaseRecord(job_id, held.generation, self.holder, self.address, 0.0)
-                path = directory / f"{PREFIX}{held.generation}"
-                with contextlib.suppress(OSError):  # then it expires: later, same effect
+            if max(_generations(directory), default=0) != held.generation:
+                return
+            path = directory / f"{PREFIX}{held.generation}"
+            released = LeaseRecord(job_id, held.generation, self.holder, self.address, 0.0)
+            with contextlib.suppress(OSError):  # else it expires: later, same effect
+                if remove:
+                    path.unlink()
+                    directory.rmdir()  # OSError if the job has files: they stay
+                else:
                     atomic_write(path, released.to_json(), fsync=self.fsync)
 
     def run(self, stop: threading.Event, on_lost: Callable[[Iterable[str]], None]) -> None:
