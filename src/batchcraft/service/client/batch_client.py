@@ -8,16 +8,14 @@ Example:
     ...     client.report(batch["id"], losses=loss)
     >>> state = client.state_dict()               # doctest: +SKIP
 
-A batch is a dict of numpy arrays (numeric and fixed-size numeric list
-columns, the latter 2-D) and Python lists (strings, variable lists), plus
-``"weight"`` (float32) when the selector weights rows. `BatchClient.last_meta`
-describes the latest batch (id, epoch, step, selector info).
+A batch is a dict of numpy arrays (numeric and fixed-size numeric list columns, the
+latter 2-D) and Python lists (strings, variable lists), plus ``"weight"`` (float32) when
+the selector weights rows. `BatchClient.last_meta` describes the latest batch.
 
-The gRPC channel is created on first use in the process that iterates, so a
-client built before a fork (DataLoader workers) is safe. The pieces: the
-session's requests, batches and acks (`batchcraft.service.client.stream`),
-the channel (`.connection`), feedback (`.feedback`), resume tokens
-(`.state`), the reconnect policy (`.reconnect`) and redirects (`.route`).
+The gRPC channel is created on first use in the process that iterates, so a client built
+before a fork (DataLoader workers) is safe. The pieces: the session's requests, batches
+and acks (`batchcraft.service.client.stream`), the channel (`.connection`), feedback
+(`.feedback`), resume tokens (`.state`), reconnects (`.reconnect`), redirects (`.route`).
 """
 
 from __future__ import annotations
