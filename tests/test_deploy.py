@@ -73,6 +73,12 @@ def test_the_statefulset_runs_a_serve_command_the_cli_accepts() -> None:
     assert kinds["PersistentVolumeClaim"]["metadata"]["name"] == claim
     assert kinds["PersistentVolumeClaim"]["spec"]["accessModes"] == ["ReadWriteMany"]
     assert all(str(path).startswith("/data/curated") for path in args.paths)
+    # replicas on one checkpoint store hold leases, and name their pod to redirected trainers
+    assert args.lease_seconds > 0
+    variables = {variable["name"]: variable for variable in container["env"]}
+    assert variables["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    pod_dns = f"$(POD_NAME).{service['metadata']['name']}.{service['metadata']['namespace']}"
+    assert args.advertise_address == f"{pod_dns}.svc.cluster.local:{args.port}"
 
 
 def test_the_dockerfile_usage_line_is_a_valid_serve_command() -> None:

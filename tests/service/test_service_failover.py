@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from ranks import received, run_ranks
 
 from batchcraft.service import BatchClient
 
@@ -44,10 +45,8 @@ def train_through_a_kill(servers: list, selector: str, epochs: int) -> list[list
 
     def train(rank: int) -> None:
         for batch in trainers[rank]:
-            ids = list(batch["id"])
-            meta = trainers[rank].last_meta
-            assert meta is not None
-            served[rank].append((meta.epoch, meta.step, ids, meta.info, killed.is_set()))
+            served[rank].append(received(trainers[rank], batch, killed.is_set()))
+            ids = served[rank][-1][2]
             if selector != "uniform":
                 trainers[rank].report(ids, losses=np.ones(len(ids), np.float32))
             if len(served[rank]) == KILL_AFTER:
@@ -57,13 +56,7 @@ def train_through_a_kill(servers: list, selector: str, epochs: int) -> list[list
                     killed.set()
                 killed.wait(30)
 
-    threads = [threading.Thread(target=train, args=(rank,)) for rank in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    for trainer in trainers:
-        trainer.close()
+    run_ranks(train, trainers)
     assert killed.is_set() and servers[0].process.poll() is not None
     return served
 

@@ -26,8 +26,8 @@ LOG = logging.getLogger("batchcraft.batcher")
 STALE_SECONDS = 60.0
 """A temporary untouched this long is a leftover: a live writer renames its temporary
 within the time of one write and fsync."""
-_TEMPORARY = re.compile(r"\.(state\.json|feedback\.npz|write-probe)\..+\.tmp")
-"""Names `atomic_output` gives the temporaries of checkpoint files, and the probe's."""
+_TEMPORARY = re.compile(r"\.(state\.json|feedback\.npz|write-probe|lease\.\d+)\..+\.tmp")
+"""Names `atomic_output` gives the temporaries of checkpoint and lease files, and the probe's."""
 
 
 def check_writable(directory: Path, purpose: str) -> None:

@@ -34,3 +34,19 @@ class FeedbackError(ConfigError):
 
 class SessionTimeoutError(BatchcraftError):
     """A synchronous scoring round waited too long for the other ranks."""
+
+
+class JobMovedError(BatchcraftError):
+    """Another replica holds the job's lease (`batchcraft.batcher.leases`): its sessions
+    go there. ``address`` is where clients reach it ("" if unknown); ``expires_in`` the
+    seconds its lease has left unless renewed."""
+
+    def __init__(self, job_id: str, address: str, expires_in: float) -> None:
+        self.job_id = job_id
+        self.address = address
+        self.expires_in = expires_in
+        where = f"the replica at {address}" if address else "another replica"
+        super().__init__(
+            f"job {job_id!r} is served by {where} (its lease has {expires_in:.1f} s left "
+            "unless renewed); a client follows it there"
+        )

@@ -134,6 +134,9 @@ class JobRegistry:
             self._uses.loaded(job_id)
             return job
 
+    def check_owner(self, job: Job) -> None:
+        """Raise `JobMovedError` if another replica owns ``job`` now (`LeasedJobRegistry`)."""
+
     def __contains__(self, job_id: object) -> bool:
         """Whether job ``job_id`` is in memory."""
         return job_id in self._jobs
@@ -168,9 +171,8 @@ class JobRegistry:
                 log_checkpoint_failure(job.job_id, self._directory(job), error)
 
     def retire(self) -> None:
-        """Drop finished jobs past their retention (with their checkpoint), and save and
-        drop jobs idle for longer than ``lifetimes.idle_seconds``. Called at every
-        checkpoint interval; a job that cannot be saved stays."""
+        """Drop finished jobs past their retention (with their checkpoint), and save and drop
+        jobs idle for ``lifetimes.idle_seconds``; at each checkpoint interval."""
         with self._lock:
             for job_id, job in list(self._jobs.items()):
                 if self._uses.expired(job_id, self.lifetimes):
@@ -261,11 +263,7 @@ class JobRegistry:
 
     def run_periodic_saves(self, interval: float, stop: threading.Event) -> None:
         """Save every job that changed, then `retire` jobs, every ``interval`` seconds until
-        ``stop`` is set (thread target).
-
-        A job whose save fails is logged and tried again at the next interval;
-        the other jobs are saved as usual.
-        """
+        ``stop`` is set (thread target). A failed save is logged and tried again."""
         while not stop.wait(interval):
             self._save_each()
             try:

@@ -177,6 +177,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         session_idle_timeout=args.session_idle_timeout,
         job_idle_seconds=args.job_idle_seconds,
         finished_job_retention=args.finished_job_retention,
+        lease_seconds=args.lease_seconds,
+        advertise_address=args.advertise_address,
         provenance_dir=provenance_dir(args),
         fsync=not args.no_fsync,
         prefetch=args.prefetch,

@@ -211,6 +211,21 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "memory and checkpoint, before both are deleted (0 = forever) (default: %(default)s)",
     )
     parser.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=0.0,
+        help="replicas sharing --checkpoint-dir: each job is served by the replica holding "
+        "its lease, which lasts this long after its latest renewal (renewed every third of "
+        "it); others redirect its sessions there. 0 = no leases, one server (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--advertise-address",
+        default=None,
+        metavar="HOST:PORT",
+        help="where clients reach this replica, named in redirects (default: the bound "
+        "address; the host name with --host 0.0.0.0)",
+    )
+    parser.add_argument(
         "--max-world-size",
         type=int,
         default=65536,

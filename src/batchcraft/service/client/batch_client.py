@@ -8,16 +8,14 @@ Example:
     ...     client.report(batch["id"], losses=loss)
     >>> state = client.state_dict()               # doctest: +SKIP
 
-A batch is a dict of numpy arrays (numeric and fixed-size numeric list
-columns, the latter 2-D) and Python lists (strings, variable lists), plus
-``"weight"`` (float32) when the selector weights rows. `BatchClient.last_meta`
-describes the latest batch (id, epoch, step, selector info).
+A batch is a dict of numpy arrays (numeric and fixed-size numeric list columns, the
+latter 2-D) and Python lists (strings, variable lists), plus ``"weight"`` (float32) when
+the selector weights rows. `BatchClient.last_meta` describes the latest batch.
 
-The gRPC channel is created on first use in the process that iterates, so a
-client built before a fork (DataLoader workers) is safe. The pieces: the
-session's requests, batches and acks (`batchcraft.service.client.stream`),
-the channel (`.connection`), feedback (`.feedback`), resume tokens
-(`.state`) and the reconnect policy (`.reconnect`).
+The gRPC channel is created on first use in the process that iterates, so a client built
+before a fork (DataLoader workers) is safe. The pieces: the session's requests, batches
+and acks (`batchcraft.service.client.stream`), the channel (`.connection`), feedback
+(`.feedback`), resume tokens (`.state`), reconnects (`.reconnect`), redirects (`.route`).
 """
 
 from __future__ import annotations
@@ -38,6 +36,7 @@ from batchcraft.service.client.fallback import FallbackWatch
 from batchcraft.service.client.feedback import Scorer, feedback_message
 from batchcraft.service.client.meta import BatchMeta
 from batchcraft.service.client.reconnect import ReconnectBudget
+from batchcraft.service.client.route import Route
 from batchcraft.service.client.state import client_state, resume_point
 from batchcraft.service.client.stream import (
     Requests,
@@ -53,8 +52,9 @@ class BatchClient:
     Args:
         target: any gRPC target: ``host:port``, replicas as ``ipv4:h1:p1,h2:p2``, or
             ``dns:///name`` with several addresses (gRPC's ``pick_first`` connects to
-            the first that answers; with ``reconnect_attempts``, a dead replica's
-            sessions resume in place on the next).
+            the first that answers; a replica that does not own the job redirects to
+            the one that does; with ``reconnect_attempts``, a dead replica's sessions
+            resume in place on the next).
         dataset: registered dataset name.
         selector: selector name; ``selector_params`` its parameters.
         batch_size: rows per batch for this rank.
@@ -131,6 +131,7 @@ class BatchClient:
         self.scorer = scorer
         self.reconnect_attempts = reconnect_attempts
         self.connection = Connection(target, token, root_certificates, max_message_bytes)
+        self._route = Route(self.connection)  # or the replica that owns the job
         self.opened: pb.SessionOpened | None = None
         self.acknowledge_on_close = True
         self._next: Position | None = None  # where the stream resumes
@@ -146,7 +147,7 @@ class BatchClient:
 
     @property
     def target(self) -> str:
-        """``host:port`` of the server."""
+        """The gRPC target the client was given."""
         return self.connection.target
 
     @property
@@ -184,7 +185,7 @@ class BatchClient:
                 code = error.code()  # type: ignore[attr-defined]
                 if self._closed:
                     raise BatchServiceError(code, "the client was closed") from None
-                if not reconnects.retry(error, progressed=self._received > received):
+                if not self._route.recover(error, reconnects, self._received > received):
                     raise BatchServiceError(code, error.details() or "") from None  # type: ignore[attr-defined]
 
     def report(self, ids: Any, losses: Any = None, **feedback: Any) -> None:
@@ -213,17 +214,12 @@ class BatchClient:
         """Resume from a `state_dict` on the next iteration.
 
         Raises:
-            ConfigError: the state is not a client state of a supported version,
-                or was made for different parameters.
+            ConfigError: not a client state of a supported version, or of other parameters.
         """
         self.job, self._next = resume_point(state, self.job, self.state_dict())
 
     def list_datasets(self) -> list[dict[str, Any]]:
-        """The server's registered datasets.
-
-        Raises:
-            BatchServiceError: the call failed (unreachable server, wrong token ...).
-        """
+        """The server's registered datasets; `BatchServiceError` if the call fails."""
         return self.connection.list_datasets()
 
     def close(self) -> None:
@@ -245,7 +241,7 @@ class BatchClient:
         session = self._session_stream
         if session is not None:
             session.call.cancel()
-        self.connection.close()
+        self._route.close()
 
     def __enter__(self) -> BatchClient:
         return self
@@ -269,7 +265,7 @@ class BatchClient:
         self._pending.clear()
         self._requests = requests
         session = self._session_stream = SessionStream(
-            self.connection, requests, self._on_opened, self.scorer
+            self._route.current, requests, self._on_opened, self.scorer
         )
         try:
             for batch, header in session:

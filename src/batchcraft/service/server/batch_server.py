@@ -6,8 +6,11 @@ start it on port 0 and read the bound port from ``server.port``.
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 from concurrent import futures
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -15,8 +18,11 @@ from grpc_reflection.v1alpha import reflection
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.ahead import AheadOfDemand
+from batchcraft.batcher.checkpoint import job_directory
 from batchcraft.batcher.checkpoint_files import check_writable
 from batchcraft.batcher.job_lifetimes import JobLifetimes
+from batchcraft.batcher.leased_registry import LeasedJobRegistry
+from batchcraft.batcher.leases import JobLeases
 from batchcraft.batcher.lookahead import Lookahead
 from batchcraft.batcher.lookahead_worker import DatasetSource
 from batchcraft.batcher.plans import PlanInfo
@@ -88,6 +94,12 @@ class BatchServer:
         self._saver.start()
         # torch is imported on a job's first coreset selection otherwise: a 1.5 s first batch
         threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
+        jobs = self.servicer.jobs
+        if isinstance(jobs, LeasedJobRegistry):
+            renewals = (self._stop, jobs.drop_lost)
+            threading.Thread(
+                target=jobs.leases.run, args=renewals, name="leases", daemon=True
+            ).start()
         return self
 
     def stop(self, grace: float | None = 1.0) -> None:
@@ -98,6 +110,8 @@ class BatchServer:
         try:
             self.servicer.jobs.save_all()  # raises CheckpointSaveError naming what was lost
         finally:
+            if isinstance(self.servicer.jobs, LeasedJobRegistry):
+                self.servicer.jobs.release_all()  # the other replicas take the jobs at once
             if self.servicer.provenance is not None:
                 self.servicer.provenance.close()
             if self.servicer.jobs.prepare is not None:
@@ -132,14 +146,8 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
         ],
         interceptors=interceptors,
     )
-    lifetimes = JobLifetimes(config.job_idle_seconds, config.finished_job_retention)
-    jobs = JobRegistry(
-        datasets,
-        config.checkpoint_dir,
-        fsync=config.fsync,
-        lifetimes=lifetimes,
-        prepare=_prepare_jobs(datasets, config),
-    )
+    port = _bind(server, config)  # before the leases, which name the port
+    jobs = _job_registry(datasets, config, port)
     jobs.prepare_directory()  # raises OutputError: serving without saving would lose jobs
     if config.provenance_dir is not None:
         check_writable(config.provenance_dir, "provenance directory")
@@ -152,7 +160,31 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    return BatchServer(server, _bind(server, config), servicer, health_servicer)
+    return BatchServer(server, port, servicer, health_servicer)
+
+
+def _job_registry(datasets: DatasetRegistry, config: ServerConfig, port: int) -> JobRegistry:
+    """The server's jobs: leased when replicas share the checkpoint directory."""
+    settings: dict[str, Any] = dict(
+        fsync=config.fsync,
+        lifetimes=JobLifetimes(config.job_idle_seconds, config.finished_job_retention),
+        prepare=_prepare_jobs(datasets, config),
+    )
+    if not config.lease_seconds:
+        return JobRegistry(datasets, config.checkpoint_dir, **settings)
+    assert config.checkpoint_dir is not None  # ServerConfig checks it
+    root = config.checkpoint_dir
+    host = config.address.rsplit(":", 1)[0].strip("[]")
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn()
+    leases = JobLeases(
+        lambda job_id: job_directory(root, job_id),
+        f"{socket.gethostname()}:{os.getpid()}:{port}",
+        config.advertise_address or f"{host}:{port}",
+        config.lease_seconds,
+        fsync=config.fsync,
+    )
+    return LeasedJobRegistry(datasets, root, leases=leases, **settings)
 
 
 def _prepare_jobs(datasets: DatasetRegistry, config: ServerConfig) -> AheadOfDemand:

@@ -57,6 +57,11 @@ class ServerConfig:
             memory (reloaded by its next session); only with ``checkpoint_dir``. 0: never.
         finished_job_retention: seconds a finished job (every rank served all its epochs)
             is kept, in memory and checkpoint, before both are dropped. 0: forever.
+        lease_seconds: replicas sharing ``checkpoint_dir``: a job is served by the replica
+            holding its lease, which lasts this long after its latest renewal (renewed
+            every third of it; `batchcraft.batcher.leases`). 0: no leases (one server).
+        advertise_address: ``host:port`` where clients reach this replica, sent to those
+            redirected here (None: the bound address, the host name for ``0.0.0.0``).
     """
 
     address: str = "127.0.0.1:0"
@@ -82,6 +87,8 @@ class ServerConfig:
     plans: tuple[Path, ...] = ()
     job_idle_seconds: float = 600.0
     finished_job_retention: float = 7 * 86400.0
+    lease_seconds: float = 0.0
+    advertise_address: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.max_in_flight <= 1024:
@@ -107,6 +114,11 @@ class ServerConfig:
         for name in ("job_idle_seconds", "finished_job_retention"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 0 (0 = never)")
+        if self.lease_seconds < 0 or (self.lease_seconds and self.checkpoint_dir is None):
+            raise ConfigError(
+                f"lease_seconds={self.lease_seconds} must be >= 0, and leases need a "
+                "checkpoint directory shared by the replicas"
+            )
         if self.max_workers < 4:
             raise ConfigError(f"max_workers={self.max_workers} must be >= 4")
 

@@ -19,6 +19,7 @@ import grpc
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.api.v1 import batch_service_pb2_grpc as pb_grpc
 from batchcraft.batcher.config import Position
+from batchcraft.batcher.errors import JobMovedError
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.errors import ConfigError
 from batchcraft.logs import log_event
@@ -115,7 +116,8 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
         """End the RPC with ``error``'s status, unless the client has already left."""
         if not context.is_active():
             return
-        self.metrics.errors.inc()
+        if not isinstance(error, JobMovedError):  # a redirect is no error
+            self.metrics.errors.inc()
         abort(context, error)
 
     def ListDatasets(

@@ -150,6 +150,7 @@ class Session:
         while not self.batches.exhausted:
             if not self._wait_for_credit(is_active):
                 return
+            self.registry.check_owner(self.job)  # lost its lease: the sessions move too
             scoring = self.batches.scoring_round()
             if scoring is not None:
                 for round_ in [scoring, *self.batches.rounds_ahead()]:

@@ -12,10 +12,21 @@ import logging
 
 import grpc
 
-from batchcraft.batcher.errors import JobConflictError, SessionTimeoutError, UnknownDatasetError
+from batchcraft.batcher.errors import (
+    JobConflictError,
+    JobMovedError,
+    SessionTimeoutError,
+    UnknownDatasetError,
+)
 from batchcraft.errors import BatchcraftError, ConfigError, DatasetError
 from batchcraft.logs import log_event
-from batchcraft.service.wire.channel import SESSION_END_KEY, SESSION_IDLE
+from batchcraft.service.wire.channel import (
+    JOB_OWNER_KEY,
+    RETRY_AFTER_KEY,
+    SESSION_END_KEY,
+    SESSION_IDLE,
+    SESSION_MOVED,
+)
 
 LOG = logging.getLogger("batchcraft.service")
 MAX_STATUS_MESSAGE = 1024
@@ -59,7 +70,7 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.FAILED_PRECONDITION, str(error)
     if isinstance(error, SessionTimeoutError):
         return grpc.StatusCode.ABORTED, str(error)
-    if isinstance(error, SessionIdleError):
+    if isinstance(error, SessionIdleError | JobMovedError):
         return grpc.StatusCode.UNAVAILABLE, str(error)
     if isinstance(error, BatchcraftError):
         return grpc.StatusCode.INTERNAL, str(error)
@@ -78,6 +89,10 @@ def abort(context: grpc.ServicerContext, error: BaseException) -> None:
     code, message = status_for(error)
     if isinstance(error, SessionIdleError):
         context.set_trailing_metadata(((SESSION_END_KEY, SESSION_IDLE),))
+    elif isinstance(error, JobMovedError):  # a redirect: the client resumes at the owner
+        left = f"{error.expires_in:.3f}"
+        moved = (SESSION_END_KEY, SESSION_MOVED), (JOB_OWNER_KEY, error.address)
+        context.set_trailing_metadata((*moved, (RETRY_AFTER_KEY, left)))
     if len(message) > MAX_STATUS_MESSAGE:
         message = message[:MAX_STATUS_MESSAGE] + "…"
     context.abort(code, message)

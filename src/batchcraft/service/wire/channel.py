@@ -11,6 +11,15 @@ SESSION_END_KEY = "batchcraft-session-end"
 SESSION_IDLE = "idle"
 """`SESSION_END_KEY`'s value when the client sent nothing for the server's idle timeout:
 it resumes where its received batches end (the server holds nothing for it)."""
+SESSION_MOVED = "moved"
+"""`SESSION_END_KEY`'s value when another replica owns the session's job (its lease,
+`batchcraft.batcher.leases`): the client resumes there, at `JOB_OWNER_KEY`."""
+JOB_OWNER_KEY = "batchcraft-job-owner"
+"""Trailing metadata of a moved session: ``host:port`` of the replica that owns the job
+(empty when there is none to go to: the client tries its own target again after
+`RETRY_AFTER_KEY` seconds, when the job's lease expires)."""
+RETRY_AFTER_KEY = "batchcraft-retry-after"
+"""Trailing metadata of a moved session: seconds the owner's lease has left."""
 
 
 def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
