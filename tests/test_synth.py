@@ -244,3 +244,18 @@ def test_embeddings_round_trip_through_parquet_files(tmp_path: Path) -> None:
     assert table.column("id").to_pylist() == data.ids
     stored = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))
     np.testing.assert_array_equal(stored, data.embeddings)
+
+
+def test_news_articles_are_news_length_and_deterministic(tmp_path: Path) -> None:
+    from batchcraft.synth.news import news_articles, write_news_corpus
+
+    articles = news_articles(300, seed=2)
+    lengths = [len(text.split()) for text in articles]
+    assert min(lengths) >= 40 and max(lengths) <= 120
+    assert max(lengths) - min(lengths) > 60, "lengths spread over the range"
+    assert articles == news_articles(300, seed=2)
+    paths = write_news_corpus(tmp_path, 2_000, seed=2, docs_per_file=1_500)
+    records = [json.loads(line) for path in paths for line in path.read_text().splitlines()]
+    assert len(paths) == 2 and len({record["id"] for record in records}) == 2_000
+    copies = 2_000 - len({record["text"] for record in records})
+    assert 20 <= copies <= 100, "about 2.5% exact copies (half of the 5% duplicates)"

@@ -73,12 +73,25 @@ def resolve_precision(requested: str) -> str:
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """What an executor needs to build the encoder: picklable, small."""
+    """What an executor needs to build the encoder: picklable, small.
+
+    Attributes:
+        model_path: Local sentence-transformers model directory.
+        precision: ``fp32``, ``bf16`` or ``fp16``.
+        batch_size: Texts per forward pass.
+        num_threads: torch threads of the process; None leaves torch's default (the embed
+            stage sets it to the cores of each task, `task_resources.spec_for_task`).
+        device: torch device, e.g. ``cuda:1``; None: CUDA when available, else the CPU.
+        bucket_by_length: Form each forward pass from texts of similar length (less padding);
+            False keeps the input order (the reference the bucketing is tested against).
+    """
 
     model_path: str
     precision: str = "fp32"
     batch_size: int = 64
     num_threads: int | None = None
+    device: str | None = None
+    bucket_by_length: bool = True
 
 
 class SentenceEncoder:
@@ -87,36 +100,56 @@ class SentenceEncoder:
     def __init__(self, spec: EncoderSpec) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        torch = require("torch")
+        self.torch = require("torch")
         sentence_transformers = require("sentence_transformers")
-        if spec.num_threads:
-            torch.set_num_threads(spec.num_threads)
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+        dtypes = {
+            "fp32": self.torch.float32,
+            "bf16": self.torch.bfloat16,
+            "fp16": self.torch.float16,
+        }
         if spec.precision not in dtypes:
             raise ConfigError(f"precision={spec.precision!r} must be one of {sorted(dtypes)}")
+        device = spec.device or ("cuda" if self.torch.cuda.is_available() else "cpu")
         kwargs: dict[str, Any] = {"torch_dtype": dtypes[spec.precision]}
         self.model = sentence_transformers.SentenceTransformer(
             spec.model_path, device=device, model_kwargs=kwargs, local_files_only=True
-        )
+        ).eval()
         self.spec = spec
         self.dimension = int(self.model.get_embedding_dimension())
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Encode texts (sorted by length inside sentence-transformers) to unit-norm float32."""
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.spec.batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=False,
-            show_progress_bar=False,
-        )
-        return unit_norm(np.asarray(vectors, dtype=np.float32))
+        """Unit-norm float32 vectors of ``texts``, in their order.
+
+        The loop of ``SentenceTransformer.encode`` without its per-row Python work: texts
+        ordered by length (``bucket_by_length``), each batch tokenised once, padded to its
+        longest text, and its vectors written straight to their rows of the output.
+        """
+        if self.spec.num_threads and self.torch.get_num_threads() != self.spec.num_threads:
+            self.torch.set_num_threads(self.spec.num_threads)  # per process: tasks share it
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        order = length_order(texts) if self.spec.bucket_by_length else np.arange(len(texts))
+        with self.torch.inference_mode():
+            for start in range(0, len(texts), self.spec.batch_size):
+                rows = order[start : start + self.spec.batch_size]
+                features = self.model.preprocess([texts[row] for row in rows])
+                features = {
+                    name: value.to(self.model.device) if hasattr(value, "to") else value
+                    for name, value in features.items()
+                }
+                embedded = self.model(features)["sentence_embedding"]
+                vectors[rows] = embedded.float().cpu().numpy()
+        return unit_norm(vectors)
+
+
+def length_order(texts: list[str]) -> np.ndarray:
+    """Positions of ``texts`` from the longest to the shortest (characters, ties in input
+    order): batches of neighbours in this order need little padding."""
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    return np.argsort(-lengths, kind="stable")
 
 
 @lru_cache(maxsize=2)
 def cached_encoder(spec: EncoderSpec) -> SentenceEncoder:
-    """One encoder per (model, precision, batch size) per process."""
+    """One encoder per spec per process: a Spark Python worker loads the model once and
+    reuses it for every task it runs."""
     return SentenceEncoder(spec)

@@ -1,12 +1,16 @@
 """The embed stage: unit-norm vectors for the unique rows, from the encoder or from the
-precomputed vectors of the input. `embed_step` is this stage in the curation job."""
+precomputed vectors of the input. `embed_step` is this stage in the curation job.
+
+Each task encodes with torch threads = its own cores and on the GPU Spark assigned to it
+(`task_resources`); each Python worker loads the model once and keeps it for its tasks.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import pyarrow as pa
+from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
 
 from batchcraft.dataset.arrays import to_list_array, to_matrix
@@ -16,29 +20,40 @@ from batchcraft.pipeline.embedding.sentence_encoder import (
     cached_encoder,
     resolve_precision,
 )
+from batchcraft.pipeline.embedding.task_resources import (
+    embed_partitions,
+    spec_for_task,
+    task_slots,
+)
 from batchcraft.pipeline.embedding.vectors import unit_norm
 from batchcraft.pipeline.frames import PersistedFrames
 from batchcraft.pipeline.spark_schema import VECTOR, extend_schema
-
-ROWS_PER_EMBED_PARTITION = 2000
 
 
 def embed(df: DataFrame, spec: EncoderSpec, has_pairs: bool = False) -> DataFrame:
     """Add ``embedding`` (and ``pair_embedding`` with pairs): unit-norm sentence embeddings."""
 
     def encode(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        encoder = cached_encoder(spec)  # loaded once per Python worker, reused across tasks
+        encoder = cached_encoder(_spec_for_this_task(spec))  # loaded once per Python worker
         for batch in batches:
-            table = pa.Table.from_batches([batch])
-            vectors = encoder.encode(table.column("text").to_pylist())
-            table = table.append_column("embedding", to_list_array(vectors))
+            vectors = encoder.encode(batch.column("text").to_pylist())
+            batch = batch.append_column("embedding", to_list_array(vectors))
             if has_pairs:
-                pair_vectors = encoder.encode(table.column("pair_text").to_pylist())
-                table = table.append_column("pair_embedding", to_list_array(pair_vectors))
-            yield from table.to_batches()
+                pair_vectors = encoder.encode(batch.column("pair_text").to_pylist())
+                batch = batch.append_column("pair_embedding", to_list_array(pair_vectors))
+            yield batch
 
     vectors = {"embedding": VECTOR, **({"pair_embedding": VECTOR} if has_pairs else {})}
     return df.mapInArrow(encode, extend_schema(df, vectors))
+
+
+def _spec_for_this_task(spec: EncoderSpec) -> EncoderSpec:
+    """``spec`` for the running task: its cores and its GPU (GPU path untested: no GPU here)."""
+    context = TaskContext.get()
+    if context is None:  # not in a Spark task (e.g. called on the driver)
+        return spec
+    gpus = context.resources().get("gpu")
+    return spec_for_task(spec, context.cpus(), gpus.addresses if gpus else [])
 
 
 def normalize_embeddings(df: DataFrame, column: str = "given_embedding") -> DataFrame:
@@ -63,17 +78,18 @@ def embed_step(
 ) -> tuple[DataFrame, EncoderSpec | None]:
     """The ``num_rows`` unique rows with unit-norm ``embedding`` (cached), and the encoder
     used (None for precomputed vectors)."""
-    ordered = unique_rows.repartition(
-        max(2, math.ceil(num_rows / ROWS_PER_EMBED_PARTITION)), "id"
-    ).sortWithinPartitions("id")
+    task_cpus = int(spark.conf.get("spark.task.cpus", "1") or "1")
+    slots = task_slots(spark.sparkContext.defaultParallelism, task_cpus)
+    ordered = unique_rows.repartition(embed_partitions(num_rows, slots), "id").sortWithinPartitions(
+        "id"
+    )
     spec = None
     if config.embedding_column:
         embedded = normalize_embeddings(ordered).drop("given_embedding")
     else:
         assert model_path is not None
-        threads = int(spark.conf.get("spark.task.cpus", "1") or "1")
         spec = EncoderSpec(
-            model_path, resolve_precision(config.precision), config.encode_batch_size, threads
+            model_path, resolve_precision(config.precision), config.encode_batch_size
         )
         embedded = embed(ordered, spec, config.pair_column is not None)
     embedded = frames.keep(embedded)
