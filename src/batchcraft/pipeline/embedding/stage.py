@@ -60,21 +60,28 @@ def embed_step(
     model_path: str | None,
     frames: PersistedFrames,
     counts: dict[str, int],
+    kept: DataFrame | None = None,
 ) -> tuple[DataFrame, EncoderSpec | None]:
     """The ``num_rows`` unique rows with unit-norm ``embedding`` (cached), and the encoder
-    used (None for precomputed vectors)."""
-    ordered = unique_rows.repartition(
-        max(2, math.ceil(num_rows / ROWS_PER_EMBED_PARTITION)), "id"
-    ).sortWithinPartitions("id")
+    used (None for precomputed vectors); ``kept``: this step's output of an earlier run,
+    laid out again as the step lays out its own (`pipeline.resume`)."""
+    ordered = (
+        (unique_rows if kept is None else kept)
+        .repartition(max(2, math.ceil(num_rows / ROWS_PER_EMBED_PARTITION)), "id")
+        .sortWithinPartitions("id")
+    )
     spec = None
-    if config.embedding_column:
-        embedded = normalize_embeddings(ordered).drop("given_embedding")
-    else:
+    if not config.embedding_column:
         assert model_path is not None
         threads = int(spark.conf.get("spark.task.cpus", "1") or "1")
         spec = EncoderSpec(
             model_path, resolve_precision(config.precision), config.encode_batch_size, threads
         )
+    if kept is not None:
+        embedded = ordered
+    elif spec is None:
+        embedded = normalize_embeddings(ordered).drop("given_embedding")
+    else:
         embedded = embed(ordered, spec, config.pair_column is not None)
     embedded = frames.keep(embedded)
     counts["rows"] = embedded.count()
