@@ -40,6 +40,7 @@ def _rows(out: Path) -> Any:
 def test_a_run_killed_in_semantic_dedup_resumes_from_its_embeddings(
     spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from batchcraft.cli import summary
     from batchcraft.pipeline import curate
     from batchcraft.pipeline.embedding import stage as embedding_stage
 
@@ -66,6 +67,7 @@ def test_a_run_killed_in_semantic_dedup_resumes_from_its_embeddings(
     )
 
     assert resumed["stages_reused"] == ["embed"] and encoded_texts(log_dir) == []
+    assert "  reused stages     embed" in summary(resumed, str(tmp_path / "out")).splitlines()
     assert _rows(tmp_path / "out").equals(_rows(tmp_path / "whole"))
     assert resumed["counts"] == whole["counts"]
     rejects = [
