@@ -175,6 +175,7 @@ def summary(manifest: dict[str, Any], out: str) -> str:
         f"  semantic dups     {total['semantic_duplicates']:>9,}  (eps={manifest['semantic_dedup']['eps']})",
         f"  kept              {total['kept']:>9,}",
         f"  clusters          {manifest['clustering']['num_clusters']:>9,}",
+        f"  reused stages     {', '.join(manifest.get('stages_reused', [])) or 'none'}",
         f"  time              {sum(manifest['timings'].values()):>9.1f} s  {manifest['timings']}",
     ]
     report = Path(out) / "report.html"

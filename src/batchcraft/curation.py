@@ -201,6 +201,11 @@ _CURATE_FLAGS: dict[str, dict[str, Any]] = {
         "type": int,
         "help": "seed of sampling and k-means (default: {default})",
     },
+    "--work-dir": {
+        "dest": "work_dir",
+        "help": "local directory keeping finished stages for a rerun (default: .OUT.work "
+        "beside a local --out)",
+    },
     "--kmeans-sample-size": {
         "dest": "kmeans_sample_size",
         "type": int,

@@ -149,6 +149,28 @@ def test_refused_credentials_are_a_one_line_error_with_exit_code_2(
     assert not (tmp_path / "out").exists()
 
 
+def test_no_credentials_at_all_are_a_one_line_error_with_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from s3_server import checking_s3_server
+
+    from batchcraft.cli import main
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance to ask either
+    with checking_s3_server() as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+        code = main(["curate", "s3://bucket/news.jsonl.gz", "--out", str(tmp_path / "out")])
+    lines = cli_lines(capsys.readouterr().err)
+    assert code == 2 and len(lines) == 1, lines
+    # moto answers an unsigned request with HTTP 500 (AWS with 403, told as "refused")
+    assert "error: " in lines[0] and "s3://bucket/news.jsonl.gz" in lines[0], lines
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_store_failing_mid_publish_is_a_one_line_output_error(
     s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:

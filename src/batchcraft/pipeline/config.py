@@ -100,6 +100,7 @@ class CurateConfig:
             writes the dataset only.
         storage_options: Keyword arguments of the filesystem of every URL the run reads or
             writes (`batchcraft.storage.resolve`); recorded with secret-looking values hidden.
+        work_dir: Finished stages kept for a rerun (`pipeline.resume`); None: ``.OUT.work``.
     """
 
     inputs: tuple[str, ...]
@@ -145,6 +146,7 @@ class CurateConfig:
     write_report: bool = True
     spark_conf: dict[str, str] = field(default_factory=dict)
     storage_options: dict[str, Any] = field(default_factory=dict)
+    work_dir: str | None = None
 
     def __post_init__(self) -> None:
         if not self.inputs:

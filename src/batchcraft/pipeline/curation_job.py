@@ -10,7 +10,9 @@ report (``batchcraft.curation.curate`` and the ``batchcraft curate`` command do)
 from __future__ import annotations
 
 import logging
+import os
 import re
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +44,7 @@ from batchcraft.pipeline.read.column_plan import (
 from batchcraft.pipeline.read.discovery import InputFile, discover
 from batchcraft.pipeline.read.inputs import check_columns
 from batchcraft.pipeline.read.stage import plan_with_survey, read_step
+from batchcraft.pipeline.resume import embed_key, stage_store
 from batchcraft.pipeline.run_record import build_manifest
 from batchcraft.pipeline.scores.stage import reference_scores_step
 from batchcraft.pipeline.spark import spark_session
@@ -172,6 +175,8 @@ def _run(
         raw, parsed = read_step(spark, config, files, columns, frames, counts)
     unique, near = _deduplicate(config, raw, clock, frames)
     with clock.stage("embed") as counts:
+        store, key = stage_store(config), embed_key(config, files, checked.model_path)
+        kept = store.load(spark, "embed", key) if store else None
         embedded, spec = embed_step(
             spark,
             config,
@@ -180,12 +185,16 @@ def _run(
             checked.model_path,
             frames,
             counts,
+            kept,
         )
+        if store and kept is None:
+            store.save(embedded, "embed", key)
         frames.release(parsed, raw, unique.marked)
         dimension = len(embedded.select("embedding").first()[0])  # type: ignore[index]
     with clock.stage("cluster") as counts:
         kmeans, clustered = cluster_step(config, embedded, near.num_rows, frames, counts)
         frames.release(embedded)
+    _test_kill_point("semantic_dedup")
     with clock.stage("semantic_dedup") as counts:
         deduped = semantic_dedup_step(config, clustered, frames, counts)
         frames.release(clustered)
@@ -212,5 +221,13 @@ def _run(
         clock.timings,
         columns,
     )
+    manifest["stages_reused"] = ["embed"] if kept is not None else []
     write_bytes(staging.join(layout.MANIFEST), manifest_text(manifest).encode())  # last
     return manifest
+
+
+def _test_kill_point(stage: str) -> None:
+    """SIGKILL this process when ``BATCHCRAFT_TEST_KILL_AT`` names ``stage``: how the tests
+    kill a run at a chosen stage, deterministically (nothing sets it otherwise)."""
+    if os.environ.get("BATCHCRAFT_TEST_KILL_AT") == stage:
+        os.kill(os.getpid(), signal.SIGKILL)

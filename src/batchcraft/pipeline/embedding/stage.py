@@ -75,22 +75,29 @@ def embed_step(
     model_path: str | None,
     frames: PersistedFrames,
     counts: dict[str, int],
+    kept: DataFrame | None = None,
 ) -> tuple[DataFrame, EncoderSpec | None]:
     """The ``num_rows`` unique rows with unit-norm ``embedding`` (cached), and the encoder
-    used (None for precomputed vectors)."""
+    used (None for precomputed vectors); ``kept``: this step's output of an earlier run,
+    laid out again as the step lays out its own (`pipeline.resume`)."""
     task_cpus = int(spark.conf.get("spark.task.cpus", "1") or "1")
     slots = task_slots(spark.sparkContext.defaultParallelism, task_cpus)
-    ordered = unique_rows.repartition(embed_partitions(num_rows, slots), "id").sortWithinPartitions(
-        "id"
+    ordered = (
+        (unique_rows if kept is None else kept)
+        .repartition(embed_partitions(num_rows, slots), "id")
+        .sortWithinPartitions("id")
     )
     spec = None
-    if config.embedding_column:
-        embedded = normalize_embeddings(ordered).drop("given_embedding")
-    else:
+    if not config.embedding_column:
         assert model_path is not None
         spec = EncoderSpec(
             model_path, resolve_precision(config.precision), config.encode_batch_size
         )
+    if kept is not None:
+        embedded = ordered
+    elif spec is None:
+        embedded = normalize_embeddings(ordered).drop("given_embedding")
+    else:
         embedded = embed(ordered, spec, config.pair_column is not None)
     embedded = frames.keep(embedded)
     counts["rows"] = embedded.count()

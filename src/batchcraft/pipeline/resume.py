@@ -1,0 +1,140 @@
+"""Finished stages kept for a rerun: the work directory of ``curate --work-dir``.
+
+The embed stage is the one worth keeping (minutes to hours of encoder time; every other
+stage costs seconds to minutes on the same rows), so its output is stored as Parquet under
+a key made of the input fingerprints and every parameter that reaches it. A rerun after a
+crash or a kill, or with only downstream parameters changed (``eps``, clusters, concepts,
+shards, …), reads it back instead of encoding again. A stage is written to a directory of
+its own and renamed into place when whole (rename is atomic on a local filesystem), so a
+killed write is never read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+
+from batchcraft.errors import ConfigError
+from batchcraft.pipeline.config import CurateConfig
+from batchcraft.pipeline.read.discovery import InputFile
+from batchcraft.storage import is_url
+
+DOWNSTREAM_OF_EMBED = frozenset(
+    {
+        "out",
+        "master",
+        "spark_conf",
+        "overwrite",
+        "write_report",
+        "work_dir",
+        "storage_options",  # how to reach the inputs, not what they hold (fingerprinted)
+        "num_clusters",
+        "kmeans_iterations",
+        "kmeans_sample_size",
+        "eps",
+        "near_eps",
+        "second_cluster",
+        "concepts_file",
+        "concept_threshold",
+        "max_concepts",
+        "num_shards",
+        "embedding_dtype",
+        "reference_scores",
+        "reference_logit_scale",
+        "reference_logit_bias",
+        "reference_negatives",
+    }
+)
+"""Parameters read only after the embed stage; any other one (and any added later) is
+part of the embed stage's key, so an unlisted parameter can only cost a re-embed."""
+_PARTIAL = ".partial-"
+
+
+def work_dir_of(config: CurateConfig) -> Path | None:
+    """The run's work directory: ``config.work_dir``, else ``.NAME.work`` beside a local
+    ``out``; None (nothing kept) for an ``out`` on a store with no ``work_dir``.
+
+    Raises:
+        ConfigError: ``work_dir`` is a URL of a store (Spark writes it, and only local
+            paths are wired into its session).
+    """
+    if config.work_dir is None:
+        if is_url(config.out) and not config.out.startswith("file://"):
+            return None
+        out = Path(config.out.removeprefix("file://").rstrip("/"))
+        return out.parent / f".{out.name}.work"
+    if is_url(config.work_dir) and not config.work_dir.startswith("file://"):
+        raise ConfigError(f"work_dir {config.work_dir} must be a local path")
+    return Path(config.work_dir.removeprefix("file://"))
+
+
+def embed_key(config: CurateConfig, files: list[InputFile], model_path: str | None) -> str:
+    """The key of the embed stage's output: what the inputs hold and every parameter of the
+    stages up to and including embed (read, exact and MinHash dedup, the encoder)."""
+    params = {
+        field.name: getattr(config, field.name)
+        for field in dataclasses.fields(config)
+        if field.name not in DOWNSTREAM_OF_EMBED
+    }
+    params["inputs"] = [(file.path, file.source, file.sha256) for file in files]
+    params["model_path"] = model_path
+    text = json.dumps(params, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class StageStore:
+    """Finished stage outputs under one work directory, one directory per stage and key."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, stage: str, key: str) -> Path:
+        return self.root / f"{stage}-{key}"
+
+    def load(self, spark: SparkSession, stage: str, key: str) -> DataFrame | None:
+        """The kept output of ``stage`` under ``key``, or None when there is none."""
+        path = self._path(stage, key)
+        return spark.read.parquet(str(path)) if path.is_dir() else None
+
+    def save(self, frame: DataFrame, stage: str, key: str) -> None:
+        """Keep ``frame`` as the output of ``stage`` under ``key``: written beside its place,
+        then renamed into it, so the place holds a whole output or nothing."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.remove_partials()
+        partial = self.root / f"{stage}-{key}{_PARTIAL}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        frame.write.parquet(str(partial))
+        target = self._path(stage, key)
+        if target.exists():  # another run kept the same output meanwhile: identical
+            shutil.rmtree(partial, ignore_errors=True)
+            return
+        partial.rename(target)
+
+    def remove_partials(self) -> None:
+        """Remove the half-written stage outputs of killed runs (a live run's are kept)."""
+        for path in self.root.glob(f"*{_PARTIAL}*"):
+            pid = path.name.rsplit(_PARTIAL, 1)[1].split("-")[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def stage_store(config: CurateConfig) -> StageStore | None:
+    """The run's stage store, or None when the run keeps nothing."""
+    root = work_dir_of(config)
+    return None if root is None else StageStore(root)
