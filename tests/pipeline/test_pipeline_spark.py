@@ -183,7 +183,11 @@ def test_failed_run_leaves_no_output(
     monkeypatch.setattr(stage, "semantic_dedup", explode)
     with pytest.raises(RuntimeError, match="executor lost"):
         curate_synth(spark, synth_corpus, tmp_path / "out", concepts_file=None)
-    assert list(tmp_path.iterdir()) == []
+    # no output and no staging; the work directory keeps the finished embed stage, whole,
+    # for the rerun (`pipeline.resume`)
+    assert [p.name for p in tmp_path.iterdir()] == [".out.work"]
+    kept = [p.name for p in (tmp_path / ".out.work").iterdir()]
+    assert len(kept) == 1 and kept[0].startswith("embed-") and ".partial" not in kept[0]
 
 
 @pytest.mark.slow
