@@ -16,6 +16,7 @@ from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.job import Job
 from batchcraft.batcher.lookahead import Lookahead
 from batchcraft.batcher.lookahead_worker import DatasetSource
+from batchcraft.batcher.selections import RankBatch
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.batcher.stream import RankStream
 from batchcraft.errors import ConfigError
@@ -35,15 +36,19 @@ def pool(served: CuratedDataset) -> Iterator[Lookahead]:
     lookahead.close()
 
 
+def key(batch: RankBatch) -> tuple:
+    """What a rank receives of a batch: its step, rank, rows and weights."""
+    weights = None if batch.weights is None else batch.weights.tolist()
+    return (batch.position, batch.rank, batch.positions.tolist(), weights)
+
+
 def batches(job: Job, world_size: int, epochs: int, settle: bool = False) -> list[tuple]:
     """Every rank's batches, ranks interleaved step by step as trainers would ask."""
     streams = [RankStream(job, rank, num_epochs=epochs) for rank in range(world_size)]
     served = []
     while not streams[0].exhausted:
         for stream in streams:
-            batch = stream.next()
-            weights = None if batch.weights is None else batch.weights.tolist()
-            served.append((batch.position, batch.rank, batch.positions.tolist(), weights))
+            served.append(key(stream.next()))
         if settle and job.ahead is not None:
             job.ahead.settle(timeout=60)  # let the worker keep ahead of this fast loop
     return served
@@ -130,7 +135,7 @@ def test_a_broken_pool_is_logged_once_and_selection_goes_on(
         time.sleep(0.01)
     with caplog.at_level(logging.WARNING, logger="batchcraft.batcher"):
         got += list(stream)
-    assert [(b.position, b.rank, b.positions.tolist(), None) for b in got] == expected
+    assert [key(b) for b in got] == expected
     assert lookahead.broken
     events = [r for r in caplog.records if getattr(r.msg, "name", None) == "lookahead_broken"]
     assert len(events) == 1
@@ -185,7 +190,7 @@ def test_hard_negative_plans_the_next_epochs_in_the_workers(
     assert planned_ahead is not None  # a worker made it
     job.plans[1] = planned_ahead  # as the job's first step of epoch 1 would have taken it
     got += list(stream)
-    assert [(b.position, b.rank, b.positions.tolist(), None) for b in got] == expected
+    assert [key(b) for b in got] == expected
 
 
 def test_selections_made_before_the_first_feedback_are_not_used_after_it(
@@ -239,7 +244,4 @@ def test_a_paused_job_frees_the_workers_and_still_serves_its_batches(
     left = [item for item in job.ahead._made.values() if isinstance(item, Future)]
     assert all(item.running() or item.done() for item in left)
     got += list(stream)  # the next session: started again, the same batches
-    weights = [None if b.weights is None else b.weights.tolist() for b in got]
-    assert [
-        (b.position, b.rank, b.positions.tolist(), w) for b, w in zip(got, weights, strict=True)
-    ] == expected
+    assert [key(b) for b in got] == expected
