@@ -17,7 +17,8 @@ from batchcraft.api.v1 import batch_service_pb2_grpc as pb_grpc
 from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.service import BatchClient, ServerConfig, create_server
-from batchcraft.service.cli import add_serve_arguments, dataset_paths, server_config
+from batchcraft.service.cli import add_serve_arguments, server_config
+from batchcraft.service.serve_settings import dataset_paths
 from batchcraft.service.server.metrics import job_label, start_metrics_server
 
 pytestmark = pytest.mark.grpc
@@ -123,7 +124,7 @@ def test_config_file_mirrors_flags_and_command_line_wins(
         parser = argparse.ArgumentParser()
         add_serve_arguments(parser)
         args = parser.parse_args(flags)
-    from batchcraft.service.cli import apply_config_file
+    from batchcraft.service.serve_settings import apply_config_file
 
     apply_config_file(args)
     assert (args.tls_cert, args.tls_key, args.cache_dir) == (

@@ -10,7 +10,8 @@ import pytest
 
 from batchcraft.curation import add_curate_arguments, curate_config
 from batchcraft.errors import ConfigError
-from batchcraft.service.cli import add_serve_arguments, apply_config_file, dataset_paths
+from batchcraft.service.serve_arguments import add_serve_arguments
+from batchcraft.service.serve_settings import apply_config_file, dataset_paths
 
 
 def test_the_config_files_storage_options_table_reaches_the_job_and_hides_secrets(
@@ -40,8 +41,8 @@ def _serve_args(*argv: str) -> argparse.Namespace:
 def test_serve_keeps_dataset_urls_whole_and_names_them_after_their_last_part() -> None:
     args = _serve_args("s3://bucket/curated/news", "--name", "old=s3://bucket/curated/old")
     assert dataset_paths(args) == [
-        ("news", "s3://bucket/curated/news"),
-        ("old", "s3://bucket/curated/old"),
+        ("news", ["s3://bucket/curated/news"]),
+        ("old", ["s3://bucket/curated/old"]),
     ]
 
 

@@ -77,7 +77,7 @@ def job_directory(root: Path, job_id: str) -> Path:
 
 
 def dataset_fingerprint(dataset: CuratedDataset) -> str:
-    """A hash of ``dataset``'s manifest, which identifies one curation run.
+    """A hash of ``dataset``'s manifest (or manifests), which identifies one curation run.
 
     Saved positions index the kept rows, so a checkpoint is only valid for the
     dataset it was saved with: a re-curated dataset (a new manifest, with its
@@ -86,7 +86,8 @@ def dataset_fingerprint(dataset: CuratedDataset) -> str:
     """
     found = _FINGERPRINTS.get(dataset)
     if found is None:
-        text = json.dumps(dataset.manifest, sort_keys=True)
+        parts = dataset.manifests  # one for a plain directory, as checkpoints always had
+        text = json.dumps(parts[0] if len(parts) == 1 else list(parts), sort_keys=True)
         found = hashlib.sha256(text.encode()).hexdigest()[:16]
         _FINGERPRINTS[dataset] = found
     return found

@@ -43,9 +43,11 @@ def _concatenated(root: Path, tables: list[pa.Table]) -> pa.Table:
         ) from exc
 
 
-def cache_key(root: Path, shards: list[Shard], kept_only: bool) -> str:
-    """A hash of what the served rows depend on: the manifest, each shard's identity."""
-    digest = hashlib.sha256(layout.manifest_path(root).read_bytes())
+def cache_key(roots: list[Path], shards: list[Shard], kept_only: bool) -> str:
+    """A hash of what the served rows depend on: the manifests, each shard's identity."""
+    digest = hashlib.sha256(layout.manifest_path(roots[0]).read_bytes())
+    for root in roots[1:]:
+        digest.update(layout.manifest_path(root).read_bytes())
     digest.update(f"{_CACHE_FORMAT}:{'kept' if kept_only else 'all'}".encode())
     for shard in shards:
         try:

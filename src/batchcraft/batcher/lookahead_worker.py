@@ -107,12 +107,12 @@ class DatasetSource:
     """Where a worker opens a served dataset (as the server opened it)."""
 
     name: str
-    root: Path
+    roots: tuple[Path, ...]
     cache_dir: Path | None = None
 
     @classmethod
     def of(cls, dataset: CuratedDataset, cache_dir: Path | None = None) -> DatasetSource:
-        return cls(dataset.name, dataset.root, cache_dir)
+        return cls(dataset.name, dataset.roots, cache_dir)
 
 
 _SOURCES: dict[str, DatasetSource] = {}
@@ -159,7 +159,7 @@ def _job(job_id: str, config: JobConfig) -> Job:
         dataset = _DATASETS.get(config.dataset)
         if dataset is None:
             source = _SOURCES[config.dataset]
-            dataset = CuratedDataset.open(source.root, source.name, cache_dir=source.cache_dir)
+            dataset = CuratedDataset.open(source.roots, source.name, cache_dir=source.cache_dir)
             _DATASETS[config.dataset] = dataset
         job = Job(job_id, config, dataset)
     _JOBS[key] = job

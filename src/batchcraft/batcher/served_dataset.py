@@ -7,10 +7,15 @@ naming the file. Kept rows (``keep = true``) of all shards are concatenated,
 in shard order, into one single-chunk Arrow table, memory-mapped from a cache
 file (`batchcraft.batcher.dataset_files`) or on the heap; a row's *position*
 is its index in that table. Ids are looked up through an `IdIndex` (numpy).
+
+One served dataset may be made of several directories (`curate NEW --against PREV`
+writes only the new rows: PREV and the delta together are the dataset): their kept rows
+are concatenated in the order given, and `parts` checks that they can be served as one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +24,9 @@ import pyarrow as pa
 
 from batchcraft._files import safe_file_name
 from batchcraft.batcher.dataset_files import build_cache, cache_key, mapped_rows, read_rows
+from batchcraft.batcher.dataset_parts import open_parts
 from batchcraft.batcher.id_index import IdIndex
-from batchcraft.dataset import layout
 from batchcraft.dataset.arrays import matrix_view
-from batchcraft.dataset.manifest import list_shards, read_manifest
 from batchcraft.dataset.schema import ID
 from batchcraft.errors import DatasetError
 
@@ -34,16 +38,25 @@ class CuratedDataset:
     so taking rows by position is one vectorised gather.
     """
 
-    def __init__(self, name: str, root: Path, manifest: dict[str, Any], table: pa.Table) -> None:
+    def __init__(
+        self,
+        name: str,
+        roots: Sequence[Path],
+        manifests: Sequence[dict[str, Any]],
+        table: pa.Table,
+    ) -> None:
         self.name = name
-        self.root = root
-        self.manifest = manifest
+        self.roots = tuple(roots)
+        self.root = self.roots[0]  # for messages: the first (oldest) part
+        self.manifests = tuple(manifests)
+        self.manifest = self.manifests[0]  # the embedding and contract of every part
         self.table = table
         # in numpy, not Python strings: 12 bytes a row (`id_index`)
         try:
             self._index = IdIndex(_one_chunk(table.column(ID)))
         except DatasetError as exc:
-            raise DatasetError(f"dataset {name!r} at {root}: {exc}") from exc
+            where = ", ".join(str(root) for root in self.roots)
+            raise DatasetError(f"dataset {name!r} at {where}: {exc}") from exc
         self._projections: dict[tuple[str, ...], pa.RecordBatch] = {}
         self._matrices: dict[tuple[str, ...], list[np.ndarray] | None] = {}
         self._column_names = tuple(table.column_names)  # asked for on every pool build
@@ -51,7 +64,7 @@ class CuratedDataset:
     @classmethod
     def open(
         cls,
-        root: str | Path,
+        root: str | Path | Sequence[str | Path],
         name: str | None = None,
         *,
         kept_only: bool = True,
@@ -60,40 +73,39 @@ class CuratedDataset:
         """Read and validate the dataset at ``root``.
 
         Args:
-            root: the curated dataset directory.
-            name: registered name; defaults to the directory name.
+            root: the curated dataset directory, or several (a dataset and the deltas
+                curated against it, oldest first) served as one.
+            name: registered name; defaults to the (first) directory's name.
             kept_only: drop rows with ``keep = false`` (removed duplicates).
             cache_dir: keep the served rows in an Arrow IPC file here and memory-map
                 it: the rows then live in the OS page cache (shared by every server
                 on the machine, paged out under pressure) instead of the heap, and a
                 later open skips decoding Parquet. The file is named after a hash of
-                the manifest and the shards' sizes and modification times, so a
+                the manifests and the shards' sizes and modification times, so a
                 changed dataset gets a new one. None: rows are held in memory.
 
         Raises:
             DatasetError: naming the file that is missing, unreadable or
-                inconsistent with the manifest.
+                inconsistent with the manifest, or parts that cannot be served together.
         """
-        root = Path(root)
-        manifest = read_manifest(root)
-        shards = list_shards(root, manifest)
-        if not shards:
-            raise DatasetError(f"dataset {root} has no shards under {layout.data_dir(root)}")
-        name = name or root.resolve().name
+        roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
+        parts = open_parts(roots)
+        name = name or roots[0].resolve().name
+        manifests = [part.manifest for part in parts]
+        shards = [shard for part in parts for shard in part.shards]
         if cache_dir is None:
-            table = read_rows(root, shards, kept_only)
+            table = read_rows(roots[0], shards, kept_only)
             pa.default_memory_pool().release_unused()  # Parquet decoding's scratch
-            return cls(name, root, manifest, table)
-        path = (
-            Path(cache_dir) / f"{safe_file_name(name)}-{cache_key(root, shards, kept_only)}.arrow"
-        )
+            return cls(name, roots, manifests, table)
+        key = cache_key(roots, shards, kept_only)
+        path = Path(cache_dir) / f"{safe_file_name(name)}-{key}.arrow"
         if path.exists():
             try:
-                return cls(name, root, manifest, mapped_rows(path))
+                return cls(name, roots, manifests, mapped_rows(path))
             except DatasetError:
                 path.unlink(missing_ok=True)  # torn by a crash: build it again
-        build_cache(path, root, shards, kept_only)
-        return cls(name, root, manifest, mapped_rows(path))
+        build_cache(path, roots[0], shards, kept_only)
+        return cls(name, roots, manifests, mapped_rows(path))
 
     @property
     def num_rows(self) -> int:

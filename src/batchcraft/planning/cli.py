@@ -13,7 +13,13 @@ from batchcraft.planning.spark_plan import PlanRequest, build_plan
 
 def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``plan`` flags to ``parser``."""
-    parser.add_argument("curated", type=Path, help="the curated dataset directory")
+    parser.add_argument(
+        "curated",
+        type=Path,
+        nargs="+",
+        help="the curated dataset directory (several: a dataset and the deltas curated "
+        "against it, served together with --name NAME=A,B)",
+    )
     parser.add_argument("--selector", required=True, help="selector name (required)")
     parser.add_argument(
         "--params", default="{}", help="selector parameters as a JSON object (default: %(default)s)"

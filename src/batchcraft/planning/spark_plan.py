@@ -38,7 +38,7 @@ STEPS_PER_TASK = 64
 class PlanRequest:
     """What to plan (the flags of ``batchcraft plan``)."""
 
-    curated: Path
+    curated: Path | list[Path]  # several: a dataset and its deltas, served as one
     out: Path
     selector: str
     selector_params: dict[str, Any] = field(default_factory=dict)
@@ -82,7 +82,7 @@ def build_plan(request: PlanRequest, spark: Any = None) -> PlanInfo:
     staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:8]}"
     try:
         rows = spark.sparkContext.parallelize(tasks, len(tasks)).mapPartitions(
-            _Selector(str(dataset.root), request.job_config(dataset.name))
+            _Selector([str(root) for root in dataset.roots], request.job_config(dataset.name))
         )
         frame = spark.createDataFrame(rows, schema=_spark_schema())
         frame.write.parquet(str(staging / SELECTIONS_DIR))
@@ -122,12 +122,12 @@ def _tasks(steps: int, epochs: int, parallelism: int) -> list[tuple[int, int, in
 class _Selector:
     """The Spark task: open the dataset, build the job, select each step of its ranges."""
 
-    def __init__(self, root: str, config: JobConfig) -> None:
-        self.root = root
+    def __init__(self, roots: list[str], config: JobConfig) -> None:
+        self.roots = roots
         self.config = config
 
     def __call__(self, ranges: Iterator[tuple[int, int, int]]) -> Iterator[tuple[Any, ...]]:
-        job = Job("plan", self.config, CuratedDataset.open(self.root, self.config.dataset))
+        job = Job("plan", self.config, CuratedDataset.open(self.roots, self.config.dataset))
         for epoch, first, end in ranges:
             for step in range(first, end):
                 row = selection_row(job.compute_selection(Position(epoch, step)))

@@ -4,8 +4,7 @@ Wire into a CLI with `add_serve_arguments` and `run_serve`, or run
 ``python -m batchcraft.service.cli serve-args...`` (see `serve_main`).
 
 Every flag (`batchcraft.service.serve_arguments`) may also come from a TOML file
-(``--config``) with the same names (``max_in_flight = 16``) and a ``[datasets]``
-table (``news = "curated/"``); flags given on the command line win.
+(``--config``, `batchcraft.service.serve_settings`); flags given on the command line win.
 """
 
 from __future__ import annotations
@@ -17,10 +16,8 @@ import os
 import signal
 import sys
 import threading
-import tomllib
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from batchcraft.batcher.checkpoint_files import check_writable
 from batchcraft.batcher.registry import DatasetRegistry
@@ -29,24 +26,12 @@ from batchcraft.dataset.remote import local_dataset
 from batchcraft.errors import BatchcraftError, ConfigError, OutputError
 from batchcraft.logs import configure_json_logging, log_event
 from batchcraft.service.serve_arguments import add_serve_arguments
+from batchcraft.service.serve_settings import apply_config_file, dataset_paths
 from batchcraft.service.server import BatchServer, ServerConfig, create_server
 from batchcraft.service.server.metrics import start_metrics_server
 from batchcraft.service.server.metrics_http import Tls
-from batchcraft.storage import is_url, resolve
 
 LOG = logging.getLogger("batchcraft.service")
-_PATH_SETTINGS = {  # flags of type Path: config file strings become paths
-    "port_file",
-    "checkpoint_dir",
-    "token_file",
-    "tls_cert",
-    "tls_key",
-    "provenance_dir",
-    "cache_dir",
-    "metrics_token_file",
-    "metrics_tls_cert",
-    "metrics_tls_key",
-}
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -58,8 +43,8 @@ def run_serve(args: argparse.Namespace) -> int:
             apply_config_file(args)
         cache_dir = dataset_cache_dir(args)
         registry = DatasetRegistry(
-            CuratedDataset.open(local_dataset(path), name, cache_dir=cache_dir)
-            for name, path in dataset_paths(args)
+            CuratedDataset.open([local_dataset(p) for p in paths], name, cache_dir=cache_dir)
+            for name, paths in dataset_paths(args)
         )
         if len(registry) == 0:
             raise ConfigError("no dataset to serve: give a curated dataset directory")
@@ -139,24 +124,6 @@ def serve_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="batchcraft serve", description=__doc__.splitlines()[0])
     add_serve_arguments(parser)
     return run_serve(parser.parse_args(argv))
-
-
-def dataset_paths(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """(name, path or URL) pairs from positional paths, ``--name`` and the config file; a
-    positional dataset without a name is named after its directory."""
-    bare = [n for n in args.name if "=" not in n]
-    if len(bare) > len(args.paths):
-        raise ConfigError(f"--name {bare[len(args.paths)]!r} has no dataset path to name")
-    pairs = [
-        (bare[i] if i < len(bare) else resolve(str(path)).name, str(path))
-        for i, path in enumerate(args.paths)
-    ]
-    for item in args.name:
-        if "=" in item:
-            name, _, path = item.partition("=")
-            pairs.append((name, path))
-    pairs += [(name, str(path)) for name, path in getattr(args, "datasets", {}).items()]
-    return pairs
 
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
@@ -252,46 +219,6 @@ def provenance_dir(args: argparse.Namespace) -> Path | None:
     if args.checkpoint_dir is not None:
         return Path(args.checkpoint_dir) / "provenance"
     return None
-
-
-def apply_config_file(args: argparse.Namespace) -> None:
-    """Fill flags left at their defaults from the TOML file ``args.config``.
-
-    The defaults come from the serve flags themselves, so this works the same for
-    ``batchcraft serve`` and ``python -m batchcraft.service.cli``.
-    """
-    defaults = argparse.ArgumentParser()
-    add_serve_arguments(defaults)
-    try:
-        values: dict[str, Any] = tomllib.loads(args.config.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"cannot read config file {args.config}: {error}") from error
-    args.datasets = values.pop("datasets", {})
-    if not isinstance(args.datasets, dict):
-        raise ConfigError(f'datasets in {args.config} must be a table of name = "path"')
-    kinds = {action.dest: _setting_kind(action) for action in defaults._actions}
-    for key, value in values.items():
-        dest = key.replace("-", "_")
-        if not hasattr(args, dest) or dest in {"paths", "name", "config"}:
-            raise ConfigError(f"unknown setting {key!r} in {args.config}")
-        kind = kinds.get(dest, str)
-        accepted = (int, float) if kind is float else kind  # 2 for a float setting is fine
-        if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):
-            raise ConfigError(f"{key} = {value!r} in {args.config}: expected {kind.__name__}")
-        if dest in _PATH_SETTINGS and is_url(str(value)):
-            raise ConfigError(f"{key} = {value!r} in {args.config}: must be a local path")
-        if getattr(args, dest) == defaults.get_default(dest):
-            setattr(args, dest, Path(str(value)) if dest in _PATH_SETTINGS else value)
-
-
-def _setting_kind(action: argparse.Action) -> type:
-    """The TOML type of a flag's value: bool for switches, else the flag's type (paths are
-    strings in TOML)."""
-    if isinstance(action, argparse._StoreTrueAction):
-        return bool
-    if action.type in (int, float):
-        return action.type  # type: ignore[return-value]
-    return str
 
 
 if __name__ == "__main__":

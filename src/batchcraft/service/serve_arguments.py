@@ -37,8 +37,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--name",
         action="append",
         default=[],
-        metavar="NAME[=PATH]",
-        help="name of the next positional dataset, or NAME=PATH to register another one "
+        metavar="NAME[=PATH[,PATH...]]",
+        help="name of the next positional dataset, or NAME=PATH to register another one; "
+        "NAME=PREV,DELTA serves a dataset and the deltas curated --against it as one "
         "(default: a dataset is named after its directory)",
     )
     parser.add_argument(

@@ -31,6 +31,7 @@ def write_curated_dataset(
     with_pairs: bool = False,
     num_tokens: int = 0,
     seed: int = 0,
+    id_prefix: str = "row",
 ) -> Path:
     """Write a curated dataset directory and return its path.
 
@@ -43,12 +44,14 @@ def write_curated_dataset(
         with_pairs: add ``pair_text`` and ``pair_embedding``.
         num_tokens: add an int32 ``tokens`` fixed_size_list column of this width (0: none).
         seed: seed of the random content.
+        id_prefix: ids are ``{id_prefix}-{i:06d}`` (datasets served together need
+            distinct ids).
     """
     root = Path(root)
     layout.data_dir(root).mkdir(parents=True, exist_ok=True)
     layout.rejects_dir(root).mkdir(exist_ok=True)
     rng = np.random.default_rng(seed)
-    table = _table(num_rows, dim, duplicate_every, with_pairs, num_tokens, rng)
+    table = _table(num_rows, dim, duplicate_every, with_pairs, num_tokens, rng, id_prefix)
     shards = _write_shards(root, table, num_shards)
     centroids = rng.standard_normal((4, dim)).astype(np.float32)
     np.save(
@@ -92,8 +95,9 @@ def _table(
     with_pairs: bool,
     num_tokens: int,
     rng: np.random.Generator,
+    id_prefix: str,
 ) -> pa.Table:
-    ids = [f"row-{i:06d}" for i in range(num_rows)]
+    ids = [f"{id_prefix}-{i:06d}" for i in range(num_rows)]
     keep = np.ones(num_rows, dtype=bool)
     if duplicate_every > 0:
         keep[duplicate_every - 1 :: duplicate_every] = False

@@ -134,7 +134,8 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
             infos.append(
                 pb.DatasetInfo(
                     name=dataset.name,
-                    num_rows=int(dataset.manifest.get("num_rows", dataset.num_rows)),
+                    num_rows=sum(int(m.get("num_rows", 0)) for m in dataset.manifests)
+                    or dataset.num_rows,
                     num_kept=dataset.num_rows,
                     columns=dataset.column_names,
                     embedding_model=str(embedding.get("model", "")),
