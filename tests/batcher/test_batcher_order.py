@@ -22,7 +22,7 @@ def rank_batches(
 ) -> list[list[np.ndarray]]:
     """Uniform serving of one epoch: per rank, the list of its batches (row positions)."""
     ids = pa.table({"id": [str(row) for row in range(layout.num_rows)]})
-    dataset = CuratedDataset("rows", Path("."), {}, ids)
+    dataset = CuratedDataset("rows", [Path(".")], [{}], ids)
     config = JobConfig(
         "rows",
         batch_size=layout.global_batch_size // world_size,

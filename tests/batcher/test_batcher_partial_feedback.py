@@ -152,7 +152,7 @@ def test_a_selector_the_dataset_can_never_satisfy_is_refused_up_front(tmp_path: 
     # no ref_loss and no pair embeddings: no feedback can ever make jest select
     vectors = np.eye(4, DIM, dtype=np.float32)
     table = pa.table({"id": list("abcd"), "embedding": to_fixed_size_list(vectors)})
-    dataset = CuratedDataset("plain", tmp_path, {}, table)
+    dataset = CuratedDataset("plain", [tmp_path], [{}], table)
     with pytest.raises(ConfigError, match=r"'jest' needs dataset columns \['pair_embedding'"):
         Job("j", JobConfig("plain", "jest", batch_size=2), dataset)
     Job("j", JobConfig("plain", "coreset", batch_size=2), dataset)  # embeddings suffice

@@ -113,7 +113,7 @@ def test_a_rank_outside_the_world_is_refused(dataset: CuratedDataset) -> None:
 
 def test_a_dataset_held_in_memory_streams_like_one_on_disk(tmp_path: Path) -> None:
     table = pa.table({"id": [f"r{i}" for i in range(10)]})
-    dataset = CuratedDataset("mem", tmp_path, {}, table)
+    dataset = CuratedDataset("mem", [tmp_path], [{}], table)
     stream = RankStream(Job("j", JobConfig("mem", batch_size=3, seed=2), dataset), 0, num_epochs=1)
     served = [row for batch in stream for row in batch.positions.tolist()]
     assert sorted(served) == list(range(10))
@@ -167,7 +167,7 @@ def test_non_finite_feedback_is_refused_and_nothing_is_recorded(
     """NaN losses were stored as "not reported", infinities as losses: issue 17, defect 6."""
     table = pa.table({"id": [f"r{i}" for i in range(6)]})
     stream = RankStream(
-        Job("j", JobConfig("mem", batch_size=3), CuratedDataset("mem", tmp_path, {}, table)), 0
+        Job("j", JobConfig("mem", batch_size=3), CuratedDataset("mem", [tmp_path], [{}], table)), 0
     )
     arrays = {name: np.asarray(value, np.float32) for name, value in rows.items()}
     with pytest.raises(FeedbackError, match=message):
