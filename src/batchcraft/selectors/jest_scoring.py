@@ -21,10 +21,10 @@ class SigmoidLossParameters:
     bias: float
 
 
-def _unit_rows(torch: Any, matrix: np.ndarray) -> Any:
+def _unit_rows(torch: Any, matrix: np.ndarray, device: Any) -> Any:
     array = np.ascontiguousarray(matrix, dtype=np.float32)
     # torch wants writable memory; pools of every row share the dataset's read-only columns
-    tensor = torch.from_numpy(array if array.flags.writeable else array.copy())
+    tensor = torch.from_numpy(array if array.flags.writeable else array.copy()).to(device)
     return tensor / tensor.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
@@ -44,6 +44,11 @@ class LearnabilityScorer:
 
     With ``per_example`` given instead of embeddings, S is that diagonal and
     zero elsewhere: selection is then independent (RHO-LOSS-like).
+
+    The towers live on ``device`` (a torch device; default the CPU), and with
+    ``bf16`` the off-diagonal products ``image_i · text_j`` are computed in bfloat16
+    (each tower's rows rounded once); norms, the diagonal, softplus and every sum
+    stay float32/float64. Results come back to the CPU as numpy.
     """
 
     def __init__(
@@ -51,8 +56,12 @@ class LearnabilityScorer:
         towers: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
         heads: tuple[SigmoidLossParameters, SigmoidLossParameters] | None = None,
         per_example: np.ndarray | None = None,
+        device: Any = None,
+        bf16: bool = False,
     ) -> None:
         self.torch = require("torch")
+        self.device = self.torch.device("cpu") if device is None else device
+        self.bf16 = bf16
         self._diagonal: np.ndarray | None = None
         self._dense: np.ndarray | None = None
         self._dense_symmetric: np.ndarray | None = None
@@ -68,26 +77,34 @@ class LearnabilityScorer:
         known_images = np.isfinite(learner_images).all(axis=1)
         known_texts = np.isfinite(learner_texts).all(axis=1)
         self.size = len(learner_images)
+        where = self.device
         self.models = [
             (
-                _unit_rows(self.torch, np.where(known_images[:, None], learner_images, 0.0)),
-                _unit_rows(self.torch, np.where(known_texts[:, None], learner_texts, 0.0)),
+                _unit_rows(self.torch, np.where(known_images[:, None], learner_images, 0.0), where),
+                _unit_rows(self.torch, np.where(known_texts[:, None], learner_texts, 0.0), where),
                 heads[0],
             ),
             (
-                _unit_rows(self.torch, reference_images),
-                _unit_rows(self.torch, reference_texts),
+                _unit_rows(self.torch, reference_images, where),
+                _unit_rows(self.torch, reference_texts, where),
                 heads[1],
             ),
+        ]
+        # the factors of the off-diagonal products, rounded to bf16 once
+        self._factors = [
+            (images.to(self.torch.bfloat16), texts.to(self.torch.bfloat16))
+            if bf16
+            else (images, texts)
+            for images, texts, _ in self.models
         ]
         self.known = None
         if not (known_images.all() and known_texts.all()):
             self.known = (
-                self.torch.from_numpy(known_images.astype(np.float32)),
-                self.torch.from_numpy(known_texts.astype(np.float32)),
+                self.torch.from_numpy(known_images.astype(np.float32)).to(where),
+                self.torch.from_numpy(known_texts.astype(np.float32)).to(where),
             )
         logits = [
-            ((images * texts).sum(dim=1) * head.scale + head.bias).to(self.torch.float64).numpy()
+            self._numpy((images * texts).sum(dim=1) * head.scale + head.bias)
             for images, texts, head in self.models
         ]
         self.known_pairs = (known_images & known_texts).astype(np.float64)
@@ -101,19 +118,24 @@ class LearnabilityScorer:
                 (
                     self.size if rows is None else len(rows),
                     self.size if columns is None else len(columns),
-                )
+                ),
+                device=self.device,
             )
-        row_index = None if rows is None else torch.from_numpy(rows)
-        column_index = None if columns is None else torch.from_numpy(columns)
+        row_index = None if rows is None else self._index(rows)
+        column_index = None if columns is None else self._index(columns)
 
         def take(values: Any, index: Any) -> Any:
             # index_select: the same rows as values[index], several times faster
             return values if index is None else torch.index_select(values, 0, index)
 
         terms = []
-        for images, texts, head in self.models:
+        for (images, texts), (_, _, head) in zip(self._factors, self.models, strict=True):
             image_part, text_part = take(images, row_index), take(texts, column_index)
-            logits = torch.addmm(torch.tensor(head.bias), image_part, text_part.T, alpha=head.scale)
+            if self.bf16:
+                logits = (image_part @ text_part.T).float().mul_(head.scale).add_(head.bias)
+            else:
+                bias = torch.tensor(head.bias, device=self.device)
+                logits = torch.addmm(bias, image_part, text_part.T, alpha=head.scale)
             terms.append(torch.nn.functional.softplus(logits))
         block = terms[0].sub_(terms[1])
         if self.known is not None:
@@ -122,6 +144,13 @@ class LearnabilityScorer:
             block.mul_(known_rows[:, None] * known_columns[None, :])
         return block
 
+    def _index(self, positions: np.ndarray) -> Any:
+        return self.torch.from_numpy(np.ascontiguousarray(positions)).to(self.device)
+
+    def _numpy(self, tensor: Any) -> np.ndarray:
+        """``tensor`` as float64 numpy on the CPU."""
+        return tensor.to(self.torch.float64).cpu().numpy()
+
     def block(self, rows: np.ndarray, columns: np.ndarray) -> Any:
         """``S[rows][:, columns]`` as a float32 torch tensor."""
         block = self._off_diagonal(rows, columns)
@@ -129,10 +158,8 @@ class LearnabilityScorer:
         if len(row_positions):
             corrections = self.torch.from_numpy(
                 self.correction[rows[row_positions]].astype(np.float32)
-            )
-            block[
-                self.torch.from_numpy(row_positions), self.torch.from_numpy(column_positions)
-            ] += corrections
+            ).to(self.device)
+            block[self._index(row_positions), self._index(column_positions)] += corrections
         return block
 
     def diagonal(self) -> np.ndarray:
@@ -145,7 +172,7 @@ class LearnabilityScorer:
         diagonal = self.correction.copy()
         for sign, (images, texts, head) in zip((1.0, -1.0), self.models, strict=False):
             logits = (images * texts).sum(dim=1) * head.scale + head.bias
-            softplus = self.torch.nn.functional.softplus(logits).to(self.torch.float64).numpy()
+            softplus = self._numpy(self.torch.nn.functional.softplus(logits))
             diagonal += sign * softplus * self.known_pairs
         return diagonal
 
@@ -161,7 +188,7 @@ class LearnabilityScorer:
         if self.size > DENSE_LIMIT or not self.models:
             return None
         if self._dense is None:
-            self._dense = self.full().to(self.torch.float64).numpy()
+            self._dense = self._numpy(self.full())
         return self._dense
 
     def pair_gain(self, chosen: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
@@ -178,7 +205,7 @@ class LearnabilityScorer:
         else:  # rows and columns of the chosen only, not the whole matrix
             from_rows = self._off_diagonal(chosen, rows).sum(dim=0)
             from_columns = self._off_diagonal(rows, chosen).sum(dim=1)
-            gain = (from_rows + from_columns).to(self.torch.float64).numpy()
+            gain = self._numpy(from_rows + from_columns)
         gain[on_diagonal] += 2.0 * self.correction[positions[on_diagonal]]
         return gain
 
