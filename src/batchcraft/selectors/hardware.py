@@ -5,7 +5,7 @@ is bfloat16 only on CPUs with AMX (``amx_bf16`` in ``/proc/cpuinfo``), where a b
 matmul runs several times faster than fp32, and on GPUs; elsewhere fp32 (on
 AVX-512-BF16 without AMX a 2,560 × 384 bf16 Gram matrix took as long as numpy's fp32
 ``syrk``; on AVX2 bf16 is emulated and slower); JEST's products, whose fp32 alternative
-is a torch matmul, also take bf16 on AVX-512-BF16 CPUs. bf16 is used for the products
+is a torch matmul, also take bf16 on AVX-512-BF16 CPUs for towers of 256-d or wider. bf16 is used for the products
 only; norms, sums and the greedy stay fp32 (a facility-location objective within
 0.01% of fp32's, measured on 2,560-row pools).
 
@@ -58,15 +58,22 @@ def torch_device(device: Device) -> Any:
     return torch.device(device)
 
 
-def uses_bf16(precision: Precision, device: Any, general_matmul: bool = False) -> bool:
+AVX512_BF16_MIN_WIDTH = 256
+"""Narrowest rows whose torch matmul bf16 speeds up on AVX-512-BF16 without AMX (JEST's
+towers, 1,280-row pools, one thread: 256-d 16 against 22-27 ms, 384-d 20-24 against
+35-38 ms; 128-d and narrower no faster, the conversion eats the gain)."""
+
+
+def uses_bf16(precision: Precision, device: Any, matmul_width: int | None = None) -> bool:
     """Whether ``precision`` means bf16 products on ``device``.
 
-    ``general_matmul``: the fp32 alternative is a torch matmul, not numpy's ``syrk``;
-    AVX-512-BF16 speeds those up too (JEST's pairwise learnability of a 1,280-row pool:
-    24 ms against 44 ms in fp32, the same selections; measured without AMX).
+    ``matmul_width``: the products are torch matmuls of rows this wide (for coreset's
+    Gram matrix, None: its fp32 alternative is numpy's ``syrk``, which bf16 beats only
+    with AMX); AVX-512-BF16 then speeds up rows of `AVX512_BF16_MIN_WIDTH` or more.
     """
     if precision == "auto":
-        return device.type == "cuda" or cpu_has_amx() or (general_matmul and cpu_has_avx512_bf16())
+        wide = matmul_width is not None and matmul_width >= AVX512_BF16_MIN_WIDTH
+        return device.type == "cuda" or cpu_has_amx() or (wide and cpu_has_avx512_bf16())
     return precision == "bf16"
 
 

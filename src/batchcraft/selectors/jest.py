@@ -124,7 +124,7 @@ class _LearnabilityScoring(BaseSelector):
             (learner_head, reference_head),
             None,
             device,
-            uses_bf16(self.precision, device, general_matmul=True),
+            uses_bf16(self.precision, device, matmul_width=pool.embeddings.shape[1]),
         )
         return scorer, "pairwise"
 
@@ -172,8 +172,9 @@ class JestSelector(_LearnabilityScoring):
 
     ``device`` and ``precision`` say where the pairwise learnability is computed
     (`batchcraft.selectors.hardware`: ``auto`` is the GPU torch sees, and bf16
-    products of the towers on GPUs and CPUs with AMX or AVX-512-BF16, which keep the
-    batch learnability within 1% of fp32's); per-example scoring is numpy.
+    products of the towers on GPUs, CPUs with AMX, and AVX-512-BF16 CPUs for towers of
+    256-d or wider, which keep the batch learnability within 1% of fp32's); per-example
+    scoring is numpy.
 
     Example:
         >>> rng = np.random.default_rng(0)
