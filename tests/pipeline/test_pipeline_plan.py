@@ -206,3 +206,60 @@ def test_the_plan_command(spark: Any, curated: Path, tmp_path: Path, capsys: Any
     assert PlanInfo.read(out).key.selector == "concept"
     assert main([*argv[:-4], "--params", "[1]", "--out", str(tmp_path / "x")]) == 2
     assert "--params must be a JSON object" in capsys.readouterr().err
+
+
+def test_a_plan_made_from_and_into_an_object_store_is_served_from_it(
+    spark: Any, curated: Path, tmp_path: Path, s3_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tasks copy the dataset from the store and write their parts into it; ``plan.json``
+    last; ``serve --plans s3://…`` copies the plan to a local cache."""
+    import pyarrow.fs as pafs
+
+    from batchcraft.batcher.remote_plans import local_plan
+    from batchcraft.service.cli import serve_main
+    from batchcraft.storage import kind, list_files, resolve
+
+    bucket = s3_server.new_bucket()
+    dataset_url = f"s3://{bucket}/curated/news"
+    store = resolve(dataset_url, s3_server.options)
+    pafs.copy_files(str(curated), store.path, destination_filesystem=store.filesystem)
+    settings = {"batch_size": 4, "world_size": 2, "epochs": 1, "seed": 2}
+    local = build_plan(PlanRequest(curated, tmp_path / "local", "concept", **settings), spark)
+    url = f"s3://{bucket}/plans/concept"
+    with pytest.MonkeyPatch.context() as environment:  # the tasks need storage_options alone
+        environment.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+        stored = build_plan(
+            PlanRequest(dataset_url, url, "concept", storage_options=s3_server.options,
+                        **settings),  # type: ignore[arg-type]
+            spark,
+        )  # fmt: skip
+    assert stored.key == local.key and stored.dataset == "news"
+    names = {f.path.rsplit("/", 1)[1] for f in list_files(resolve(url, s3_server.options))}
+    assert "plan.json" in names and any(n.endswith(".parquet") for n in names)
+    expected, got = read_selections(local.path), read_selections(local_plan(url))
+    assert got.keys() == expected.keys()
+    for position, selection in expected.items():
+        np.testing.assert_array_equal(got[position].positions, selection.positions)
+    with pytest.raises(OutputError, match="exists"):  # never overwritten, on a store too
+        build_plan(PlanRequest(dataset_url, url, "concept", storage_options=s3_server.options,
+                               **settings), spark)  # type: ignore[arg-type]  # fmt: skip
+    assert kind(resolve(f"s3://{bucket}/plans/concept/plan.json")) == pafs.FileType.File
+
+    registry = DatasetRegistry([CuratedDataset.open(curated, "news")])
+    planned = create_server(registry, ServerConfig(fsync=False, plans=(local_plan(url),)))
+    planned.start()
+    try:
+        from_store = served(f"127.0.0.1:{planned.port}", epochs=1)
+        config = JobConfig("news", "concept", batch_size=4, world_size=2, seed=2)
+        assert planned.servicer.jobs.get_or_create("plan-1-2", config).plan_used
+    finally:
+        planned.stop(grace=0)
+    plain = create_server(registry, ServerConfig(fsync=False)).start()
+    try:
+        assert from_store == served(f"127.0.0.1:{plain.port}", epochs=1)
+    finally:
+        plain.stop(grace=0)
+    missing = f"s3://{bucket}/plans/none"  # no plan.json there: one line, exit code 2
+    assert serve_main([str(curated), "--port", "0", "--plans", missing]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if "batchcraft" in line]
+    assert len(lines) == 1 and f"{missing} is no epoch plan" in lines[0], lines

@@ -135,11 +135,11 @@ class PlanInfo:
                 f"{self.steps} steps; the plan is incomplete"
             )
 
-    def write(self) -> None:
-        """Write ``plan.json`` (the last file of a plan)."""
+    def text(self) -> str:
+        """The ``plan.json`` of this plan (the last file written)."""
         record = {"version": PLAN_VERSION, "key": asdict(self.key), "dataset": self.dataset,
                   "epochs": self.epochs, "steps": self.steps}  # fmt: skip
-        (self.path / PLAN_FILE).write_text(json.dumps(record, indent=1) + "\n")
+        return json.dumps(record, indent=1) + "\n"
 
 
 def selection_row(selection: GlobalSelection) -> dict[str, Any]:

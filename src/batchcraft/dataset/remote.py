@@ -9,17 +9,13 @@ unchanged (a republished dataset is copied again).
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
-import pyarrow.fs as pafs
-
 from batchcraft.dataset import layout
-from batchcraft.errors import DatasetError, StorageError
-from batchcraft.storage import Location, StorageOptions, read_bytes, resolve, write_bytes
+from batchcraft.errors import DatasetError
+from batchcraft.storage import StorageOptions, resolve, write_bytes
+from batchcraft.storage.copies import cache_name, local_copy
 
 
 def default_cache_root() -> Path:
@@ -42,43 +38,14 @@ def local_dataset(
     location = resolve(str(given), options)
     if location.is_local:
         return Path(location.path)
+    copy = (cache_root or default_cache_root()) / cache_name(location)
     try:
-        manifest = read_bytes(location.join(layout.MANIFEST))
+        return local_copy(location, layout.MANIFEST, copy)
     except FileNotFoundError:
         raise DatasetError(
             f"{location.url} is not a curated dataset: it holds no {layout.MANIFEST} (none "
             "was written there, or a run is publishing one: its manifest comes last)"
         ) from None
-    copy = (cache_root or default_cache_root()) / hashlib.sha256(location.url.encode()).hexdigest()[
-        :16
-    ]
-    held = copy / layout.MANIFEST
-    if held.is_file() and held.read_bytes() == manifest:
-        return copy
-    _copy_published(location, manifest, copy)
-    return copy
-
-
-def _copy_published(location: Location, manifest: bytes, copy: Path) -> None:
-    """Copy the dataset at ``location`` into ``copy`` (replaced whole), checking that the
-    manifest did not change meanwhile (a publish in between would mix two datasets)."""
-    copy.parent.mkdir(parents=True, exist_ok=True)
-    incoming = Path(tempfile.mkdtemp(dir=copy.parent, prefix=f".{copy.name}."))
-    try:
-        pafs.copy_files(
-            location.path,
-            str(incoming),
-            source_filesystem=location.filesystem,
-            destination_filesystem=pafs.LocalFileSystem(),
-        )
-        if (incoming / layout.MANIFEST).read_bytes() != manifest:
-            raise DatasetError(f"{location.url} was republished while being copied: try again")
-        shutil.rmtree(copy, ignore_errors=True)
-        os.replace(incoming, copy)
-    except OSError as error:
-        raise StorageError(f"cannot copy {location.url}: {error}") from None
-    finally:
-        shutil.rmtree(incoming, ignore_errors=True)
 
 
 def upload_files(paths: list[Path], given: str, options: StorageOptions | None = None) -> None:

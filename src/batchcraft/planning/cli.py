@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from batchcraft.errors import ConfigError
 from batchcraft.planning.spark_plan import PlanRequest, build_plan
@@ -15,7 +14,6 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``plan`` flags to ``parser``."""
     parser.add_argument(
         "curated",
-        type=Path,
         nargs="+",
         help="the curated dataset directory (several: a dataset and the deltas curated "
         "against it, served together with --name NAME=A,B)",
@@ -41,7 +39,9 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
         help="the job's last-batch rule (default: %(default)s)",
     )
     parser.add_argument(
-        "--out", type=Path, required=True, help="plan directory to write (required)"
+        "--out",
+        required=True,
+        help="plan directory to write, a path or a store URL (s3://…; required)",
     )
     parser.add_argument(
         "--master", default="local[*]", help="Spark master URL (default: %(default)s)"

@@ -1,34 +1,45 @@
 """Compute an epoch plan on Spark: the pools of every step spread over the executors.
 
-Each Spark task opens the curated dataset itself (a path every executor can
-read) and runs the server's own selection code (`batchcraft.batcher.job.Job`)
-for a contiguous range of steps, so a plan holds exactly the selections online
-serving makes with the same seed. The selections are written under a staging
-directory beside ``out``; ``plan.json`` is written last and the directory is
-renamed into place, so a crashed run leaves no plan a server would load.
+Each Spark task opens the curated dataset itself (a path every executor can read, or a
+store URL it copies to a local cache once per machine) and runs the server's own
+selection code (`batchcraft.batcher.job.Job`) for a contiguous range of steps, so a
+plan holds exactly the selections online serving makes with the same seed. Each task
+writes its selections as one Parquet file straight into the plan's directory (nothing
+passes through the driver); ``plan.json`` is written last. On a local disk the plan is
+built in a staging directory beside ``out`` and renamed into place; on an object store,
+where a directory cannot be renamed, it is built in ``out`` itself, whose ``plan.json``
+(last) publishes it. Either way a crashed run leaves no plan a server would load, and
+a failed one removes what it wrote.
 """
 
 from __future__ import annotations
 
 import math
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
 from batchcraft.batcher.config import JobConfig, Position
 from batchcraft.batcher.job import Job
 from batchcraft.batcher.plans import (
+    PLAN_FILE,
     SELECTIONS_DIR,
     SELECTIONS_SCHEMA,
     PlanInfo,
     PlanKey,
     selection_row,
 )
+from batchcraft.batcher.remote_plans import local_plan
 from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.dataset.remote import local_dataset
 from batchcraft.errors import ConfigError, OutputError
+from batchcraft.storage import StorageOptions, kind, remove_tree, resolve, write_bytes
 
 STEPS_PER_TASK = 64
 """Most steps one Spark task selects (fewer when the plan would make few tasks)."""
@@ -38,8 +49,8 @@ STEPS_PER_TASK = 64
 class PlanRequest:
     """What to plan (the flags of ``batchcraft plan``)."""
 
-    curated: Path | list[Path]  # several: a dataset and its deltas, served as one
-    out: Path
+    curated: str | Path | list[str | Path]  # several: a dataset and its deltas, served as one
+    out: str | Path  # a path or a store URL
     selector: str
     selector_params: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 256
@@ -48,6 +59,7 @@ class PlanRequest:
     seed: int = 0
     last_batch: str = "partial"
     master: str = "local[*]"
+    storage_options: StorageOptions = field(default_factory=dict)  # travel with the tasks
 
     def job_config(self, dataset: str) -> JobConfig:
         return JobConfig(dataset, self.selector, dict(self.selector_params), self.batch_size,
@@ -62,12 +74,15 @@ def build_plan(request: PlanRequest, spark: Any = None) -> PlanInfo:
             or the parameters are invalid.
         OutputError: ``request.out`` exists.
     """
-    out = Path(request.out)
-    if out.exists():
-        raise OutputError(f"{out} exists; plans are never overwritten (remove it first)")
+    out = resolve(str(request.out), request.storage_options)
+    if kind(out) != pafs.FileType.NotFound:
+        raise OutputError(f"{out.url} exists; plans are never overwritten (remove it first)")
     if request.epochs <= 0:
         raise ConfigError(f"epochs={request.epochs} must be > 0")
-    dataset = CuratedDataset.open(request.curated)
+    roots = [str(root) for root in _as_list(request.curated)]
+    name = resolve(roots[0], request.storage_options).name  # not its local copy's
+    local = [local_dataset(root, request.storage_options) for root in roots]
+    dataset = CuratedDataset.open(local, name)
     job = Job("plan", request.job_config(dataset.name), dataset)
     _check_plannable(job)
     if spark is None:
@@ -79,20 +94,24 @@ def build_plan(request: PlanRequest, spark: Any = None) -> PlanInfo:
         tasks = [(epoch, 0, job.steps_in(0)) for epoch in range(request.epochs)]
     else:
         tasks = _tasks(job.steps_in(0), request.epochs, parallelism)
-    staging = out.parent / f".{out.name}.staging-{uuid.uuid4().hex[:8]}"
+    target = out if not out.is_local else out.sibling(f".{out.name}.staging-{uuid.uuid4().hex[:8]}")
     try:
-        rows = spark.sparkContext.parallelize(tasks, len(tasks)).mapPartitions(
-            _Selector([str(root) for root in dataset.roots], request.job_config(dataset.name))
-        )
-        frame = spark.createDataFrame(rows, schema=_spark_schema())
-        frame.write.parquet(str(staging / SELECTIONS_DIR))
-        plan = PlanInfo(staging, PlanKey.of(job), dataset.name, request.epochs, job.steps_in(0))
-        plan.write()
-        staging.rename(out)
+        task = _Selector(roots, request.job_config(dataset.name), target.url,
+                         request.storage_options)  # fmt: skip
+        spark.sparkContext.parallelize(tasks, len(tasks)).mapPartitions(task).count()
+        plan = PlanInfo(Path(out.path), PlanKey.of(job), dataset.name, request.epochs,
+                        job.steps_in(0))  # fmt: skip
+        write_bytes(target.join(PLAN_FILE), plan.text().encode())  # last: it publishes
+        if out.is_local:
+            Path(target.path).rename(out.path)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(target)
         raise
-    return PlanInfo.read(out)
+    return PlanInfo.read(local_plan(out.url, request.storage_options))
+
+
+def _as_list(curated: str | Path | list[str | Path]) -> list[str | Path]:
+    return list(curated) if isinstance(curated, list | tuple) else [curated]
 
 
 def _check_plannable(job: Job) -> None:
@@ -120,29 +139,32 @@ def _tasks(steps: int, epochs: int, parallelism: int) -> list[tuple[int, int, in
 
 
 class _Selector:
-    """The Spark task: open the dataset, build the job, select each step of its ranges."""
+    """The Spark task: open the dataset, build the job, select each step of its ranges and
+    write them as one Parquet file of the plan."""
 
-    def __init__(self, roots: list[str], config: JobConfig) -> None:
+    def __init__(
+        self, roots: list[str], config: JobConfig, target: str, options: StorageOptions
+    ) -> None:
         self.roots = roots
         self.config = config
+        self.target = target
+        self.options = options
 
-    def __call__(self, ranges: Iterator[tuple[int, int, int]]) -> Iterator[tuple[Any, ...]]:
-        job = Job("plan", self.config, CuratedDataset.open(self.roots, self.config.dataset))
-        for epoch, first, end in ranges:
-            for step in range(first, end):
-                row = selection_row(job.compute_selection(Position(epoch, step)))
-                yield tuple(row[name] for name in SELECTIONS_SCHEMA.names)
-
-
-def _spark_schema() -> Any:
-    from pyspark.sql import types as T
-
-    return T.StructType(
-        [
-            T.StructField("epoch", T.IntegerType(), False),
-            T.StructField("step", T.IntegerType(), False),
-            T.StructField("positions", T.ArrayType(T.LongType(), False), False),
-            T.StructField("weights", T.ArrayType(T.FloatType(), False), True),
-            T.StructField("info", T.StringType(), False),
+    def __call__(self, partition: Iterator[tuple[int, int, int]]) -> Iterator[int]:
+        ranges = list(partition)
+        if not ranges:
+            return
+        local = [local_dataset(root, self.options) for root in self.roots]
+        job = Job("plan", self.config, CuratedDataset.open(local, self.config.dataset))
+        rows = [
+            selection_row(job.compute_selection(Position(epoch, step)))
+            for epoch, first, end in ranges
+            for step in range(first, end)
         ]
-    )
+        epoch, first, _ = ranges[0]
+        name = f"part-{epoch:05d}-{first:07d}.parquet"
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist(rows, schema=SELECTIONS_SCHEMA), sink)
+        location = resolve(self.target, self.options).join(SELECTIONS_DIR, name)
+        write_bytes(location, sink.getvalue().to_pybytes())
+        yield len(rows)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from batchcraft.batcher.checkpoint_files import check_writable
 from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.batcher.remote_plans import local_plan
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.dataset.remote import local_dataset
 from batchcraft.errors import BatchcraftError, ConfigError, OutputError
@@ -153,7 +154,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         lookahead=args.lookahead,
         feedback_staleness=args.feedback_staleness,
         cache_dir=args.cache_dir,
-        plans=tuple(args.plans),
+        plans=tuple(local_plan(plan) for plan in args.plans),
     )
 
 

@@ -154,12 +154,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plans",
         nargs="+",
-        type=Path,
         default=[],
         metavar="PLAN",
-        help="epoch plans from `batchcraft plan`: a job they were made for (same dataset, "
-        "selector, parameters, batch size x world size, seed) is served from them "
-        "(default: none)",
+        help="epoch plans from `batchcraft plan` (paths or store URLs, copied to a local "
+        "cache): a job they were made for (same dataset, selector, parameters, batch size "
+        "x world size, seed) is served from them (default: none)",
     )
     parser.add_argument(
         "--selection-workers",
