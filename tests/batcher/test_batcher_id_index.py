@@ -6,8 +6,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from batchcraft.batcher.id_index import IdIndex, hash_ids
+from batchcraft.batcher.id_index import IdIndex
 from batchcraft.batcher.served_dataset import CuratedDataset
+from batchcraft.dataset.hashing import string_hashes
 from batchcraft.errors import DatasetError
 
 IDS = ["", "a", "b", "ab", "ba", "doc-00017", "doc-000170", "ünïcode-✓", "x" * 300]
@@ -16,10 +17,10 @@ UNKNOWN = ["c", "abc", "doc-0001", "doc-00017 ", "ÜNÏCODE-✓", "x" * 299]
 
 def poor_hash(ids: pa.Array) -> np.ndarray:
     """Three hash values for all ids: nearly every lookup meets a collision."""
-    return hash_ids(ids) % np.uint64(3)
+    return string_hashes(ids) % np.uint64(3)
 
 
-@pytest.mark.parametrize("hasher", [hash_ids, poor_hash])
+@pytest.mark.parametrize("hasher", [string_hashes, poor_hash])
 def test_every_id_is_found_at_its_row_and_unknown_ids_are_not(hasher) -> None:  # type: ignore[no-untyped-def]
     index = IdIndex(pa.array(IDS), hasher)
     query = [*IDS[::-1], *UNKNOWN, IDS[3]]
@@ -35,9 +36,9 @@ def test_an_unknown_id_with_a_served_ids_hash_is_unknown() -> None:
 
 def test_the_hash_reads_offsets_of_sliced_and_large_string_arrays() -> None:
     ids = pa.array(["pad", *IDS])
-    expected = hash_ids(pa.array(IDS))
-    assert (hash_ids(ids.slice(1)) == expected).all()
-    assert (hash_ids(pa.array(IDS, pa.large_string())) == expected).all()
+    expected = string_hashes(pa.array(IDS))
+    assert (string_hashes(ids.slice(1)) == expected).all()
+    assert (string_hashes(pa.array(IDS, pa.large_string())) == expected).all()
     assert len(set(expected.tolist())) == len(IDS)
 
 
@@ -50,7 +51,7 @@ def test_many_random_ids_agree_with_a_dict() -> None:
     assert index.positions_of(probe).tolist() == [where.get(name, -1) for name in probe]
 
 
-@pytest.mark.parametrize("hasher", [hash_ids, poor_hash])
+@pytest.mark.parametrize("hasher", [string_hashes, poor_hash])
 def test_duplicate_ids_are_refused(hasher) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(DatasetError, match=r"duplicate ids, e\.g\. 'ab'"):
         IdIndex(pa.array(["a", "ab", "b", "ab"]), hasher)

@@ -9,11 +9,12 @@ import pyarrow as pa
 import pytest
 from report_png import read_png, write_png
 
+from batchcraft.dataset.hashing import string_hashes
 from batchcraft.report.charts.bars import Series, bar_chart
 from batchcraft.report.charts.continuous import scatter
 from batchcraft.report.charts.svg import format_number, log_ticks, nice_ticks
 from batchcraft.report.html import Html, table
-from batchcraft.report.idhash import HashIndex, string_hashes
+from batchcraft.report.idhash import HashIndex
 from batchcraft.report.sampling import GroupedSample, bottom_k
 
 

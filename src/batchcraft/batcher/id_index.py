@@ -4,9 +4,8 @@ A server looks ids up for every feedback report. A pandas Index over Python
 strings grew a server's memory by 109 MiB per million short ids (measured), a
 gigabyte at 10M, before a row was served; this index costs 12 bytes a row
 (19 MiB per million measured, with the allocator's slack): the sorted
-64-bit hashes of the ids (`hash_ids`: FNV-1a over each id's UTF-8 bytes,
-vectorised over byte positions, then a 64-bit finaliser) and the row position
-of each. A lookup is one ``searchsorted``; the ids found are compared with the
+64-bit hashes of the ids (`batchcraft.dataset.hashing.string_hashes`) and the row
+position of each. A lookup is one ``searchsorted``; the ids found are compared with the
 ids asked for (in Arrow, without Python strings), so an unknown id whose hash
 happens to equal a served one's is still unknown. Rows whose hashes collide
 are resolved by comparing their ids, which is also how duplicate ids are
@@ -21,40 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batchcraft.dataset.hashing import mix64
+from batchcraft.dataset.hashing import string_hashes
 from batchcraft.errors import DatasetError, truncated_repr
 
 Hasher = Callable[[pa.Array], np.ndarray]
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
-_CHUNK = 1 << 20  # ids hashed at a time: bounds the temporaries of a 10M-row open
-
-
-def hash_ids(ids: pa.Array) -> np.ndarray:
-    """A 64-bit hash (uint64) of each string of ``ids`` (a string or large_string array
-    without nulls), computed from the Arrow buffers without Python strings."""
-    hashes = np.empty(len(ids), np.uint64)
-    for start in range(0, len(ids), _CHUNK):
-        hashes[start : start + _CHUNK] = _hash_chunk(ids.slice(start, _CHUNK))
-    return hashes
-
-
-def _hash_chunk(ids: pa.Array) -> np.ndarray:
-    _, offsets_buffer, data_buffer = ids.buffers()
-    width = np.int64 if pa.types.is_large_string(ids.type) else np.int32
-    offsets = np.frombuffer(offsets_buffer, width)[ids.offset : ids.offset + len(ids) + 1]
-    offsets = offsets.astype(np.int64)
-    data = (
-        np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(1, np.uint8)
-    )
-    starts, lengths = offsets[:-1], np.diff(offsets)
-    hashes = np.full(len(ids), _FNV_OFFSET, np.uint64)
-    rows = np.arange(len(ids))
-    with np.errstate(over="ignore"):  # the arithmetic is modulo 2**64 by design
-        for k in range(int(lengths.max(initial=0))):
-            rows = rows[lengths[rows] > k]  # ids with a k-th byte
-            hashes[rows] = (hashes[rows] ^ data[starts[rows] + k]) * _FNV_PRIME
-    return mix64(hashes)  # FNV's low bits alone sort poorly
 
 
 class IdIndex:
@@ -68,7 +37,7 @@ class IdIndex:
         DatasetError: an id is null or appears twice (naming it).
     """
 
-    def __init__(self, ids: pa.Array, hasher: Hasher = hash_ids) -> None:
+    def __init__(self, ids: pa.Array, hasher: Hasher = string_hashes) -> None:
         if ids.null_count:
             raise DatasetError(f"{ids.null_count} kept rows have no id")
         self.ids = ids

@@ -1,4 +1,5 @@
-"""Vectorised 64-bit hashes of string ids, to join served ids with millions of rows.
+"""Served ids joined with millions of rows through their 64-bit hashes
+(`batchcraft.dataset.hashing.string_hashes`, the server's id index's).
 
 Looking up every batch of rows in a hash set of all served ids would rebuild that set
 once per batch (pyarrow's ``index_in`` does not keep it). Instead the served ids are
@@ -12,41 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from batchcraft.dataset.hashing import mix64
-
-_BASE = np.uint64(0x100000001B3)  # FNV-1a 64-bit prime as the polynomial base
-_NULL_HASH = np.uint64(0)
-_SEED = np.uint64(0x9E3779B97F4A7C15)  # keeps the empty string off the null hash
-
-
-def string_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """One uint64 hash per string (nulls hash to 0, which no string hashes to in practice)."""
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    ids = ids.cast(pa.large_binary())
-    count = len(ids)
-    if count == 0:
-        return np.zeros(0, dtype=np.uint64)
-    _, offset_buffer, data_buffer = ids.buffers()
-    offsets = np.frombuffer(offset_buffer, dtype=np.int64)[ids.offset : ids.offset + count + 1]
-    lengths = np.diff(offsets)
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer else np.zeros(0, np.uint8)
-    data = data[offsets[0] : offsets[-1]].astype(np.uint64)
-    positions = np.arange(len(data)) - np.repeat(offsets[:-1] - offsets[0], lengths)
-    powers = np.cumprod(np.full(int(lengths.max(initial=0)) + 1, _BASE, dtype=np.uint64))
-    with np.errstate(over="ignore"):
-        terms = (data + np.uint64(1)) * powers[positions]
-    sums = np.zeros(count, dtype=np.uint64)
-    nonempty = lengths > 0
-    if nonempty.any():
-        starts = (offsets[:-1] - offsets[0])[nonempty]
-        sums[nonempty] = np.add.reduceat(terms, starts)
-    hashes = mix64(sums ^ lengths.astype(np.uint64) ^ _SEED)
-    valid = pc.is_valid(ids).to_numpy(zero_copy_only=False)
-    hashes[~valid] = _NULL_HASH
-    return hashes
+from batchcraft.dataset.hashing import NULL_HASH, string_hashes
 
 
 class HashIndex:
@@ -68,6 +36,6 @@ class HashIndex:
         inside = slots < len(self._sorted)
         found = np.zeros(len(hashes), dtype=bool)
         found[inside] = self._sorted[slots[inside]] == hashes[inside]
-        found &= hashes != _NULL_HASH
+        found &= hashes != NULL_HASH
         positions = np.where(found, self._order[np.minimum(slots, len(self._order) - 1)], 0)
         return found, positions
