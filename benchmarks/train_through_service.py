@@ -12,6 +12,8 @@ them all, see ``train_server.py``); the tasks are described in ``train_tasks.py`
   (async) against uniform; 30% flipped labels, ``ref_loss`` from a reference
   model trained on clean data; ``jest (sync)`` (every super-batch scored on the
   current model) as a reference without estimates.
+* ``label_noise_2k``: the same on 2,000 training rows, so that uniform needs several
+  passes and an async trainer's reports give most candidates a loss of their own.
 * ``noisy_pairs``: pairwise ``jest``, sync and async, on 60% mismatched pairs
   with a two-tower SigLIP model.
 * ``coreset`` (CREST, sync gradient proxies), ``concept`` (CABS-DM),
@@ -68,6 +70,7 @@ TASKS: dict[str, Any] = {
     task.name: task
     for task in (
         LabelNoiseTask(),
+        LabelNoiseTask(rows=2000),
         NoisyPairsTask(),
         CoresetTask(),
         ConceptTask(),
@@ -76,6 +79,7 @@ TASKS: dict[str, Any] = {
 }
 STEPS = {
     "label_noise": 600,
+    "label_noise_2k": 600,
     "noisy_pairs": 600,
     "coreset": 300,
     "concept": 400,
@@ -83,6 +87,7 @@ STEPS = {
 }
 QUICK_STEPS = {
     "label_noise": 150,
+    "label_noise_2k": 150,
     "noisy_pairs": 150,
     "coreset": 100,
     "concept": 100,
@@ -109,6 +114,9 @@ GOALS = {
     ("label_noise", "jest_independent"): Goal("fewer steps than uniform", 1.0),
     ("label_noise", "jest (sync)"): Goal("none (reference: fresh losses, no estimates)"),
     ("label_noise", "jest (ahead, T=0.3)"): Goal("steps ≤ 0.6×, wall-clock ≤ 0.7×", 0.6, 0.7),
+    ("label_noise_2k", "jest"): Goal("steps ≤ 0.6×, wall-clock ≤ 0.7×", 0.6, 0.7),
+    ("label_noise_2k", "jest (T=0.3)"): Goal("steps ≤ 0.6×, wall-clock ≤ 0.7×", 0.6, 0.7),
+    ("label_noise_2k", "jest_independent"): Goal("fewer steps than uniform", 1.0),
     ("noisy_pairs", "jest (sync)"): Goal("steps ≤ 0.5×, wall-clock ≤ 0.6×", 0.5, 0.6),
     ("noisy_pairs", "jest (async)"): Goal("steps ≤ 0.5×, wall-clock ≤ 0.6×", 0.5, 0.6),
     ("coreset", "coreset"): Goal("fewer steps than uniform", 1.0),
