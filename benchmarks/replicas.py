@@ -37,7 +37,7 @@ from typing import Any
 
 from train_server import ServerProcess, machine_lines, throughput_dataset
 
-from batchcraft.batcher.checkpoint import job_directory
+from batchcraft.batcher.checkpoint_store import CheckpointStore
 from batchcraft.batcher.leases import RENEWALS_PER_LEASE, latest_lease
 from batchcraft.service import BatchClient
 
@@ -119,7 +119,7 @@ def failover_trial(dataset: Path, work: Path, lease_seconds: float, phase: float
     trainer.start()
     try:
         time.sleep(2.0 + phase * lease_seconds / RENEWALS_PER_LEASE)
-        owner = latest_lease(job_directory(work / "state", "failover"))
+        owner = latest_lease(CheckpointStore.at(work / "state").job("failover"))
         assert owner is not None, "the job has no lease"
         (dead,) = [server for server in servers if server.address == owner.address]
         killed_at = time.time()
