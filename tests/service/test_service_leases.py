@@ -164,12 +164,13 @@ def test_the_survivor_selects_with_the_feedback_sent_before_the_failover(
         fallback = ["fallback_from" in info for (*_, info, _) in rank]
         assert fallback == sorted(fallback, reverse=True)
         assert any(after and not was for (*_, after), was in zip(rank, fallback, strict=True))
-    # the survivor's checkpoint holds every loss reported before the kill, as reported (one
-    # epoch: no row was served, nor reported, twice). Reports on the batches the owner had
-    # sent ahead before it died go to its dead session and may be lost.
-    before = [i for rank in served for (_, _, ids, _, _) in rank[:KILL_AFTER] for i in ids]
-    losses = saved_losses(state, "leases-jest_independent", dataset, before)
-    assert np.array_equal(losses, loss_of(before))
+    # the survivor's checkpoint holds every loss reported, as reported (one epoch: no row was
+    # served, nor reported, twice), those reported on the dead owner's session too: the
+    # clients resent what the owner had not saved (`FeedbackLog`)
+    everything = [i for rank in served for (_, _, ids, _, _) in rank for i in ids]
+    wait_for_saved(state, "leases-jest_independent", dataset, everything)
+    losses = saved_losses(state, "leases-jest_independent", dataset, everything)
+    assert np.array_equal(losses, loss_of(everything))
 
 
 def test_two_live_replicas_never_serve_one_job_together(

@@ -40,6 +40,7 @@ from batchcraft.batcher.checkpoint_store import CheckpointStore, JobFiles
 from batchcraft.batcher.config import JobConfig, Position
 from batchcraft.batcher.errors import CheckpointError
 from batchcraft.batcher.feedback import FeedbackTable
+from batchcraft.batcher.feedback_sequences import Applied, from_arrays
 from batchcraft.batcher.job import Job
 from batchcraft.batcher.saved_selections import (
     saved_position,
@@ -127,8 +128,9 @@ def job_state(job: Job) -> dict[str, Any]:
         }
 
 
-def save_job(job: Job, store: CheckpointStore, *, feedback: bool = True) -> None:
-    """Write the job's state (and, if ``feedback``, its feedback table) in ``store``.
+def save_job(job: Job, store: CheckpointStore, *, feedback: bool = True) -> Applied | None:
+    """Write the job's state (and, if ``feedback``, its feedback table) in ``store``; the
+    numbered reports the saved table holds (`feedback_sequences`), None without a table.
 
     Raises:
         OSError: a file could not be written (the previous checkpoint is left intact).
@@ -136,9 +138,12 @@ def save_job(job: Job, store: CheckpointStore, *, feedback: bool = True) -> None
     files = store.job(job.job_id)
     previous = store.feedback_names.get(job.job_id)
     name = previous if store.is_local or previous is not None else None
+    saved = None
     if feedback:
         buffer = io.BytesIO()
-        np.savez(buffer, **job.feedback.to_arrays())  # type: ignore[arg-type]
+        arrays = job.feedback.to_arrays()
+        saved = from_arrays(arrays)
+        np.savez(buffer, **arrays)  # type: ignore[arg-type]
         data = buffer.getvalue()
         name = FEEDBACK if store.is_local else f"feedback.{_digest(data)}.npz"
         files.write(name, data)
@@ -150,6 +155,7 @@ def save_job(job: Job, store: CheckpointStore, *, feedback: bool = True) -> None
         for other in files.names():  # superseded tables, and any a killed writer left
             if other.startswith("feedback.") and other != name:
                 files.delete(other)
+    return saved
 
 
 def _digest(data: bytes) -> str:

@@ -221,7 +221,9 @@ class JobRegistry:
                 return  # the files hold the job as it is
             if with_feedback is None:
                 with_feedback = feedback_due
-            save_job(job, self.store, feedback=with_feedback)
+            saved = save_job(job, self.store, feedback=with_feedback)
+            if saved is not None:  # the clients may forget the reports it holds
+                job.feedback.mark_saved(saved)
             # Only once written: a failed save must leave the next one still due.
             self._saved_selections[job.job_id] = revision[1]
             self._saved_states[job.job_id] = revision
