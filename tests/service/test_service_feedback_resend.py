@@ -10,12 +10,15 @@ import numpy as np
 import pytest
 from test_service_leases import LEASE_SECONDS, loss_of, saved_losses
 
+from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.checkpoint_store import CheckpointStore
 from batchcraft.batcher.feedback import FeedbackTable
 from batchcraft.batcher.feedback_sequences import Numbered
 from batchcraft.batcher.leases import latest_lease
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.service import BatchClient
+from batchcraft.service.client.feedback_log import FeedbackLog
+from batchcraft.service.client.stream import Requests
 
 pytestmark = pytest.mark.grpc
 KILL_AFTER = 6
@@ -104,3 +107,19 @@ def test_a_numbered_report_is_applied_once_and_its_number_is_saved_with_the_tabl
         numbered=Numbered(0, "client-b", 1),
     )
     assert restored.confirmed(0, "client-a", saved=False) == 0
+
+
+def test_kept_reports_go_first_on_a_new_session_and_an_older_server_gets_none_kept() -> None:
+    log = FeedbackLog()
+    for _ in range(3):
+        log.report(pb.SessionRequest(feedback=pb.Feedback()))
+    log.saved(1)
+    requests = Requests([pb.SessionRequest(open=pb.OpenSession())])
+    log.attach(requests)
+    log.report(pb.SessionRequest(feedback=pb.Feedback()))
+    requests.end()
+    sent = [message.feedback.sequence for message in list(requests)[1:]]
+    assert sent == [2, 3, 4]  # in order: the server applies numbers above its latest only
+    log.opened(numbered=False)  # a server that never confirms: keeping would only grow
+    log.report(pb.SessionRequest(feedback=pb.Feedback()))
+    assert len(log) == 0

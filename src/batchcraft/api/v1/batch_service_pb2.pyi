@@ -128,7 +128,7 @@ class SessionRequest(_message.Message):
     def __init__(self, open: _Optional[_Union[OpenSession, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., feedback: _Optional[_Union[Feedback, _Mapping]] = ..., scores: _Optional[_Union[Scores, _Mapping]] = ...) -> None: ...
 
 class SessionOpened(_message.Message):
-    __slots__ = ("session_id", "job", "arrow_schema", "num_rows", "steps_per_epoch", "start", "max_in_flight", "selector", "dataset", "num_epochs", "max_batches_per_message")
+    __slots__ = ("session_id", "job", "arrow_schema", "num_rows", "steps_per_epoch", "start", "max_in_flight", "selector", "dataset", "num_epochs", "max_batches_per_message", "feedback_numbered")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
     ARROW_SCHEMA_FIELD_NUMBER: _ClassVar[int]
@@ -140,6 +140,7 @@ class SessionOpened(_message.Message):
     DATASET_FIELD_NUMBER: _ClassVar[int]
     NUM_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCHES_PER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_NUMBERED_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     job: str
     arrow_schema: bytes
@@ -151,7 +152,8 @@ class SessionOpened(_message.Message):
     dataset: str
     num_epochs: int
     max_batches_per_message: int
-    def __init__(self, session_id: _Optional[str] = ..., job: _Optional[str] = ..., arrow_schema: _Optional[bytes] = ..., num_rows: _Optional[int] = ..., steps_per_epoch: _Optional[int] = ..., start: _Optional[_Union[Position, _Mapping]] = ..., max_in_flight: _Optional[int] = ..., selector: _Optional[str] = ..., dataset: _Optional[str] = ..., num_epochs: _Optional[int] = ..., max_batches_per_message: _Optional[int] = ...) -> None: ...
+    feedback_numbered: bool
+    def __init__(self, session_id: _Optional[str] = ..., job: _Optional[str] = ..., arrow_schema: _Optional[bytes] = ..., num_rows: _Optional[int] = ..., steps_per_epoch: _Optional[int] = ..., start: _Optional[_Union[Position, _Mapping]] = ..., max_in_flight: _Optional[int] = ..., selector: _Optional[str] = ..., dataset: _Optional[str] = ..., num_epochs: _Optional[int] = ..., max_batches_per_message: _Optional[int] = ..., feedback_numbered: _Optional[bool] = ...) -> None: ...
 
 class Batch(_message.Message):
     __slots__ = ("batch_id", "position", "rank", "num_rows", "record_batch", "weights", "selector", "info_json", "next", "info_arrays", "padding")

@@ -283,6 +283,7 @@ class BatchClient:
     def _on_opened(self, opened: pb.SessionOpened) -> None:
         self.opened = opened
         self.job = opened.job
+        self._feedback.opened(opened.feedback_numbered)
         warn_if_finished(opened)
 
 

@@ -34,6 +34,7 @@ class FeedbackLog:
         self._kept: deque[pb.SessionRequest] = deque()
         self._last = 0  # the latest number given
         self._requests: Requests | None = None
+        self._keep = True  # False with a server that predates numbered feedback
         self._lock = threading.Lock()
 
     def report(self, message: pb.SessionRequest) -> None:
@@ -42,7 +43,8 @@ class FeedbackLog:
         with self._lock:
             self._last += 1
             message.feedback.sequence = self._last
-            self._kept.append(message)
+            if self._keep:
+                self._kept.append(message)
             if self._requests is not None:
                 self._requests.put(message)
 
@@ -54,6 +56,14 @@ class FeedbackLog:
             if requests is not None:
                 for message in self._kept:
                     requests.put(message)
+
+    def opened(self, numbered: bool) -> None:
+        """A session opened; ``numbered``: its server confirms saved reports. An older
+        server never does: keeping reports for it would only grow."""
+        with self._lock:
+            self._keep = numbered
+            if not numbered:
+                self._kept.clear()
 
     def saved(self, sequence: int) -> None:
         """The job's checkpoint holds the reports numbered up to ``sequence``: forget them."""

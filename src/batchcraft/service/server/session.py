@@ -113,6 +113,7 @@ class Session:
                 dataset=self.job.dataset.name,
                 num_epochs=self.stream.num_epochs,
                 max_batches_per_message=self.max_batches_per_message,
+                feedback_numbered=True,
             )
         )
 
@@ -168,23 +169,20 @@ class Session:
                 if not self._collect_scores(scoring, is_active):
                     return
                 self._requested.discard(scoring.round_id)
-            saved = self._feedback_saved()
-            if saved is not None:
-                yield saved
+            yield from self._feedback_saved()
             group = self._batches(1 if first else self._group_size())
             first = False  # the first batch travels alone: a trainer waits for it
             for message in packing.messages(group, self.limits.max_message_bytes):
                 yield response_bytes(message, packed=self.max_batches_per_message > 1)
         self._drain(is_active)
 
-    def _feedback_saved(self) -> pb.SessionResponse | None:
+    def _feedback_saved(self) -> Iterator[pb.SessionResponse]:
         """`FeedbackSaved` when the job's checkpoint holds more of the client's reports."""
         checkpointed = self.registry.store is not None
         saved = saved_reports(self.job, self.stream.rank, self.feedback_sender, checkpointed)
-        if saved <= self._confirmed:
-            return None
-        self._confirmed = saved
-        return pb.SessionResponse(feedback_saved=pb.FeedbackSaved(sequence=saved))
+        if saved > self._confirmed:
+            self._confirmed = saved
+            yield pb.SessionResponse(feedback_saved=pb.FeedbackSaved(sequence=saved))
 
     def _group_size(self) -> int:
         """How many batches the next message carries (`packing.group_size`)."""
