@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from grpc import StatusCode
 from s3_server import S3Server
 
 from batchcraft.batcher.checkpoint_store import CheckpointStore
@@ -24,8 +25,9 @@ from batchcraft.batcher.job_lifetimes import MARKER, JobLifetimes
 from batchcraft.batcher.leases import JobLeases, latest_lease
 from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
-from batchcraft.errors import ConfigError
+from batchcraft.errors import ConfigError, StorageError
 from batchcraft.service import BatchClient, ServerConfig, create_server
+from batchcraft.service.server.status import status_for
 
 pytestmark = pytest.mark.grpc
 CONFIG = JobConfig("news", batch_size=10, seed=1)
@@ -160,6 +162,8 @@ def test_an_unreachable_checkpoint_store_is_a_one_line_error(curated_dir: Path) 
     result = _serve(curated_dir, "--checkpoint-dir", "s3://bucket/state", env=environment)
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "s3://bucket/state" in result.stderr
+    # a store out of reach mid-run is an outage the client's reconnects may outlast
+    assert status_for(StorageError("cannot reach s3://bucket/state"))[0] == StatusCode.UNAVAILABLE
 
 
 def _serve(curated_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip

@@ -76,7 +76,8 @@ def latest_lease(directory: JobFiles) -> LeaseRecord | None:
     """The highest-generation lease in a job's checkpoint ``directory``; None if it has none.
 
     A file that is not a lease record (written by hand, or by another program) counts as
-    an expired lease of its generation: it must not keep a job from being served.
+    an expired lease of its generation: it must not keep a job from being served. A store
+    that cannot be read raises StorageError: a lease it may hold is not taken for expired.
     """
     generations = _generations(directory)
     if not generations:
@@ -88,7 +89,7 @@ def latest_lease(directory: JobFiles) -> LeaseRecord | None:
             return latest_lease(directory)
         fields = json.loads(data)
         return LeaseRecord(**{**fields, "generation": generation})
-    except (*STORE_ERRORS, ValueError, TypeError):
+    except (OSError, ValueError, TypeError):  # not StorageError: the store is out of reach
         return LeaseRecord("", generation, "", "", 0.0)
 
 

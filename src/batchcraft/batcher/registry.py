@@ -189,6 +189,8 @@ class JobRegistry:
         self._uses.forget(job_id)
         for saved in (self._saved_feedback, self._saved_selections, self._saved_states):
             saved.pop(job_id, None)
+        if self.store is not None:  # a reload reads the name from the job's state.json
+            self.store.feedback_names.pop(job_id, None)
         log_event(LOG, logging.INFO, event, job=job_id, resident=len(self._jobs))
 
     def _sweep_expired(self) -> None:
