@@ -17,27 +17,38 @@ kill), in seconds and in lease terms and renewal intervals (a lease lasts ``leas
 after its last renewal and is renewed every third of it, so the survivor takes over between
 2/3 and 1 lease term after the kill, then the trainer's next reconnect finds it).
 
+With ``--failover-stores directory,s3`` the failover trials alternate between a shared
+directory and a bucket of moto's S3-compatible server started on loopback (the lease a
+conditional PUT, the checkpoints objects), the directory's figure the reference of the run;
+``--no-throughput`` skips the throughput runs.
+
     python benchmarks/replicas.py            # about 2-3 minutes
     python benchmarks/replicas.py --quick    # smoke run
+    python benchmarks/replicas.py --no-throughput --failover-stores directory,s3
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
+import logging
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from train_server import ServerProcess, machine_lines, throughput_dataset
 
-from batchcraft.batcher.checkpoint import job_directory
+from batchcraft.batcher.checkpoint_store import CheckpointStore
 from batchcraft.batcher.leases import RENEWALS_PER_LEASE, latest_lease
 from batchcraft.service import BatchClient
 
@@ -85,9 +96,12 @@ def throughput(servers: list[ServerProcess], jobs: int, seconds: float, tag: str
     return total / seconds
 
 
-def replicas(count: int, dataset: Path, work: Path, lease_seconds: float) -> list[ServerProcess]:
-    state = work / "state"
-    extra = ("--checkpoint-dir", str(state), "--lease-seconds", str(lease_seconds),
+def replicas(
+    count: int, dataset: Path, work: Path, lease_seconds: float, state: str | None = None
+) -> list[ServerProcess]:
+    """``count`` replicas sharing the checkpoint directory ``state`` (default: WORK/state)."""
+    state = state or str(work / "state")
+    extra = ("--checkpoint-dir", state, "--lease-seconds", str(lease_seconds),
              "--no-fsync", "--selection-workers", "0", "--max-in-flight", "16")  # fmt: skip
     servers = []
     for index in range(count):
@@ -97,11 +111,14 @@ def replicas(count: int, dataset: Path, work: Path, lease_seconds: float) -> lis
     return servers
 
 
-def failover_trial(dataset: Path, work: Path, lease_seconds: float, phase: float) -> float:
+def failover_trial(
+    dataset: Path, work: Path, lease_seconds: float, phase: float, state: str | None = None
+) -> float:
     """Seconds from the SIGKILL of the job's owner to the trainer's first batch from the
     survivor; the kill comes ``phase`` renewal intervals after the trainer's second second
     (where in its renewal cycle a lease is when its owner dies decides the wait)."""
-    servers = replicas(2, dataset, work, lease_seconds)
+    state = state or str(work / "state")
+    servers = replicas(2, dataset, work, lease_seconds, state)
     target = "ipv4:" + ",".join(server.address for server in servers)
     client = BatchClient(target, "throughput", "uniform", 32, columns=COLUMNS, job="failover",
                          num_epochs=0, max_in_flight=4, reconnect_attempts=50)  # fmt: skip
@@ -119,7 +136,7 @@ def failover_trial(dataset: Path, work: Path, lease_seconds: float, phase: float
     trainer.start()
     try:
         time.sleep(2.0 + phase * lease_seconds / RENEWALS_PER_LEASE)
-        owner = latest_lease(job_directory(work / "state", "failover"))
+        owner = latest_lease(CheckpointStore.at(state).job("failover"))
         assert owner is not None, "the job has no lease"
         (dead,) = [server for server in servers if server.address == owner.address]
         killed_at = time.time()
@@ -143,6 +160,57 @@ def failover_trial(dataset: Path, work: Path, lease_seconds: float, phase: float
     return after[longest + 1] - killed_at
 
 
+def throughput_table(
+    dataset: Path, work: Path, args: argparse.Namespace, seconds: float, rounds: int
+) -> dict[int, list[float]]:
+    """Batches/s of every job with 1, 2 and 3 replicas in alternating rounds, printed as a
+    table with the ratio to one replica; the runs."""
+    results: dict[int, list[float]] = {1: [], 2: [], 3: []}
+    for round_number in range(rounds):
+        for count in results:
+            directory = work / f"tp-{round_number}-{count}"
+            servers = replicas(count, dataset, directory, args.lease_seconds)
+            try:
+                tag = f"{round_number}-{count}"
+                results[count].append(throughput(servers, args.jobs, seconds, tag))
+            finally:
+                for server in servers:
+                    server.stop()
+    reference = statistics.median(results[1])
+    print("\n| replicas | batches/s (all jobs) | MiB/s | ratio vs 1 replica |")
+    print("|---|---|---|---|")
+    for count, runs in results.items():
+        median = statistics.median(runs)
+        print(f"| {count} | {median:,.0f} | {median * 0.5:,.0f} | {median / reference:.2f}x |")
+    return results
+
+
+@contextlib.contextmanager
+def moto_buckets() -> Iterator[Callable[[], str]]:
+    """moto's S3-compatible server on a free loopback port, its endpoint and test keys in
+    this process's environment (the replicas inherit them); yields a maker of new buckets."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    os.environ.update(AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_ACCESS_KEY_ID="bench",
+                      AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")  # fmt: skip
+    client = boto3.client("s3")
+
+    def new_bucket() -> str:
+        name = f"replicas-{uuid.uuid4().hex[:12]}"
+        client.create_bucket(Bucket=name)
+        return name
+
+    try:
+        yield new_bucket
+    finally:
+        server.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, for a smoke run")
@@ -151,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="alternating throughput rounds")
     parser.add_argument("--trials", type=int, help="failover trials")
     parser.add_argument("--lease-seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--failover-stores",
+        default="directory",
+        help="where the failover trials keep checkpoints: directory, s3 (moto)",
+    )
+    parser.add_argument("--no-throughput", action="store_true", help="failover trials only")
     parser.add_argument("--client", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.client:
@@ -165,38 +239,35 @@ def main(argv: list[str] | None = None) -> int:
     interval = args.lease_seconds / RENEWALS_PER_LEASE
     print(f"lease {args.lease_seconds:g} s, renewed every {interval:g} s; {args.jobs} jobs; "
           f"{seconds:g} s per run; {rounds} round(s)")  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:
+    stores = args.failover_stores.split(",")
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         dataset = throughput_dataset(work / "throughput")
-        results: dict[int, list[float]] = {1: [], 2: [], 3: []}
-        for round_number in range(rounds):
-            for count in results:
-                directory = work / f"tp-{round_number}-{count}"
-                servers = replicas(count, dataset, directory, args.lease_seconds)
-                try:
-                    tag = f"{round_number}-{count}"
-                    results[count].append(throughput(servers, args.jobs, seconds, tag))
-                finally:
-                    for server in servers:
-                        server.stop()
-        reference = statistics.median(results[1])
-        print("\n| replicas | batches/s (all jobs) | MiB/s | ratio vs 1 replica |")
-        print("|---|---|---|---|")
-        for count, runs in results.items():
-            median = statistics.median(runs)
-            print(f"| {count} | {median:,.0f} | {median * 0.5:,.0f} | {median / reference:.2f}x |")
-        pauses = [  # kills spread over the renewal cycle
-            failover_trial(dataset, work / f"failover-{trial}", args.lease_seconds, trial / trials)
-            for trial in range(trials)
-        ]
-        print(
-            "\n| trial | kill -> next batch on the survivor | / lease term | / renewal interval |"
-        )
-        print("|---|---|---|---|")
-        for trial, pause in enumerate(pauses):
-            print(f"| {trial} | {pause:.2f} s | {pause / args.lease_seconds:.2f} | "
-                  f"{pause / interval:.2f} |")  # fmt: skip
-        report: dict[str, Any] = {"throughput": results, "failover_seconds": pauses}
+        report: dict[str, Any] = {}
+        if not args.no_throughput:
+            report["throughput"] = throughput_table(dataset, work, args, seconds, rounds)
+        buckets = stack.enter_context(moto_buckets()) if "s3" in stores else None
+        pauses: dict[str, list[float]] = {store: [] for store in stores}
+        for trial, store in itertools.product(range(trials), stores):  # alternating stores
+            trial_work = work / f"failover-{store}-{trial}"
+            state = f"s3://{buckets()}/state" if buckets is not None and store == "s3" else None
+            phase = trial / trials  # kills spread over the renewal cycle
+            pauses[store].append(
+                failover_trial(dataset, trial_work, args.lease_seconds, phase, state)
+            )
+        print("\n| checkpoints | trial | kill -> next batch on the survivor | / lease term | "
+              "/ renewal interval |")  # fmt: skip
+        print("|---|---|---|---|---|")
+        for store, measured in pauses.items():
+            for trial, pause in enumerate(measured):
+                print(f"| {store} | {trial} | {pause:.2f} s | {pause / args.lease_seconds:.2f} | "
+                      f"{pause / interval:.2f} |")  # fmt: skip
+        if len(stores) > 1:
+            reference = statistics.median(pauses[stores[0]])
+            for store in stores[1:]:
+                ratio = statistics.median(pauses[store]) / reference
+                print(f"median {store} / {stores[0]}: {ratio:.2f}x")
+        report["failover_seconds"] = pauses
         print(json.dumps(report))
     return 0
 

@@ -203,8 +203,8 @@ _CURATE_FLAGS: dict[str, dict[str, Any]] = {
     },
     "--work-dir": {
         "dest": "work_dir",
-        "help": "local directory keeping finished stages for a rerun (default: .OUT.work "
-        "beside a local --out)",
+        "help": "directory or store prefix (s3://bucket/work) keeping finished stages for a "
+        "rerun (default: .OUT.work beside a local --out, none for an --out on a store)",
     },
     "--kmeans-sample-size": {
         "dest": "kmeans_sample_size",

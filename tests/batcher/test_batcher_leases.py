@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from batchcraft.batcher.checkpoint import job_directory
+from batchcraft.batcher.checkpoint_store import CheckpointStore
 from batchcraft.batcher.config import JobConfig, Position
 from batchcraft.batcher.errors import JobMovedError
 from batchcraft.batcher.leased_registry import LeasedJobRegistry
@@ -41,11 +42,10 @@ class Clocks:
 
 def leases(root: Path, name: str, clocks: Clocks) -> JobLeases:
     return JobLeases(
-        lambda job_id: job_directory(root, job_id),
+        CheckpointStore.at(root, fsync=False).job,
         f"{name}:1:1",
         f"{name}:50051",
         LEASE_SECONDS,
-        fsync=False,
         clock=clocks.wall_clock,
         monotonic=lambda: clocks.monotonic(name),
     )
@@ -81,7 +81,7 @@ def test_an_expired_lease_is_taken_over_and_its_old_holder_learns_it_lost_the_jo
     assert not first.holds("J")  # its own view ended one interval before the others'
     clocks.pass_seconds(first.interval)
     second.acquire("J")
-    assert latest_lease(job_directory(tmp_path, "J")).holder == "b:1:1"  # type: ignore[union-attr]
+    assert latest_lease(CheckpointStore.at(tmp_path).job("J")).holder == "b:1:1"  # type: ignore[union-attr]
     assert first.renew() == ["J"] and not first.holds("J") and second.holds("J")
     assert [p.name for p in job_directory(tmp_path, "J").glob("lease.*")] == ["lease.2"]
 

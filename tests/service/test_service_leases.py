@@ -3,11 +3,14 @@ sessions there, and when the owner is SIGKILLed the survivor takes the job over 
 lease expires, with the feedback and selections the owner saved.
 
 The ranks start on different replicas (``ipv4:a,b`` and ``ipv4:b,a``): without leases
-each replica would serve the job from its own state.
+each replica would serve the job from its own state. The failover tests run with the
+checkpoints in a shared directory and in a bucket of an S3-compatible server (moto's).
 """
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 import time
 from pathlib import Path
@@ -17,7 +20,7 @@ import numpy as np
 import pytest
 from ranks import received, run_ranks
 
-from batchcraft.batcher.checkpoint import job_directory
+from batchcraft.batcher.checkpoint_store import CheckpointStore
 from batchcraft.batcher.leased_registry import LeasedJobRegistry
 from batchcraft.batcher.leases import latest_lease
 from batchcraft.batcher.registry import DatasetRegistry
@@ -30,8 +33,17 @@ KILL_AFTER = 3  # batches each rank receives before the owner is killed
 LEASE_SECONDS = 1.5
 
 
-def replicas(server_process, curated_dir: Path, state: Path) -> list:  # type: ignore[no-untyped-def]
-    args = (str(curated_dir), "--name", "news", "--checkpoint-dir", str(state),
+@pytest.fixture(params=["directory", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> CheckpointStore:
+    """The replicas' shared checkpoint store: a directory, or a prefix in a moto bucket."""
+    if request.param == "directory":
+        return CheckpointStore.at(tmp_path / "state")
+    s3_server = request.getfixturevalue("s3_server")
+    return CheckpointStore.at(f"s3://{s3_server.new_bucket()}/replicas/state")
+
+
+def replicas(server_process, curated_dir: Path, store: CheckpointStore) -> list:  # type: ignore[no-untyped-def]
+    args = (str(curated_dir), "--name", "news", "--checkpoint-dir", store.url,
             "--checkpoint-interval", "0.1", "--selection-workers", "0",
             "--lease-seconds", str(LEASE_SECONDS))  # fmt: skip
     return [server_process(*args), server_process(*args)]
@@ -39,7 +51,7 @@ def replicas(server_process, curated_dir: Path, state: Path) -> list:  # type: i
 
 def train_through_a_kill(
     servers: list,  # type: ignore[type-arg]
-    state: Path,
+    state: CheckpointStore,
     dataset: CuratedDataset,
     selector: str,
     **settings: Any,
@@ -81,7 +93,7 @@ def train_through_a_kill(
                     if selector != "uniform":  # the owner has saved the feedback so far
                         pre_kill = [i for r in served for (_, _, ids, _, _) in r for i in ids]
                         wait_for_saved(state, job, dataset, pre_kill)
-                    owner = latest_lease(job_directory(state, job))
+                    owner = latest_lease(state.job(job))
                     assert owner is not None
                     (dead,) = [server for server in servers if server.address == owner.address]
                     dead.kill()
@@ -94,17 +106,22 @@ def train_through_a_kill(
     return served
 
 
-def saved_losses(state: Path, job: str, dataset: CuratedDataset, ids: list[str]) -> np.ndarray:
+def saved_losses(
+    state: CheckpointStore, job: str, dataset: CuratedDataset, ids: list[str]
+) -> np.ndarray:
     """The losses of ``ids`` in ``job``'s checkpoint (NaN: not reported, or not saved)."""
-    positions = dataset.positions_of(ids)
-    try:
-        with np.load(job_directory(state, job) / "feedback.npz") as saved:
-            return saved["rows/learner_losses"][positions]  # type: ignore[no-any-return]
-    except (FileNotFoundError, KeyError):
+    files = state.job(job)
+    named = json.loads(files.read("state.json") or b"{}").get("feedback")
+    data = files.read(named) if named else None
+    if data is None:
         return np.full(len(ids), np.nan, np.float32)
+    with np.load(io.BytesIO(data)) as saved:
+        return saved["rows/learner_losses"][dataset.positions_of(ids)]  # type: ignore[no-any-return]
 
 
-def wait_for_saved(state: Path, job: str, dataset: CuratedDataset, ids: list[str]) -> None:
+def wait_for_saved(
+    state: CheckpointStore, job: str, dataset: CuratedDataset, ids: list[str]
+) -> None:
     """Until the checkpoint holds the losses reported on ``ids`` (each within a checkpoint
     interval of its arrival: what a SIGKILL loses is at most that interval's feedback)."""
     deadline = time.monotonic() + 30
@@ -118,11 +135,10 @@ def loss_of(ids: list[str]) -> np.ndarray:
 
 
 def test_ranks_on_different_replicas_get_every_kept_id_once_across_a_failover(
-    curated_dir: Path, tmp_path: Path, kept_ids: list[str], server_process
+    curated_dir: Path, store: CheckpointStore, kept_ids: list[str], server_process
 ) -> None:  # type: ignore[no-untyped-def]
-    state = tmp_path / "state"
-    servers = replicas(server_process, curated_dir, state)
-    served = train_through_a_kill(servers, state, CuratedDataset.open(curated_dir), "uniform")
+    servers = replicas(server_process, curated_dir, store)
+    served = train_through_a_kill(servers, store, CuratedDataset.open(curated_dir), "uniform")
     everything = [i for rank in served for (_, _, ids, _, _) in rank for i in ids]
     assert len(everything) == len(set(everything))  # nothing twice
     assert sorted(everything) == sorted(kept_ids)  # nothing lost
@@ -130,9 +146,9 @@ def test_ranks_on_different_replicas_get_every_kept_id_once_across_a_failover(
 
 
 def test_the_survivor_selects_with_the_feedback_sent_before_the_failover(
-    curated_dir: Path, tmp_path: Path, server_process
+    curated_dir: Path, store: CheckpointStore, server_process
 ) -> None:  # type: ignore[no-untyped-def]
-    state = tmp_path / "state"
+    state = store
     servers = replicas(server_process, curated_dir, state)
     # pools of 5 candidates for 4 rows: 20 steps in the epoch, and at most 2 selected ahead
     settings = dict(selector_params={"filter_ratio": 0.2}, max_in_flight=2, num_epochs=1)
@@ -148,12 +164,13 @@ def test_the_survivor_selects_with_the_feedback_sent_before_the_failover(
         fallback = ["fallback_from" in info for (*_, info, _) in rank]
         assert fallback == sorted(fallback, reverse=True)
         assert any(after and not was for (*_, after), was in zip(rank, fallback, strict=True))
-    # the survivor's checkpoint holds every loss reported before the kill, as reported (one
-    # epoch: no row was served, nor reported, twice). Reports on the batches the owner had
-    # sent ahead before it died go to its dead session and may be lost.
-    before = [i for rank in served for (_, _, ids, _, _) in rank[:KILL_AFTER] for i in ids]
-    losses = saved_losses(state, "leases-jest_independent", dataset, before)
-    assert np.array_equal(losses, loss_of(before))
+    # the survivor's checkpoint holds every loss reported, as reported (one epoch: no row was
+    # served, nor reported, twice), those reported on the dead owner's session too: the
+    # clients resent what the owner had not saved (`FeedbackLog`)
+    everything = [i for rank in served for (_, _, ids, _, _) in rank for i in ids]
+    wait_for_saved(state, "leases-jest_independent", dataset, everything)
+    losses = saved_losses(state, "leases-jest_independent", dataset, everything)
+    assert np.array_equal(losses, loss_of(everything))
 
 
 def test_two_live_replicas_never_serve_one_job_together(
@@ -187,7 +204,7 @@ def test_two_live_replicas_never_serve_one_job_together(
         for server in servers:
             server.stop(grace=0)
     # at shutdown the owner released its lease: another replica may take the job at once
-    lease = latest_lease(job_directory(tmp_path, "one-owner"))
+    lease = latest_lease(CheckpointStore.at(tmp_path).job("one-owner"))
     assert lease is not None and lease.expires == 0
 
 

@@ -1,5 +1,5 @@
 """Where users name stores: the curate config file's storage_options table, serve's dataset
-URLs, and the server directories that must stay local."""
+URLs and checkpoint directories, and the server directories that must stay local."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from batchcraft.curation import add_curate_arguments, curate_config
 from batchcraft.errors import ConfigError
+from batchcraft.service.cli import provenance_dir
 from batchcraft.service.serve_arguments import add_serve_arguments
 from batchcraft.service.serve_settings import apply_config_file, dataset_paths
 
@@ -46,15 +47,19 @@ def test_serve_keeps_dataset_urls_whole_and_names_them_after_their_last_part() -
     ]
 
 
-def test_a_checkpoint_directory_on_a_store_is_refused_not_made_locally(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def test_a_checkpoint_directory_on_a_store_is_kept_whole_not_made_locally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exited:
-        _serve_args("data", "--checkpoint-dir", "s3://bucket/state")
-    assert exited.value.code == 2 and "is a URL" in capsys.readouterr().err
+    args = _serve_args("data", "--checkpoint-dir", "s3://bucket/state")
+    assert args.checkpoint_dir == "s3://bucket/state"
+    assert provenance_dir(args) is None  # the provenance log is local: no default on a store
     config_file = tmp_path / "serve.toml"
-    config_file.write_text('checkpoint_dir = "s3://bucket/state"\n')
-    with pytest.raises(ConfigError, match="must be a local path"):
+    config_file.write_text('checkpoint_dir = "s3://bucket/state"\nprovenance_dir = "s3://b/p"\n')
+    with pytest.raises(ConfigError, match=r"provenance_dir = 's3://b/p' .*must be a local path"):
         apply_config_file(_serve_args("data", "--config", str(config_file)))
+    config_file.write_text('checkpoint_dir = "s3://bucket/state"\n')
+    from_file = _serve_args("data", "--config", str(config_file))
+    apply_config_file(from_file)
+    assert from_file.checkpoint_dir == "s3://bucket/state"
     assert list(tmp_path.iterdir()) == [config_file], "no local directory named s3:"

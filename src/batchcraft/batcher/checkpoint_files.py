@@ -102,7 +102,7 @@ def prepare_checkpoint_directory(root: Path) -> None:
         )
 
 
-def log_checkpoint_failure(job_id: str, path: Path, error: Exception) -> None:
+def log_checkpoint_failure(job_id: str, path: Path | str, error: Exception) -> None:
     """Log that job ``job_id`` could not be saved in ``path`` (retried at the next interval).
     A disk problem explains itself; anything else is a bug worth its traceback."""
     log_event(

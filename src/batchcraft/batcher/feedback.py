@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from batchcraft.batcher import feedback_sequences as sequences
 from batchcraft.batcher.errors import FeedbackError
 from batchcraft.batcher.estimates import FeedbackEstimator
+from batchcraft.batcher.feedback_sequences import Numbered
 from batchcraft.dataset.fields import ROW_FEEDBACK, SCALAR_FEEDBACK, VECTOR_FEEDBACK, feedback_ndim
 from batchcraft.errors import truncated_repr
 
@@ -65,6 +67,8 @@ class FeedbackTable:
         self.scalars: dict[str, float] = {}
         self.vectors: dict[str, np.ndarray] = {}
         self.num_updates = 0
+        self.applied: sequences.Applied = {}  # the latest numbered report of each rank
+        self.saved: sequences.Applied = {}  # of those, the latest in the job's checkpoint
         self._reported: dict[str, np.ndarray] = {}  # name -> which rows hold a report
         self._lock = threading.Lock()
 
@@ -74,8 +78,10 @@ class FeedbackTable:
         rows: dict[str, np.ndarray],
         scalars: dict[str, float] | None = None,
         vectors: dict[str, np.ndarray] | None = None,
-    ) -> None:
-        """Record feedback for the rows at ``positions``.
+        numbered: Numbered | None = None,
+    ) -> bool:
+        """Record feedback for the rows at ``positions``; whether it was applied (a
+        ``numbered`` report already applied is not, `feedback_sequences`).
 
         Raises:
             FeedbackError: unknown column names, or arrays whose length does
@@ -87,6 +93,8 @@ class FeedbackTable:
         _check_names(vectors or {}, VECTOR_FEEDBACK)
         moments = {k: np.asarray(v, np.float32) for k, v in (vectors or {}).items()}
         with self._lock:
+            if numbered is not None and not sequences.is_new(self.applied, numbered):
+                return False
             self._check_moments(checked, moments)
             for name, value in checked.items():
                 table = self._table(name, value.shape[1:])
@@ -97,6 +105,20 @@ class FeedbackTable:
             self.scalars.update({k: float(v) for k, v in (scalars or {}).items()})
             self.vectors.update(moments)
             self.num_updates += 1
+            if numbered is not None:
+                self.applied[numbered.rank] = (numbered.sender, numbered.sequence)
+        return True
+
+    def confirmed(self, rank: int, sender: str, *, saved: bool) -> int:
+        """The latest number of ``sender``'s reports for ``rank`` the job holds: in its
+        checkpoint if ``saved``, else applied."""
+        with self._lock:
+            return sequences.confirmed(self.saved if saved else self.applied, rank, sender)
+
+    def mark_saved(self, applied: sequences.Applied) -> None:
+        """The job's checkpoint now holds the reports numbered in ``applied``."""
+        with self._lock:
+            self.saved = dict(applied)
 
     def _check_moments(self, rows: dict[str, np.ndarray], moments: dict[str, np.ndarray]) -> None:
         """The optimiser moments must be 1-D and as wide as the gradient sketches, whichever
@@ -154,6 +176,7 @@ class FeedbackTable:
             arrays.update(
                 {f"scalars/{k}": np.asarray(v, np.float64) for k, v in self.scalars.items()}
             )
+            arrays.update(sequences.to_arrays(self.applied))
         return arrays
 
     @classmethod
@@ -171,6 +194,8 @@ class FeedbackTable:
                 names the file (a restored table is never silently cut short).
         """
         table = cls(num_rows, estimator)
+        table.applied = sequences.from_arrays(arrays)
+        table.saved = dict(table.applied)  # read from a checkpoint: saved
         for key, value in arrays.items():
             kind, _, name = key.partition("/")
             if kind == "rows" and name in ROW_FEEDBACK:
@@ -185,7 +210,7 @@ class FeedbackTable:
                 table.vectors[name] = np.asarray(value, dtype=np.float32)
             elif kind == "scalars" and name in SCALAR_FEEDBACK and value.ndim == 0:
                 table.scalars[name] = float(value)
-            else:
+            elif kind != "sequences":
                 raise ValueError(f"{key} of shape {value.shape} is not a feedback array")
         return table
 

@@ -20,12 +20,10 @@ so that a restarted server still expires it (`expired_directories`).
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from pathlib import Path
 
+from batchcraft.batcher.checkpoint_store import CheckpointStore, JobFiles
 from batchcraft.batcher.job import Job
 from batchcraft.errors import ConfigError
 from batchcraft.logs import log_event
@@ -131,45 +129,35 @@ def set_finished(job: Job, rank: int, finished: bool) -> bool:
         return after and not before if finished else before
 
 
-def mark_finished(directory: Path) -> None:
-    """Leave the marker of a finished job in its checkpoint ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / MARKER).touch()
+def mark_finished(files: JobFiles) -> None:
+    """Leave the marker of a finished job in its checkpoint directory."""
+    files.write(MARKER, b"")
 
 
-def unmark_finished(directory: Path) -> None:
+def unmark_finished(files: JobFiles) -> None:
     """Remove the marker: the job runs again."""
-    (directory / MARKER).unlink(missing_ok=True)
+    files.delete(MARKER)
 
 
-def remove_expired(jobs_root: Path, before: float, keep: Collection[str]) -> None:
-    """Delete the job directories under ``jobs_root`` whose marker is older than ``before``
+def remove_expired(store: CheckpointStore, before: float, keep: Collection[str]) -> None:
+    """Delete the job directories in ``store`` whose marker is older than ``before``
     (wall-clock seconds), except those named in ``keep`` (jobs in memory decide for
     themselves)."""
-    for directory in expired_directories(jobs_root, before, keep):
-        remove_job_directory(directory)
-        log_event(LOG, logging.INFO, "job_expired", directory=str(directory))
+    for files in expired_directories(store, before, keep):
+        files.remove()
+        log_event(LOG, logging.INFO, "job_expired", directory=files.url)
 
 
-def expired_directories(jobs_root: Path, before: float, keep: Collection[str]) -> list[Path]:
-    """Job directories under ``jobs_root`` whose marker is older than ``before``, except
-    those named in ``keep``."""
+def expired_directories(
+    store: CheckpointStore, before: float, keep: Collection[str]
+) -> list[JobFiles]:
+    """Job directories in ``store`` whose marker is older than ``before``, except those
+    named in ``keep``."""
     expired = []
-    try:
-        entries = list(os.scandir(jobs_root))
-    except FileNotFoundError:
-        return []
-    for entry in entries:
-        if entry.name in keep or not entry.is_dir(follow_symlinks=False):
+    for files in store.jobs():
+        if files.name in keep:
             continue
-        try:
-            if os.stat(os.path.join(entry.path, MARKER)).st_mtime < before:
-                expired.append(Path(entry.path))
-        except FileNotFoundError:
-            continue  # not finished
+        finished = files.modified(MARKER)
+        if finished is not None and finished < before:  # None: not finished
+            expired.append(files)
     return expired
-
-
-def remove_job_directory(directory: Path) -> None:
-    """Delete a job's checkpoint directory (an expired job's)."""
-    shutil.rmtree(directory, ignore_errors=True)

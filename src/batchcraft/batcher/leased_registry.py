@@ -42,7 +42,7 @@ class LeasedJobRegistry(JobRegistry):
 
     def __init__(self, *args: Any, leases: JobLeases, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        assert self.checkpoint_dir is not None, "leases live in the checkpoint directory"
+        assert self.store is not None, "leases live in the checkpoint directory"
         self.leases = leases
 
     def get_or_create(self, job_id: str, config: JobConfig) -> Job:
@@ -68,7 +68,8 @@ class LeasedJobRegistry(JobRegistry):
         """Raise `JobMovedError` unless this replica still holds ``job``'s lease."""
         if self.leases.holds(job.job_id) and job.job_id in self:
             return
-        latest = latest_lease(self._directory(job))
+        assert self.store is not None
+        latest = latest_lease(self.store.job(job.job_id))
         address = "" if latest is None or latest.holder == self.leases.holder else latest.address
         left = 0.0 if latest is None else max(0.0, latest.expires - self.leases.clock())
         raise JobMovedError(job.job_id, address, left)

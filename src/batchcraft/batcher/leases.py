@@ -9,12 +9,14 @@ directory, ``lease.<generation>``, holding JSON::
     {"job_id": ..., "generation": 7, "holder": "host:pid:port",
      "address": "host:port", "expires": <wall-clock seconds; 0 once released>}
 
-- **Taking** a lease writes generation g + 1, where g is the highest generation
-  present, to a temporary file and hard-links it to its name (``os.link`` fails
-  if the name exists, on local filesystems as on NFS): of two replicas taking
-  a job at once, exactly one succeeds. A replica may take a job whose latest
+- **Taking** a lease creates generation g + 1, where g is the highest generation
+  present, only if that name does not exist yet (`JobFiles.create`: locally a
+  temporary hard-linked to its name, which fails if the name exists, on local
+  filesystems as on NFS; on S3 a PutObject with ``If-None-Match: *``, refused
+  when the key exists): of several replicas taking a job at once, exactly one
+  succeeds. A store without such a create is refused for leases at start. A replica may take a job whose latest
   lease is its own, released, or expired; older generations are then removed.
-- **Renewal.** The holder rewrites its generation (a rename) every
+- **Renewal.** The holder rewrites its generation (a rename; one PUT on S3) every
   ``interval = lease_seconds / RENEWALS_PER_LEASE`` seconds with ``expires =
   now + lease_seconds``: a lease outlives two missed renewals. A holder that
   finds a higher generation has lost the job (it stalled past the expiry and
@@ -41,15 +43,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
-from batchcraft._files import atomic_write
+from batchcraft.batcher.checkpoint_store import STORE_ERRORS, JobFiles
 from batchcraft.batcher.errors import JobMovedError
 from batchcraft.errors import ConfigError
 
@@ -73,31 +72,29 @@ class LeaseRecord:
         return json.dumps(self.__dict__).encode()
 
 
-def latest_lease(directory: Path) -> LeaseRecord | None:
+def latest_lease(directory: JobFiles) -> LeaseRecord | None:
     """The highest-generation lease in a job's checkpoint ``directory``; None if it has none.
 
     A file that is not a lease record (written by hand, or by another program) counts as
-    an expired lease of its generation: it must not keep a job from being served.
+    an expired lease of its generation: it must not keep a job from being served. A store
+    that cannot be read raises StorageError: a lease it may hold is not taken for expired.
     """
     generations = _generations(directory)
     if not generations:
         return None
     generation = max(generations)
     try:
-        fields = json.loads((directory / f"{PREFIX}{generation}").read_bytes())
+        data = directory.read(f"{PREFIX}{generation}")
+        if data is None:  # removed by a newer holder since: read again
+            return latest_lease(directory)
+        fields = json.loads(data)
         return LeaseRecord(**{**fields, "generation": generation})
-    except FileNotFoundError:  # removed by a newer holder since: read again
-        return latest_lease(directory)
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError):  # not StorageError: the store is out of reach
         return LeaseRecord("", generation, "", "", 0.0)
 
 
-def _generations(directory: Path) -> list[int]:
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return []
-    suffixes = (name[len(PREFIX) :] for name in names if name.startswith(PREFIX))
+def _generations(directory: JobFiles) -> list[int]:
+    suffixes = (name[len(PREFIX) :] for name in directory.names() if name.startswith(PREFIX))
     return [int(suffix) for suffix in suffixes if suffix.isdigit()]
 
 
@@ -111,23 +108,21 @@ class JobLeases:
     """The leases one replica holds on jobs under a checkpoint directory (thread-safe).
 
     Args:
-        directory_of: the checkpoint directory of a job id.
+        directory_of: the checkpoint files of a job id (`CheckpointStore.job`).
         holder: this replica's identity, ``host:pid:port``.
         address: where clients reach this replica (named in redirects).
         lease_seconds: a lease's lifetime after its latest renewal.
-        fsync: fsync lease files (off only for tests and benchmarks).
         clock: wall-clock seconds (written to, and compared with, ``expires``).
         monotonic: this replica's own clock for the validity of its leases.
     """
 
     def __init__(
         self,
-        directory_of: Callable[[str], Path],
+        directory_of: Callable[[str], JobFiles],
         holder: str,
         address: str,
         lease_seconds: float,
         *,
-        fsync: bool = True,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -138,7 +133,6 @@ class JobLeases:
         self.address = address
         self.lease_seconds = lease_seconds
         self.interval = lease_seconds / RENEWALS_PER_LEASE
-        self.fsync = fsync
         self.clock = clock
         self.monotonic = monotonic
         self._held: dict[str, _Held] = {}
@@ -150,7 +144,7 @@ class JobLeases:
         Raises:
             JobMovedError: another replica holds a lease on the job that has not expired;
                 it names that replica's address.
-            OSError: the lease file could not be written.
+            OSError, StorageError: the lease file could not be written.
         """
         with self._lock:
             if self._valid(job_id):
@@ -168,13 +162,13 @@ class JobLeases:
             generation = 1 if latest is None else latest.generation + 1
             started = self.monotonic()
             record = self._record(job_id, generation)
-            if not _create(directory / f"{PREFIX}{generation}", record.to_json(), self.fsync):
+            if not directory.create(f"{PREFIX}{generation}", record.to_json()):
                 taken = latest_lease(directory)  # another replica was quicker
                 address = taken.address if taken is not None else ""
                 raise JobMovedError(job_id, address, self.lease_seconds)
             for older in _generations(directory):
                 if older < generation:
-                    (directory / f"{PREFIX}{older}").unlink(missing_ok=True)
+                    directory.delete(f"{PREFIX}{older}")
             self._held[job_id] = _Held(generation, started + self.lease_seconds - self.interval)
 
     def holds(self, job_id: str) -> bool:
@@ -199,7 +193,9 @@ class JobLeases:
             try:
                 if not self._renew(job_id):
                     lost.append(job_id)
-            except OSError:  # a disk problem: the next renewal may succeed, until validity ends
+            except (
+                STORE_ERRORS
+            ):  # a disk or store problem: the next renewal may succeed, until validity ends
                 if not self.holds(job_id):
                     lost.append(job_id)
         with self._lock:
@@ -219,7 +215,7 @@ class JobLeases:
         if started >= held.valid_until:
             return False  # others may already have taken it: never write it back
         record = self._record(job_id, held.generation)
-        atomic_write(directory / f"{PREFIX}{held.generation}", record.to_json(), fsync=self.fsync)
+        directory.write(f"{PREFIX}{held.generation}", record.to_json())
         with self._lock:
             held.valid_until = started + self.lease_seconds - self.interval
         return True
@@ -240,14 +236,14 @@ class JobLeases:
             directory = self.directory_of(job_id)
             if max(_generations(directory), default=0) != held.generation:
                 return
-            path = directory / f"{PREFIX}{held.generation}"
+            name = f"{PREFIX}{held.generation}"
             released = LeaseRecord(job_id, held.generation, self.holder, self.address, 0.0)
-            with contextlib.suppress(OSError):  # else it expires: later, same effect
+            with contextlib.suppress(*STORE_ERRORS):  # else it expires: later, same effect
                 if remove:
-                    path.unlink()
-                    directory.rmdir()  # OSError if the job has files: they stay
+                    directory.delete(name)
+                    directory.remove_if_empty()  # a job with files keeps them
                 else:
-                    atomic_write(path, released.to_json(), fsync=self.fsync)
+                    directory.write(name, released.to_json())
 
     def run(self, stop: threading.Event, on_lost: Callable[[Iterable[str]], None]) -> None:
         """Renew every ``interval`` seconds until ``stop`` is set, calling ``on_lost`` with
@@ -260,23 +256,3 @@ class JobLeases:
     def _record(self, job_id: str, generation: int) -> LeaseRecord:
         expires = self.clock() + self.lease_seconds
         return LeaseRecord(job_id, generation, self.holder, self.address, expires)
-
-
-def _create(path: Path, data: bytes, fsync: bool) -> bool:
-    """Create ``path`` holding ``data`` unless it exists (whole or not at all); whether it
-    was created."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # not named like a checkpoint temporary: the job's holder removes those of its directory
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=".claim.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            if fsync:
-                file.flush()
-                os.fsync(file.fileno())
-        os.link(name, path)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        Path(name).unlink(missing_ok=True)

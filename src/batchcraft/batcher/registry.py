@@ -9,18 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from batchcraft.batcher.ahead import AheadOfDemand
-from batchcraft.batcher.checkpoint import (
-    job_directory,
-    read_checkpoint,
-    recovery_hint,
-    restore_job,
-    save_job,
-)
-from batchcraft.batcher.checkpoint_files import (
-    log_checkpoint_failure,
-    prepare_checkpoint_directory,
-    remove_temporaries,
-)
+from batchcraft.batcher.checkpoint import read_checkpoint, recovery_hint, restore_job, save_job
+from batchcraft.batcher.checkpoint_files import log_checkpoint_failure
+from batchcraft.batcher.checkpoint_store import STORE_ERRORS, CheckpointStore
 from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.errors import CheckpointSaveError
@@ -31,7 +22,6 @@ from batchcraft.batcher.job_lifetimes import (
     JobUses,
     mark_finished,
     remove_expired,
-    remove_job_directory,
     unmark_finished,
 )
 from batchcraft.logs import log_event
@@ -47,9 +37,10 @@ class JobRegistry:
 
     Args:
         datasets: the registered datasets.
-        checkpoint_dir: where job state lives; None keeps state in memory only (and
-            idle jobs with it: they have nowhere to go).
-        fsync: fsync checkpoint files (off only for tests and benchmarks).
+        checkpoint_dir: where job state lives, a path, a store's URL or a
+            `CheckpointStore`; None keeps state in memory only (and idle jobs with
+            it: they have nowhere to go).
+        fsync: fsync local checkpoint files (off only for tests and benchmarks).
         prepare: attaches look-ahead workers and epoch plans to every job it creates.
         lifetimes: how long idle and finished jobs stay.
         clock: wall-clock seconds of those lifetimes.
@@ -58,7 +49,7 @@ class JobRegistry:
     def __init__(
         self,
         datasets: DatasetRegistry,
-        checkpoint_dir: Path | None = None,
+        checkpoint_dir: Path | str | CheckpointStore | None = None,
         *,
         fsync: bool = True,
         prepare: AheadOfDemand | None = None,
@@ -67,8 +58,11 @@ class JobRegistry:
     ) -> None:
         self.datasets = datasets
         self.prepare = prepare
-        self.checkpoint_dir = checkpoint_dir
-        self.fsync = fsync
+        if checkpoint_dir is None or isinstance(checkpoint_dir, CheckpointStore):
+            self.store = checkpoint_dir
+        else:
+            self.store = CheckpointStore.at(checkpoint_dir, fsync=fsync)
+        self.checkpoint_dir = checkpoint_dir  # as given
         self.lifetimes = lifetimes or JobLifetimes()
         self._uses = JobUses(clock)
         self._last_sweep = float("-inf")
@@ -87,9 +81,10 @@ class JobRegistry:
 
         Raises:
             OutputError: naming the directory.
+            StorageError: the checkpoint store cannot be reached or written.
         """
-        if self.checkpoint_dir is not None:
-            prepare_checkpoint_directory(self.checkpoint_dir)
+        if self.store is not None:
+            self.store.prepare()
 
     def get_or_create(self, job_id: str, config: JobConfig) -> Job:
         """The job ``job_id``, created (and restored from its checkpoint) on first use.
@@ -111,10 +106,10 @@ class JobRegistry:
                 check_same_config(job_id, job.config, config, "is running", hint=hint)
                 return job
             saved = None
-            if self.checkpoint_dir is not None:
+            if self.store is not None:
                 # this server takes the job on: any temporary in its directory is a leftover
-                remove_temporaries(job_directory(self.checkpoint_dir, job_id))
-                saved = read_checkpoint(self.checkpoint_dir, job_id)
+                self.store.job(job_id).remove_temporaries()
+                saved = read_checkpoint(self.store, job_id)
             if saved is not None:
                 check_same_config(
                     job_id,
@@ -127,7 +122,8 @@ class JobRegistry:
             if self.prepare is not None:
                 self.prepare(job)
             if saved is not None:
-                restore_job(job, saved)
+                assert self.store is not None
+                restore_job(job, saved, self.store)
                 self._saved_states[job_id] = job.revision  # the files hold it already
             self._jobs[job_id] = job
             self._saved_feedback[job_id] = job.feedback.num_updates
@@ -154,8 +150,8 @@ class JobRegistry:
         """
         with self._lock:
             job = self.get_or_create(job_id, config)
-            if self._uses.opened(job, rank) and self.checkpoint_dir is not None:
-                unmark_finished(job_directory(self.checkpoint_dir, job_id))
+            if self._uses.opened(job, rank) and self.store is not None:
+                unmark_finished(self.store.job(job_id))
             return job
 
     def close_session(self, job: Job, rank: int, *, finished: bool) -> None:
@@ -163,11 +159,11 @@ class JobRegistry:
         epochs. The job is idle from now while no other session holds it."""
         with self._lock:
             done = self._uses.closed(job, rank, finished=finished)
-        if done and self.checkpoint_dir is not None:
+        if done and self.store is not None:
             try:  # the marker's time starts the retention; the state saved first
                 self.save(job)
-                mark_finished(self._directory(job))
-            except OSError as error:  # the next periodic save writes the state
+                mark_finished(self.store.job(job.job_id))
+            except STORE_ERRORS as error:  # the next periodic save writes the state
                 log_checkpoint_failure(job.job_id, self._directory(job), error)
 
     def retire(self) -> None:
@@ -177,9 +173,9 @@ class JobRegistry:
             for job_id, job in list(self._jobs.items()):
                 if self._uses.expired(job_id, self.lifetimes):
                     self._drop(job_id, "job_expired")
-                    if self.checkpoint_dir is not None:
-                        remove_job_directory(self._directory(job))
-                elif self.checkpoint_dir is not None and self._uses.idle(job_id, self.lifetimes):
+                    if self.store is not None:
+                        self.store.job(job_id).remove()
+                elif self.store is not None and self._uses.idle(job_id, self.lifetimes):
                     try:
                         self.save(job)
                     except Exception as error:  # stays in memory; retried next interval
@@ -193,17 +189,19 @@ class JobRegistry:
         self._uses.forget(job_id)
         for saved in (self._saved_feedback, self._saved_selections, self._saved_states):
             saved.pop(job_id, None)
+        if self.store is not None:  # a reload reads the name from the job's state.json
+            self.store.feedback_names.pop(job_id, None)
         log_event(LOG, logging.INFO, event, job=job_id, resident=len(self._jobs))
 
     def _sweep_expired(self) -> None:
         """Remove expired checkpoints of jobs not in memory, at most once a minute."""
         retention = self.lifetimes.finished_retention
         now = self._uses.clock()
-        if self.checkpoint_dir is None or retention <= 0 or now - self._last_sweep < 60.0:
+        if self.store is None or retention <= 0 or now - self._last_sweep < 60.0:
             return
         self._last_sweep = now
-        resident = {job_directory(self.checkpoint_dir, job_id).name for job_id in self._jobs}
-        remove_expired(self.checkpoint_dir / "jobs", now - retention, resident)
+        resident = {self.store.job(job_id).name for job_id in self._jobs}
+        remove_expired(self.store, now - retention, resident)
 
     def save(self, job: Job, *, with_feedback: bool | None = None) -> None:
         """Checkpoint ``job`` if it changed since its last checkpoint: its state
@@ -212,11 +210,11 @@ class JobRegistry:
         the busy ones each interval.
 
         Raises:
-            OSError: a file could not be written. The caller decides: the
+            OSError, StorageError: a file could not be written. The caller decides: the
                 periodic saver logs it and retries, `save_all` reports every
                 failed job, a write-ahead save (`persist_selections`) must fail.
         """
-        if self.checkpoint_dir is None:
+        if self.store is None:
             return
         with self._save_lock:
             revision, updates = job.revision, job.feedback.num_updates
@@ -225,7 +223,9 @@ class JobRegistry:
                 return  # the files hold the job as it is
             if with_feedback is None:
                 with_feedback = feedback_due
-            save_job(job, self.checkpoint_dir, feedback=with_feedback, fsync=self.fsync)
+            saved = save_job(job, self.store, feedback=with_feedback)
+            if saved is not None:  # the clients may forget the reports it holds
+                job.feedback.mark_saved(saved)
             # Only once written: a failed save must leave the next one still due.
             self._saved_selections[job.job_id] = revision[1]
             self._saved_states[job.job_id] = revision
@@ -238,7 +238,7 @@ class JobRegistry:
         Called before a feedback-dependent selection is sent, so that after a
         crash every rank still receives its part of the same selection.
         """
-        if self.checkpoint_dir is None or job.pure:
+        if self.store is None or job.pure:
             return
         if job.selections_made != self._saved_selections.get(job.job_id):
             self.save(job, with_feedback=False)
@@ -291,6 +291,6 @@ class JobRegistry:
                     log_event(LOG, logging.INFO, "checkpoint_recovered", job=job.job_id, path=path)
         return failures
 
-    def _directory(self, job: Job) -> Path:
-        assert self.checkpoint_dir is not None  # only jobs of a registry that saves
-        return job_directory(self.checkpoint_dir, job.job_id)
+    def _directory(self, job: Job) -> str:
+        assert self.store is not None  # only jobs of a registry that saves
+        return self.store.job(job.job_id).url

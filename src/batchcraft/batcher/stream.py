@@ -29,6 +29,7 @@ import numpy as np
 
 from batchcraft.batcher.config import SCORE_AHEAD_STEPS, Position
 from batchcraft.batcher.errors import FeedbackError
+from batchcraft.batcher.feedback_sequences import Numbered
 from batchcraft.batcher.job import Job
 from batchcraft.batcher.pools import uses_feedback
 from batchcraft.batcher.rounds import ScoringRound
@@ -153,6 +154,7 @@ class RankStream:
         rows: dict[str, np.ndarray],
         scalars: Mapping[str, float] | None = None,
         vectors: Mapping[str, np.ndarray] | None = None,
+        numbered: Numbered | None = None,
     ) -> np.ndarray:
         """Record the trainer's feedback on the rows ``ids``; returns their positions.
 
@@ -161,6 +163,8 @@ class RankStream:
             rows: per-row feedback arrays by name (`batchcraft.dataset.fields.ROW_FEEDBACK`).
             scalars: pool-level numbers (``SCALAR_FEEDBACK``).
             vectors: pool-level vectors (``VECTOR_FEEDBACK``).
+            numbered: the report's number, if its client numbers them (one the job
+                holds already is not applied again, `feedback_sequences`).
 
         Raises:
             FeedbackError: an id is not served, a name is unknown, a shape is wrong,
@@ -174,7 +178,9 @@ class RankStream:
         unknown = [truncated_repr(ids[i]) for i in np.flatnonzero(positions < 0)[:3]]
         if unknown:
             raise FeedbackError(f"feedback names ids that are not served: [{', '.join(unknown)}]")
-        self.job.feedback.update(positions, rows, dict(scalars or {}), dict(vectors or {}))
+        self.job.feedback.update(
+            positions, rows, dict(scalars or {}), dict(vectors or {}), numbered
+        )
         return positions
 
     def score(

@@ -6,7 +6,8 @@ a key made of the input fingerprints and every parameter that reaches it. A reru
 crash or a kill, or with only downstream parameters changed (``eps``, clusters, concepts,
 shards, …), reads it back instead of encoding again. A stage is written to a directory of
 its own and renamed into place when whole (rename is atomic on a local filesystem), so a
-killed write is never read.
+killed write is never read. A work directory on an object store (``s3://…``) keeps its
+stages as `resume_store.PrefixStageStore` does: files first, a record naming them last.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from batchcraft.errors import ConfigError
 from batchcraft.pipeline.config import CurateConfig
 from batchcraft.pipeline.read.discovery import InputFile
-from batchcraft.storage import is_url
+from batchcraft.pipeline.resume_store import PrefixStageStore
+from batchcraft.storage import Location, is_url, resolve
 
 DOWNSTREAM_OF_EMBED = frozenset(
     {
@@ -57,13 +58,13 @@ part of the embed stage's key, so an unlisted parameter can only cost a re-embed
 _PARTIAL = ".partial-"
 
 
-def work_dir_of(config: CurateConfig) -> Path | None:
-    """The run's work directory: ``config.work_dir``, else ``.NAME.work`` beside a local
-    ``out``; None (nothing kept) for an ``out`` on a store with no ``work_dir``.
+def work_dir_of(config: CurateConfig) -> Path | Location | None:
+    """The run's work directory: ``config.work_dir`` (a local path, or a store's prefix
+    reached with ``config.storage_options``), else ``.NAME.work`` beside a local ``out``;
+    None (nothing kept) for an ``out`` on a store with no ``work_dir``.
 
     Raises:
-        ConfigError: ``work_dir`` is a URL of a store (Spark writes it, and only local
-            paths are wired into its session).
+        StorageError: ``work_dir`` names a store that is not installed.
     """
     if config.work_dir is None:
         if is_url(config.out) and not config.out.startswith("file://"):
@@ -71,7 +72,7 @@ def work_dir_of(config: CurateConfig) -> Path | None:
         out = Path(config.out.removeprefix("file://").rstrip("/"))
         return out.parent / f".{out.name}.work"
     if is_url(config.work_dir) and not config.work_dir.startswith("file://"):
-        raise ConfigError(f"work_dir {config.work_dir} must be a local path")
+        return resolve(config.work_dir, config.storage_options)
     return Path(config.work_dir.removeprefix("file://"))
 
 
@@ -134,7 +135,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def stage_store(config: CurateConfig) -> StageStore | None:
+def stage_store(config: CurateConfig) -> StageStore | PrefixStageStore | None:
     """The run's stage store, or None when the run keeps nothing."""
     root = work_dir_of(config)
+    if isinstance(root, Location):
+        return PrefixStageStore(root)
     return None if root is None else StageStore(root)

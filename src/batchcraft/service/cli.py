@@ -31,6 +31,7 @@ from batchcraft.service.serve_settings import apply_config_file, dataset_paths
 from batchcraft.service.server import BatchServer, ServerConfig, create_server
 from batchcraft.service.server.metrics import start_metrics_server
 from batchcraft.service.server.metrics_http import Tls
+from batchcraft.storage import is_url
 
 LOG = logging.getLogger("batchcraft.service")
 
@@ -217,7 +218,7 @@ def provenance_dir(args: argparse.Namespace) -> Path | None:
         return None
     if args.provenance_dir is not None:
         return Path(args.provenance_dir)
-    if args.checkpoint_dir is not None:
+    if args.checkpoint_dir is not None and not is_url(str(args.checkpoint_dir)):
         return Path(args.checkpoint_dir) / "provenance"
     return None
 

@@ -14,15 +14,20 @@ from batchcraft.storage import is_url
 
 
 def local_path(value: str) -> Path:
-    """A directory the server writes in place (checkpoints, provenance, row caches): a
-    local or shared POSIX path; a store's URL is refused rather than taken for a local
-    directory named ``s3:``."""
+    """A directory the server writes in place (provenance, row caches): a local or shared
+    POSIX path; a store's URL is refused rather than taken for a local directory named
+    ``s3:`` (only ``--checkpoint-dir`` may be a store's, `checkpoint_location`)."""
     if is_url(value):
         raise argparse.ArgumentTypeError(
             f"{value!r} is a URL: this directory must be local or on a shared POSIX "
-            "filesystem (object stores hold datasets, not server state)"
+            "filesystem (object stores hold datasets and checkpoints, not this directory)"
         )
     return Path(value)
+
+
+def checkpoint_location(value: str) -> Path | str:
+    """``--checkpoint-dir``: a local or shared POSIX path, or a store's URL (kept whole)."""
+    return value if is_url(value) else Path(value)
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,8 +60,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--checkpoint-dir",
-        type=local_path,
-        help="persist job state here (default: none, job state lives in memory)",
+        type=checkpoint_location,
+        help="persist job state here: a directory, or a store's URL (s3://bucket/prefix; "
+        "replicas share it) (default: none, job state lives in memory)",
     )
     parser.add_argument(
         "--cache-dir",

@@ -87,10 +87,12 @@ def apply_config_file(args: argparse.Namespace) -> None:
         accepted = (int, float) if kind is float else kind  # 2 for a float setting is fine
         if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):
             raise ConfigError(f"{key} = {value!r} in {args.config}: expected {kind.__name__}")
-        if dest in _PATH_SETTINGS and is_url(str(value)):
+        url = is_url(str(value))
+        if dest in _PATH_SETTINGS and url and dest != "checkpoint_dir":
             raise ConfigError(f"{key} = {value!r} in {args.config}: must be a local path")
         if getattr(args, dest) == defaults.get_default(dest):
-            setattr(args, dest, Path(str(value)) if dest in _PATH_SETTINGS else value)
+            path = dest in _PATH_SETTINGS and not url
+            setattr(args, dest, Path(str(value)) if path else value)
 
 
 def _setting_kind(action: argparse.Action) -> type:

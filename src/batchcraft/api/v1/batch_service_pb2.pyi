@@ -36,7 +36,7 @@ class Position(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., step: _Optional[int] = ...) -> None: ...
 
 class OpenSession(_message.Message):
-    __slots__ = ("dataset", "selector", "selector_params_json", "batch_size", "rank", "world_size", "seed", "columns", "job", "start", "max_in_flight", "scoring", "last_batch", "num_epochs", "score_columns", "max_batches_per_message")
+    __slots__ = ("dataset", "selector", "selector_params_json", "batch_size", "rank", "world_size", "seed", "columns", "job", "start", "max_in_flight", "scoring", "last_batch", "num_epochs", "score_columns", "max_batches_per_message", "feedback_sender")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     SELECTOR_FIELD_NUMBER: _ClassVar[int]
     SELECTOR_PARAMS_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +53,7 @@ class OpenSession(_message.Message):
     NUM_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     SCORE_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCHES_PER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_SENDER_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     selector: str
     selector_params_json: str
@@ -69,7 +70,8 @@ class OpenSession(_message.Message):
     num_epochs: int
     score_columns: _containers.RepeatedScalarFieldContainer[str]
     max_batches_per_message: int
-    def __init__(self, dataset: _Optional[str] = ..., selector: _Optional[str] = ..., selector_params_json: _Optional[str] = ..., batch_size: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., seed: _Optional[int] = ..., columns: _Optional[_Iterable[str]] = ..., job: _Optional[str] = ..., start: _Optional[_Union[Position, _Mapping]] = ..., max_in_flight: _Optional[int] = ..., scoring: _Optional[_Union[ScoringMode, str]] = ..., last_batch: _Optional[_Union[LastBatch, str]] = ..., num_epochs: _Optional[int] = ..., score_columns: _Optional[_Iterable[str]] = ..., max_batches_per_message: _Optional[int] = ...) -> None: ...
+    feedback_sender: str
+    def __init__(self, dataset: _Optional[str] = ..., selector: _Optional[str] = ..., selector_params_json: _Optional[str] = ..., batch_size: _Optional[int] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., seed: _Optional[int] = ..., columns: _Optional[_Iterable[str]] = ..., job: _Optional[str] = ..., start: _Optional[_Union[Position, _Mapping]] = ..., max_in_flight: _Optional[int] = ..., scoring: _Optional[_Union[ScoringMode, str]] = ..., last_batch: _Optional[_Union[LastBatch, str]] = ..., num_epochs: _Optional[int] = ..., score_columns: _Optional[_Iterable[str]] = ..., max_batches_per_message: _Optional[int] = ..., feedback_sender: _Optional[str] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("count", "next")
@@ -80,7 +82,7 @@ class Ack(_message.Message):
     def __init__(self, count: _Optional[int] = ..., next: _Optional[_Union[Position, _Mapping]] = ...) -> None: ...
 
 class Feedback(_message.Message):
-    __slots__ = ("rows", "scalars", "vectors")
+    __slots__ = ("rows", "scalars", "vectors", "sequence")
     class ScalarsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -98,10 +100,12 @@ class Feedback(_message.Message):
     ROWS_FIELD_NUMBER: _ClassVar[int]
     SCALARS_FIELD_NUMBER: _ClassVar[int]
     VECTORS_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     rows: bytes
     scalars: _containers.ScalarMap[str, float]
     vectors: _containers.ScalarMap[str, bytes]
-    def __init__(self, rows: _Optional[bytes] = ..., scalars: _Optional[_Mapping[str, float]] = ..., vectors: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
+    sequence: int
+    def __init__(self, rows: _Optional[bytes] = ..., scalars: _Optional[_Mapping[str, float]] = ..., vectors: _Optional[_Mapping[str, bytes]] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class Scores(_message.Message):
     __slots__ = ("round", "feedback")
@@ -124,7 +128,7 @@ class SessionRequest(_message.Message):
     def __init__(self, open: _Optional[_Union[OpenSession, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., feedback: _Optional[_Union[Feedback, _Mapping]] = ..., scores: _Optional[_Union[Scores, _Mapping]] = ...) -> None: ...
 
 class SessionOpened(_message.Message):
-    __slots__ = ("session_id", "job", "arrow_schema", "num_rows", "steps_per_epoch", "start", "max_in_flight", "selector", "dataset", "num_epochs", "max_batches_per_message")
+    __slots__ = ("session_id", "job", "arrow_schema", "num_rows", "steps_per_epoch", "start", "max_in_flight", "selector", "dataset", "num_epochs", "max_batches_per_message", "feedback_numbered")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
     ARROW_SCHEMA_FIELD_NUMBER: _ClassVar[int]
@@ -136,6 +140,7 @@ class SessionOpened(_message.Message):
     DATASET_FIELD_NUMBER: _ClassVar[int]
     NUM_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCHES_PER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_NUMBERED_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     job: str
     arrow_schema: bytes
@@ -147,7 +152,8 @@ class SessionOpened(_message.Message):
     dataset: str
     num_epochs: int
     max_batches_per_message: int
-    def __init__(self, session_id: _Optional[str] = ..., job: _Optional[str] = ..., arrow_schema: _Optional[bytes] = ..., num_rows: _Optional[int] = ..., steps_per_epoch: _Optional[int] = ..., start: _Optional[_Union[Position, _Mapping]] = ..., max_in_flight: _Optional[int] = ..., selector: _Optional[str] = ..., dataset: _Optional[str] = ..., num_epochs: _Optional[int] = ..., max_batches_per_message: _Optional[int] = ...) -> None: ...
+    feedback_numbered: bool
+    def __init__(self, session_id: _Optional[str] = ..., job: _Optional[str] = ..., arrow_schema: _Optional[bytes] = ..., num_rows: _Optional[int] = ..., steps_per_epoch: _Optional[int] = ..., start: _Optional[_Union[Position, _Mapping]] = ..., max_in_flight: _Optional[int] = ..., selector: _Optional[str] = ..., dataset: _Optional[str] = ..., num_epochs: _Optional[int] = ..., max_batches_per_message: _Optional[int] = ..., feedback_numbered: _Optional[bool] = ...) -> None: ...
 
 class Batch(_message.Message):
     __slots__ = ("batch_id", "position", "rank", "num_rows", "record_batch", "weights", "selector", "info_json", "next", "info_arrays", "padding")
@@ -199,16 +205,24 @@ class ScoreRequest(_message.Message):
     def __init__(self, round: _Optional[int] = ..., position: _Optional[_Union[Position, _Mapping]] = ..., candidates: _Optional[bytes] = ...) -> None: ...
 
 class SessionResponse(_message.Message):
-    __slots__ = ("opened", "batch", "score_request", "batches")
+    __slots__ = ("opened", "batch", "score_request", "batches", "feedback_saved")
     OPENED_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     SCORE_REQUEST_FIELD_NUMBER: _ClassVar[int]
     BATCHES_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_SAVED_FIELD_NUMBER: _ClassVar[int]
     opened: SessionOpened
     batch: Batch
     score_request: ScoreRequest
     batches: Batches
-    def __init__(self, opened: _Optional[_Union[SessionOpened, _Mapping]] = ..., batch: _Optional[_Union[Batch, _Mapping]] = ..., score_request: _Optional[_Union[ScoreRequest, _Mapping]] = ..., batches: _Optional[_Union[Batches, _Mapping]] = ...) -> None: ...
+    feedback_saved: FeedbackSaved
+    def __init__(self, opened: _Optional[_Union[SessionOpened, _Mapping]] = ..., batch: _Optional[_Union[Batch, _Mapping]] = ..., score_request: _Optional[_Union[ScoreRequest, _Mapping]] = ..., batches: _Optional[_Union[Batches, _Mapping]] = ..., feedback_saved: _Optional[_Union[FeedbackSaved, _Mapping]] = ...) -> None: ...
+
+class FeedbackSaved(_message.Message):
+    __slots__ = ("sequence",)
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    def __init__(self, sequence: _Optional[int] = ...) -> None: ...
 
 class ListDatasetsRequest(_message.Message):
     __slots__ = ()

@@ -101,13 +101,14 @@ def remove_stale_prefixes(final: Location) -> list[Location]:
         name = info.path.rstrip("/").rsplit("/", 1)[-1]
         if fnmatch.fnmatchcase(name, f".{final.name}.staging-*"):
             leftover = Location(final.filesystem, info.path.rstrip("/"), final.root)
-            if not _owner_alive(leftover):
+            if not prefix_owner_alive(leftover):
                 remove_tree(leftover)
                 removed.append(leftover)
     return removed
 
 
-def _owner_alive(prefix: Location) -> bool:
+def prefix_owner_alive(prefix: Location) -> bool:
+    """Whether the run that wrote ``prefix`` (its OWNER_FILE says) may still be writing it."""
     owner = prefix.join(OWNER_FILE)
     try:
         text, written = read_bytes(owner).decode(), owner.info().mtime

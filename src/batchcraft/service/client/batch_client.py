@@ -34,6 +34,7 @@ from batchcraft.errors import ConfigError
 from batchcraft.service.client.connection import BatchServiceError, Connection
 from batchcraft.service.client.fallback import FallbackWatch
 from batchcraft.service.client.feedback import Scorer, feedback_message
+from batchcraft.service.client.feedback_log import FeedbackLog
 from batchcraft.service.client.meta import BatchMeta
 from batchcraft.service.client.reconnect import ReconnectBudget
 from batchcraft.service.client.route import Route
@@ -137,8 +138,7 @@ class BatchClient:
         self._next: Position | None = None  # where the stream resumes
         self._last_header: pb.Batch | None = None
         self._last_meta: BatchMeta | None = None
-        self._requests: Requests | None = None  # of the open session
-        self._pending: list[pb.SessionRequest] = []  # feedback reported between sessions
+        self._feedback = FeedbackLog()  # reports kept until saved: resent after a failover
         self._session_stream: SessionStream | None = None
         self._iterator: weakref.ref[Generator[dict[str, Any], None, None]] | None = None
         self._closed = False
@@ -201,10 +201,7 @@ class BatchClient:
             feedback["learner_losses"] = losses
         message = pb.SessionRequest(feedback=feedback_message(list(ids), feedback))
         self._fallbacks.reported = True
-        if self._requests is not None:
-            self._requests.put(message)
-        else:
-            self._pending.append(message)
+        self._feedback.report(message)
 
     def state_dict(self) -> dict[str, Any]:
         """An opaque, versioned, JSON-serialisable resume token."""
@@ -261,11 +258,11 @@ class BatchClient:
         start = open_request(
             self.config, self.stream, self.job, self.max_batches_per_message, self._next
         )
-        requests = Requests([start, *self._pending])
-        self._pending.clear()
-        self._requests = requests
+        start.open.feedback_sender = self._feedback.sender
+        requests = Requests([start])
+        self._feedback.attach(requests)
         session = self._session_stream = SessionStream(
-            self._route.current, requests, self._on_opened, self.scorer
+            self._route.current, requests, self._on_opened, self.scorer, self._feedback.saved
         )
         try:
             for batch, header in session:
@@ -279,12 +276,14 @@ class BatchClient:
                     session.end_early(self.acknowledge_on_close)
                     raise
         finally:
-            self._requests = self._session_stream = None
+            self._feedback.attach(None)
+            self._session_stream = None
             session.close()
 
     def _on_opened(self, opened: pb.SessionOpened) -> None:
         self.opened = opened
         self.job = opened.job
+        self._feedback.opened(opened.feedback_numbered)
         warn_if_finished(opened)
 
 

@@ -101,6 +101,8 @@ class SessionStream:
         requests: the session's requests, the open message first.
         on_opened: called with the server's `pb.SessionOpened`.
         scorer: answers synchronous scoring rounds (None: the job scores asynchronously).
+        on_saved: called with the number of the latest report the job's checkpoint
+            holds (``FeedbackSaved``, `batchcraft.service.client.feedback_log`).
     """
 
     def __init__(
@@ -109,8 +111,10 @@ class SessionStream:
         requests: Requests,
         on_opened: Callable[[pb.SessionOpened], None],
         scorer: Scorer | None,
+        on_saved: Callable[[int], None] = lambda sequence: None,
     ) -> None:
         self.requests = requests
+        self._on_saved = on_saved
         self.call = connection.open_session(iter(requests))
         self._on_opened = on_opened
         self._scorer = scorer
@@ -168,6 +172,8 @@ class SessionStream:
             self._num_epochs = opened.num_epochs
             # Credit returns at half window: the server never waits for it.
             self._ack_every = max(1, opened.max_in_flight // 2)
+        elif kind == "feedback_saved":
+            self._on_saved(response.feedback_saved.sequence)
         elif kind == "score_request":
             assert self._scorer is not None, "the server only asks for scores in sync mode"
             self.requests.put(scores_reply(response.score_request, self._scorer))

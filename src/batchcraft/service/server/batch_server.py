@@ -18,8 +18,8 @@ from grpc_reflection.v1alpha import reflection
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.ahead import AheadOfDemand
-from batchcraft.batcher.checkpoint import job_directory
 from batchcraft.batcher.checkpoint_files import check_writable
+from batchcraft.batcher.checkpoint_store import CheckpointStore
 from batchcraft.batcher.job_lifetimes import JobLifetimes
 from batchcraft.batcher.leased_registry import LeasedJobRegistry
 from batchcraft.batcher.leases import JobLeases
@@ -166,25 +166,25 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
 def _job_registry(datasets: DatasetRegistry, config: ServerConfig, port: int) -> JobRegistry:
     """The server's jobs: leased when replicas share the checkpoint directory."""
     settings: dict[str, Any] = dict(
-        fsync=config.fsync,
         lifetimes=JobLifetimes(config.job_idle_seconds, config.finished_job_retention),
         prepare=_prepare_jobs(datasets, config),
     )
+    if config.checkpoint_dir is None:
+        return JobRegistry(datasets, None, **settings)
+    store = CheckpointStore.at(config.checkpoint_dir, fsync=config.fsync)
     if not config.lease_seconds:
-        return JobRegistry(datasets, config.checkpoint_dir, **settings)
-    assert config.checkpoint_dir is not None  # ServerConfig checks it
-    root = config.checkpoint_dir
+        return JobRegistry(datasets, store, **settings)
+    store.check_leases()  # a store without a conditional create would lease unsafely
     host = config.address.rsplit(":", 1)[0].strip("[]")
     if host in ("0.0.0.0", "::", ""):
         host = socket.getfqdn()
     leases = JobLeases(
-        lambda job_id: job_directory(root, job_id),
+        store.job,
         f"{socket.gethostname()}:{os.getpid()}:{port}",
         config.advertise_address or f"{host}:{port}",
         config.lease_seconds,
-        fsync=config.fsync,
     )
-    return LeasedJobRegistry(datasets, root, leases=leases, **settings)
+    return LeasedJobRegistry(datasets, store, leases=leases, **settings)
 
 
 def _prepare_jobs(datasets: DatasetRegistry, config: ServerConfig) -> AheadOfDemand:

@@ -20,7 +20,8 @@ class ServerConfig:
 
     Attributes:
         address: ``host:port`` to bind; port 0 picks a free port.
-        checkpoint_dir: where job state is saved; None keeps it in memory.
+        checkpoint_dir: where job state is saved, a path or a store's URL
+            (``s3://bucket/prefix``, `batchcraft.storage`); None keeps it in memory.
         token: bearer token every call (except health) must carry; None disables auth.
         tls_cert: PEM certificate chain; with ``tls_key`` enables TLS.
         tls_key: PEM private key.
@@ -65,7 +66,7 @@ class ServerConfig:
     """
 
     address: str = "127.0.0.1:0"
-    checkpoint_dir: Path | None = None
+    checkpoint_dir: Path | str | None = None
     token: str | None = None
     tls_cert: bytes | None = None
     tls_key: bytes | None = None

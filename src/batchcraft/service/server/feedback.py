@@ -7,6 +7,8 @@ import pyarrow as pa
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.errors import FeedbackError
+from batchcraft.batcher.feedback_sequences import Numbered
+from batchcraft.batcher.job import Job
 from batchcraft.batcher.rounds import ScoringRound
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import truncated_repr
@@ -32,6 +34,21 @@ def decode_feedback(
             f"cannot decode feedback vectors (float32 values): {_reason(exc)}"
         ) from None
     return ids, rows, dict(feedback.scalars), vectors
+
+
+def numbered_report(feedback: pb.Feedback, rank: int, sender: str) -> Numbered | None:
+    """The number of a report whose client numbers them (`feedback_sequences`), else None."""
+    if not sender or not feedback.sequence:
+        return None
+    return Numbered(rank, sender, feedback.sequence)
+
+
+def saved_reports(job: Job, rank: int, sender: str, checkpointed: bool) -> int:
+    """The latest of ``sender``'s reports for ``rank`` the client need not keep: saved in
+    the job's checkpoint, or applied by a server without one (0: none, or not numbered)."""
+    if not sender:
+        return 0
+    return job.feedback.confirmed(rank, sender, saved=checkpointed)
 
 
 _DECODE_ERRORS = (

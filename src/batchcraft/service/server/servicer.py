@@ -166,6 +166,7 @@ class BatchServicer(pb_grpc.BatchServiceServicer):
                 self.provenance,
                 self.limits,
                 request.max_batches_per_message,
+                request.feedback_sender[:64],
             )
         except BaseException:
             self.jobs.close_session(job, stream.rank, finished=False)

@@ -31,7 +31,12 @@ from batchcraft.service.server.acks import Sent, SentBatches
 from batchcraft.service.server.client_requests import ClientRequests
 from batchcraft.service.server.config import SessionLimits
 from batchcraft.service.server.credit import Credit
-from batchcraft.service.server.feedback import decode_feedback, score_request
+from batchcraft.service.server.feedback import (
+    decode_feedback,
+    numbered_report,
+    saved_reports,
+    score_request,
+)
 from batchcraft.service.server.metrics import Metrics
 from batchcraft.service.server.prefetch import prefetch
 from batchcraft.service.server.provenance import ProvenanceLog
@@ -58,8 +63,11 @@ class Session:
         provenance: ProvenanceLog | None,
         limits: SessionLimits,
         max_batches_per_message: int = 1,
+        feedback_sender: str = "",
     ) -> None:
         self.session_id = session_id
+        self.feedback_sender = feedback_sender  # "": the client does not number its reports
+        self._confirmed = 0  # the latest FeedbackSaved sent
         self.job = job
         self.stream = stream
         self.batches = RankStream(
@@ -105,6 +113,7 @@ class Session:
                 dataset=self.job.dataset.name,
                 num_epochs=self.stream.num_epochs,
                 max_batches_per_message=self.max_batches_per_message,
+                feedback_numbered=True,
             )
         )
 
@@ -160,11 +169,20 @@ class Session:
                 if not self._collect_scores(scoring, is_active):
                     return
                 self._requested.discard(scoring.round_id)
+            yield from self._feedback_saved()
             group = self._batches(1 if first else self._group_size())
             first = False  # the first batch travels alone: a trainer waits for it
             for message in packing.messages(group, self.limits.max_message_bytes):
                 yield response_bytes(message, packed=self.max_batches_per_message > 1)
         self._drain(is_active)
+
+    def _feedback_saved(self) -> Iterator[pb.SessionResponse]:
+        """`FeedbackSaved` when the job's checkpoint holds more of the client's reports."""
+        checkpointed = self.registry.store is not None
+        saved = saved_reports(self.job, self.stream.rank, self.feedback_sender, checkpointed)
+        if saved > self._confirmed:
+            self._confirmed = saved
+            yield pb.SessionResponse(feedback_saved=pb.FeedbackSaved(sequence=saved))
 
     def _group_size(self) -> int:
         """How many batches the next message carries (`packing.group_size`)."""
@@ -224,7 +242,8 @@ class Session:
 
     def _apply_feedback(self, feedback: pb.Feedback) -> None:
         ids, rows, scalars, vectors = decode_feedback(feedback)
-        self.batches.report(ids, rows, scalars, vectors)
+        numbered = numbered_report(feedback, self.stream.rank, self.feedback_sender)
+        self.batches.report(ids, rows, scalars, vectors, numbered)
         self._metrics.feedback(len(ids))
 
     def _on_ack(self, ack: pb.Ack) -> None:

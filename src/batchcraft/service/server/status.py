@@ -18,7 +18,7 @@ from batchcraft.batcher.errors import (
     SessionTimeoutError,
     UnknownDatasetError,
 )
-from batchcraft.errors import BatchcraftError, ConfigError, DatasetError
+from batchcraft.errors import BatchcraftError, ConfigError, DatasetError, StorageError
 from batchcraft.logs import log_event
 from batchcraft.service.wire.channel import (
     JOB_OWNER_KEY,
@@ -70,7 +70,8 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.FAILED_PRECONDITION, str(error)
     if isinstance(error, SessionTimeoutError):
         return grpc.StatusCode.ABORTED, str(error)
-    if isinstance(error, SessionIdleError | JobMovedError):
+    # a checkpoint store out of reach is an outage: the client's reconnects may outlast it
+    if isinstance(error, SessionIdleError | JobMovedError | StorageError):
         return grpc.StatusCode.UNAVAILABLE, str(error)
     if isinstance(error, BatchcraftError):
         return grpc.StatusCode.INTERNAL, str(error)
