@@ -183,6 +183,26 @@ def test_precomputed_vectors_of_another_dimension_stop_the_run_with_nothing_writ
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.jsonl"]
 
 
+def test_the_report_of_delta_shows_what_was_removed_against_a(runs: Runs) -> None:
+    import json
+
+    from batchcraft.report import write_report
+
+    write_report(str(runs.delta))
+    report = json.loads((runs.delta / "report.json").read_text())
+    against = report["funnel"]["against_previous"]
+    removed = runs.delta_manifest["incremental"]["removed_against_previous"]
+    assert against["removed"] == {kind: removed.get(kind, 0) for kind in against["removed"]}
+    a_texts = {r["id"]: r["text"] for r in pq.read_table(runs.a / "data").to_pylist()}
+    kinds = {example["kind"] for example in against["examples"]}
+    assert {"exact", "minhash"} <= kinds
+    for example in against["examples"]:
+        assert a_texts[example["dup_of"]].startswith(example["previous_text"].rstrip("…"))
+    page = (runs.delta / "report.html").read_text()
+    assert "Removed against earlier datasets" in page and str(runs.a) in page
+    assert report["warnings"] == []
+
+
 def test_a_predecessor_in_an_object_store_decides_as_a_local_one(
     spark: Any, runs: Runs, s3_server: Any, tmp_path: Path
 ) -> None:
