@@ -206,6 +206,14 @@ _CURATE_FLAGS: dict[str, dict[str, Any]] = {
         "help": "directory or store prefix (s3://bucket/work) keeping finished stages for a "
         "rerun (default: .OUT.work beside a local --out, none for an --out on a store)",
     },
+    "--against": {
+        "dest": "against",
+        "action": "append",
+        "metavar": "PREV",
+        "help": "a curated dataset (path or URL) to curate against, repeatable: new rows with "
+        "its ids are rejected, duplicates of its kept rows removed; it is never changed "
+        "(default: none)",
+    },
     "--kmeans-sample-size": {
         "dest": "kmeans_sample_size",
         "type": int,
@@ -248,6 +256,13 @@ def add_curate_arguments(curate: argparse.ArgumentParser) -> None:
         default=None,
         help="compare rows only inside their nearest cluster, SemDeDup as published (default: "
         "also inside their second-nearest cluster)",
+    )
+    curate.add_argument(
+        "--recluster",
+        action="store_true",
+        default=None,
+        help="with --against: refit k-means on the union of the new rows and the --against "
+        "datasets' kept rows (default: the new rows take the --against dataset's centroids)",
     )
     curate.add_argument(
         "--no-report",

@@ -101,6 +101,8 @@ class CurateConfig:
         storage_options: Keyword arguments of the filesystem of every URL the run reads or
             writes (`batchcraft.storage.resolve`); recorded with secret-looking values hidden.
         work_dir: Finished stages kept for a rerun (`pipeline.resume`); None: ``.OUT.work``.
+        against: Curated datasets to curate against (`pipeline.incremental`).
+        recluster: With ``against``: refit k-means on the union, not take PREV's centroids.
     """
 
     inputs: tuple[str, ...]
@@ -147,11 +149,15 @@ class CurateConfig:
     spark_conf: dict[str, str] = field(default_factory=dict)
     storage_options: dict[str, Any] = field(default_factory=dict)
     work_dir: str | None = None
+    against: tuple[str, ...] = ()
+    recluster: bool = False
 
     def __post_init__(self) -> None:
         if not self.inputs:
             raise ConfigError("no input given: pass at least one file, directory or glob")
         object.__setattr__(self, "drop_columns", _column_names(self.drop_columns))
+        against = (self.against,) if isinstance(self.against, str) else self.against
+        object.__setattr__(self, "against", tuple(str(given) for given in against))
         self._check_ranges()
         self._check_choices()
         self._check_columns()
@@ -159,20 +165,15 @@ class CurateConfig:
     def _check_ranges(self) -> None:
         _check(0.0 < self.eps < 1.0, f"eps={self.eps} must be in (0, 1)")
         _check(0.0 < self.near_eps <= self.eps, f"near_eps={self.near_eps} must be in (0, eps]")
-        _check(
-            self.num_clusters is None or self.num_clusters >= 1,
-            f"num_clusters={self.num_clusters} must be >= 1",
-        )
+        for name in ("num_clusters", "num_shards"):  # None: derived from the rows
+            value = getattr(self, name)
+            _check(value is None or value >= 1, f"{name}={value} must be >= 1")
         for name in ("kmeans_iterations", "kmeans_sample_size", "encode_batch_size",
                      "max_text_bytes", "max_concepts", "reference_negatives"):  # fmt: skip
             _check(getattr(self, name) >= 1, f"{name}={getattr(self, name)} must be >= 1")
         _check(
             -1.0 <= self.concept_threshold <= 1.0,
             f"concept_threshold={self.concept_threshold} must be in [-1, 1]",
-        )
-        _check(
-            self.num_shards is None or self.num_shards >= 1,
-            f"num_shards={self.num_shards} must be >= 1",
         )
         scale, bias = self.reference_logit_scale, self.reference_logit_bias
         _check(
@@ -260,14 +261,13 @@ class CurateConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form, as recorded in the manifest."""
         values = dataclasses.asdict(self)
-        values["inputs"] = list(self.inputs)
+        values.update(inputs=list(self.inputs), against=list(self.against))
         values["storage_options"] = redacted(self.storage_options)  # no keys in a manifest
         return values
 
 
 def check_keep_policy(keep_policy: str) -> None:
-    """Raise ConfigError for an unknown policy: a typo must not silently change which row
-    of a duplicate group survives."""
+    """Raise ConfigError for an unknown policy (a typo must not change which row survives)."""
     _check(
         keep_policy in KEEP_POLICIES,
         f"keep_policy={keep_policy!r} must be one of {', '.join(KEEP_POLICIES)}",

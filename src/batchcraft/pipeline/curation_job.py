@@ -18,18 +18,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from batchcraft.dataset import layout
 from batchcraft.dataset.manifest import manifest_text
-from batchcraft.errors import InputError
+from batchcraft.errors import ConfigError, InputError
 from batchcraft.pipeline.cluster.stage import cluster_step
 from batchcraft.pipeline.concepts.stage import concepts_step
 from batchcraft.pipeline.concepts.zero_shot import read_vocabulary
 from batchcraft.pipeline.config import CurateConfig
 from batchcraft.pipeline.dedup.stage import Unique, exact_dedup_step, semantic_dedup_step
-from batchcraft.pipeline.embedding.sentence_encoder import resolve_model_path
+from batchcraft.pipeline.embedding.sentence_encoder import EncoderSpec, resolve_model_path
 from batchcraft.pipeline.embedding.stage import embed_step
 from batchcraft.pipeline.frames import PersistedFrames
+from batchcraft.pipeline.incremental.predecessors import (
+    Predecessor,
+    check_dimension,
+    open_predecessors,
+)
+from batchcraft.pipeline.incremental.stage import (
+    PRIOR,
+    Against,
+    incremental_record,
+    read_previous,
+)
 from batchcraft.pipeline.minhash.stage import NearUnique, minhash_dedup_step
 from batchcraft.pipeline.progress import StageClock
 from batchcraft.pipeline.read.column_plan import (
@@ -109,6 +121,7 @@ class _Checked:
     model_path: str | None  # None for precomputed embeddings
     observed: list[Observation]  # every input's columns
     columns: ColumnPlan | None  # None until the JSONL inputs' records tell their types
+    predecessors: list[Predecessor]  # the --against datasets, checked
 
 
 def _check_before_spark(config: CurateConfig) -> _Checked:
@@ -119,7 +132,10 @@ def _check_before_spark(config: CurateConfig) -> _Checked:
     columns = None if needs_survey(observed) else plan_columns(observed, config)
     vocabulary = read_vocabulary(config.concepts_file) if config.concepts_file else None
     model_path = None if config.embedding_column else resolve_model_path(config.model)
-    return _Checked(config, files, vocabulary, model_path, observed, columns)
+    if config.recluster and not config.against:
+        raise ConfigError("recluster refits k-means on the union with --against datasets: give one")
+    predecessors = open_predecessors(config, model_path)
+    return _Checked(config, files, vocabulary, model_path, observed, columns, predecessors)
 
 
 def _run_in_session(
@@ -149,16 +165,23 @@ def _run_in_session(
 
 
 def _deduplicate(
-    config: CurateConfig, raw: DataFrame, clock: StageClock, frames: PersistedFrames
+    config: CurateConfig,
+    raw: DataFrame,
+    clock: StageClock,
+    frames: PersistedFrames,
+    against: Against | None,
 ) -> tuple[Unique, NearUnique]:
-    """Exact dedup, then MinHash near dedup (when asked for): what is left goes on to be
-    embedded, so no duplicate they remove is ever embedded."""
+    """Exact dedup, then MinHash near dedup (when asked for), both against the
+    predecessors' kept rows too: what is left goes on to be embedded, so no duplicate they
+    remove is ever embedded."""
     with clock.stage("exact_dedup") as counts:
-        unique = exact_dedup_step(raw, frames, counts)
+        keys = None if against is None else against.exact_keys()
+        unique = exact_dedup_step(raw, frames, counts, keys)
     if config.near_dedup != "minhash":
         return unique, NearUnique(unique.representatives, unique.num_rows)
     with clock.stage("minhash_dedup") as counts:
-        return unique, minhash_dedup_step(config, unique, frames, counts)
+        previous = None if against is None else against.texts()
+        return unique, minhash_dedup_step(config, unique, frames, counts, previous)
 
 
 def _run(
@@ -173,30 +196,30 @@ def _run(
     with clock.stage("read+validate") as counts:
         columns = checked.columns or plan_with_survey(spark, config, files, checked.observed)
         raw, parsed = read_step(spark, config, files, columns, frames, counts)
-    unique, near = _deduplicate(config, raw, clock, frames)
+        against = None
+        if checked.predecessors:
+            previous_rows = frames.keep(read_previous(spark, checked.predecessors, config))
+            against = Against(checked.predecessors, previous_rows)
+            raw = against.reject_known_ids(raw, frames)
+    unique, near = _deduplicate(config, raw, clock, frames, against)
     with clock.stage("embed") as counts:
-        store, key = stage_store(config), embed_key(config, files, checked.model_path)
-        kept = store.load(spark, "embed", key) if store else None
-        embedded, spec = embed_step(
-            spark,
-            config,
-            near.representatives,
-            near.num_rows,
-            checked.model_path,
-            frames,
-            counts,
-            kept,
-        )
-        if store and kept is None:
-            store.save(embedded, "embed", key)
+        embedded, spec, reused = _embed(spark, checked, near, frames, counts)
         frames.release(parsed, raw, unique.marked)
         dimension = len(embedded.select("embedding").first()[0])  # type: ignore[index]
     with clock.stage("cluster") as counts:
-        kmeans, clustered = cluster_step(config, embedded, near.num_rows, frames, counts)
+        previous = None  # the predecessors' kept rows, for their duplicates to inherit from
+        if against is None:
+            kmeans, clustered = cluster_step(config, embedded, near.num_rows, frames, counts)
+        else:
+            kmeans, clustered, previous = against.clustered(
+                config, embedded, near.num_rows, frames, counts
+            )
         frames.release(embedded)
     _test_kill_point("semantic_dedup")
     with clock.stage("semantic_dedup") as counts:
         deduped = semantic_dedup_step(config, clustered, frames, counts)
+        if against is not None:  # the predecessors' rows: compared with, never written
+            deduped = deduped.where(~F.col(PRIOR)).drop(PRIOR)
         frames.release(clustered)
     with clock.stage("concepts") as counts:
         annotated = concepts_step(config, deduped, vocabulary, spec, frames, counts)
@@ -205,7 +228,16 @@ def _run(
             annotated = reference_scores_step(config, annotated, near.num_rows, frames, counts)
     with clock.stage("write") as counts:
         shards, accounting = write_step(
-            config, files, unique, near, annotated, kmeans.centroids, dimension, staging, columns
+            config,
+            files,
+            unique,
+            near,
+            annotated,
+            kmeans.centroids,
+            dimension,
+            staging,
+            columns,
+            previous,
         )
         counts["rows"] = sum(shard["num_rows"] for shard in shards)
     manifest = build_manifest(
@@ -221,9 +253,36 @@ def _run(
         clock.timings,
         columns,
     )
-    manifest["stages_reused"] = ["embed"] if kept is not None else []
+    manifest["stages_reused"] = ["embed"] if reused else []
+    if against is not None:
+        manifest["incremental"] = incremental_record(against, config, manifest["counts"])
     write_bytes(staging.join(layout.MANIFEST), manifest_text(manifest).encode())  # last
     return manifest
+
+
+def _embed(
+    spark: SparkSession,
+    checked: _Checked,
+    near: NearUnique,
+    frames: PersistedFrames,
+    counts: dict[str, int],
+) -> tuple[DataFrame, EncoderSpec | None, bool]:
+    """The embedded rows, the encoder, and whether they were read back from the work
+    directory; embeddings the predecessors cannot be compared with are neither kept
+    there nor go on."""
+    config, predecessors = checked.config, checked.predecessors
+    store = stage_store(config)
+    fingerprints = [predecessor.fingerprint for predecessor in predecessors]
+    key = embed_key(config, checked.files, checked.model_path, fingerprints)
+    kept = store.load(spark, "embed", key) if store else None
+    embedded, spec = embed_step(
+        spark, config, near.representatives, near.num_rows, checked.model_path, frames, counts, kept
+    )
+    if predecessors:
+        check_dimension(predecessors, len(embedded.select("embedding").first()[0]))  # type: ignore[index]
+    if store and kept is None:
+        store.save(embedded, "embed", key)
+    return embedded, spec, kept is not None
 
 
 def _test_kill_point(stage: str) -> None:

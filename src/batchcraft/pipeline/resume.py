@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -51,6 +52,7 @@ DOWNSTREAM_OF_EMBED = frozenset(
         "reference_logit_scale",
         "reference_logit_bias",
         "reference_negatives",
+        "recluster",
     }
 )
 """Parameters read only after the embed stage; any other one (and any added later) is
@@ -76,9 +78,16 @@ def work_dir_of(config: CurateConfig) -> Path | Location | None:
     return Path(config.work_dir.removeprefix("file://"))
 
 
-def embed_key(config: CurateConfig, files: list[InputFile], model_path: str | None) -> str:
+def embed_key(
+    config: CurateConfig,
+    files: list[InputFile],
+    model_path: str | None,
+    predecessors: Sequence[str] = (),
+) -> str:
     """The key of the embed stage's output: what the inputs hold and every parameter of the
-    stages up to and including embed (read, exact and MinHash dedup, the encoder)."""
+    stages up to and including embed (read, exact and MinHash dedup, the encoder), and the
+    manifest fingerprints of the ``--against`` datasets (rows removed against them before
+    embed change what is embedded)."""
     params = {
         field.name: getattr(config, field.name)
         for field in dataclasses.fields(config)
@@ -86,6 +95,8 @@ def embed_key(config: CurateConfig, files: list[InputFile], model_path: str | No
     }
     params["inputs"] = [(file.path, file.source, file.sha256) for file in files]
     params["model_path"] = model_path
+    if predecessors:
+        params["predecessors"] = list(predecessors)
     text = json.dumps(params, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 

@@ -152,6 +152,18 @@ def assign_clusters(df: DataFrame, centroids: np.ndarray) -> DataFrame:
     return df.mapInArrow(assign_batch, extend_schema(df, added))
 
 
+def configured_fit(config: CurateConfig, df: DataFrame, num_rows: int) -> KMeansFit:
+    """The k-means fit ``config`` asks for, on the ``num_rows`` rows of ``df``."""
+    return fit_kmeans(
+        df,
+        config.num_clusters or default_num_clusters(num_rows),
+        config.kmeans_sample_size,
+        config.kmeans_iterations,
+        config.seed,
+        num_rows,
+    )
+
+
 def cluster_step(
     config: CurateConfig,
     embedded: DataFrame,
@@ -160,14 +172,7 @@ def cluster_step(
     counts: dict[str, int],
 ) -> tuple[KMeansFit, DataFrame]:
     """The k-means fit, and the rows with their clusters (cached)."""
-    kmeans = fit_kmeans(
-        embedded,
-        config.num_clusters or default_num_clusters(num_rows),
-        config.kmeans_sample_size,
-        config.kmeans_iterations,
-        config.seed,
-        num_rows,
-    )
+    kmeans = configured_fit(config, embedded, num_rows)
     clustered = frames.keep(assign_clusters(embedded, kmeans.centroids))
     counts["clusters"] = len(kmeans.centroids)
     counts["sampled"] = kmeans.sample_size

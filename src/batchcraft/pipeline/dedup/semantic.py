@@ -17,8 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+
+from batchcraft.dataset.arrays import to_matrix
 
 BLOCK_ROWS = 2048
+PRIOR = "prior"
+"""Column marking an earlier dataset's rows (``curate --against``): always kept, and
+never compared with each other, only with the new rows."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,54 @@ def cluster_edges(embeddings: np.ndarray, threshold: float) -> tuple[Edges, np.n
     return Edges(
         _concat(sources, np.int64), _concat(targets, np.int64), _concat(sims, np.float32)
     ), max_sim
+
+
+def edges_to_new(
+    embeddings: np.ndarray, prior: np.ndarray, threshold: float
+) -> tuple[Edges, np.ndarray]:
+    """`cluster_edges` restricted to the pairs with at least one new row (``prior`` False):
+    an earlier dataset's rows are never compared with each other. Their ``max_sim`` is -1."""
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    count, new = len(embeddings), np.flatnonzero(~prior)
+    max_sim = np.full(count, -1.0, dtype=np.float32)
+    sources, targets, sims = [], [], []
+    for start in range(0, len(new), BLOCK_ROWS):
+        rows = new[start : start + BLOCK_ROWS]
+        block = embeddings[rows] @ embeddings.T
+        block[np.arange(len(rows)), rows] = -np.inf
+        max_sim[rows] = block.max(axis=1) if count > 1 else -1.0
+        local, columns = np.nonzero(block >= threshold)
+        absolute = rows[local]
+        once = prior[columns] | (absolute < columns)  # a pair of two new rows is seen twice
+        sources.append(np.minimum(absolute, columns)[once])
+        targets.append(np.maximum(absolute, columns)[once])
+        sims.append(block[local[once], columns[once]])
+    return Edges(
+        _concat(sources, np.int64), _concat(targets, np.int64), _concat(sims, np.float32)
+    ), max_sim
+
+
+def group_edges(table: pa.Table, threshold: float) -> pa.Table:
+    """The duplicate pairs of one cluster group (``id``, ``priority``, ``embedding``, and
+    `PRIOR` when an earlier dataset's rows take part) as ids ``u`` (kept first), ``v``, and
+    each row's highest similarity as a row ``(id, null, max_sim)``."""
+    table = table.sort_by([("priority", "ascending"), ("id", "ascending")])
+    ids = np.asarray(table.column("id").to_pylist(), dtype=object)
+    embeddings = to_matrix(table.column("embedding"))
+    if PRIOR in table.column_names:
+        prior = np.asarray(table.column(PRIOR).to_pylist(), dtype=bool)
+        edges, max_sim = edges_to_new(embeddings, prior, threshold)
+    else:
+        edges, max_sim = cluster_edges(embeddings, threshold)
+    return pa.table(
+        {
+            "u": pa.array(np.concatenate([ids[edges.source], ids]), pa.string()),
+            "v": pa.array(
+                np.concatenate([ids[edges.target], np.full(len(ids), None)]), pa.string()
+            ),
+            "sim": pa.array(np.concatenate([edges.similarity, max_sim]).astype(np.float32)),
+        }
+    )
 
 
 def greedy_keep(count: int, edges: Edges) -> Decisions:

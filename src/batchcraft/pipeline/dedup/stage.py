@@ -18,7 +18,6 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from batchcraft.dataset.arrays import to_matrix
 from batchcraft.dataset.schema import similarity_threshold
 from batchcraft.errors import InputError
 from batchcraft.pipeline.config import (
@@ -27,10 +26,12 @@ from batchcraft.pipeline.config import (
     KeepPolicy,
     check_keep_policy,
 )
-from batchcraft.pipeline.dedup.semantic import cluster_edges, decide_edges
+from batchcraft.pipeline.dedup.semantic import PRIOR, decide_edges, group_edges
 from batchcraft.pipeline.frames import PersistedFrames
 from batchcraft.pipeline.read.column_types import KEPT_COLUMNS
 
+PRIOR_PRIORITY = -3.0
+"""Priority of an earlier dataset's row: before any other (the others' lie in [-1, 1])."""
 _PARSE_ONLY_COLUMNS = ("file_index", "record", "reason", "detail", "raw", "dedup_key")
 # Kept to the end of the job: every parsed record's outcome (accounting, rejects files) ...
 _OUTCOME_COLUMNS = ("file_index", "record", "source", "id", "reason", "detail", "raw")
@@ -39,17 +40,23 @@ _OUTCOME_COLUMNS = ("file_index", "record", "source", "id", "reason", "detail", 
 _DUPLICATE_COLUMNS = ("id", "text", "pair_text", "source", "dup_of", "dup_kind", "ref_loss")
 
 
-def exact_dedup(df: DataFrame) -> DataFrame:
+def exact_dedup(df: DataFrame, previous_keys: DataFrame | None = None) -> DataFrame:
     """Mark exact duplicates (same normalised text and pair): the smallest id of each group is kept.
 
     Adds ``dup_of`` (the kept id) and ``dup_kind = 'exact'`` on the others, null on the kept row.
+    With ``previous_keys`` (``dedup_key``, ``prev_id`` of an earlier dataset's kept rows),
+    every row whose key is there is a duplicate of that earlier row instead.
     """
     by_key = Window.partitionBy("dedup_key")
     representative = F.min("id").over(by_key)
+    if previous_keys is not None:
+        df = df.join(previous_keys, "dedup_key", "left")
+        representative = F.coalesce(F.col("prev_id"), representative)
     is_duplicate = F.col("id") != representative
-    return df.withColumn("dup_of", F.when(is_duplicate, representative)).withColumn(
+    marked = df.withColumn("dup_of", F.when(is_duplicate, representative)).withColumn(
         "dup_kind", F.when(is_duplicate, F.lit("exact"))
     )
+    return marked.drop("prev_id")
 
 
 def semantic_dedup(
@@ -75,7 +82,10 @@ def semantic_dedup(
     """
     check_keep_policy(keep_policy)
     threshold, near_threshold = similarity_threshold(eps), similarity_threshold(near_eps)
-    ranked = df.withColumn("priority", _priority(keep_policy))
+    priority = _priority(keep_policy)
+    if PRIOR in df.columns:  # an earlier dataset's rows: always kept, so first in any order
+        priority = F.when(F.col(PRIOR), F.lit(PRIOR_PRIORITY)).otherwise(priority)
+    ranked = df.withColumn("priority", priority)
     edges, max_sims = _candidate_edges(ranked, threshold, second_cluster, persist)
     edges = persist(edges)
     if edges.count() <= max_driver_edges:
@@ -114,28 +124,18 @@ def _candidate_edges(
     second_cluster: bool,
     persist: Callable[[DataFrame], DataFrame],
 ) -> tuple[DataFrame, DataFrame]:
-    members = ranked.select(F.col("cluster").alias("group"), "id", "priority", "embedding")
+    columns = ["id", "priority", "embedding", *([PRIOR] if PRIOR in ranked.columns else [])]
+    members = ranked.select(F.col("cluster").alias("group"), *columns)
     if second_cluster:
         guests = ranked.where(F.col("second_cluster") >= 0).select(
-            F.col("second_cluster").alias("group"), "id", "priority", "embedding"
+            F.col("second_cluster").alias("group"), *columns
         )
         members = members.unionByName(guests)
 
-    def group_edges(table: pa.Table) -> pa.Table:
-        table = table.sort_by([("priority", "ascending"), ("id", "ascending")])
-        ids = np.asarray(table.column("id").to_pylist(), dtype=object)
-        edges, max_sim = cluster_edges(to_matrix(table.column("embedding")), threshold)
-        return pa.table(
-            {
-                "u": pa.array(np.concatenate([ids[edges.source], ids]), pa.string()),
-                "v": pa.array(
-                    np.concatenate([ids[edges.target], np.full(len(ids), None)]), pa.string()
-                ),
-                "sim": pa.array(np.concatenate([edges.similarity, max_sim]).astype(np.float32)),
-            }
-        )
+    def edges_of(table: pa.Table) -> pa.Table:
+        return group_edges(table, threshold)
 
-    found = members.groupBy("group").applyInArrow(group_edges, "u string, v string, sim float")
+    found = members.groupBy("group").applyInArrow(edges_of, "u string, v string, sim float")
     found = persist(found)
     edges = found.where(F.col("v").isNotNull()).groupBy("u", "v").agg(F.max("sim").alias("sim"))
     max_sims = (
@@ -233,9 +233,15 @@ class Unique:
     marked: DataFrame
 
 
-def exact_dedup_step(raw: DataFrame, frames: PersistedFrames, counts: dict[str, int]) -> Unique:
-    """Mark the exact duplicates among the valid records; what later steps need of them."""
-    marked = frames.keep(exact_dedup(raw.where(F.col("reason").isNull())))
+def exact_dedup_step(
+    raw: DataFrame,
+    frames: PersistedFrames,
+    counts: dict[str, int],
+    previous_keys: DataFrame | None = None,
+) -> Unique:
+    """Mark the exact duplicates among the valid records (and of ``previous_keys``, see
+    `exact_dedup`); what later steps need of them."""
+    marked = frames.keep(exact_dedup(raw.where(F.col("reason").isNull()), previous_keys))
     representatives = marked.where(F.col("dup_of").isNull()).drop(*_PARSE_ONLY_COLUMNS)
     counts["unique"] = num_unique = representatives.count()
     if num_unique == 0:

@@ -23,7 +23,8 @@ from batchcraft.pipeline.dedup.stage import Unique
 from batchcraft.pipeline.frames import PersistedFrames
 from batchcraft.pipeline.graph import connected_components
 from batchcraft.pipeline.minhash.candidates import bucket_pairs, pair_jaccard
-from batchcraft.pipeline.minhash.keep import JACCARD_UNITS, keep_in_component
+from batchcraft.pipeline.minhash.keep import keep_in_component
+from batchcraft.pipeline.minhash.ordering import with_priorities, without_fixed_pairs
 from batchcraft.pipeline.minhash.settings import (
     DEFAULT_NGRAM_SIZE,
     DEFAULT_NUM_PERM,
@@ -113,12 +114,21 @@ def cache_into(cached: list[DataFrame], cache: Persist = DataFrame.persist) -> P
 
 
 def find_minhash_duplicates(
-    df: DataFrame, settings: MinhashSettings, keep_policy: KeepPolicy, persist: Persist
+    df: DataFrame,
+    settings: MinhashSettings,
+    keep_policy: KeepPolicy,
+    persist: Persist,
+    previous: DataFrame | None = None,
 ) -> MinhashDuplicates:
-    """The removed rows and what it took to find them (see `minhash_dedup`)."""
+    """The removed rows and what it took to find them (see `minhash_dedup`). With
+    ``previous`` (``id``, ``text``, ``pair_text`` of an earlier dataset's kept rows), the
+    rows of ``df`` are compared with those too, which are kept (`ordering`)."""
     columns = ["id", "text", *(["pair_text"] if "pair_text" in df.columns else [])]
     texts = df.select(*columns)
-    candidates = persist(candidate_pairs(texts, settings))
+    fixed = None if previous is None else previous.select("id")
+    if previous is not None:
+        texts = texts.unionByName(previous.select(*columns))
+    candidates = persist(without_fixed_pairs(candidate_pairs(texts, settings), fixed))
     num_candidates = candidates.count()
     empty = df.sparkSession.createDataFrame([], DECISIONS_DDL)
     if num_candidates == 0:  # most small corpora: no join of the texts to verify nothing
@@ -130,7 +140,7 @@ def find_minhash_duplicates(
     components = connected_components(verified)
     sizes = components.labels.groupBy("component").count()
     groups, largest = sizes.agg(F.count("*"), F.max("count")).first()  # type: ignore[misc]
-    grouped = _with_priorities(verified, keep_policy).join(
+    grouped = with_priorities(verified, keep_policy, fixed).join(
         components.labels.withColumnRenamed("id", "u"), "u"
     )
     # Checkpointed, not persisted: a persisted frame keeps its whole plan, and the plans
@@ -208,26 +218,6 @@ def _pair_texts(batch: pa.RecordBatch, end: str | None = None) -> pa.Array | Non
     return batch.column(name) if name in batch.schema.names else None
 
 
-def _with_priorities(verified: DataFrame, keep_policy: KeepPolicy) -> DataFrame:
-    """The verified pairs with each end's priority (`keep.priority_of_score`): the sum of
-    its Jaccard over its pairs, in integer millionths so that any order adds it alike."""
-    ends = verified.select(F.col("u").alias("id"), "jaccard").unionByName(
-        verified.select(F.col("v").alias("id"), "jaccard")
-    )
-    units = F.round(F.col("jaccard") * JACCARD_UNITS).cast("long")
-    scores = ends.groupBy("id").agg(F.sum(units).alias("score"))
-    if keep_policy == "prototypical":
-        priority = -F.col("score")
-    elif keep_policy == "hardest":
-        priority = F.col("score")
-    else:
-        priority = F.lit(0).cast("long")
-    priorities = scores.select("id", priority.alias("priority"))
-    return verified.join(
-        priorities.withColumnRenamed("id", "u").withColumnRenamed("priority", "u_priority"), "u"
-    ).join(priorities.withColumnRenamed("id", "v").withColumnRenamed("priority", "v_priority"), "v")
-
-
 def mark_duplicates(df: DataFrame, decisions: DataFrame) -> DataFrame:
     """``df`` with the decisions: ``dup_of``, ``dup_kind`` = ``minhash``, ``dup_jaccard``
     on removed rows (null on kept ones), ``keep``."""
@@ -268,15 +258,21 @@ class NearUnique:
 
 
 def minhash_dedup_step(
-    config: CurateConfig, unique: Unique, frames: PersistedFrames, counts: dict[str, int]
+    config: CurateConfig,
+    unique: Unique,
+    frames: PersistedFrames,
+    counts: dict[str, int],
+    previous: DataFrame | None = None,
 ) -> NearUnique:
-    """Mark the MinHash duplicates among the rows left by exact dedup; the rest go on."""
+    """Mark the MinHash duplicates among the rows left by exact dedup (and of an earlier
+    dataset's ``previous`` rows, see `find_minhash_duplicates`); the rest go on."""
     cached: list[DataFrame] = []
     found = find_minhash_duplicates(
         unique.representatives,
         MinhashSettings.from_config(config),
         config.keep_policy,
         cache_into(cached, lambda df: frames.keep(df, small=True)),
+        previous,
     )
     frames.release(*cached)  # the pair lists: the decisions are checkpointed
     marked = mark_duplicates(unique.representatives, found.decisions)

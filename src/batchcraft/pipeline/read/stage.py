@@ -153,7 +153,7 @@ def reject_duplicate_ids(df: DataFrame, files: Sequence[InputFile] = ()) -> Data
             "reason", F.when(F.col("_repeat"), F.lit("duplicate_id")).otherwise(F.col("reason"))
         )
         .withColumn("detail", F.when(F.col("_repeat"), detail).otherwise(F.col("detail")))
-        .withColumn("raw", F.when(F.col("_repeat"), _parsed_preview(df)).otherwise(F.col("raw")))
+        .withColumn("raw", F.when(F.col("_repeat"), parsed_preview(df)).otherwise(F.col("raw")))
         .select(*df.columns)
     )
 
@@ -179,7 +179,7 @@ def _with_kept_location(marked: DataFrame, files: Sequence[InputFile]) -> DataFr
     return located.withColumn("_kept_at", F.concat("_before", position, "_after"))
 
 
-def _parsed_preview(df: DataFrame, vector_column: str = "given_embedding") -> F.Column:
+def parsed_preview(df: DataFrame, vector_column: str = "given_embedding") -> F.Column:
     """The ``raw`` preview of a record rejected after parsing (its raw text is not kept):
     its parsed fields as JSON, at most RAW_PREVIEW_CHARS long."""
     fields = {
@@ -231,7 +231,7 @@ def reject_wrong_dimension(
         )
         .withColumn("detail", F.when(F.col("_wrong"), detail).otherwise(F.col("detail")))
         .withColumn(
-            "raw", F.when(F.col("_wrong"), _parsed_preview(df, column)).otherwise(F.col("raw"))
+            "raw", F.when(F.col("_wrong"), parsed_preview(df, column)).otherwise(F.col("raw"))
         )
         .withColumn(column, F.when(~F.col("_wrong"), F.col(column)))
         .drop("_wrong")

@@ -22,6 +22,7 @@ from batchcraft.dataset import layout
 from batchcraft.dataset.schema import CONTRACT_COLUMNS, REJECTS_SCHEMA, row_schema, to_contract
 from batchcraft.pipeline.config import CurateConfig, default_num_shards
 from batchcraft.pipeline.dedup.stage import Unique
+from batchcraft.pipeline.incremental.stage import count_against
 from batchcraft.pipeline.minhash.stage import NearUnique
 from batchcraft.pipeline.read.column_plan import ColumnPlan
 from batchcraft.pipeline.read.column_types import KEPT_COLUMNS, unnest_kept_columns
@@ -36,21 +37,26 @@ def with_duplicates(
     duplicates: DataFrame,
     inherit_ref_loss: bool = False,
     max_sim: float | None = 1.0,
+    previous: DataFrame | None = None,
 ) -> DataFrame:
     """Removed duplicates that were never embedded (exact and MinHash duplicates) take
     the vectors, cluster and concepts of the row they duplicate (and its ``ref_loss`` with
     ``inherit_ref_loss``: a score of the text and pair they share, or nearly); they keep
     their own kept input columns (KEPT_COLUMNS). Their ``max_sim`` is ``max_sim`` (1 for
-    an exact copy; None for a MinHash duplicate, which semantic dedup never compared)."""
-    inherited = annotated.select(
-        F.col("id").alias("dup_of"),
+    an exact copy; None for a MinHash duplicate, which semantic dedup never compared).
+    A duplicate of a ``previous`` dataset's row (``curate --against``) takes that row's."""
+    names = [
         "embedding",
         *(["pair_embedding"] if "pair_embedding" in annotated.columns else []),
         "cluster",
         "centroid_sim",
         "concepts",
         *(["ref_loss"] if inherit_ref_loss else []),
-    )
+    ]
+    inherited = annotated.select(F.col("id").alias("dup_of"), *names)
+    if previous is not None:
+        from_previous = previous.select(F.col("id").alias("dup_of"), *names)
+        inherited = inherited.unionByName(from_previous)
     if inherit_ref_loss:
         duplicates = duplicates.drop("ref_loss")
     duplicates = (
@@ -163,13 +169,15 @@ def write_step(
     dimension: int,
     staging: Location,
     columns: ColumnPlan,
+    previous: DataFrame | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Write rows, rejects and centroids; the shards written and the balanced accounting."""
+    """Write rows, rejects and centroids; the shards written and the balanced accounting
+    (with ``against_previous``: the rows removed as duplicates of a ``previous`` row)."""
     inherit_ref_loss = config.reference_scores == "pairs"
     rows = annotated
     if near.duplicates is not None:
-        rows = with_duplicates(rows, near.duplicates, inherit_ref_loss, max_sim=None)
-    rows = with_duplicates(rows, unique.duplicates, inherit_ref_loss)
+        rows = with_duplicates(rows, near.duplicates, inherit_ref_loss, None, previous)
+    rows = with_duplicates(rows, unique.duplicates, inherit_ref_loss, 1.0, previous)
     shards = write_rows(rows, staging, dimension, config, unique.num_rows, columns)
     write_rejects(unique.outcomes.where(F.col("reason").isNotNull()), files, staging)
     saved = io.BytesIO()
@@ -177,6 +185,8 @@ def write_step(
     write_bytes(staging.join(layout.CENTROIDS), saved.getvalue())
     accounting = count_outcomes(unique.outcomes, rows)
     check_balanced(accounting)
+    if previous is not None:
+        accounting["against_previous"] = count_against(rows, previous.select("id"))
     return shards, accounting
 
 

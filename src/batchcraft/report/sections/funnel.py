@@ -14,6 +14,7 @@ from typing import Any
 from batchcraft.report.charts.bars import HALF_WIDTH, OUTCOME_COLORS, Series, bar_chart
 from batchcraft.report.html import Html, figure, grid, percent, section, table
 from batchcraft.report.inputs import ReportInputs
+from batchcraft.report.sections.funnel_against import against_html, against_json
 from batchcraft.report.sections.funnel_manifest import (
     accounting_warnings,
     reconcile,
@@ -85,6 +86,9 @@ class FunnelSection:
         )
         funnel["anomalies"] = tally.anomalies
         funnel["reject_examples"] = rejects.examples_json()
+        against = against_json(inputs.manifest, inputs.shards)
+        if against is not None:  # a dataset curated against earlier ones
+            funnel["against_previous"] = against
         return funnel
 
     def warnings(self, data: dict[str, Any], inputs: ReportInputs) -> list[str]:
@@ -223,6 +227,7 @@ def funnel_html(funnel: dict[str, Any]) -> Html:
         charts,
         source_table,
         reconciliation_html(funnel["reconciliation"]),
+        against_html(funnel.get("against_previous")),
         rejects_html(funnel),
     )
 
