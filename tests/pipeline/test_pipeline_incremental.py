@@ -265,3 +265,37 @@ def test_recluster_refits_k_means_on_the_union_and_says_so(
         if r["dup_kind"] in ("near", "semantic") and r["dup_of"].startswith("a")
     ]
     assert len(semantic) >= 35
+
+
+def test_a_and_its_delta_served_as_one_dataset_serve_no_pair_the_union_run_removes(
+    runs: Runs, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``serve --name news=A,DELTA``: every kept row of both, once; no exact or MinHash
+    pair of the union run; no warning, since the delta was curated against A."""
+    import logging
+
+    from batchcraft.batcher.datasets import DatasetRegistry
+    from batchcraft.batcher.served_dataset import CuratedDataset
+    from batchcraft.service import BatchClient, ServerConfig, create_server
+
+    event = "dataset_part_not_curated_against"
+    with caplog.at_level(logging.WARNING, logger="batchcraft.batcher"):
+        dataset = CuratedDataset.open([runs.a, runs.delta], "news")
+    assert not [r for r in caplog.records if getattr(r.msg, "name", "") == event]
+    server = create_server(DatasetRegistry([dataset]), ServerConfig(fsync=False)).start()
+    try:
+        with BatchClient(f"127.0.0.1:{server.port}", "news", batch_size=64, columns=["id"]) as c:
+            served = [i for batch in c for i in batch["id"]]
+    finally:
+        server.stop(grace=0)
+    a, delta, union = _rows(runs.a), _rows(runs.delta), _rows(runs.union)
+    kept = [i for rows in (a, delta) for i, row in rows.items() if row["keep"]]
+    assert sorted(served) == sorted(kept)
+    removed = {
+        (i, row["dup_of"]) for i, row in union.items() if row["dup_kind"] in ("exact", "minhash")
+    }
+    served_set = set(served)
+    assert [pair for pair in removed if set(pair) <= served_set] == []
+    with caplog.at_level(logging.WARNING, logger="batchcraft.batcher"):
+        CuratedDataset.open([runs.delta, runs.a])  # A was not curated against the delta
+    assert [r for r in caplog.records if getattr(r.msg, "name", "") == event]

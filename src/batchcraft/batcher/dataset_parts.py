@@ -9,6 +9,8 @@ named twice (every row would be served twice).
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,9 @@ from typing import Any
 from batchcraft.dataset import layout
 from batchcraft.dataset.manifest import Shard, list_shards, read_manifest
 from batchcraft.errors import DatasetError
+from batchcraft.logs import log_event
+
+LOG = logging.getLogger("batchcraft.batcher")
 
 
 @dataclass(frozen=True)
@@ -48,9 +53,20 @@ def open_parts(roots: list[Path]) -> list[DatasetPart]:
         if not shards:
             raise DatasetError(f"dataset {root} has no shards under {layout.data_dir(root)}")
         parts.append(DatasetPart(root, manifest, shards))
-    for part in parts[1:]:
+    for index, part in enumerate(parts[1:], start=1):
         _check_compatible(parts[0], part)
+        _warn_unless_curated_against(parts[:index], part)
     return parts
+
+
+def _warn_unless_curated_against(earlier: list[DatasetPart], part: DatasetPart) -> None:
+    section = part.manifest.get("incremental") or {}
+    known = {p.get("manifest_sha256") for p in section.get("predecessors", [])}
+    for previous in earlier:
+        digest = hashlib.sha256(layout.manifest_path(previous.root).read_bytes()).hexdigest()
+        if digest not in known:
+            log_event(LOG, logging.WARNING, "dataset_part_not_curated_against", part=str(part.root),
+                      earlier=str(previous.root))  # fmt: skip
 
 
 def _check_compatible(first: DatasetPart, other: DatasetPart) -> None:
