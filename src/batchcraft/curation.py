@@ -204,7 +204,8 @@ _CURATE_FLAGS: dict[str, dict[str, Any]] = {
     "--work-dir": {
         "dest": "work_dir",
         "help": "directory or store prefix (s3://bucket/work) keeping finished stages for a "
-        "rerun (default: .OUT.work beside a local --out, none for an --out on a store)",
+        "rerun; 'none' keeps nothing (default: .OUT.work beside a local --out, none for an "
+        "--out on a store)",
     },
     "--against": {
         "dest": "against",

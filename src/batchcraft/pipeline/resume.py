@@ -8,6 +8,10 @@ shards, …), reads it back instead of encoding again. A stage is written to a d
 its own and renamed into place when whole (rename is atomic on a local filesystem), so a
 killed write is never read. A work directory on an object store (``s3://…``) keeps its
 stages as `resume_store.PrefixStageStore` does: files first, a record naming them last.
+
+A local work directory keeps the `KEPT_PER_STAGE` outputs of each stage used last (a reuse
+counts as a use); older keys are removed when a new output is kept, so the directory does
+not grow with every changed input. ``work_dir = "none"`` keeps nothing.
 """
 
 from __future__ import annotations
@@ -57,17 +61,24 @@ DOWNSTREAM_OF_EMBED = frozenset(
 )
 """Parameters read only after the embed stage; any other one (and any added later) is
 part of the embed stage's key, so an unlisted parameter can only cost a re-embed."""
+KEPT_PER_STAGE = 2
+"""Outputs of one stage a local work directory keeps (the latest used)."""
+NO_WORK_DIR = "none"
+"""The ``work_dir`` value that keeps nothing (``./none`` names a directory)."""
 _PARTIAL = ".partial-"
 
 
 def work_dir_of(config: CurateConfig) -> Path | Location | None:
     """The run's work directory: ``config.work_dir`` (a local path, or a store's prefix
     reached with ``config.storage_options``), else ``.NAME.work`` beside a local ``out``;
-    None (nothing kept) for an ``out`` on a store with no ``work_dir``.
+    None (nothing kept) for ``work_dir = "none"`` and for an ``out`` on a store with no
+    ``work_dir``.
 
     Raises:
         StorageError: ``work_dir`` names a store that is not installed.
     """
+    if config.work_dir == NO_WORK_DIR:
+        return None
     if config.work_dir is None:
         if is_url(config.out) and not config.out.startswith("file://"):
             return None
@@ -111,9 +122,13 @@ class StageStore:
         return self.root / f"{stage}-{key}"
 
     def load(self, spark: SparkSession, stage: str, key: str) -> DataFrame | None:
-        """The kept output of ``stage`` under ``key``, or None when there is none."""
+        """The kept output of ``stage`` under ``key``, or None when there is none (a reuse
+        marks it as used now, for `prune`)."""
         path = self._path(stage, key)
-        return spark.read.parquet(str(path)) if path.is_dir() else None
+        if not path.is_dir():
+            return None
+        os.utime(path)
+        return spark.read.parquet(str(path))
 
     def save(self, frame: DataFrame, stage: str, key: str) -> None:
         """Keep ``frame`` as the output of ``stage`` under ``key``: written beside its place,
@@ -127,6 +142,18 @@ class StageStore:
             shutil.rmtree(partial, ignore_errors=True)
             return
         partial.rename(target)
+        self.prune(stage)
+
+    def prune(self, stage: str) -> None:
+        """Remove all but the `KEPT_PER_STAGE` outputs of ``stage`` used last."""
+        outputs = [
+            path
+            for path in self.root.glob(f"{stage}-*")
+            if path.is_dir() and _PARTIAL not in path.name
+        ]
+        outputs.sort(key=lambda path: path.stat().st_mtime_ns, reverse=True)
+        for path in outputs[KEPT_PER_STAGE:]:
+            shutil.rmtree(path, ignore_errors=True)
 
     def remove_partials(self) -> None:
         """Remove the half-written stage outputs of killed runs (a live run's are kept)."""
