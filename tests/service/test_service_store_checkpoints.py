@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -99,22 +100,28 @@ def test_feedback_is_written_before_the_state_that_names_it_and_superseded_table
 def test_idle_jobs_leave_memory_and_finished_ones_expire_in_a_bucket(
     dataset: CuratedDataset, s3_server: S3Server
 ) -> None:
-    now = [1000.0]
+    now = [time.time()]  # the finished markers are dated by the store's clock
     store = CheckpointStore.at(f"s3://{s3_server.new_bucket()}/state")
-    lifetimes = JobLifetimes(idle_seconds=10, finished_retention=0)
-    jobs = JobRegistry(DatasetRegistry([dataset]), store, lifetimes=lifetimes, clock=lambda: now[0])
+
+    def registry() -> JobRegistry:
+        lifetimes = JobLifetimes(idle_seconds=10, finished_retention=100)
+        return JobRegistry(DatasetRegistry([dataset]), store, lifetimes=lifetimes, clock=lambda: now[0])  # fmt: skip
+
+    jobs = registry()
     job = jobs.open_session("I", CONFIG, 0)
     job.advance(0, Position(0, 4))
     jobs.close_session(job, 0, finished=False)
+    for server, job_id in ((jobs, "D"), (registry(), "E")):  # E: another server's job
+        server.close_session(server.open_session(job_id, CONFIG, 0), 0, finished=True)
+        assert store.job(job_id).modified(MARKER) is not None
     now[0] += 11
     jobs.retire()
-    assert "I" not in jobs  # saved and dropped: the next session reloads it
+    assert "I" not in jobs and "D" not in jobs  # saved and dropped: a session reloads them
     assert jobs.open_session("I", CONFIG, 0).cursors == {0: Position(0, 4)}
-    finished = jobs.open_session("D", CONFIG, 0)
-    jobs.close_session(finished, 0, finished=True)
-    assert store.job("D").modified(MARKER) is not None
-    store.job("D").remove()
-    assert not store.job("D").exists() and store.job("I").exists()
+    now[0] += 100
+    jobs.retire()  # past their retention, by their markers: D, and E that it never loaded
+    assert not store.job("D").exists() and not store.job("E").exists()
+    assert store.job("I").exists() and "I" in jobs
 
 
 def test_of_eight_concurrent_lease_takers_on_a_bucket_exactly_one_holds_the_job(
