@@ -35,3 +35,11 @@ def test_a_local_work_directory_keeps_the_latest_used_outputs_of_each_stage(
         "embed-reused",
         "embed-x.partial-1-ab",
     ]
+
+
+def test_loading_removes_a_dead_runs_partial_outputs(tmp_path: Path) -> None:
+    """A rerun that reuses a kept stage saves nothing; it still clears a killed run's."""
+    dead = tmp_path / "embed-k.partial-999999999-ab"  # no such process
+    dead.mkdir()
+    assert StageStore(tmp_path).load(None, "embed", "missing") is None  # type: ignore[arg-type]
+    assert not dead.exists()

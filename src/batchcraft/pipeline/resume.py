@@ -124,6 +124,8 @@ class StageStore:
     def load(self, spark: SparkSession, stage: str, key: str) -> DataFrame | None:
         """The kept output of ``stage`` under ``key``, or None when there is none (a reuse
         marks it as used now, for `prune`)."""
+        if self.root.is_dir():
+            self.remove_partials()  # a killed run's, also when this run keeps nothing new
         path = self._path(stage, key)
         if not path.is_dir():
             return None
