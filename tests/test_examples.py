@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.dataset import layout
 from batchcraft.dataset.arrays import to_fixed_size_list

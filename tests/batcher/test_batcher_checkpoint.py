@@ -17,8 +17,9 @@ from loss_selector import TopLossSelector
 
 from batchcraft.batcher.checkpoint import job_directory
 from batchcraft.batcher.config import JobConfig, Position
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.errors import CheckpointError, CheckpointSaveError, JobConflictError
-from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
+from batchcraft.batcher.registry import JobRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.selectors import SELECTORS
 from batchcraft.service.server.status import status_for

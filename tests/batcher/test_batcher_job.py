@@ -9,10 +9,11 @@ import pytest
 from loss_selector import TopLossSelector
 
 from batchcraft.batcher.config import JobConfig, Position, StreamConfig
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.errors import JobConflictError, UnknownDatasetError
 from batchcraft.batcher.job import Job
 from batchcraft.batcher.pools import PoolBuilder
-from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
+from batchcraft.batcher.registry import JobRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.batcher.stream import RankStream
 from batchcraft.errors import ConfigError

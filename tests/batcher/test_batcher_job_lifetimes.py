@@ -12,8 +12,9 @@ import pytest
 
 from batchcraft.batcher.checkpoint import job_directory
 from batchcraft.batcher.config import JobConfig, Position
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.job_lifetimes import MARKER, JobLifetimes
-from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
+from batchcraft.batcher.registry import JobRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.batcher.stream import RankStream
 from batchcraft.errors import ConfigError

@@ -12,10 +12,10 @@ import pytest
 from batchcraft.batcher.checkpoint import job_directory
 from batchcraft.batcher.checkpoint_store import CheckpointStore
 from batchcraft.batcher.config import JobConfig, Position
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.errors import JobMovedError
 from batchcraft.batcher.leased_registry import LeasedJobRegistry
 from batchcraft.batcher.leases import JobLeases, latest_lease
-from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.batcher.stream import RankStream
 from batchcraft.errors import ConfigError

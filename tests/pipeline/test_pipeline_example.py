@@ -10,7 +10,7 @@ import pytest
 from pipeline_helpers import Curated
 from test_examples import load_example
 
-from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.service import ServerConfig, create_server
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from s3_server import S3Server
 
-from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.curation import curate
 from batchcraft.dataset.remote import local_dataset

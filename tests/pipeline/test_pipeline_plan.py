@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from batchcraft.batcher.config import JobConfig
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.job import Job
 from batchcraft.batcher.plans import PLAN_FILE, SELECTIONS_DIR, PlanInfo, read_selections
-from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.cli import main
 from batchcraft.errors import ConfigError, OutputError

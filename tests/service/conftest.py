@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.service import BatchServer, ServerConfig, create_server
 from batchcraft.synth.curated import write_curated_dataset

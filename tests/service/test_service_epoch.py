@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from batchcraft.batcher.config import JobConfig, Position
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.job import Job
-from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.batcher.stream import RankStream
 from batchcraft.service import BatchClient, ServerConfig, create_server

@@ -192,7 +192,7 @@ def test_sessions_at_the_limit_leave_health_checks_a_thread(start_server) -> Non
 
 
 def test_a_second_server_cannot_take_a_port_in_use(start_server, curated_dir) -> None:  # type: ignore[no-untyped-def]
-    from batchcraft.batcher.registry import DatasetRegistry
+    from batchcraft.batcher.datasets import DatasetRegistry
     from batchcraft.batcher.served_dataset import CuratedDataset
     from batchcraft.errors import ConfigError
     from batchcraft.service import ServerConfig, create_server

@@ -32,7 +32,7 @@ from raw_calls import LIST_METHOD, SESSION_METHOD, raw_bytes_call
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.api.v1 import batch_service_pb2_grpc as pb_grpc
-from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.service import BatchClient, BatchServer, ServerConfig, create_server
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.service import BatchClient
 from batchcraft.service.server import ServerConfig, create_server

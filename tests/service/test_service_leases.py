@@ -21,9 +21,9 @@ import pytest
 from ranks import received, run_ranks
 
 from batchcraft.batcher.checkpoint_store import CheckpointStore
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.leased_registry import LeasedJobRegistry
 from batchcraft.batcher.leases import latest_lease
-from batchcraft.batcher.registry import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import ConfigError
 from batchcraft.service import BatchClient, ServerConfig, create_server

@@ -13,7 +13,7 @@ from raw_calls import LiveSession, open_request, session
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.checkpoint import job_directory
-from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.service import BatchClient, BatchServiceError, ServerConfig, create_server
 

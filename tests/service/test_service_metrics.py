@@ -16,7 +16,7 @@ import pytest
 from certificates import self_signed_certificate
 from raw_calls import LiveSession, open_request
 
-from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.service import BatchClient, BatchServer, ServerConfig, create_server
 from batchcraft.service.server.metrics import job_label, start_metrics_server

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from noisy_labels import NOISE, Learner, noisy_dataset
 
-from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.service import BatchClient, ServerConfig, create_server
 
 pytestmark = pytest.mark.grpc

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from batchcraft.batcher.checkpoint import job_directory
-from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import OutputError
 from batchcraft.service import BatchClient, ServerConfig, create_server

@@ -21,10 +21,11 @@ from s3_server import S3Server
 
 from batchcraft.batcher.checkpoint_store import CheckpointStore
 from batchcraft.batcher.config import JobConfig, Position
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.errors import JobMovedError
 from batchcraft.batcher.job_lifetimes import MARKER, JobLifetimes
 from batchcraft.batcher.leases import JobLeases, latest_lease
-from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
+from batchcraft.batcher.registry import JobRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.errors import ConfigError, StorageError
 from batchcraft.service import BatchClient, ServerConfig, create_server

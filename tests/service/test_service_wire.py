@@ -13,7 +13,7 @@ import pytest
 
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.api.v1 import batch_service_pb2_grpc as pb_grpc
-from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.service import BatchClient, BatchServiceError, ServerConfig, create_server
 from batchcraft.service.server.packing import PACK_BYTES

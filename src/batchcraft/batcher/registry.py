@@ -26,7 +26,7 @@ from batchcraft.batcher.job_lifetimes import (
 )
 from batchcraft.logs import log_event
 
-__all__ = ["DatasetRegistry", "JobRegistry"]  # DatasetRegistry lived here: still importable
+__all__ = ["JobRegistry"]
 
 LOG = logging.getLogger("batchcraft.batcher")
 

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from batchcraft.batcher.checkpoint_files import check_writable
-from batchcraft.batcher.registry import DatasetRegistry
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.remote_plans import local_plan
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.dataset.remote import local_dataset

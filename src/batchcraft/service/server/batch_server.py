@@ -20,13 +20,14 @@ from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.batcher.ahead import AheadOfDemand
 from batchcraft.batcher.checkpoint_files import check_writable
 from batchcraft.batcher.checkpoint_store import CheckpointStore
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.job_lifetimes import JobLifetimes
 from batchcraft.batcher.leased_registry import LeasedJobRegistry
 from batchcraft.batcher.leases import JobLeases
 from batchcraft.batcher.lookahead import Lookahead
 from batchcraft.batcher.lookahead_worker import DatasetSource
 from batchcraft.batcher.plans import PlanInfo
-from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
+from batchcraft.batcher.registry import JobRegistry
 from batchcraft.errors import ConfigError
 from batchcraft.selectors.hardware import warm_up
 from batchcraft.service.server.auth import TokenAuthInterceptor

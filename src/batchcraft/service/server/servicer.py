@@ -19,8 +19,9 @@ import grpc
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.api.v1 import batch_service_pb2_grpc as pb_grpc
 from batchcraft.batcher.config import Position
+from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.errors import JobMovedError
-from batchcraft.batcher.registry import DatasetRegistry, JobRegistry
+from batchcraft.batcher.registry import JobRegistry
 from batchcraft.errors import ConfigError
 from batchcraft.logs import log_event
 from batchcraft.service.server.config import ServerConfig, SessionLimits
