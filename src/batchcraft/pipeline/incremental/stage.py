@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 import numpy as np
@@ -190,11 +191,13 @@ class Against:
         return kmeans, clustered, assigned
 
 
-def count_against(rows: DataFrame, previous_ids: DataFrame) -> dict[str, int]:
-    """How many of the written rows were removed as duplicates of a PREV row, per kind."""
-    against = rows.where(~F.col("keep")).join(
-        previous_ids.withColumnRenamed("id", "dup_of"), "dup_of", "left_semi"
-    )
+def count_against(removed: list[DataFrame], previous_ids: DataFrame) -> dict[str, int]:
+    """How many removed rows (``dup_of``, ``dup_kind`` of each frame of ``removed``: the
+    cached duplicates of each stage, not the written rows, whose whole plan would run
+    again) were removed as duplicates of a PREV row, per kind."""
+    frames = [frame.select("dup_of", "dup_kind") for frame in removed]
+    union = reduce(DataFrame.unionByName, frames)
+    against = union.join(previous_ids.withColumnRenamed("id", "dup_of"), "dup_of", "left_semi")
     return {r["dup_kind"]: r["count"] for r in against.groupBy("dup_kind").count().collect()}
 
 
