@@ -1,7 +1,9 @@
 """Incremental curation (``curate NEW --against PREV``) against curating everything again.
 
-    python benchmarks/incremental_curate.py                 # 3,000 documents, 10 % new
-    python benchmarks/incremental_curate.py --rows 600      # a smoke run
+    python benchmarks/incremental_curate.py                 # 10,000 documents, 10 % new
+    python benchmarks/incremental_curate.py --rows 1500     # a smoke run
+
+About 4 minutes on 2 idle cores (PREV's own curation included); much longer under load.
 
 The synthetic corpus (its injected duplicates included) is split by a hash of each id:
 ``--new-fraction`` of the documents are the new week, the rest PREV. PREV is curated
@@ -62,7 +64,7 @@ def timed(spark: Any, inputs: list[str], out: Path, **params: Any) -> tuple[floa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--rows", type=int, default=3000, help="documents (default: %(default)s)")
+    parser.add_argument("--rows", type=int, default=10_000, help="documents (default: %(default)s)")
     parser.add_argument("--new-fraction", type=float, default=0.1, help="(default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds (default: %(default)s)")
     args = parser.parse_args(argv)
