@@ -299,3 +299,39 @@ def test_a_and_its_delta_served_as_one_dataset_serve_no_pair_the_union_run_remov
     with caplog.at_level(logging.WARNING, logger="batchcraft.batcher"):
         CuratedDataset.open([runs.delta, runs.a])  # A was not curated against the delta
     assert [r for r in caplog.records if getattr(r.msg, "name", "") == event]
+
+
+def test_the_embed_key_changes_with_a_republished_predecessor_not_with_recluster(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from batchcraft.dataset.schema import SCHEMA_VERSION
+    from batchcraft.pipeline.config import CurateConfig
+    from batchcraft.pipeline.incremental.predecessors import open_predecessors
+    from batchcraft.pipeline.read.discovery import discover
+    from batchcraft.pipeline.resume import embed_key
+
+    previous = tmp_path / "prev"
+    previous.mkdir()
+    np.save(previous / "centroids.npy", np.eye(4, dtype=np.float32))
+    manifest = {"schema_version": SCHEMA_VERSION, "embedding": {"model": "precomputed", "dim": 4}}
+    (tmp_path / "new.jsonl").write_text('{"id": "n", "text": "t", "vec": [1, 0, 0, 0]}\n')
+    config = CurateConfig(
+        inputs=(str(tmp_path / "new.jsonl"),),
+        out=str(tmp_path / "out"),
+        embedding_column="vec",
+        against=(str(previous),),
+    )
+    files = discover(config.inputs, None, {})
+
+    def key(config: CurateConfig, num_rows: int) -> str:
+        (previous / "manifest.json").write_text(json.dumps({**manifest, "num_rows": num_rows}))
+        fingerprints = [p.fingerprint for p in open_predecessors(config, None)]
+        return embed_key(config, files, None, fingerprints)
+
+    first = key(config, 10)
+    assert key(config, 10) == first
+    assert key(CurateConfig(**{**config.__dict__, "recluster": True}), 10) == first
+    assert key(config, 11) != first  # republished: other rows may reach the embed stage
+    assert embed_key(config, files, None) != first

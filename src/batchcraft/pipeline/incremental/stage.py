@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 import numpy as np
@@ -26,29 +27,24 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from batchcraft.dataset import schema
 from batchcraft.dataset.arrays import to_list_array, to_matrix
 from batchcraft.pipeline.cluster.stage import KMeansFit, assign_clusters, configured_fit
 from batchcraft.pipeline.config import CurateConfig
 from batchcraft.pipeline.dedup.exact import dedup_key
+from batchcraft.pipeline.dedup.semantic import PRIOR
 from batchcraft.pipeline.frames import PersistedFrames
 from batchcraft.pipeline.incremental.predecessors import Predecessor
 from batchcraft.pipeline.read.stage import parsed_preview
 from batchcraft.pipeline.spark_schema import spark_type
 from batchcraft.storage import resolve
 
-PRIOR = "prior"
-"""Column marking PREV's rows among the new ones in the semantic stage (always kept)."""
-_VECTORS = ("embedding", "pair_embedding")
-_READ = ("id", "keep", "text", "pair_text", "concepts", "ref_loss", *_VECTORS)
+_VECTORS = (schema.EMBEDDING, schema.PAIR_EMBEDDING)
+_READ = (schema.ID, schema.KEEP, schema.TEXT, schema.PAIR_TEXT, schema.CONCEPTS, schema.REF_LOSS)
+_CONTRACT = schema.row_schema(1)
 _ARROW = {
-    "id": pa.string(),
-    "keep": pa.bool_(),
-    "text": pa.string(),
-    "pair_text": pa.string(),
-    "concepts": pa.list_(pa.string()),
-    "ref_loss": pa.float32(),
-    "embedding": pa.list_(pa.float32()),
-    "pair_embedding": pa.list_(pa.float32()),
+    **{name: _CONTRACT.field(name).type for name in _READ},
+    **dict.fromkeys(_VECTORS, pa.list_(pa.float32())),  # as Spark holds them
     "origin": pa.string(),
 }
 
@@ -59,7 +55,10 @@ def read_previous(
     """Every row of the predecessors (``origin``: the dataset's URL), one shard per task,
     each read by its executor from its store (nothing passes through the driver)."""
     options = config.storage_options
-    columns = list(_READ)  # those a shard does not hold (no pairs, no ref_loss) come as nulls
+    columns = [
+        *_READ,
+        *_VECTORS,
+    ]  # those a shard does not hold (no pairs, no ref_loss) come as nulls
     urls = [(shard, p.url) for p in predecessors for shard in p.shards]
     plan = spark.createDataFrame(urls, "shard string, origin string").repartition(len(urls))
 
@@ -190,11 +189,13 @@ class Against:
         return kmeans, clustered, assigned
 
 
-def count_against(rows: DataFrame, previous_ids: DataFrame) -> dict[str, int]:
-    """How many of the written rows were removed as duplicates of a PREV row, per kind."""
-    against = rows.where(~F.col("keep")).join(
-        previous_ids.withColumnRenamed("id", "dup_of"), "dup_of", "left_semi"
-    )
+def count_against(removed: list[DataFrame], previous_ids: DataFrame) -> dict[str, int]:
+    """How many removed rows (``dup_of``, ``dup_kind`` of each frame of ``removed``: the
+    cached duplicates of each stage, not the written rows, whose whole plan would run
+    again) were removed as duplicates of a PREV row, per kind."""
+    frames = [frame.select("dup_of", "dup_kind") for frame in removed]
+    union = reduce(DataFrame.unionByName, frames)
+    against = union.join(previous_ids.withColumnRenamed("id", "dup_of"), "dup_of", "left_semi")
     return {r["dup_kind"]: r["count"] for r in against.groupBy("dup_kind").count().collect()}
 
 

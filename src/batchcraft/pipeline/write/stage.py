@@ -186,7 +186,9 @@ def write_step(
     accounting = count_outcomes(unique.outcomes, rows)
     check_balanced(accounting)
     if previous is not None:
-        accounting["against_previous"] = count_against(rows, previous.select("id"))
+        removed = [unique.duplicates, annotated.where(~F.col("keep"))]
+        removed += [] if near.duplicates is None else [near.duplicates]
+        accounting["against_previous"] = count_against(removed, previous.select("id"))
     return shards, accounting
 
 
