@@ -35,17 +35,25 @@ from machine import machine_lines
 
 from batchcraft.pipeline import curate
 from batchcraft.synth import generate_corpus
+from batchcraft.synth.news import write_news_corpus
 
 GOAL = 0.25
 SETTINGS: dict[str, Any] = {"id_column": "id", "write_report": False, "overwrite": True}
 
 
-def split_corpus(rows: int, work: Path, new_fraction: float, seed: int) -> tuple[Path, Path]:
-    """The synthetic corpus split into ``work/prev`` and ``work/new`` by a hash of each id."""
+def split_corpus(
+    rows: int, work: Path, new_fraction: float, seed: int, kind: str = "synthetic"
+) -> tuple[Path, Path]:
+    """The synthetic corpus (``kind`` "news": news-length articles, `synth.news`) split
+    into ``work/prev`` and ``work/new`` by a hash of each id."""
     with tempfile.TemporaryDirectory() as generated:
-        generate_corpus(generated, num_rows=rows, seed=seed, bad_rows=False)
+        if kind == "news":
+            files = write_news_corpus(generated, rows, seed=seed)
+        else:
+            generate_corpus(generated, num_rows=rows, seed=seed, bad_rows=False)
+            files = sorted(Path(generated, "corpus").glob("*.jsonl"))
         parts: dict[str, list[str]] = {"prev": [], "new": []}
-        for path in sorted(Path(generated, "corpus").glob("*.jsonl")):
+        for path in files:
             for line in path.read_text().splitlines():
                 digest = hashlib.sha256(json.loads(line)["id"].encode()).digest()
                 is_new = digest[0] / 256 < new_fraction
@@ -67,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=10_000, help="documents (default: %(default)s)")
     parser.add_argument("--new-fraction", type=float, default=0.1, help="(default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds (default: %(default)s)")
+    parser.add_argument(
+        "--corpus",
+        choices=["synthetic", "news"],
+        default="synthetic",
+        help="short synthetic sentences, or news-length articles of 40-120 words, where "
+        "the encoder's share of a run is a real corpus's (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     for line in machine_lines():
         print(line, flush=True)
@@ -74,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from batchcraft.pipeline.spark import spark_session
 
     work = Path(tempfile.mkdtemp(prefix="incremental-bench-"))
-    prev, new = split_corpus(args.rows, work / "corpus", args.new_fraction, seed=1)
+    prev, new = split_corpus(args.rows, work / "corpus", args.new_fraction, 1, args.corpus)
     warm, _ = split_corpus(200, work / "warm", 0.0, seed=2)
     spark = spark_session("local[*]")
     runs: dict[str, list[float]] = {"again": [], "incremental": []}
@@ -98,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         spark.stop()
     again, incremental = statistics.median(runs["again"]), statistics.median(runs["incremental"])
     new_rows = sum(1 for _ in (new / "new.jsonl").open())
-    print(f"\n{args.rows:,} documents, {new_rows:,} new ({args.new_fraction:.0%}), real model")
+    print(f"\n{args.rows:,} {args.corpus} documents, {new_rows:,} new "
+          f"({args.new_fraction:.0%}), real model")  # fmt: skip
     print(f"removed against PREV: {removed}")
     print("| run | median seconds | ratio |")
     print("|---|---|---|")
