@@ -156,6 +156,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         feedback_staleness=args.feedback_staleness,
         cache_dir=args.cache_dir,
         plans=tuple(local_plan(plan) for plan in args.plans),
+        torch_warm_up=not args.no_torch_warm_up,
     )
 
 

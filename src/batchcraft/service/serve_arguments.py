@@ -150,6 +150,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not write the provenance log (default: off, the log is written)",
     )
     parser.add_argument(
+        "--no-torch-warm-up",
+        action="store_true",
+        help="do not import torch at start (about 120 MiB of the server's own memory): for "
+        "servers of uniform batches and plans only; a job whose selector needs torch then "
+        "imports it on its first selection, about 1.5 s (default: off, torch is imported)",
+    )
+    parser.add_argument(
         "--torch-threads",
         type=int,
         default=1,

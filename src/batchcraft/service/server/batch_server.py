@@ -93,8 +93,9 @@ class BatchServer:
             daemon=True,
         )
         self._saver.start()
-        # torch is imported on a job's first coreset selection otherwise: a 1.5 s first batch
-        threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
+        if self.servicer.config.torch_warm_up:
+            # torch is imported on a job's first coreset selection otherwise: 1.5 s
+            threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
         jobs = self.servicer.jobs
         if isinstance(jobs, LeasedJobRegistry):
             renewals = (self._stop, jobs.drop_lost)
