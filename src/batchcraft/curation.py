@@ -13,12 +13,12 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from batchcraft.pipeline.config import (
+from batchcraft.pipeline.config import CurateConfig
+from batchcraft.pipeline.config_checks import (
     KEEP_POLICIES,
     NEAR_DEDUPS,
     PRECISIONS,
     REFERENCE_SCORES,
-    CurateConfig,
 )
 from batchcraft.pipeline.config_file import load_config_file
 

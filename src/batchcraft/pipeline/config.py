@@ -10,21 +10,20 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any
 
-from batchcraft.dataset.schema import EMBEDDING_DTYPES, EmbeddingDtype, similarity_threshold
+from batchcraft.dataset.schema import EmbeddingDtype, similarity_threshold
 from batchcraft.errors import ConfigError
+from batchcraft.pipeline.config_checks import (
+    KeepPolicy,
+    NearDedup,
+    Precision,
+    ReferenceScores,
+    check_config,
+    column_names,
+)
 from batchcraft.pipeline.minhash import settings as minhash
 from batchcraft.storage import redacted
-
-KeepPolicy = Literal["prototypical", "hardest", "smallest_id"]
-KEEP_POLICIES: tuple[KeepPolicy, ...] = get_args(KeepPolicy)
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
-PRECISIONS: tuple[Precision, ...] = get_args(Precision)
-ReferenceScores = Literal["none", "pairs"]
-REFERENCE_SCORES: tuple[ReferenceScores, ...] = get_args(ReferenceScores)
-NearDedup = Literal["minhash", "none"]
-NEAR_DEDUPS: tuple[NearDedup, ...] = get_args(NearDedup)
 
 DEFAULT_EPS = 0.08
 """Default SemDeDup eps (duplicates at cosine >= 0.92), chosen from benchmarks/choose_eps.py."""
@@ -155,79 +154,10 @@ class CurateConfig:
     def __post_init__(self) -> None:
         if not self.inputs:
             raise ConfigError("no input given: pass at least one file, directory or glob")
-        object.__setattr__(self, "drop_columns", _column_names(self.drop_columns))
+        object.__setattr__(self, "drop_columns", column_names(self.drop_columns))
         against = (self.against,) if isinstance(self.against, str) else self.against
         object.__setattr__(self, "against", tuple(str(given) for given in against))
-        self._check_ranges()
-        self._check_choices()
-        self._check_columns()
-
-    def _check_ranges(self) -> None:
-        _check(0.0 < self.eps < 1.0, f"eps={self.eps} must be in (0, 1)")
-        _check(0.0 < self.near_eps <= self.eps, f"near_eps={self.near_eps} must be in (0, eps]")
-        for name in ("num_clusters", "num_shards"):  # None: derived from the rows
-            value = getattr(self, name)
-            _check(value is None or value >= 1, f"{name}={value} must be >= 1")
-        for name in ("kmeans_iterations", "kmeans_sample_size", "encode_batch_size",
-                     "max_text_bytes", "max_concepts", "reference_negatives"):  # fmt: skip
-            _check(getattr(self, name) >= 1, f"{name}={getattr(self, name)} must be >= 1")
-        _check(
-            -1.0 <= self.concept_threshold <= 1.0,
-            f"concept_threshold={self.concept_threshold} must be in [-1, 1]",
-        )
-        scale, bias = self.reference_logit_scale, self.reference_logit_bias
-        _check(
-            0.0 < scale < math.inf and math.isfinite(bias),
-            f"reference_logit_scale={scale} must be > 0, reference_logit_bias={bias} finite",
-        )
-
-    def _check_choices(self) -> None:
-        check_keep_policy(self.keep_policy)
-        _check(
-            self.near_dedup in NEAR_DEDUPS,
-            f"near_dedup={self.near_dedup!r} must be one of {', '.join(NEAR_DEDUPS)}",
-        )
-        minhash.MinhashSettings.from_config(self)  # its ranges, and bands that fit the budget
-        _check(
-            self.precision in PRECISIONS,
-            f"precision={self.precision!r} must be one of {', '.join(PRECISIONS)}",
-        )
-        _check(
-            self.embedding_dtype in EMBEDDING_DTYPES,
-            f"embedding_dtype={self.embedding_dtype!r} must be float32 or float16",
-        )
-        _check(
-            not (self.concept_column and self.concepts_file),
-            "give either concept_column or concepts_file, not both",
-        )
-        _check(
-            not (self.concepts_file and self.embedding_column),
-            "zero-shot concepts (concepts_file) embed the concept names with the model, which "
-            "cannot match precomputed vectors (embedding_column): give a concept_column instead",
-        )
-
-    def _check_columns(self) -> None:
-        _check(
-            self.reference_scores in REFERENCE_SCORES,
-            f"reference_scores={self.reference_scores!r} must be one of "
-            f"{', '.join(REFERENCE_SCORES)}",
-        )
-        _check(
-            not (self.ref_loss_column and self.reference_scores == "pairs"),
-            "give either ref_loss_column (reference losses from the input) or "
-            "reference_scores='pairs' (computed from the pair embeddings), not both",
-        )
-        _check(
-            self.reference_scores != "pairs"
-            or bool(self.pair_column and not self.embedding_column),
-            "reference_scores='pairs' scores each text against its pair, both embedded by the "
-            "model: it needs a pair_column and no embedding_column",
-        )
-        for key in self.read_column_keys():
-            _check(
-                getattr(self, key) not in self.drop_columns,
-                f"drop_columns names {getattr(self, key)!r}, which the job reads as {key}",
-            )
+        check_config(self)
 
     @classmethod
     def read_column_keys(cls) -> tuple[str, ...]:
@@ -266,14 +196,6 @@ class CurateConfig:
         return values
 
 
-def check_keep_policy(keep_policy: str) -> None:
-    """Raise ConfigError for an unknown policy (a typo must not change which row survives)."""
-    _check(
-        keep_policy in KEEP_POLICIES,
-        f"keep_policy={keep_policy!r} must be one of {', '.join(KEEP_POLICIES)}",
-    )
-
-
 def default_num_clusters(num_rows: int) -> int:
     """About sqrt(N) clusters, with at least ~40 rows per cluster for k-means to be meaningful."""
     if num_rows <= 0:
@@ -284,17 +206,3 @@ def default_num_clusters(num_rows: int) -> int:
 def default_num_shards(num_rows: int) -> int:
     """About 200k rows per Parquet shard, at least one."""
     return max(1, math.ceil(num_rows / 200_000))
-
-
-def _column_names(columns: str | Sequence[str]) -> tuple[str, ...]:
-    """``drop_columns`` as a tuple of names: a string is split at its commas."""
-    names = columns.split(",") if isinstance(columns, str) else list(columns)
-    stripped = tuple(str(name).strip() for name in names)
-    if any(not name for name in stripped):
-        raise ConfigError(f"drop_columns={list(names)} holds an empty column name")
-    return stripped
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)

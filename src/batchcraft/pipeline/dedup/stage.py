@@ -20,12 +20,8 @@ from pyspark.sql import functions as F
 
 from batchcraft.dataset.schema import similarity_threshold
 from batchcraft.errors import InputError
-from batchcraft.pipeline.config import (
-    DEFAULT_NEAR_EPS,
-    CurateConfig,
-    KeepPolicy,
-    check_keep_policy,
-)
+from batchcraft.pipeline.config import DEFAULT_NEAR_EPS, CurateConfig
+from batchcraft.pipeline.config_checks import KeepPolicy, check_keep_policy
 from batchcraft.pipeline.dedup.semantic import PRIOR, decide_edges, group_edges
 from batchcraft.pipeline.frames import PersistedFrames
 from batchcraft.pipeline.read.column_types import KEPT_COLUMNS

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from batchcraft.pipeline.config import KeepPolicy
+from batchcraft.pipeline.config_checks import KeepPolicy
 from batchcraft.pipeline.minhash.keep import JACCARD_UNITS
 
 FIXED_PRIORITY = -(1 << 62)

@@ -18,7 +18,8 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from batchcraft.pipeline.config import CurateConfig, KeepPolicy, check_keep_policy
+from batchcraft.pipeline.config import CurateConfig
+from batchcraft.pipeline.config_checks import KeepPolicy, check_keep_policy
 from batchcraft.pipeline.dedup.stage import Unique
 from batchcraft.pipeline.frames import PersistedFrames
 from batchcraft.pipeline.graph import connected_components
