@@ -16,14 +16,9 @@ from batchcraft.errors import DatasetError
 from batchcraft.synth.curated import write_curated_dataset
 
 
-@pytest.fixture(scope="module")
-def parts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("parts")
-    prev = write_curated_dataset(root / "prev", num_rows=60, duplicate_every=5, seed=1)
-    delta = write_curated_dataset(
-        root / "delta", num_rows=25, duplicate_every=4, seed=2, id_prefix="new"
-    )
-    return prev, delta
+@pytest.fixture
+def parts(dataset_parts: tuple[Path, Path]) -> tuple[Path, Path]:
+    return dataset_parts
 
 
 @pytest.mark.parametrize("cached", [False, True])

@@ -18,14 +18,9 @@ from batchcraft.synth.curated import write_curated_dataset
 pytestmark = pytest.mark.grpc
 
 
-@pytest.fixture(scope="module")
-def parts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("parts")
-    prev = write_curated_dataset(root / "prev", num_rows=70, duplicate_every=7, seed=1)
-    delta = write_curated_dataset(
-        root / "delta", num_rows=30, duplicate_every=5, seed=2, id_prefix="new"
-    )
-    return prev, delta
+@pytest.fixture
+def parts(dataset_parts: tuple[Path, Path]) -> tuple[Path, Path]:
+    return dataset_parts
 
 
 def parsed(tmp_path: Path, *flags: str, config: str | None = None) -> argparse.Namespace:

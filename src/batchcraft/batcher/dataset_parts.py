@@ -9,6 +9,7 @@ named twice (every row would be served twice).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -30,6 +31,11 @@ class DatasetPart:
     root: Path
     manifest: dict[str, Any]
     shards: list[Shard]
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """SHA-256 of the manifest file: how a delta's manifest names its predecessors."""
+        return hashlib.sha256(layout.manifest_path(self.root).read_bytes()).hexdigest()
 
 
 def open_parts(roots: list[Path]) -> list[DatasetPart]:
@@ -62,9 +68,8 @@ def open_parts(roots: list[Path]) -> list[DatasetPart]:
 def _warn_unless_curated_against(earlier: list[DatasetPart], part: DatasetPart) -> None:
     section = part.manifest.get("incremental") or {}
     known = {p.get("manifest_sha256") for p in section.get("predecessors", [])}
-    for previous in earlier:
-        digest = hashlib.sha256(layout.manifest_path(previous.root).read_bytes()).hexdigest()
-        if digest not in known:
+    for previous in earlier:  # each digest read once, however many parts follow
+        if previous.digest not in known:
             log_event(LOG, logging.WARNING, "dataset_part_not_curated_against", part=str(part.root),
                       earlier=str(previous.root))  # fmt: skip
 
