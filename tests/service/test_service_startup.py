@@ -5,6 +5,7 @@ mid-save left among the checkpoints are removed (issue 17, defect 9)."""
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -77,6 +78,18 @@ def test_create_server_refuses_an_unwritable_checkpoint_directory(
             with pytest.raises(OutputError) as refused:
                 create_server(registry, ServerConfig(fsync=False, checkpoint_dir=directory))
             assert f"checkpoint directory {directory} is not writable" in str(refused.value)
+
+
+def test_a_refused_start_leaves_no_selection_worker_running(
+    curated_dir: Path, tmp_path: Path
+) -> None:
+    """The workers started before the checkpoint store was found unusable were left to the
+    interpreter's exit, which wrote a traceback under the one-line error (seen in CI)."""
+    registry = DatasetRegistry([CuratedDataset.open(curated_dir, "news")])
+    config = ServerConfig(fsync=False, checkpoint_dir=tmp_path / "locked", selection_workers=1)
+    with unwritable(tmp_path / "locked"), pytest.raises(OutputError):
+        create_server(registry, config)
+    assert multiprocessing.active_children() == []
 
 
 def leftover(directory: Path, name: str, age: float) -> Path:

@@ -149,10 +149,17 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
         interceptors=interceptors,
     )
     port = _bind(server, config)  # before the leases, which name the port
-    jobs = _job_registry(datasets, config, port)
-    jobs.prepare_directory()  # raises OutputError: serving without saving would lose jobs
-    if config.provenance_dir is not None:
-        check_writable(config.provenance_dir, "provenance directory")
+    prepare = _prepare_jobs(datasets, config)
+    try:
+        jobs = _job_registry(datasets, config, port, prepare)
+        jobs.prepare_directory()  # raises OutputError: serving without saving would lose jobs
+        if config.provenance_dir is not None:
+            check_writable(config.provenance_dir, "provenance directory")
+    except BaseException:
+        # the selection workers are running: end them now, not in the interpreter's exit
+        prepare.close()
+        server.stop(None)
+        raise
     servicer = BatchServicer(datasets, jobs, config)
     add_servicer(servicer, server)
     health_servicer = health.HealthServicer()
@@ -165,11 +172,13 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
     return BatchServer(server, port, servicer, health_servicer)
 
 
-def _job_registry(datasets: DatasetRegistry, config: ServerConfig, port: int) -> JobRegistry:
+def _job_registry(
+    datasets: DatasetRegistry, config: ServerConfig, port: int, prepare: AheadOfDemand
+) -> JobRegistry:
     """The server's jobs: leased when replicas share the checkpoint directory."""
     settings: dict[str, Any] = dict(
         lifetimes=JobLifetimes(config.job_idle_seconds, config.finished_job_retention),
-        prepare=_prepare_jobs(datasets, config),
+        prepare=prepare,
     )
     if config.checkpoint_dir is None:
         return JobRegistry(datasets, None, **settings)
