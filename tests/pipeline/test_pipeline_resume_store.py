@@ -70,3 +70,30 @@ def test_a_run_killed_in_semantic_dedup_resumes_from_embeddings_kept_in_a_bucket
     assert _rows(tmp_path / "out").equals(_rows(tmp_path / "whole"))
     assert resumed["counts"] == whole["counts"]
     assert _keys(work) == kept  # the torn write is gone, unread
+
+
+def test_a_bucket_keeps_the_two_outputs_of_a_stage_used_last(
+    spark: Any, s3_server: S3Server
+) -> None:
+    """Every changed input used to leave one more copy of its embeddings in the bucket."""
+    from batchcraft.pipeline.config import CurateConfig
+    from batchcraft.pipeline.resume import KEPT_PER_STAGE, stage_store
+
+    work = f"s3://{s3_server.new_bucket()}/work"
+    config = CurateConfig(["in.jsonl"], "out", work_dir=work, storage_options=s3_server.options)
+    store = stage_store(config)
+    assert store is not None and KEPT_PER_STAGE == 2
+    frames = {key: spark.createDataFrame([(key, 1.0)], "id string, x double") for key in "abcd"}
+    for key in "abc":
+        store.save(frames[key], "embed", key)
+    assert _records(work) == ["embed-b.json", "embed-c.json"]
+    assert store.load(spark, "embed", "a") is None
+    assert store.load(spark, "embed", "b").collect()[0]["id"] == "b"  # a reuse is a use
+    store.save(frames["d"], "embed", "d")
+    assert _records(work) == ["embed-b.json", "embed-d.json"]
+    named = {json.loads(read_bytes(resolve(f"{work}/{r}")))["data"] for r in _records(work)}
+    assert {key.split("/")[0] for key in _keys(work) if not key.endswith(".json")} == named
+
+
+def _records(url: str) -> list[str]:
+    return [key for key in _keys(url) if key.endswith(".json")]

@@ -9,9 +9,9 @@ its own and renamed into place when whole (rename is atomic on a local filesyste
 killed write is never read. A work directory on an object store (``s3://…``) keeps its
 stages as `resume_store.PrefixStageStore` does: files first, a record naming them last.
 
-A local work directory keeps the `KEPT_PER_STAGE` outputs of each stage used last (a reuse
-counts as a use); older keys are removed when a new output is kept, so the directory does
-not grow with every changed input. ``work_dir = "none"`` keeps nothing.
+A work directory (local or on a store) keeps the `KEPT_PER_STAGE` outputs of each stage
+used last (a reuse counts as a use); older keys are removed when a new output is kept, so
+the directory does not grow with every changed input. ``work_dir = "none"`` keeps nothing.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ DOWNSTREAM_OF_EMBED = frozenset(
 """Parameters read only after the embed stage; any other one (and any added later) is
 part of the embed stage's key, so an unlisted parameter can only cost a re-embed."""
 KEPT_PER_STAGE = 2
-"""Outputs of one stage a local work directory keeps (the latest used)."""
+"""Outputs of one stage a work directory keeps (the latest used)."""
 NO_WORK_DIR = "none"
 """The ``work_dir`` value that keeps nothing (``./none`` names a directory)."""
 _PARTIAL = ".partial-"
@@ -179,5 +179,5 @@ def stage_store(config: CurateConfig) -> StageStore | PrefixStageStore | None:
     """The run's stage store, or None when the run keeps nothing."""
     root = work_dir_of(config)
     if isinstance(root, Location):
-        return PrefixStageStore(root)
+        return PrefixStageStore(root, KEPT_PER_STAGE)
     return None if root is None else StageStore(root)

@@ -9,16 +9,24 @@ naming the data prefix, its files and the frame's schema. A run killed while wri
 leaves a data prefix that no record names: it is never read, and the next run removes it
 once its owner is gone (the owner file and the rules of `write.files.owner_alive`, as for
 a killed run's staging prefix).
+
+Like a local work directory, a prefix keeps the ``keep`` outputs of each stage used last:
+a record holds the time it was last used (written when published, rewritten when read back:
+an object's own modification time has one-second resolution on some stores), and older
+outputs are removed, their record first, so no later run finds a half-removed output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -39,8 +47,9 @@ _DATA = ".data-"
 class PrefixStageStore:
     """Finished stage outputs under one prefix of an object store (module docstring)."""
 
-    def __init__(self, root: Location) -> None:
+    def __init__(self, root: Location, keep: int) -> None:
         self.root = root
+        self.keep = keep
 
     def _record(self, stage: str, key: str) -> Location:
         return self.root.join(f"{stage}-{key}.json")
@@ -52,6 +61,7 @@ class PrefixStageStore:
             record = json.loads(read_bytes(self._record(stage, key)))
         except FileNotFoundError:
             return None
+        write_bytes(self._record(stage, key), _with_use_time(record))  # for `prune`
         schema = T.StructType.fromJson(record["schema"])
         data = self.root.join(record["data"])
         names = record["files"]
@@ -91,23 +101,49 @@ class PrefixStageStore:
             remove_tree(data)
             return
         content = {"data": data.name, "files": names, "schema": frame.schema.jsonValue()}
-        write_bytes(record, json.dumps(content).encode())
+        write_bytes(record, _with_use_time(content))
+        self.prune(stage)
+
+    def prune(self, stage: str) -> None:
+        """Remove all but the ``keep`` outputs of ``stage`` used last: each record, then
+        the data prefix it names."""
+        used = []
+        for name in self._names():
+            if name.startswith(f"{stage}-") and name.endswith(".json"):
+                record = self._read_record(name)
+                if record is not None:
+                    used.append((float(record.get("used", 0.0)), name, record["data"]))
+        used.sort(reverse=True)
+        for _, name, data in used[self.keep :]:
+            old = self.root.join(name)
+            with contextlib.suppress(FileNotFoundError):  # another run removed it first
+                call_store(old.url, old.filesystem.delete_file, old.path)
+            remove_tree(self.root.join(data))
+
+    def _names(self) -> list[str]:
+        selector = pafs.FileSelector(self.root.path, allow_not_found=True)
+        infos = call_store(self.root.url, self.root.filesystem.get_file_info, selector)
+        return [info.base_name for info in infos]
+
+    def _read_record(self, name: str) -> dict[str, Any] | None:
+        try:
+            record = json.loads(read_bytes(self.root.join(name)))
+        except (ValueError, FileNotFoundError):
+            return None
+        return record if isinstance(record, dict) and "data" in record else None
 
     def remove_partials(self) -> None:
         """Remove the data prefixes of killed runs (no record names them, and their owner
         is gone); a live run's are kept."""
-        selector = pafs.FileSelector(self.root.path, allow_not_found=True)
-        infos = call_store(self.root.url, self.root.filesystem.get_file_info, selector)
-        named = set()
-        for info in infos:
-            if info.type == pafs.FileType.File and info.base_name.endswith(".json"):
-                try:
-                    named.add(json.loads(read_bytes(self.root.join(info.base_name)))["data"])
-                except (ValueError, KeyError, FileNotFoundError):
-                    continue
-        for info in infos:
-            name = info.base_name
-            if info.type == pafs.FileType.Directory and _DATA in name and name not in named:
+        names = self._names()
+        records = [self._read_record(name) for name in names if name.endswith(".json")]
+        named = {record["data"] for record in records if record is not None}
+        for name in names:
+            if _DATA in name and name not in named:
                 prefix = self.root.join(name)
                 if not prefix_owner_alive(prefix):
                     remove_tree(prefix)
+
+
+def _with_use_time(record: dict[str, Any]) -> bytes:
+    return json.dumps({**record, "used": time.time()}).encode()
