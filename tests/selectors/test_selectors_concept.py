@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import scipy.sparse
 from selectors_helpers import assert_deterministic, assert_valid_selection
@@ -202,6 +203,23 @@ def test_diversity_greedy_equals_the_row_at_a_time_greedy(
     )
     assert selection.indices.tolist() == picked
     assert selection.info["rows_over_cap"] == over_cap
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_column_encoded_in_arrow_equals_its_lists_encoded(seed: int) -> None:
+    """Null rows, null names and a sliced column (as a dataset's table may hold) included."""
+    rng = np.random.default_rng(seed)
+    names: list[str | None] = [f"c{c}" for c in range(12)] + [None]
+    lists: list[list[str | None] | None] = [
+        None if rng.random() < 0.1 else [names[c] for c in rng.integers(0, 13, rng.integers(0, 5))]
+        for _ in range(300)
+    ]
+    column = pa.array(lists, pa.list_(pa.string())).slice(40, 200)
+    from_arrow = EncodedConcepts.from_arrow(column)
+    from_lists = EncodedConcepts.from_lists(lists[40:240])
+    np.testing.assert_array_equal(from_arrow.starts, from_lists.starts)
+    np.testing.assert_array_equal(from_arrow.codes, from_lists.codes)
+    assert from_arrow.names == from_lists.names
 
 
 @pytest.mark.parametrize("seed", range(3))

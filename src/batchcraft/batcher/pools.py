@@ -8,11 +8,16 @@ instead: converted whole they would be millions of Python strings per job. A
 pool of every row in dataset order (an epoch plan's) shares the converted
 columns, made read-only, instead of copying them. Concepts are encoded once
 per dataset (`EncodedConcepts`), so a pool gathers integer codes, not lists.
+
+The converted columns belong to the dataset, not to a job: every job of a dataset
+shares them (a new job's first selection used to convert them again, 130 ms for the
+concepts of 40,000 rows before they were encoded in Arrow).
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,13 +46,32 @@ def uses_feedback(selector: BaseSelector) -> bool:
     return bool(selector_fields(selector) & FEEDBACK_FIELDS)
 
 
+class _Converted:
+    """A dataset's columns as pool fields, converted on first use (`PoolBuilder._column`)."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, Any] = {}
+        self.lock = threading.Lock()
+
+
+_CONVERTED: weakref.WeakKeyDictionary[CuratedDataset, _Converted] = weakref.WeakKeyDictionary()
+_CONVERTED_LOCK = threading.Lock()
+
+
+def _converted(dataset: CuratedDataset) -> _Converted:
+    with _CONVERTED_LOCK:
+        found = _CONVERTED.get(dataset)
+        if found is None:
+            found = _CONVERTED[dataset] = _Converted()
+        return found
+
+
 class PoolBuilder:
     """Gathers dataset columns and feedback into Pools, by dataset position."""
 
     def __init__(self, dataset: CuratedDataset) -> None:
         self.dataset = dataset
-        self._cache: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._converted = _converted(dataset)  # shared by every job of the dataset
 
     def dataset_fields(self, fields: frozenset[str]) -> frozenset[str]:
         """Which of ``fields`` the dataset has (what `build` gathers from it)."""
@@ -96,15 +120,16 @@ class PoolBuilder:
         return Pool(**columns)
 
     def _column(self, field: str, column: str) -> Any:
-        with self._lock:
-            if field not in self._cache:
+        converted = self._converted
+        with converted.lock:
+            if field not in converted.fields:
                 values = column_to_field(self.dataset.table.column(column), field)
                 encoded = isinstance(values, EncodedConcepts)
                 arrays = (values.starts, values.codes) if encoded else (values,)
                 for array in arrays:
-                    array.flags.writeable = False  # shared by every-row pools
-                self._cache[field] = values
-            return self._cache[field]
+                    array.flags.writeable = False  # shared by jobs and every-row pools
+                converted.fields[field] = values
+            return converted.fields[field]
 
 
 def _is_every_row(positions: np.ndarray, num_rows: int) -> bool:

@@ -183,8 +183,9 @@ def column_to_field(column: pa.Array | pa.ChunkedArray, field: str, *, encode: b
     if field in MATRIX_POOL_FIELDS:
         return to_matrix(array)
     if field == "concepts":
-        rows = array.to_pylist()
-        return EncodedConcepts.from_lists(rows) if encode else [list(r or []) for r in rows]
+        if encode:
+            return EncodedConcepts.from_arrow(array)
+        return [list(row or []) for row in array.to_pylist()]
     if field == "reference_losses":
         return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.float32)
     return array.to_numpy(zero_copy_only=False)
