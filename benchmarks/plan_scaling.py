@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from train_server import machine_lines, throughput_dataset
 
-from batchcraft.batcher.plans import read_selections
+from batchcraft.batcher.plan_rows import read_selections
 
 
 def plan_seconds(dataset: Path, out: Path, selector: str, epochs: int, executors: int) -> float:

@@ -14,7 +14,8 @@ import pytest
 from batchcraft.batcher.config import JobConfig
 from batchcraft.batcher.datasets import DatasetRegistry
 from batchcraft.batcher.job import Job
-from batchcraft.batcher.plans import PLAN_FILE, SELECTIONS_DIR, PlanInfo, read_selections
+from batchcraft.batcher.plan_rows import PLAN_FILE, SELECTIONS_DIR, read_selections
+from batchcraft.batcher.plans import PlanInfo
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.cli import main
 from batchcraft.errors import ConfigError, OutputError
@@ -149,6 +150,37 @@ def test_hard_negative_is_served_from_its_plan_as_online(
     finally:
         plain.stop(grace=0)
         planned.stop(grace=0)
+
+
+def test_jobs_served_from_one_plan_read_it_once(
+    spark: Any, curated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each new job read and decoded the whole plan again when its session opened (for 628
+    selections of hard_negative, longer than serving them)."""
+    from batchcraft.batcher import plan_rows
+
+    request = PlanRequest(curated, tmp_path / "plan", "concept", batch_size=8, epochs=1, seed=4)
+    build_plan(request, spark)
+    reads: list[Path] = []
+    read = plan_rows.PlanTable.__init__
+
+    def counting(table: plan_rows.PlanTable, path: Path) -> None:
+        reads.append(path)
+        read(table, path)
+
+    monkeypatch.setattr(plan_rows.PlanTable, "__init__", counting)
+    registry = DatasetRegistry([CuratedDataset.open(curated, "news")])
+    server = create_server(registry, ServerConfig(fsync=False, plans=(request.out,))).start()
+    try:
+        runs = []
+        for job in ("first", "second", "third"):
+            with BatchClient(f"127.0.0.1:{server.port}", "news", "concept", 8, seed=4,
+                             columns=["id"], num_epochs=1, job=job) as client:  # fmt: skip
+                runs.append([list(batch["id"]) for batch in client])
+        assert runs[0] == runs[1] == runs[2] and len(runs[0]) > 0
+        assert len(reads) == 1
+    finally:
+        server.stop(grace=0)
 
 
 def test_a_plan_made_on_executor_jvms_equals_local_mode(

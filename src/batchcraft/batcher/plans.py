@@ -23,10 +23,8 @@ online selection makes with the same seed: workers run the same `Job` code.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import math
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,23 +37,13 @@ import pyarrow.parquet as pq
 from batchcraft.batcher.checkpoint import dataset_fingerprint
 from batchcraft.batcher.config import Position
 from batchcraft.batcher.job import Job
+from batchcraft.batcher.plan_rows import PLAN_FILE, SELECTIONS_DIR, SELECTIONS_SCHEMA, PlanTable
 from batchcraft.batcher.selections import GlobalSelection, SelectionSource
 from batchcraft.errors import ConfigError
 from batchcraft.logs import log_event
 
 LOG = logging.getLogger("batchcraft.batcher")
-PLAN_FILE = "plan.json"
-SELECTIONS_DIR = "selections.parquet"
 PLAN_VERSION = 1
-SELECTIONS_SCHEMA = pa.schema(
-    [
-        ("epoch", pa.int32()),
-        ("step", pa.int32()),
-        ("positions", pa.list_(pa.int64())),
-        ("weights", pa.list_(pa.float32())),
-        ("info", pa.string()),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -142,15 +130,6 @@ class PlanInfo:
         return json.dumps(record, indent=1) + "\n"
 
 
-def selection_row(selection: GlobalSelection) -> dict[str, Any]:
-    """One Parquet row of ``selection`` (`SELECTIONS_SCHEMA`)."""
-    info = {k: _json_value(v) for k, v in selection.info.items()}
-    weights = None if selection.weights is None else selection.weights.astype(np.float32).tolist()
-    return {"epoch": selection.position.epoch, "step": selection.position.step,
-            "positions": selection.positions.tolist(), "weights": weights,
-            "info": json.dumps(info, sort_keys=True)}  # fmt: skip
-
-
 class PlannedSelections:
     """A job's selections from a plan, loaded on first use; online past the plan.
 
@@ -163,12 +142,12 @@ class PlannedSelections:
         self.plan = plan
         self.online = online
         self.served = 0  # selections served from the plan
-        self._table: dict[Position, GlobalSelection] | None = None
+        self._table: PlanTable | None = None
         self._lock = threading.Lock()
 
     def take(self, position: Position) -> GlobalSelection | None:
         if position.epoch < self.plan.epochs and not self.job.has_feedback():
-            found = self._selections().get(position)
+            found = self._selections().selection(position)
             if found is not None:
                 self.served += 1
                 return found
@@ -188,14 +167,13 @@ class PlannedSelections:
 
     def epoch_plan(self, epoch: int) -> list[np.ndarray] | None:
         if epoch < self.plan.epochs and not self.job.has_feedback():
-            table = self._selections()
-            return [table[Position(epoch, step)].positions for step in range(self.plan.steps)]
+            return self._selections().epoch(epoch, self.plan.steps)
         return None if self.online is None else self.online.epoch_plan(epoch)
 
-    def _selections(self) -> dict[Position, GlobalSelection]:
+    def _selections(self) -> PlanTable:
         with self._lock:
             if self._table is None:
-                self._table = read_selections(self.plan.path)
+                self._table = PlanTable.of(self.plan.path)  # shared by the plan's jobs
             return self._table
 
 
@@ -222,32 +200,6 @@ def _shared_fields(first: PlanKey, second: PlanKey) -> int:
     return sum(getattr(first, name) == value for name, value in asdict(second).items())
 
 
-def read_selections(path: Path) -> dict[Position, GlobalSelection]:
-    """Every selection of the plan at ``path``, by position (list columns sliced as numpy
-    views, not converted to Python lists: a plan holds millions of positions)."""
-    table = pq.read_table(path / SELECTIONS_DIR, schema=SELECTIONS_SCHEMA).combine_chunks()
-    positions, weights = (
-        _rows_of(table.column(name).chunk(0)) for name in ("positions", "weights")
-    )
-    found = {}
-    epochs, steps = table.column("epoch").to_pylist(), table.column("step").to_pylist()
-    for index, info_text in enumerate(table.column("info").to_pylist()):
-        position = Position(epochs[index], steps[index])
-        info = {k: _from_json(v) for k, v in json.loads(info_text).items()}
-        chosen = positions[index]
-        assert chosen is not None  # positions are never null (`check_selections`)
-        found[position] = GlobalSelection(position, chosen, weights[index], info, made_by="plan")
-    return found
-
-
-def _rows_of(column: pa.ListArray) -> list[np.ndarray | None]:
-    """Each row of a list column as a numpy view of its values (None for a null row)."""
-    values = column.flatten().to_numpy(zero_copy_only=False)
-    offsets = column.offsets.to_numpy() - column.offsets[0].as_py()
-    valid = column.is_valid().to_numpy(zero_copy_only=False)
-    return [values[offsets[i] : offsets[i + 1]] if valid[i] else None for i in range(len(column))]
-
-
 def _shape(schema_or_type: Any, name: str | None = None) -> str | None:
     """A column's type without field names and nullability (writers name list items
     differently); None if the schema lacks the column."""
@@ -259,24 +211,3 @@ def _shape(schema_or_type: Any, name: str | None = None) -> str | None:
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
         return f"list<{kind.value_type}>"
     return str(kind)
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, np.ndarray) and value.dtype == np.bool_:  # masks: a bit per entry
-        bits = base64.b64encode(np.packbits(value.reshape(-1)).tobytes()).decode("ascii")
-        return {"__bits__": bits, "shape": list(value.shape)}
-    if isinstance(value, np.ndarray):
-        return {"__array__": value.tolist(), "dtype": str(value.dtype)}
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _from_json(value: Any) -> Any:
-    if isinstance(value, dict) and "__bits__" in value:
-        shape = tuple(value["shape"])
-        packed = np.frombuffer(base64.b64decode(value["__bits__"]), dtype=np.uint8)
-        return np.unpackbits(packed, count=math.prod(shape)).astype(bool).reshape(shape)
-    if isinstance(value, dict) and "__array__" in value:
-        return np.asarray(value["__array__"], dtype=value["dtype"])
-    return value

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from batchcraft.batcher.plans import PLAN_FILE
+from batchcraft.batcher.plan_rows import PLAN_FILE
 from batchcraft.dataset.remote import default_cache_root
 from batchcraft.errors import ConfigError
 from batchcraft.storage import StorageOptions, resolve

@@ -27,14 +27,13 @@ import pyarrow.parquet as pq
 
 from batchcraft.batcher.config import JobConfig, Position
 from batchcraft.batcher.job import Job
-from batchcraft.batcher.plans import (
+from batchcraft.batcher.plan_rows import (
     PLAN_FILE,
     SELECTIONS_DIR,
     SELECTIONS_SCHEMA,
-    PlanInfo,
-    PlanKey,
     selection_row,
 )
+from batchcraft.batcher.plans import PlanInfo, PlanKey
 from batchcraft.batcher.remote_plans import local_plan
 from batchcraft.batcher.served_dataset import CuratedDataset
 from batchcraft.dataset.remote import local_dataset
