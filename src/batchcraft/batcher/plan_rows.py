@@ -16,6 +16,7 @@ import base64
 import json
 import math
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -80,7 +81,7 @@ class PlanTable:
     def __len__(self) -> int:
         return len(self._index)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Position]:
         return iter(self._index)
 
     def positions(self, position: Position) -> np.ndarray | None:

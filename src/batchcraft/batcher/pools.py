@@ -16,8 +16,6 @@ concepts of 40,000 rows before they were encoded in Arrow).
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,32 +44,11 @@ def uses_feedback(selector: BaseSelector) -> bool:
     return bool(selector_fields(selector) & FEEDBACK_FIELDS)
 
 
-class _Converted:
-    """A dataset's columns as pool fields, converted on first use (`PoolBuilder._column`)."""
-
-    def __init__(self) -> None:
-        self.fields: dict[str, Any] = {}
-        self.lock = threading.Lock()
-
-
-_CONVERTED: weakref.WeakKeyDictionary[CuratedDataset, _Converted] = weakref.WeakKeyDictionary()
-_CONVERTED_LOCK = threading.Lock()
-
-
-def _converted(dataset: CuratedDataset) -> _Converted:
-    with _CONVERTED_LOCK:
-        found = _CONVERTED.get(dataset)
-        if found is None:
-            found = _CONVERTED[dataset] = _Converted()
-        return found
-
-
 class PoolBuilder:
     """Gathers dataset columns and feedback into Pools, by dataset position."""
 
     def __init__(self, dataset: CuratedDataset) -> None:
         self.dataset = dataset
-        self._converted = _converted(dataset)  # shared by every job of the dataset
 
     def dataset_fields(self, fields: frozenset[str]) -> frozenset[str]:
         """Which of ``fields`` the dataset has (what `build` gathers from it)."""
@@ -120,16 +97,17 @@ class PoolBuilder:
         return Pool(**columns)
 
     def _column(self, field: str, column: str) -> Any:
-        converted = self._converted
-        with converted.lock:
-            if field not in converted.fields:
-                values = column_to_field(self.dataset.table.column(column), field)
-                encoded = isinstance(values, EncodedConcepts)
-                arrays = (values.starts, values.codes) if encoded else (values,)
-                for array in arrays:
-                    array.flags.writeable = False  # shared by jobs and every-row pools
-                converted.fields[field] = values
-            return converted.fields[field]
+        """Pool field ``field`` of every dataset row, converted once per dataset (every
+        job of the dataset shares it) and read-only."""
+
+        def convert() -> Any:
+            values = column_to_field(self.dataset.table.column(column), field)
+            encoded = isinstance(values, EncodedConcepts)
+            for array in (values.starts, values.codes) if encoded else (values,):
+                array.flags.writeable = False  # shared by jobs and every-row pools
+            return values
+
+        return self.dataset.derived(f"pool field {field}", convert)
 
 
 def _is_every_row(positions: np.ndarray, num_rows: int) -> bool:

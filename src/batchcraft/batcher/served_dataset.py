@@ -15,9 +15,10 @@ are concatenated in the order given, and `parts` checks that they can be served 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +30,8 @@ from batchcraft.batcher.id_index import IdIndex
 from batchcraft.dataset.arrays import matrix_view
 from batchcraft.dataset.schema import ID
 from batchcraft.errors import DatasetError
+
+_T = TypeVar("_T")
 
 
 class CuratedDataset:
@@ -59,6 +62,8 @@ class CuratedDataset:
             raise DatasetError(f"dataset {name!r} at {where}: {exc}") from exc
         self._projections: dict[tuple[str, ...], pa.RecordBatch] = {}
         self._matrices: dict[tuple[str, ...], list[np.ndarray] | None] = {}
+        self._derived: dict[str, Any] = {}  # `derived`
+        self._derived_lock = threading.Lock()
         self._column_names = tuple(table.column_names)  # asked for on every pool build
 
     @classmethod
@@ -155,6 +160,15 @@ class CuratedDataset:
             usable = [m for m in found if m is not None]
             self._matrices[key] = usable if len(usable) == len(found) else None
         return self._matrices[key]
+
+    def derived(self, key: str, make: Callable[[], _T]) -> _T:
+        """``make()``, made once per dataset under ``key`` and shared by every caller
+        (every job of the dataset: e.g. a column converted to a selector's pool field)."""
+        with self._derived_lock:
+            if key not in self._derived:
+                self._derived[key] = make()
+            found: _T = self._derived[key]
+            return found
 
     def _projection(self, columns: list[str]) -> pa.RecordBatch:
         key = tuple(columns)

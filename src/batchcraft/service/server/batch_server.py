@@ -149,16 +149,15 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
         interceptors=interceptors,
     )
     port = _bind(server, config)  # before the leases, which name the port
-    prepare = _prepare_jobs(datasets, config)
     try:
-        jobs = _job_registry(datasets, config, port, prepare)
+        jobs = _job_registry(datasets, config, port)
         jobs.prepare_directory()  # raises OutputError: serving without saving would lose jobs
         if config.provenance_dir is not None:
             check_writable(config.provenance_dir, "provenance directory")
+        # last: a start refused above never starts the selection workers (torch in each)
+        jobs.prepare = _prepare_jobs(datasets, config)
     except BaseException:
-        # the selection workers are running: end them now, not in the interpreter's exit
-        prepare.close()
-        server.stop(None)
+        server.stop(None)  # the bound port
         raise
     servicer = BatchServicer(datasets, jobs, config)
     add_servicer(servicer, server)
@@ -172,13 +171,11 @@ def create_server(datasets: DatasetRegistry, config: ServerConfig | None = None)
     return BatchServer(server, port, servicer, health_servicer)
 
 
-def _job_registry(
-    datasets: DatasetRegistry, config: ServerConfig, port: int, prepare: AheadOfDemand
-) -> JobRegistry:
-    """The server's jobs: leased when replicas share the checkpoint directory."""
+def _job_registry(datasets: DatasetRegistry, config: ServerConfig, port: int) -> JobRegistry:
+    """The server's jobs (their look-ahead attached by the caller once the checks pass):
+    leased when replicas share the checkpoint directory."""
     settings: dict[str, Any] = dict(
         lifetimes=JobLifetimes(config.job_idle_seconds, config.finished_job_retention),
-        prepare=prepare,
     )
     if config.checkpoint_dir is None:
         return JobRegistry(datasets, None, **settings)
