@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     warm, _ = split_corpus(200, work / "warm", 0.0, seed=2)
     spark = spark_session("local[*]")
     runs: dict[str, list[float]] = {"again": [], "incremental": []}
+    stages: dict[str, list[dict[str, float]]] = {"again": [], "incremental": []}
     try:
         timed(spark, [str(warm)], work / "warm-out")
         seconds, prev_manifest = timed(spark, [str(prev)], work / "PREV")
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     seconds, manifest = timed(spark, [str(prev), str(new)], work / "all")
                 runs[kind].append(seconds)
+                stages[kind].append(manifest["timings"])
                 print(f"  round {round_ + 1}: {kind:11s} {seconds:6.1f} s", flush=True)
     finally:
         spark.stop()
@@ -122,7 +124,21 @@ def main(argv: list[str] | None = None) -> int:
     ratio = incremental / again
     print(f"| new against PREV ({new_rows:,} documents) | {incremental:.1f} | {ratio:.2f}× "
           f"(goal ≤ {GOAL}×) |")  # fmt: skip
+    print_stages(stages)
     return 0 if ratio <= GOAL else 1
+
+
+def print_stages(stages: dict[str, list[dict[str, float]]]) -> None:
+    """Median seconds per stage of both kinds of run: where an incremental run's time goes."""
+    names = list(dict.fromkeys(name for kind in stages.values() for run in kind for name in run))
+    print("\n| stage | everything again (s) | new against PREV (s) |")
+    print("|---|---|---|")
+    for name in names:
+        cells = [
+            statistics.median(run.get(name, 0.0) for run in stages[kind])
+            for kind in ("again", "incremental")
+        ]
+        print(f"| {name} | {cells[0]:.1f} | {cells[1]:.1f} |")
 
 
 if __name__ == "__main__":

@@ -234,6 +234,7 @@ def test_a_predecessor_in_an_object_store_decides_as_a_local_one(
     local_predecessor = runs.delta_manifest["incremental"]["predecessors"][0]
     assert predecessor["path"] == url
     assert predecessor["manifest_sha256"] == local_predecessor["manifest_sha256"]
+    assert manifest["incremental"]["minhash_keys_read_from"] == [url]  # by the executors
 
 
 def test_recluster_refits_k_means_on_the_union_and_says_so(

@@ -30,6 +30,7 @@ def planted(spark: Any) -> dict[str, Any]:
     """Pairs planted at each Jaccard level, unrelated texts beside them, and the
     decisions of `minhash_dedup` (smallest_id keeps the pair's first text)."""
     from batchcraft.pipeline import minhash_dedup
+    from batchcraft.pipeline.minhash.kept_keys import band_rows
     from batchcraft.pipeline.minhash.stage import candidate_pairs
 
     rng = np.random.default_rng(5)
@@ -44,7 +45,7 @@ def planted(spark: Any) -> dict[str, Any]:
         texts[f"other-{number:03d}"] = random_text(rng, 80)
     frame = spark.createDataFrame(sorted(texts.items()), "id string, text string")
     result = minhash_dedup(frame, keep_policy="smallest_id").collect()
-    candidates = candidate_pairs(frame, MinhashSettings()).collect()
+    candidates = candidate_pairs(band_rows(frame, MinhashSettings())).collect()
     return {
         "texts": texts,
         "level_of": level_of,

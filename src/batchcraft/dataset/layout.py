@@ -6,6 +6,8 @@
     DIR/data/part-NNNNN.parquet
     DIR/centroids.npy        (num_clusters, dim) float32, unit norm
     DIR/rejects/*.parquet    rows that failed validation, with their reason
+    DIR/minhash/*.parquet    MinHash band keys of the kept rows (manifest ``minhash_keys``),
+                             read by later ``curate --against DIR`` runs; not served
     DIR/report.html, DIR/report.json
 """
 
@@ -18,6 +20,7 @@ DATA_DIR = "data"
 SHARD_GLOB = "part-*.parquet"
 CENTROIDS = "centroids.npy"
 REJECTS_DIR = "rejects"
+MINHASH_KEYS_DIR = "minhash"
 REPORT_HTML = "report.html"
 REPORT_JSON = "report.json"
 

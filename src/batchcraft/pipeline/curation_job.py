@@ -42,6 +42,8 @@ from batchcraft.pipeline.incremental.stage import (
     incremental_record,
     read_previous,
 )
+from batchcraft.pipeline.minhash.kept_keys import MANIFEST_KEY
+from batchcraft.pipeline.minhash.settings import MinhashSettings
 from batchcraft.pipeline.minhash.stage import NearUnique, minhash_dedup_step
 from batchcraft.pipeline.progress import StageClock
 from batchcraft.pipeline.read.column_plan import (
@@ -180,7 +182,9 @@ def _deduplicate(
     if config.near_dedup != "minhash":
         return unique, NearUnique(unique.representatives, unique.num_rows)
     with clock.stage("minhash_dedup") as counts:
-        previous = None if against is None else against.texts()
+        settings = MinhashSettings.from_config(config)
+        options = config.storage_options
+        previous = None if against is None else against.minhash_previous(settings, options)
         return unique, minhash_dedup_step(config, unique, frames, counts, previous)
 
 
@@ -227,7 +231,7 @@ def _run(
         with clock.stage("reference_scores") as counts:
             annotated = reference_scores_step(config, annotated, near.num_rows, frames, counts)
     with clock.stage("write") as counts:
-        shards, accounting = write_step(
+        shards, accounting, kept_keys = write_step(
             config,
             files,
             unique,
@@ -254,6 +258,8 @@ def _run(
         columns,
     )
     manifest["stages_reused"] = ["embed"] if reused else []
+    if kept_keys is not None:
+        manifest[MANIFEST_KEY] = kept_keys
     if against is not None:
         manifest["incremental"] = incremental_record(against, config, manifest["counts"])
     write_bytes(staging.join(layout.MANIFEST), manifest_text(manifest).encode())  # last

@@ -7,7 +7,8 @@ one of PREV's kept rows (or a kept new row), and pairs of two PREV rows are neve
 
 * ids: a new row whose id any PREV row has is rejected as ``duplicate_id``;
 * exact: new rows with the dedup key of a PREV kept row point at it (`exact_keys`);
-* MinHash: PREV's kept texts are shingled in the same job (`texts`, `ids`);
+* MinHash: PREV's kept rows' band keys are read where PREV keeps them (`kept_keys`),
+  else its kept texts are shingled in the same job (`minhash_previous`);
 * semantic: the new rows take PREV's centroids (or k-means refits on the union with
   ``recluster``), and are compared with PREV's kept embeddings (`clustered`).
 """
@@ -15,7 +16,7 @@ one of PREV's kept rows (or a kept new row), and pairs of two PREV rows are neve
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any
 
@@ -35,9 +36,16 @@ from batchcraft.pipeline.dedup.exact import dedup_key
 from batchcraft.pipeline.dedup.semantic import PRIOR
 from batchcraft.pipeline.frames import PersistedFrames
 from batchcraft.pipeline.incremental.predecessors import Predecessor
+from batchcraft.pipeline.minhash.kept_keys import (
+    Previous,
+    band_rows,
+    has_kept_keys,
+    read_kept_keys,
+)
+from batchcraft.pipeline.minhash.settings import MinhashSettings
 from batchcraft.pipeline.read.stage import parsed_preview
 from batchcraft.pipeline.spark_schema import spark_type
-from batchcraft.storage import resolve
+from batchcraft.storage import StorageOptions, resolve
 
 _VECTORS = (schema.EMBEDDING, schema.PAIR_EMBEDDING)
 _READ = (schema.ID, schema.KEEP, schema.TEXT, schema.PAIR_TEXT, schema.CONCEPTS, schema.REF_LOSS)
@@ -107,11 +115,14 @@ class Against:
         rows: All their rows (``id``, ``origin``, ``keep``, texts, vectors, ``concepts``).
         known_ids: New rows rejected as ``duplicate_id`` of a PREV row (set by
             `reject_known_ids`).
+        keys_read: The predecessors whose MinHash band keys were read, not computed
+            (set by `minhash_previous`).
     """
 
     predecessors: list[Predecessor]
     rows: DataFrame
     known_ids: int = 0
+    keys_read: list[str] = field(default_factory=list)
 
     @property
     def kept(self) -> DataFrame:
@@ -125,6 +136,21 @@ class Against:
     def texts(self) -> DataFrame:
         """``id``, ``text`` (and ``pair_text``) of PREV's kept rows, for MinHash."""
         return self.kept.select("id", "text", "pair_text")
+
+    def minhash_previous(self, settings: MinhashSettings, options: StorageOptions) -> Previous:
+        """PREV's kept rows as MinHash compares with them: their texts, and their band
+        keys, read where a predecessor keeps them with these settings (`kept_keys`) and
+        computed from the texts of the others (counted in `keys_read`)."""
+        stored = [p for p in self.predecessors if has_kept_keys(p.manifest, settings)]
+        keys = read_kept_keys(
+            self.rows.sparkSession, [(p.url, p.manifest) for p in stored], options
+        )
+        others = [p.url for p in self.predecessors if p not in stored]
+        if others:
+            texts = self.kept.where(F.col("origin").isin(others)).select("id", "text", "pair_text")
+            keys = keys.unionByName(band_rows(texts, settings))
+        self.keys_read = [p.url for p in stored]
+        return Previous(self.texts(), keys)
 
     def reject_known_ids(self, raw: DataFrame, frames: PersistedFrames) -> DataFrame:
         """``raw`` with every valid record whose id a PREV row has rejected as
@@ -219,5 +245,6 @@ def incremental_record(
         "predecessors": [p.record() for p in against.predecessors],
         "recluster": config.recluster,
         "centroids_from": "refit on the union" if config.recluster else against.predecessors[0].url,
+        "minhash_keys_read_from": against.keys_read,
         "removed_against_previous": removed,
     }

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -25,6 +24,7 @@ from batchcraft.pipeline.frames import PersistedFrames
 from batchcraft.pipeline.graph import connected_components
 from batchcraft.pipeline.minhash.candidates import bucket_pairs, pair_jaccard
 from batchcraft.pipeline.minhash.keep import keep_in_component
+from batchcraft.pipeline.minhash.kept_keys import Previous, band_rows
 from batchcraft.pipeline.minhash.ordering import with_priorities, without_fixed_pairs
 from batchcraft.pipeline.minhash.settings import (
     DEFAULT_NGRAM_SIZE,
@@ -33,7 +33,6 @@ from batchcraft.pipeline.minhash.settings import (
     MinhashSettings,
 )
 from batchcraft.pipeline.minhash.shingles import shingle_sets
-from batchcraft.pipeline.minhash.signatures import MinHasher, band_keys
 from batchcraft.pipeline.read.column_types import KEPT_COLUMNS
 
 DECISIONS_DDL = "id string, dup_of string, dup_jaccard double"  # keep.DECISIONS_SCHEMA
@@ -119,17 +118,21 @@ def find_minhash_duplicates(
     settings: MinhashSettings,
     keep_policy: KeepPolicy,
     persist: Persist,
-    previous: DataFrame | None = None,
+    previous: Previous | None = None,
+    keys: DataFrame | None = None,
 ) -> MinhashDuplicates:
     """The removed rows and what it took to find them (see `minhash_dedup`). With
-    ``previous`` (``id``, ``text``, ``pair_text`` of an earlier dataset's kept rows), the
-    rows of ``df`` are compared with those too, which are kept (`ordering`)."""
-    columns = ["id", "text", *(["pair_text"] if "pair_text" in df.columns else [])]
+    ``previous`` (an earlier dataset's kept rows), the rows of ``df`` are compared with
+    those too, which are kept (`ordering`). ``keys``: the band keys of ``df``'s rows, when
+    the caller has them already (computed here otherwise)."""
+    columns = _text_columns(df)
     texts = df.select(*columns)
-    fixed = None if previous is None else previous.select("id")
+    keys = band_rows(texts, settings) if keys is None else keys
+    fixed = None if previous is None else previous.texts.select("id")
     if previous is not None:
-        texts = texts.unionByName(previous.select(*columns))
-    candidates = persist(without_fixed_pairs(candidate_pairs(texts, settings), fixed))
+        texts = texts.unionByName(previous.texts.select(*columns))
+        keys = keys.unionByName(previous.keys)
+    candidates = persist(without_fixed_pairs(candidate_pairs(keys), fixed))
     num_candidates = candidates.count()
     empty = df.sparkSession.createDataFrame([], DECISIONS_DDL)
     if num_candidates == 0:  # most small corpora: no join of the texts to verify nothing
@@ -157,28 +160,11 @@ def _keep_in_component(table: pa.Table) -> pa.Table:
     return keep_in_component(table)
 
 
-def candidate_pairs(texts: DataFrame, settings: MinhashSettings) -> DataFrame:
-    """Distinct pairs ``u < v`` of ids that share a bucket in some band."""
-    lsh, hasher = settings.lsh, MinHasher(settings.lsh.num_perm, settings.seed)
-    ngram_size = settings.ngram_size
-
-    def band_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            sets = shingle_sets(batch.column("text"), ngram_size, _pair_texts(batch))
-            filled = np.flatnonzero(sets.sizes > 0)  # a text without words has no bucket
-            keys = band_keys(hasher.signatures(sets), lsh)[filled]
-            yield pa.RecordBatch.from_arrays(
-                [
-                    pa.array(np.tile(np.arange(lsh.bands, dtype=np.int32), len(filled))),
-                    pa.array(keys.reshape(-1)),
-                    batch.column("id").take(pa.array(np.repeat(filled, lsh.bands))),
-                ],
-                names=["band", "key", "id"],
-            )
-
-    rows = texts.mapInArrow(band_rows, "band int, key long, id string")
+def candidate_pairs(keys: DataFrame) -> DataFrame:
+    """Distinct pairs ``u < v`` of ids that share a bucket in some band of ``keys``
+    (`kept_keys.band_rows`)."""
     buckets = (
-        rows.groupBy("band", "key")
+        keys.groupBy("band", "key")
         .agg(F.collect_list("id").alias("members"))
         .where(F.size("members") >= 2)
     )
@@ -212,6 +198,10 @@ def verified_pairs(texts: DataFrame, candidates: DataFrame, settings: MinhashSet
 
     joined = candidates.join(side("u"), "u").join(side("v"), "v")
     return joined.mapInArrow(verify, "u string, v string, jaccard double")
+
+
+def _text_columns(frame: DataFrame) -> list[str]:
+    return ["id", "text", *(["pair_text"] if "pair_text" in frame.columns else [])]
 
 
 def _pair_texts(batch: pa.RecordBatch, end: str | None = None) -> pa.Array | None:
@@ -250,12 +240,16 @@ class NearUnique:
         duplicates: The MinHash duplicates (cached), written later with the vectors of the
             row they duplicate; None when the step did not run.
         found: What MinHash found (for the manifest); None when the step did not run.
+        keys: The band keys of the rows the step compared (cached), for the write step to
+            keep those of the kept rows with the dataset (`kept_keys`); None when the step
+            did not run.
     """
 
     representatives: DataFrame
     num_rows: int
     duplicates: DataFrame | None = None
     found: MinhashDuplicates | None = None
+    keys: DataFrame | None = None
 
 
 def minhash_dedup_step(
@@ -263,17 +257,21 @@ def minhash_dedup_step(
     unique: Unique,
     frames: PersistedFrames,
     counts: dict[str, int],
-    previous: DataFrame | None = None,
+    previous: Previous | None = None,
 ) -> NearUnique:
     """Mark the MinHash duplicates among the rows left by exact dedup (and of an earlier
     dataset's ``previous`` rows, see `find_minhash_duplicates`); the rest go on."""
+    settings = MinhashSettings.from_config(config)
+    texts = unique.representatives.select(*_text_columns(unique.representatives))
+    keys = frames.keep(band_rows(texts, settings), small=True)
     cached: list[DataFrame] = []
     found = find_minhash_duplicates(
         unique.representatives,
-        MinhashSettings.from_config(config),
+        settings,
         config.keep_policy,
         cache_into(cached, lambda df: frames.keep(df, small=True)),
         previous,
+        keys,
     )
     frames.release(*cached)  # the pair lists: the decisions are checkpointed
     marked = mark_duplicates(unique.representatives, found.decisions)
@@ -284,4 +282,4 @@ def minhash_dedup_step(
     counts["candidate_pairs"] = found.candidate_pairs
     counts["duplicates"] = num_duplicates = duplicates.count()
     representatives = marked.where(F.col("keep")).drop("keep", "dup_jaccard")
-    return NearUnique(representatives, unique.num_rows - num_duplicates, duplicates, found)
+    return NearUnique(representatives, unique.num_rows - num_duplicates, duplicates, found, keys)

@@ -23,6 +23,8 @@ from batchcraft.dataset.schema import CONTRACT_COLUMNS, REJECTS_SCHEMA, row_sche
 from batchcraft.pipeline.config import CurateConfig, default_num_shards
 from batchcraft.pipeline.dedup.stage import Unique
 from batchcraft.pipeline.incremental.stage import count_against
+from batchcraft.pipeline.minhash.kept_keys import write_kept_keys
+from batchcraft.pipeline.minhash.settings import MinhashSettings
 from batchcraft.pipeline.minhash.stage import NearUnique
 from batchcraft.pipeline.read.column_plan import ColumnPlan
 from batchcraft.pipeline.read.column_types import KEPT_COLUMNS, unnest_kept_columns
@@ -170,15 +172,21 @@ def write_step(
     staging: Location,
     columns: ColumnPlan,
     previous: DataFrame | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Write rows, rejects and centroids; the shards written and the balanced accounting
-    (with ``against_previous``: the rows removed as duplicates of a ``previous`` row)."""
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any] | None]:
+    """Write rows, rejects, centroids and the kept rows' MinHash band keys (when MinHash
+    ran); the shards written, the balanced accounting (with ``against_previous``: the rows
+    removed as duplicates of a ``previous`` row) and the manifest's record of the keys."""
     inherit_ref_loss = config.reference_scores == "pairs"
     rows = annotated
     if near.duplicates is not None:
         rows = with_duplicates(rows, near.duplicates, inherit_ref_loss, None, previous)
     rows = with_duplicates(rows, unique.duplicates, inherit_ref_loss, 1.0, previous)
     shards = write_rows(rows, staging, dimension, config, unique.num_rows, columns)
+    keys = None
+    if near.keys is not None:
+        kept_ids = annotated.where(F.col("keep")).select("id")
+        settings = MinhashSettings.from_config(config)
+        keys = write_kept_keys(near.keys, kept_ids, staging, settings, len(shards))
     write_rejects(unique.outcomes.where(F.col("reason").isNotNull()), files, staging)
     saved = io.BytesIO()
     np.save(saved, centroids.astype(np.float32))
@@ -189,7 +197,7 @@ def write_step(
         removed = [unique.duplicates, annotated.where(~F.col("keep"))]
         removed += [] if near.duplicates is None else [near.duplicates]
         accounting["against_previous"] = count_against(removed, previous.select("id"))
-    return shards, accounting
+    return shards, accounting, keys
 
 
 def count_outcomes(records: DataFrame, rows: DataFrame) -> dict[str, Any]:
