@@ -94,10 +94,12 @@ def write_rows(
     config: CurateConfig,
     num_unique: int,
     columns: ColumnPlan,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[tuple[str, str | None, int]]]:
     """Write the rows as ``data/part-*.parquet`` shards sorted by id; the manifest's
-    description of each shard (path, rows, kept rows). The kept input ``columns`` come
-    out of their KEPT_COLUMNS struct under their own names and types."""
+    description of each shard (path, rows, kept rows), and the rows written per
+    (``source``, ``dup_kind``), counted by the tasks that wrote them (counting the written
+    frame again would run its whole plan again). The kept input ``columns`` come out of
+    their KEPT_COLUMNS struct under their own names and types."""
     schema = dataset_schema(dimension, config, columns)
     num_shards = config.num_shards or default_num_shards(num_unique)
 
@@ -108,22 +110,38 @@ def write_rows(
         context = TaskContext.get()
         assert context is not None, "runs inside a Spark task"
         name = f"task-{context.partitionId():05d}.parquet"
-        count = write_parquet(converted, staging.join(layout.DATA_DIR, name), schema)
-        kept = sum(int(np.sum(b.column("keep").to_numpy(zero_copy_only=False))) for b in converted)
-        yield pa.RecordBatch.from_pydict({"name": [name], "rows": [count], "kept": [kept]})
+        write_parquet(converted, staging.join(layout.DATA_DIR, name), schema)
+        table = pa.Table.from_batches(converted).select(["source", "dup_kind", "keep"])
+        groups = (
+            table.group_by(["source", "dup_kind"], use_threads=False)
+            .aggregate([("keep", "count"), ("keep", "sum")])
+            .combine_chunks()
+        )
+        yield pa.Table.from_pydict(
+            {
+                "name": [name] * groups.num_rows,
+                "source": groups.column("source").cast(pa.string()),
+                "dup_kind": groups.column("dup_kind").cast(pa.string()),
+                "rows": groups.column("keep_count").cast(pa.int64()),
+                "kept": groups.column("keep_sum").fill_null(0).cast(pa.int64()),
+            }
+        ).to_batches()[0]
 
     written = (
         rows.repartition(num_shards, "id")
         .sortWithinPartitions("id")
-        .mapInArrow(write, "name string, rows long, kept long")
+        .mapInArrow(write, "name string, source string, dup_kind string, rows long, kept long")
         .collect()
     )
-    counts = {row["name"]: (row["rows"], row["kept"]) for row in written}
+    counts: dict[str, tuple[int, int]] = {}
+    for row in written:
+        rows_in, kept = counts.get(row["name"], (0, 0))
+        counts[row["name"]] = (rows_in + row["rows"], kept + row["kept"])
     shards = []
     for original, name in zip(sorted(counts), number_shards(staging), strict=True):
         rows_in, kept = counts[original]
         shards.append({"path": f"{layout.DATA_DIR}/{name}", "num_rows": rows_in, "num_kept": kept})
-    return shards
+    return shards, [(row["source"], row["dup_kind"], row["rows"]) for row in written]
 
 
 def write_rejects(rejects: DataFrame, files: list[InputFile], staging: Location) -> None:
@@ -181,7 +199,7 @@ def write_step(
     if near.duplicates is not None:
         rows = with_duplicates(rows, near.duplicates, inherit_ref_loss, None, previous)
     rows = with_duplicates(rows, unique.duplicates, inherit_ref_loss, 1.0, previous)
-    shards = write_rows(rows, staging, dimension, config, unique.num_rows, columns)
+    shards, written = write_rows(rows, staging, dimension, config, unique.num_rows, columns)
     keys = None
     if near.keys is not None:
         kept_ids = annotated.where(F.col("keep")).select("id")
@@ -191,7 +209,7 @@ def write_step(
     saved = io.BytesIO()
     np.save(saved, centroids.astype(np.float32))
     write_bytes(staging.join(layout.CENTROIDS), saved.getvalue())
-    accounting = count_outcomes(unique.outcomes, rows)
+    accounting = count_outcomes(unique.outcomes, written)
     check_balanced(accounting)
     if previous is not None:
         removed = [unique.duplicates, annotated.where(~F.col("keep"))]
@@ -200,17 +218,19 @@ def write_step(
     return shards, accounting, keys
 
 
-def count_outcomes(records: DataFrame, rows: DataFrame) -> dict[str, Any]:
+def count_outcomes(
+    records: DataFrame, written: list[tuple[str, str | None, int]]
+) -> dict[str, Any]:
     """Count every input record into exactly one outcome, from independent aggregations.
 
-    ``records`` holds one row per parsed input record (rejected or not); ``rows`` is the
-    dataset as written. The counts are the manifest's ``counts`` section.
+    ``records`` holds one row per parsed input record (rejected or not); ``written``
+    counts the dataset's rows as the write tasks wrote them, per (``source``,
+    ``dup_kind``). The counts are the manifest's ``counts`` section.
     """
     inputs = {r["source"]: r["count"] for r in records.groupBy("source").count().collect()}
     rejected = records.where(F.col("reason").isNotNull()).groupBy("source", "reason").count()
-    written = rows.groupBy("source", "dup_kind").count()
     return account(
         inputs,
         [(r["source"], r["reason"], r["count"]) for r in rejected.collect()],
-        [(r["source"], r["dup_kind"], r["count"]) for r in written.collect()],
+        written,
     )
