@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import torch
-from selection_quality import TwoTower, make_two_tower_task, train, uniform_chooser
 from torch.nn import functional
 from train_loop import UNIFORM, Curve, Variant, timed_training, unit, write_curated
 from train_tasks import job_id, tensor
+from two_tower import TwoTower, make_two_tower_task, train, uniform_chooser
 
 from batchcraft.service import BatchClient
 
