@@ -1,5 +1,5 @@
-"""What every task of `train_through_service.py` shares: variants, curves, the timed
-training loop and the curated-dataset writer.
+"""What every task of `train_through_service.py` shares: variants, job ids, batch
+tensors, curves, the timed training loop and the curated-dataset writer.
 
 A task trains a real torch model on batches pulled from a running
 ``batchcraft serve`` and records a `Curve`: the held-out metric at every
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 
 from batchcraft.dataset import layout
 from batchcraft.dataset.arrays import to_fixed_size_list
@@ -36,6 +37,16 @@ class Variant:
 
 
 UNIFORM = Variant("uniform", "uniform")
+
+
+def job_id(task: str, variant: Variant, seed: int) -> str:
+    """A fresh job per run: a reused id would resume the previous run's cursor."""
+    return f"{task}-{variant.label}-{seed}-{time.monotonic_ns()}".replace(" ", "_")
+
+
+def tensor(array: Any) -> torch.Tensor:
+    """A batch column as a tensor (the received arrays are read-only views: copied)."""
+    return torch.tensor(np.asarray(array))
 
 
 @dataclass
