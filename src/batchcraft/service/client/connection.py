@@ -7,6 +7,7 @@ any new process (a DataLoader worker): a client built before the fork is safe.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +17,33 @@ import grpc
 from batchcraft.api.v1 import batch_service_pb2 as pb
 from batchcraft.api.v1 import batch_service_pb2_grpc as pb_grpc
 from batchcraft.errors import BatchcraftError
-from batchcraft.service.wire.channel import SESSION_METHOD, channel_options
+from batchcraft.service.wire.channel import SERVICE_NAME, SESSION_METHOD, channel_options
+
+UNARY_RETRY_ATTEMPTS = 5
+"""Attempts gRPC makes at a unary call (``ListDatasets``) that fails UNAVAILABLE."""
+SERVICE_CONFIG = json.dumps(
+    {
+        # pick_first over every address of the target (``ipv4:a,b``, a DNS name): the
+        # first that connects serves, the next takes over when it goes away
+        "loadBalancingConfig": [{"pick_first": {}}],
+        # gRPC's own retries for the unary call: a replica restarting or failing over is
+        # asked again with backoff (0.2, 0.4, 0.8, 1.6 s). A session is not retried by
+        # gRPC: a replay of its first messages would start it over, so `BatchClient`
+        # resumes it itself from the batches it received (`reconnect`, `route`).
+        "methodConfig": [
+            {
+                "name": [{"service": SERVICE_NAME, "method": "ListDatasets"}],
+                "retryPolicy": {
+                    "maxAttempts": UNARY_RETRY_ATTEMPTS,
+                    "initialBackoff": "0.2s",
+                    "maxBackoff": "2s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+)
 
 
 class BatchServiceError(BatchcraftError):
@@ -105,7 +132,8 @@ class Connection:
             # keepalive pings during a session: a replica whose host vanished (no FIN) fails
             # the call within about a minute, and the reconnect moves to the next address
             options = [*channel_options(self.max_message_bytes),
-                       ("grpc.keepalive_time_ms", 60_000), ("grpc.keepalive_timeout_ms", 20_000)]  # fmt: skip
+                       ("grpc.keepalive_time_ms", 60_000), ("grpc.keepalive_timeout_ms", 20_000),
+                       ("grpc.service_config", SERVICE_CONFIG), ("grpc.enable_retries", 1)]  # fmt: skip
             if self.root_certificates is not None:
                 credentials = grpc.ssl_channel_credentials(self.root_certificates)
                 self._channel = grpc.secure_channel(self.target, credentials, options=options)
