@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from pipeline_helpers import encoded_texts, recording_encoder
@@ -55,7 +56,7 @@ def test_a_run_killed_in_semantic_dedup_resumes_from_its_embeddings(
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not (tmp_path / "out").exists()
-    assert [p.name.split("-")[0] for p in work.iterdir()] == ["embed"]
+    assert sorted(p.name.split("-")[0] for p in work.iterdir()) == ["embed", "kmeans"]
 
     whole = curate(str(corpus), str(tmp_path / "whole"), spark=spark, **SETTINGS)
     assert whole["stages_reused"] == []
@@ -66,8 +67,11 @@ def test_a_run_killed_in_semantic_dedup_resumes_from_its_embeddings(
         str(corpus), str(tmp_path / "out"), spark=spark, work_dir=str(work), **SETTINGS
     )
 
-    assert resumed["stages_reused"] == ["embed"] and encoded_texts(log_dir) == []
-    assert "  reused stages     embed" in summary(resumed, str(tmp_path / "out")).splitlines()
+    assert resumed["stages_reused"] == ["embed", "cluster"] and encoded_texts(log_dir) == []
+    lines = summary(resumed, str(tmp_path / "out")).splitlines()
+    assert "  reused stages     embed, cluster" in lines
+    centroids = [np.load(root / "centroids.npy") for root in (tmp_path / "out", tmp_path / "whole")]
+    assert np.array_equal(*centroids)
     assert _rows(tmp_path / "out").equals(_rows(tmp_path / "whole"))
     assert resumed["counts"] == whole["counts"]
     rejects = [
@@ -93,8 +97,11 @@ def test_only_a_parameter_the_embed_stage_reads_re_embeds(
 
     assert run("first")["stages_reused"] == []
     first_encoded = len(encoded_texts(log_dir))
-    other_eps = run("eps", eps=0.3, num_clusters=2, num_shards=3)
-    assert other_eps["stages_reused"] == ["embed"]
+    other_eps = run("eps", eps=0.3, num_shards=3)
+    assert other_eps["stages_reused"] == ["embed", "cluster"]  # no k-means parameter changed
+    fewer_clusters = run("clusters", num_clusters=2)
+    assert fewer_clusters["stages_reused"] == ["embed"]  # refitted, not re-embedded
+    assert len(np.load(tmp_path / "clusters" / "centroids.npy")) == 2
     assert len(encoded_texts(log_dir)) == first_encoded  # nothing encoded again
     assert run("batch", encode_batch_size=7)["stages_reused"] == []  # the encoder's setting
     (corpus / "b.jsonl").write_text(json.dumps({"id": "new", "text": "one more note"}) + "\n")

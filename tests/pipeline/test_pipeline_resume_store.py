@@ -45,9 +45,11 @@ def test_a_run_killed_in_semantic_dedup_resumes_from_embeddings_kept_in_a_bucket
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not (tmp_path / "out").exists()
     kept = _keys(work)
-    (record,) = [key for key in kept if key.endswith(".json")]
-    data = json.loads(read_bytes(resolve(f"{work}/{record}")))["data"]
-    assert record.startswith("embed-") and all(k == record or k.startswith(data) for k in kept)
+    records = [key for key in kept if key.endswith(".json")]
+    assert [key.split("-")[0] for key in records] == ["embed", "kmeans"]
+    data = [json.loads(read_bytes(resolve(f"{work}/{key}")))["data"] for key in records]
+    assert all(k in records or k.startswith(tuple(data)) for k in kept)
+    record = records[0]
     # a write killed half-way: files under a data prefix no record names, its owner gone
     dead = f"{work}/{record.removesuffix('.json')}.data-elsewhere-1-0000"
     write_bytes(resolve(f"{dead}/.owner"), f"{os.uname().nodename} 999999999\n".encode())
@@ -66,7 +68,7 @@ def test_a_run_killed_in_semantic_dedup_resumes_from_embeddings_kept_in_a_bucket
         **SETTINGS,
     )
 
-    assert resumed["stages_reused"] == ["embed"] and encoded_texts(log_dir) == []
+    assert resumed["stages_reused"] == ["embed", "cluster"] and encoded_texts(log_dir) == []
     assert _rows(tmp_path / "out").equals(_rows(tmp_path / "whole"))
     assert resumed["counts"] == whole["counts"]
     assert _keys(work) == kept  # the torn write is gone, unread

@@ -183,11 +183,12 @@ def test_failed_run_leaves_no_output(
     monkeypatch.setattr(stage, "semantic_dedup", explode)
     with pytest.raises(RuntimeError, match="executor lost"):
         curate_synth(spark, synth_corpus, tmp_path / "out", concepts_file=None)
-    # no output and no staging; the work directory keeps the finished embed stage, whole,
-    # for the rerun (`pipeline.resume`)
+    # no output and no staging; the work directory keeps the finished embed stage and the
+    # k-means fit, whole, for the rerun (`pipeline.kept_stages`)
     assert [p.name for p in tmp_path.iterdir()] == [".out.work"]
-    kept = [p.name for p in (tmp_path / ".out.work").iterdir()]
-    assert len(kept) == 1 and kept[0].startswith("embed-") and ".partial" not in kept[0]
+    kept = sorted(p.name for p in (tmp_path / ".out.work").iterdir())
+    assert [name.split("-")[0] for name in kept] == ["embed", "kmeans"]
+    assert not any(".partial" in name for name in kept)
 
 
 @pytest.mark.slow

@@ -23,25 +23,20 @@ from pyspark.sql import functions as F
 from batchcraft.dataset import layout
 from batchcraft.dataset.manifest import manifest_text
 from batchcraft.errors import ConfigError, InputError
-from batchcraft.pipeline.cluster.stage import cluster_step
 from batchcraft.pipeline.concepts.stage import concepts_step
 from batchcraft.pipeline.concepts.zero_shot import read_vocabulary
 from batchcraft.pipeline.config import CurateConfig
 from batchcraft.pipeline.dedup.stage import Unique, exact_dedup_step, semantic_dedup_step
-from batchcraft.pipeline.embedding.sentence_encoder import EncoderSpec, resolve_model_path
-from batchcraft.pipeline.embedding.stage import embed_step
+from batchcraft.pipeline.embedding.sentence_encoder import resolve_model_path
 from batchcraft.pipeline.frames import PersistedFrames
-from batchcraft.pipeline.incremental.predecessors import (
-    Predecessor,
-    check_dimension,
-    open_predecessors,
-)
+from batchcraft.pipeline.incremental.predecessors import Predecessor, open_predecessors
 from batchcraft.pipeline.incremental.stage import (
     PRIOR,
     Against,
     incremental_record,
     read_previous,
 )
+from batchcraft.pipeline.kept_stages import EmbedInputs, KeptStages
 from batchcraft.pipeline.minhash.kept_keys import MANIFEST_KEY
 from batchcraft.pipeline.minhash.settings import MinhashSettings
 from batchcraft.pipeline.minhash.stage import NearUnique, minhash_dedup_step
@@ -58,7 +53,6 @@ from batchcraft.pipeline.read.column_plan import (
 from batchcraft.pipeline.read.discovery import InputFile, discover
 from batchcraft.pipeline.read.inputs import check_columns
 from batchcraft.pipeline.read.stage import plan_with_survey, read_step
-from batchcraft.pipeline.resume import embed_key, stage_store
 from batchcraft.pipeline.run_record import build_manifest
 from batchcraft.pipeline.scores.stage import reference_scores_step
 from batchcraft.pipeline.spark import spark_session
@@ -206,14 +200,18 @@ def _run(
             against = Against(checked.predecessors, previous_rows)
             raw = against.reject_known_ids(raw, frames)
     unique, near = _deduplicate(config, raw, clock, frames, against)
+    embed_inputs = EmbedInputs(files, checked.model_path, checked.predecessors)
+    kept = KeptStages.of(spark, config, embed_inputs)
     with clock.stage("embed") as counts:
-        embedded, spec, reused = _embed(spark, checked, near, frames, counts)
+        embedded, spec = kept.embed(
+            embed_inputs, near.representatives, near.num_rows, frames, counts
+        )
         frames.release(parsed, raw, unique.marked)
         dimension = len(embedded.select("embedding").first()[0])  # type: ignore[index]
     with clock.stage("cluster") as counts:
         previous = None  # the predecessors' kept rows, for their duplicates to inherit from
         if against is None:
-            kmeans, clustered = cluster_step(config, embedded, near.num_rows, frames, counts)
+            kmeans, clustered = kept.cluster(embedded, near.num_rows, frames, counts)
         else:
             kmeans, clustered, previous = against.clustered(
                 config, embedded, near.num_rows, frames, counts
@@ -257,38 +255,13 @@ def _run(
         clock.timings,
         columns,
     )
-    manifest["stages_reused"] = ["embed"] if reused else []
+    manifest["stages_reused"] = kept.reused
     if kept_keys is not None:
         manifest[MANIFEST_KEY] = kept_keys
     if against is not None:
         manifest["incremental"] = incremental_record(against, config, manifest["counts"])
     write_bytes(staging.join(layout.MANIFEST), manifest_text(manifest).encode())  # last
     return manifest
-
-
-def _embed(
-    spark: SparkSession,
-    checked: _Checked,
-    near: NearUnique,
-    frames: PersistedFrames,
-    counts: dict[str, int],
-) -> tuple[DataFrame, EncoderSpec | None, bool]:
-    """The embedded rows, the encoder, and whether they were read back from the work
-    directory; embeddings the predecessors cannot be compared with are neither kept
-    there nor go on."""
-    config, predecessors = checked.config, checked.predecessors
-    store = stage_store(config)
-    fingerprints = [predecessor.fingerprint for predecessor in predecessors]
-    key = embed_key(config, checked.files, checked.model_path, fingerprints)
-    kept = store.load(spark, "embed", key) if store else None
-    embedded, spec = embed_step(
-        spark, config, near.representatives, near.num_rows, checked.model_path, frames, counts, kept
-    )
-    if predecessors:
-        check_dimension(predecessors, len(embedded.select("embedding").first()[0]))  # type: ignore[index]
-    if store and kept is None:
-        store.save(embedded, "embed", key)
-    return embedded, spec, kept is not None
 
 
 def _test_kill_point(stage: str) -> None:

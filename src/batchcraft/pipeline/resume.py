@@ -1,7 +1,8 @@
 """Finished stages kept for a rerun: the work directory of ``curate --work-dir``.
 
-The embed stage is the one worth keeping (minutes to hours of encoder time; every other
-stage costs seconds to minutes on the same rows), so its output is stored as Parquet under
+The embed stage is the one most worth keeping (minutes to hours of encoder time; every
+other stage costs seconds to minutes on the same rows; `kept_stages` keeps the k-means fit
+too, which is small), so its output is stored as Parquet under
 a key made of the input fingerprints and every parameter that reaches it. A rerun after a
 crash or a kill, or with only downstream parameters changed (``eps``, clusters, concepts,
 shards, …), reads it back instead of encoding again. A stage is written to a directory of

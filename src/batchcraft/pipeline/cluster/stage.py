@@ -1,6 +1,6 @@
 """The cluster stage: spherical k-means fitted on a bounded sample in one executor task,
-then every row assigned to its nearest and second-nearest centroids. `cluster_step` is
-this stage in the curation job."""
+then every row assigned to its nearest and second-nearest centroids. In the curation job
+this stage runs as `kept_stages.KeptStages.cluster` (whose fit a work directory keeps)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from batchcraft.pipeline.config import (
     CurateConfig,
     default_num_clusters,
 )
-from batchcraft.pipeline.frames import PersistedFrames
 from batchcraft.pipeline.spark_schema import extend_schema
 
 
@@ -162,19 +161,3 @@ def configured_fit(config: CurateConfig, df: DataFrame, num_rows: int) -> KMeans
         config.seed,
         num_rows,
     )
-
-
-def cluster_step(
-    config: CurateConfig,
-    embedded: DataFrame,
-    num_rows: int,
-    frames: PersistedFrames,
-    counts: dict[str, int],
-) -> tuple[KMeansFit, DataFrame]:
-    """The k-means fit, and the rows with their clusters (cached)."""
-    kmeans = configured_fit(config, embedded, num_rows)
-    clustered = frames.keep(assign_clusters(embedded, kmeans.centroids))
-    counts["clusters"] = len(kmeans.centroids)
-    counts["sampled"] = kmeans.sample_size
-    counts["rows"] = clustered.count()
-    return kmeans, clustered
