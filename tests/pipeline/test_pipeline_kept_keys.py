@@ -128,3 +128,25 @@ def test_a_run_without_minhash_keeps_no_keys(spark: Any, runs: Runs) -> None:
     manifest = curate(str(a_corpus), str(out), spark=spark, near_dedup="none", **SETTINGS)
     assert MANIFEST_KEY not in manifest
     assert not (out / layout.MINHASH_KEYS_DIR).exists()
+
+
+def test_a_predecessor_missing_a_key_file_is_hashed_instead_with_a_warning(
+    spark: Any, runs: Runs, caplog: pytest.LogCaptureFixture
+) -> None:
+    from batchcraft.pipeline import curate
+
+    damaged = runs.root / "A-damaged"
+    shutil.copytree(runs.a, damaged)
+    (first, *_) = sorted((damaged / layout.MINHASH_KEYS_DIR).iterdir())
+    first.unlink()  # a partly copied dataset
+    with caplog.at_level("WARNING", logger="batchcraft.pipeline"):
+        manifest = curate(
+            str(runs.root / "corpora" / "b"),
+            str(runs.root / "damaged-delta"),
+            spark=spark,
+            against=[str(damaged)],
+            **SETTINGS,
+        )
+    assert manifest["incremental"]["minhash_keys_read_from"] == []
+    assert any(first.name in record.getMessage() for record in caplog.records)
+    assert _decisions(runs.root / "damaged-delta") == _decisions(runs.root / "read")

@@ -15,6 +15,7 @@ one of PREV's kept rows (or a kept new row), and pairs of two PREV rows are neve
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import reduce
@@ -40,6 +41,7 @@ from batchcraft.pipeline.minhash.kept_keys import (
     Previous,
     band_rows,
     has_kept_keys,
+    missing_kept_keys,
     read_kept_keys,
 )
 from batchcraft.pipeline.minhash.settings import MinhashSettings
@@ -47,6 +49,7 @@ from batchcraft.pipeline.read.stage import parsed_preview
 from batchcraft.pipeline.spark_schema import spark_type
 from batchcraft.storage import StorageOptions, resolve
 
+LOG = logging.getLogger("batchcraft.pipeline")
 _VECTORS = (schema.EMBEDDING, schema.PAIR_EMBEDDING)
 _READ = (schema.ID, schema.KEEP, schema.TEXT, schema.PAIR_TEXT, schema.CONCEPTS, schema.REF_LOSS)
 _CONTRACT = schema.row_schema(1)
@@ -141,7 +144,7 @@ class Against:
         """PREV's kept rows as MinHash compares with them: their texts, and their band
         keys, read where a predecessor keeps them with these settings (`kept_keys`) and
         computed from the texts of the others (counted in `keys_read`)."""
-        stored = [p for p in self.predecessors if has_kept_keys(p.manifest, settings)]
+        stored = [p for p in self.predecessors if _readable_keys(p, settings, options)]
         keys = read_kept_keys(
             self.rows.sparkSession, [(p.url, p.manifest) for p in stored], options
         )
@@ -213,6 +216,24 @@ class Against:
         counts["clusters"] = len(kmeans.centroids)
         counts["rows"] = clustered.count()
         return kmeans, clustered, assigned
+
+
+def _readable_keys(
+    predecessor: Predecessor, settings: MinhashSettings, options: StorageOptions
+) -> bool:
+    """Whether ``predecessor`` keeps MinHash keys made with ``settings`` and holds every
+    file of them (a warning names the missing ones: its texts are hashed instead)."""
+    if not has_kept_keys(predecessor.manifest, settings):
+        return False
+    missing = missing_kept_keys(predecessor.url, predecessor.manifest, options)
+    if missing:
+        LOG.warning(
+            "--against %s: its manifest names MinHash key files it does not hold (%s); "
+            "hashing its kept texts instead",
+            predecessor.url,
+            ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else ""),
+        )
+    return not missing
 
 
 def count_against(removed: list[DataFrame], previous_ids: DataFrame) -> dict[str, int]:

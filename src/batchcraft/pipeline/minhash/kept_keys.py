@@ -31,7 +31,7 @@ from batchcraft.pipeline.minhash.settings import MinhashSettings
 from batchcraft.pipeline.minhash.shingles import shingle_sets
 from batchcraft.pipeline.minhash.signatures import MinHasher, band_keys
 from batchcraft.pipeline.write.files import write_parquet
-from batchcraft.storage import Location, StorageOptions, resolve
+from batchcraft.storage import Location, StorageOptions, list_files, resolve
 
 KEYS_VERSION = 1
 """Of the shingling and hashing code: a change to either must bump it, so keys made by
@@ -135,6 +135,16 @@ def has_kept_keys(manifest: dict[str, Any], settings: MinhashSettings) -> bool:
     if not isinstance(record, dict) or not isinstance(record.get("files"), list):
         return False
     return all(record.get(name) == value for name, value in key_settings(settings).items())
+
+
+def missing_kept_keys(
+    url: str, manifest: dict[str, Any], storage_options: StorageOptions | None = None
+) -> list[str]:
+    """The kept-key files a dataset's manifest names that its ``minhash/`` does not hold
+    (a damaged or partly copied dataset: its keys are computed instead of read)."""
+    directory = resolve(url, storage_options).join(manifest[MANIFEST_KEY]["path"])
+    present = {found.name for found in list_files(directory)}
+    return [name for name in manifest[MANIFEST_KEY]["files"] if name not in present]
 
 
 def read_kept_keys(
