@@ -14,6 +14,13 @@ import numpy as np
 
 DIMENSION = 16
 NUM_CLUSTERS = 6
+SETTINGS: dict[str, Any] = {
+    "id_column": "id",
+    "embedding_column": "vec",
+    "num_clusters": NUM_CLUSTERS,
+    "write_report": False,
+}
+"""How the tests curate these corpora (given vectors, no model)."""
 
 
 def _words(rng: np.random.Generator, count: int = 60) -> list[str]:

@@ -10,16 +10,9 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from incremental_corpus import NUM_CLUSTERS, corpora, file_hashes
+from incremental_corpus import SETTINGS, corpora, file_hashes
 
 pytestmark = pytest.mark.spark
-
-SETTINGS: dict[str, Any] = {
-    "id_column": "id",
-    "embedding_column": "vec",
-    "num_clusters": NUM_CLUSTERS,
-    "write_report": False,
-}
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from incremental_corpus import NUM_CLUSTERS, corpora
+from incremental_corpus import SETTINGS, corpora
 
 from batchcraft.dataset import layout
 from batchcraft.pipeline.minhash.kept_keys import MANIFEST_KEY, key_settings
@@ -21,13 +21,6 @@ from batchcraft.pipeline.minhash.shingles import shingle_sets
 from batchcraft.pipeline.minhash.signatures import MinHasher, band_keys
 
 pytestmark = pytest.mark.spark
-
-SETTINGS: dict[str, Any] = {
-    "id_column": "id",
-    "embedding_column": "vec",
-    "num_clusters": NUM_CLUSTERS,
-    "write_report": False,
-}
 
 
 @dataclass(frozen=True)
