@@ -203,9 +203,7 @@ def _run(
     embed_inputs = EmbedInputs(files, checked.model_path, checked.predecessors)
     kept = KeptStages.of(spark, config, embed_inputs)
     with clock.stage("embed") as counts:
-        embedded, spec = kept.embed(
-            embed_inputs, near.representatives, near.num_rows, frames, counts
-        )
+        embedded, spec = kept.embed(near.representatives, near.num_rows, frames, counts)
         frames.release(parsed, raw, unique.marked)
         dimension = len(embedded.select("embedding").first()[0])  # type: ignore[index]
     with clock.stage("cluster") as counts:

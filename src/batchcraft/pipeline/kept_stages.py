@@ -57,6 +57,7 @@ class KeptStages:
 
     spark: SparkSession
     config: CurateConfig
+    inputs: EmbedInputs
     store: Store | None
     embed_key: str
     reused: list[str]
@@ -65,11 +66,10 @@ class KeptStages:
     def of(cls, spark: SparkSession, config: CurateConfig, inputs: EmbedInputs) -> KeptStages:
         fingerprints = [predecessor.fingerprint for predecessor in inputs.predecessors]
         key = embed_key(config, inputs.files, inputs.model_path, fingerprints)
-        return cls(spark, config, stage_store(config), key, [])
+        return cls(spark, config, inputs, stage_store(config), key, [])
 
     def embed(
         self,
-        inputs: EmbedInputs,
         representatives: DataFrame,
         num_rows: int,
         frames: PersistedFrames,
@@ -77,7 +77,7 @@ class KeptStages:
     ) -> tuple[DataFrame, EncoderSpec | None]:
         """The embedded rows (read back when kept) and the encoder; embeddings the
         predecessors cannot be compared with are neither kept nor go on."""
-        store, key = self.store, self.embed_key
+        store, key, inputs = self.store, self.embed_key, self.inputs
         kept = store.load(self.spark, "embed", key) if store else None
         embedded, spec = embed_step(
             self.spark, self.config, representatives, num_rows, inputs.model_path, frames,

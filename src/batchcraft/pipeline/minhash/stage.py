@@ -263,7 +263,8 @@ def minhash_dedup_step(
     dataset's ``previous`` rows, see `find_minhash_duplicates`); the rest go on."""
     settings = MinhashSettings.from_config(config)
     texts = unique.representatives.select(*_text_columns(unique.representatives))
-    keys = frames.keep(band_rows(texts, settings), small=True)
+    # on disk: 18 band rows per row (about 20 M rows at 1 M documents) wait until the write
+    keys = frames.keep(band_rows(texts, settings))
     cached: list[DataFrame] = []
     found = find_minhash_duplicates(
         unique.representatives,
